@@ -1,0 +1,164 @@
+#!/usr/bin/env node
+import { resolve } from 'node:path';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import type { ArrConfig } from '../config.js';
+import { startArr } from '../server.js';
+import { createLogger, LOG_LEVELS } from '../util/log.js';
+import { DEFAULT_CERT, DEFAULT_KEY } from '../util/paths.js';
+import { importApps, reportImport } from './import.js';
+import {
+  checkAddress,
+  checkPort,
+  checkPositive,
+  defaultAdvertise,
+  parseRange,
+  readPem,
+  UsageError,
+} from './options.js';
+
+const DEFAULT_IMPORT_MONGO = 'mongodb://127.0.0.1:27017/arr';
+
+function fail(message: string): never {
+  process.stderr.write(`arr: ${message}\n`);
+  process.exit(2);
+}
+
+async function main(): Promise<void> {
+  const cli = yargs(hideBin(process.argv))
+    .scriptName('arr')
+    .env('ARR')
+    .strict()
+    .usage(
+      '$0 [options]\n\nRoutes HTTP, HTTPS, WS and WSS requests by Host to applications it starts on demand.',
+    )
+    .option('mongo', {
+      alias: 'm',
+      type: 'string',
+      describe: 'MongoDB connection string (the farm); without it the file registry is used',
+    })
+    .option('apps', {
+      alias: 'a',
+      type: 'string',
+      default: 'apps.json',
+      describe: 'the file registry (ignored with --mongo)',
+    })
+    .option('range', {
+      alias: 'r',
+      type: 'string',
+      default: '8000-9000',
+      describe: 'TCP ports arr may give to application instances, A-B',
+    })
+    .option('port', { alias: 'p', type: 'number', default: 31415, describe: 'plain HTTP/WS listen port' })
+    .option('sslport', {
+      alias: 's',
+      type: 'number',
+      default: 31416,
+      describe: 'HTTPS/WSS listen port (must differ from --port)',
+    })
+    .option('cert', {
+      alias: 'c',
+      type: 'string',
+      default: DEFAULT_CERT,
+      defaultDescription: 'the sample wildcard certificate',
+      describe: 'default (non-SNI) certificate, PEM',
+    })
+    .option('key', {
+      alias: 'k',
+      type: 'string',
+      default: DEFAULT_KEY,
+      defaultDescription: 'its key',
+      describe: 'private key of --cert, PEM',
+    })
+    .option('advertise', {
+      type: 'string',
+      defaultDescription: 'first non-internal IPv4',
+      describe: 'address other arr nodes use to reach instances started here',
+    })
+    .option('bind', {
+      type: 'string',
+      defaultDescription: 'all interfaces',
+      describe: 'listen address for --port and --sslport',
+    })
+    .option('start-timeout', {
+      type: 'number',
+      default: 15,
+      describe: 'seconds an instance has to accept connections after it is started',
+    })
+    .option('log-level', {
+      type: 'string',
+      choices: LOG_LEVELS,
+      default: 'info',
+      describe: 'least severe log level written',
+    })
+    .command(
+      'import <file>',
+      'load an apps.json into the MongoDB "apps" collection (upsert by _id, machines reset)',
+      (y) =>
+        y.positional('file', {
+          type: 'string',
+          demandOption: true,
+          describe: 'apps.json: extended JSON, one document per line, or an array',
+        }),
+    )
+    .example('$0', 'serve the apps in ./apps.json on ports 31415 and 31416')
+    .example('$0 -m mongodb://db.internal/arr --advertise 10.0.0.5', 'join a farm')
+    .example('$0 import apps.json -m mongodb://127.0.0.1/arr', 'load apps into MongoDB')
+    .epilogue('Every option can also be given as an ARR_ environment variable: ARR_PORT=8080, ARR_MONGO=...')
+    .help()
+    .alias('help', 'h')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns || 100));
+
+  const argv = await cli.parseAsync();
+
+  if (argv._[0] === 'import') {
+    const file = String(argv.file);
+    const url = argv.mongo ?? DEFAULT_IMPORT_MONGO;
+    const result = await importApps(file, url).catch((err: Error) => {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR')
+        fail(`import: cannot read "${file}" (${code})`);
+      fail(`import: ${err.message}`);
+    });
+    reportImport(result, (l) => process.stdout.write(`${l}\n`));
+    process.exit(result.rejected.length > 0 ? 1 : 0);
+  }
+  if (argv._.length > 0) fail(`unknown command "${String(argv._[0])}" (see arr --help)`);
+
+  let config: ArrConfig;
+  try {
+    const port = checkPort(argv.port, '--port');
+    const sslport = checkPort(argv.sslport, '--sslport');
+    if (port === sslport && port !== 0)
+      throw new UsageError(`--sslport must differ from --port (both are ${port})`);
+    config = {
+      mongo: argv.mongo,
+      apps: resolve(argv.apps),
+      range: parseRange(argv.range),
+      port,
+      sslport,
+      cert: readPem(argv.cert, '--cert'),
+      key: readPem(argv.key, '--key'),
+      advertise: checkAddress(argv.advertise ?? defaultAdvertise(), '--advertise'),
+      bind: argv.bind === undefined ? undefined : checkAddress(argv.bind, '--bind'),
+      startTimeoutMs: checkPositive(argv['start-timeout'], '--start-timeout') * 1000,
+    };
+  } catch (err) {
+    if (err instanceof UsageError) fail(err.message);
+    throw err;
+  }
+
+  const log = createLogger('arr', argv['log-level'] as (typeof LOG_LEVELS)[number]);
+  try {
+    await startArr(config, log);
+  } catch (err) {
+    log.fatal({ err }, 'arr could not start');
+    process.exit(1);
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`arr: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,77 @@
+import { readAppsFile } from './apps-file.js';
+import { buildRouteTable } from './load.js';
+import { type ClaimResult, type LoadReport, type Registry, UnknownAppError } from './registry.js';
+import { RouteTable } from './route-table.js';
+import { type App, type Machine, type Route, sameMachine } from './types.js';
+
+/**
+ * The embedded registry for one machine: apps come from an apps.json file, and `machines` live
+ * in this process's memory only (instances do not outlive the arr that started them).
+ */
+export class FileRegistry implements Registry {
+  readonly kind = 'file';
+  private table = new RouteTable([]);
+  private readonly running = new Map<string, Machine[]>();
+
+  constructor(readonly path: string) {}
+
+  async load(): Promise<LoadReport> {
+    const parsed = await readAppsFile(this.path);
+    const { table, problems } = buildRouteTable(parsed.docs);
+    this.table = table;
+    return { apps: table.apps.size, problems: [...parsed.problems, ...problems] };
+  }
+
+  route(host: string): Route | undefined {
+    return this.table.route(host);
+  }
+
+  app(id: string): App | undefined {
+    return this.table.apps.get(id);
+  }
+
+  apps(): Iterable<App> {
+    return this.table.apps.values();
+  }
+
+  tlsRoutes(): Iterable<Route> {
+    return this.table.tlsRoutes();
+  }
+
+  async machines(appId: string): Promise<Machine[]> {
+    return [...(this.running.get(appId) ?? [])];
+  }
+
+  async claim(appId: string, machine: Machine): Promise<ClaimResult> {
+    const app = this.table.apps.get(appId);
+    if (!app) throw new UnknownAppError(appId);
+    const list = this.running.get(appId) ?? [];
+    const granted = list.length < app.instances;
+    if (granted) {
+      list.push(machine);
+      this.running.set(appId, list);
+    }
+    return { granted, machines: [...list] };
+  }
+
+  async release(appId: string, machine: Machine): Promise<void> {
+    const list = this.running.get(appId);
+    if (!list) return;
+    const left = list.filter((m) => !sameMachine(m, machine));
+    if (left.length > 0) this.running.set(appId, left);
+    else this.running.delete(appId);
+  }
+
+  async releaseMachine(host: string): Promise<number> {
+    let removed = 0;
+    for (const [id, list] of this.running) {
+      const left = list.filter((m) => m.host !== host);
+      removed += list.length - left.length;
+      if (left.length > 0) this.running.set(id, left);
+      else this.running.delete(id);
+    }
+    return removed;
+  }
+
+  async close(): Promise<void> {}
+}

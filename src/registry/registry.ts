@@ -1,0 +1,48 @@
+import type { App, Machine, Problem, Route } from './types.js';
+
+export interface LoadReport {
+  /** How many apps are served after the load. */
+  apps: number;
+  /** Documents or lines that were skipped, and host names that were not given. */
+  problems: Problem[];
+}
+
+export interface ClaimResult {
+  granted: boolean;
+  /** The app's instances as the registry knows them after the attempt. */
+  machines: Machine[];
+}
+
+/**
+ * Where the router learns which app owns a host name and records where instances run.
+ * Lookups (`route`, `app`) are answered from memory; the asynchronous operations touch the
+ * backing store and are used on the activation path only.
+ */
+export interface Registry {
+  readonly kind: 'file' | 'mongo';
+  /** Reads every app from the store and replaces the in-memory index. */
+  load(): Promise<LoadReport>;
+  route(host: string): Route | undefined;
+  app(id: string): App | undefined;
+  apps(): Iterable<App>;
+  /** Every host that has its own certificate. */
+  tlsRoutes(): Iterable<Route>;
+  /** The app's instances as the store has them now. */
+  machines(appId: string): Promise<Machine[]>;
+  /**
+   * Records a new instance if, and only if, the app has fewer than `instances` of them; atomic
+   * against every other caller, in this process or another.
+   */
+  claim(appId: string, machine: Machine): Promise<ClaimResult>;
+  /** Removes one instance. */
+  release(appId: string, machine: Machine): Promise<void>;
+  /** Removes every instance recorded for one machine address; returns how many were removed. */
+  releaseMachine(host: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+export class UnknownAppError extends Error {
+  constructor(id: string) {
+    super(`no app with id ${id}`);
+  }
+}

@@ -1,0 +1,65 @@
+/** The security policy of one host name. The seed's spellings "allow"/"require" are normalised. */
+export type SslPolicy = 'allowed' | 'required' | 'none';
+
+export interface ProcessSpec {
+  executable: string;
+  args: string[];
+}
+
+/** One host name of an application, as the router sees it. */
+export interface HostRule {
+  host: string;
+  ssl: SslPolicy;
+  /** Certificate and key files, both or neither; served by SNI for this host. */
+  cert?: string;
+  key?: string;
+}
+
+/** One validated application document. */
+export interface App {
+  /** A printable, unique form of `_id` (the ObjectId's hex, or the string or number itself). */
+  id: string;
+  /** `_id` exactly as stored, for queries against MongoDB. */
+  rawId: unknown;
+  process: ProcessSpec;
+  hosts: HostRule[];
+  /** K: at most this many instances across the whole farm. */
+  instances: number;
+}
+
+/** Where one running instance can be reached; the elements of an app's `machines`. */
+export interface Machine {
+  host: string;
+  port: number;
+}
+
+/** What the router gets for a host name: the rule for that name and the app that owns it. */
+export interface Route {
+  rule: HostRule;
+  app: App;
+}
+
+/** A document, or a line of a file, that could not be used, and why. */
+export interface Problem {
+  /** The document's `_id`, when it has one. */
+  id?: string;
+  /** 1-based line in the apps file where the document starts, when it came from a file. */
+  line?: number;
+  /** The offending field, as a path: `hosts[1].ssl`. */
+  field?: string;
+  message: string;
+}
+
+export function formatProblem(p: Problem): string {
+  const where = [
+    p.line !== undefined ? `line ${p.line}` : undefined,
+    p.id !== undefined ? `app ${p.id}` : undefined,
+  ]
+    .filter(Boolean)
+    .join(', ');
+  return `${where || 'document'}: ${p.field ? `${p.field}: ` : ''}${p.message}`;
+}
+
+export function sameMachine(a: Machine, b: Machine): boolean {
+  return a.host === b.host && a.port === b.port;
+}

@@ -1,0 +1,166 @@
+import { ObjectId } from 'mongodb';
+import type { App, HostRule, Machine, Problem, SslPolicy } from './types.js';
+
+const SSL_SPELLINGS: Record<string, SslPolicy> = {
+  allowed: 'allowed',
+  allow: 'allowed',
+  required: 'required',
+  require: 'required',
+  none: 'none',
+};
+
+// A DNS name (labels of letters, digits, '-' and '_'), an IPv4 address, or a bracketed IPv6 one.
+const HOST_NAME =
+  /^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
+const IPV6_LITERAL = /^\[[0-9a-f:.]+\]$/;
+
+export type Validated = { ok: true; app: App } | { ok: false; problems: Problem[] };
+
+/** The printable id of a document's `_id`, or undefined when it has none usable. */
+export function idOf(raw: unknown): string | undefined {
+  if (raw instanceof ObjectId) return raw.toHexString();
+  if (typeof raw === 'string' && raw.length > 0) return raw;
+  if (typeof raw === 'number' && Number.isFinite(raw)) return String(raw);
+  return undefined;
+}
+
+/**
+ * Lower-cases a host name and strips a trailing dot, the way request Host headers are
+ * normalised, so that registry names and request names compare equal.
+ */
+export function normaliseHostName(name: string): string {
+  const lower = name.toLowerCase();
+  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
+}
+
+export function isValidHostName(name: string): boolean {
+  return name.length > 0 && name.length <= 253 && (HOST_NAME.test(name) || IPV6_LITERAL.test(name));
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Checks one application document against SPEC's rules. Every problem is reported with the
+ * field it concerns; a document with any problem is not used.
+ */
+export function validateApp(doc: unknown): Validated {
+  if (!isRecord(doc)) return { ok: false, problems: [{ message: 'not a document (an object is expected)' }] };
+  const id = idOf(doc._id);
+  const problems: Problem[] = [];
+  const fail = (field: string, message: string) => problems.push({ id, field, message });
+
+  if (id === undefined) fail('_id', 'missing or not an ObjectId, string or number');
+
+  const proc = doc.process;
+  let executable = '';
+  let args: string[] = [];
+  if (!isRecord(proc)) {
+    fail('process', 'missing or not an object with "executable" and "args"');
+  } else {
+    if (typeof proc.executable !== 'string' || proc.executable.trim() === '') {
+      fail('process.executable', 'missing or not a non-empty string');
+    } else {
+      executable = proc.executable;
+    }
+    if (proc.args === undefined) {
+      args = [];
+    } else if (!Array.isArray(proc.args) || !proc.args.every((a) => typeof a === 'string')) {
+      fail('process.args', 'must be an array of strings');
+    } else {
+      args = proc.args as string[];
+    }
+  }
+
+  const hosts: HostRule[] = [];
+  if (!Array.isArray(doc.hosts) || doc.hosts.length === 0) {
+    fail('hosts', 'missing or not a non-empty array');
+  } else {
+    doc.hosts.forEach((h: unknown, i: number) => {
+      const rule = validateHost(h, `hosts[${i}]`, fail);
+      if (rule) hosts.push(rule);
+    });
+    const seen = new Set<string>();
+    for (const h of hosts) {
+      if (seen.has(h.host)) fail('hosts', `host "${h.host}" is listed twice`);
+      seen.add(h.host);
+    }
+  }
+
+  let instances = 1;
+  if (doc.instances !== undefined) {
+    if (typeof doc.instances !== 'number' || !Number.isInteger(doc.instances) || doc.instances < 1) {
+      fail('instances', `must be a whole number of at least 1 (got ${JSON.stringify(doc.instances)})`);
+    } else {
+      instances = doc.instances;
+    }
+  }
+
+  if (doc.machines !== undefined && parseMachines(doc.machines) === undefined) {
+    fail('machines', 'must be an array of { host, port }');
+  }
+
+  if (problems.length > 0 || id === undefined) return { ok: false, problems };
+  return { ok: true, app: { id, rawId: doc._id, process: { executable, args }, hosts, instances } };
+}
+
+function validateHost(
+  h: unknown,
+  path: string,
+  fail: (field: string, message: string) => void,
+): HostRule | undefined {
+  if (!isRecord(h)) {
+    fail(path, 'not an object with "host" and "ssl"');
+    return undefined;
+  }
+  let ok = true;
+  let host = '';
+  if (typeof h.host !== 'string') {
+    fail(`${path}.host`, 'missing or not a string');
+    ok = false;
+  } else {
+    host = normaliseHostName(h.host.trim());
+    if (!isValidHostName(host)) {
+      fail(`${path}.host`, `"${h.host}" is not a valid host name`);
+      ok = false;
+    }
+  }
+  const ssl = typeof h.ssl === 'string' ? SSL_SPELLINGS[h.ssl.toLowerCase()] : undefined;
+  if (ssl === undefined) {
+    fail(`${path}.ssl`, `must be "allowed", "required" or "none" (got ${JSON.stringify(h.ssl)})`);
+    ok = false;
+  }
+  const hasCert = h.cert !== undefined && h.cert !== null && h.cert !== '';
+  const hasKey = h.key !== undefined && h.key !== null && h.key !== '';
+  if (hasCert && typeof h.cert !== 'string') {
+    fail(`${path}.cert`, 'must be a file path');
+    ok = false;
+  }
+  if (hasKey && typeof h.key !== 'string') {
+    fail(`${path}.key`, 'must be a file path');
+    ok = false;
+  }
+  if (hasCert !== hasKey) {
+    fail(hasCert ? `${path}.key` : `${path}.cert`, 'cert and key go together: give both or neither');
+    ok = false;
+  }
+  if (!ok || ssl === undefined) return undefined;
+  const rule: HostRule = { host, ssl };
+  if (hasCert && hasKey) {
+    rule.cert = h.cert as string;
+    rule.key = h.key as string;
+  }
+  return rule;
+}
+
+/** The `machines` array of a stored document, or undefined when it is malformed. */
+export function parseMachines(v: unknown): Machine[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const out: Machine[] = [];
+  for (const m of v) {
+    if (!isRecord(m) || typeof m.host !== 'string' || typeof m.port !== 'number') return undefined;
+    out.push({ host: m.host, port: m.port });
+  }
+  return out;
+}

@@ -1,0 +1,17 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The folder of arr's package.json: where the sample certificates and apps live. */
+export const packageRoot: string = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('arr: cannot find its package folder');
+    dir = up;
+  }
+  return dir;
+})();
+
+export const DEFAULT_CERT = join(packageRoot, 'certs', 'default-cert.pem');
+export const DEFAULT_KEY = join(packageRoot, 'certs', 'default-key.pem');
