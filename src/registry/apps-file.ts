@@ -41,7 +41,7 @@ function parseOne(text: string, line: number, out: ParsedAppsFile): void {
 function parseArray(body: string): ParsedAppsFile {
   const out: ParsedAppsFile = { docs: [], problems: [] };
   // Lines of the array's elements are kept so that a bad element can be reported by line.
-  for (const chunk of splitValues(body, 1)) parseOne(chunk.text, chunk.line, out);
+  parseValues(body, 1, out);
   return out;
 }
 
@@ -59,23 +59,76 @@ function parseConcatenated(body: string): ParsedAppsFile {
     });
     return out;
   }
-  for (const chunk of splitValues(body, 0)) parseOne(chunk.text, chunk.line, out);
+  parseValues(body, 0, out);
   return out;
+}
+
+/**
+ * Parses the values found at nesting depth `depth`. A value that does not parse is reported by
+ * the line it starts on; when it swallowed later lines (an unbalanced brace or quote), scanning
+ * starts again at the first of those lines that opens a document at the broken value's
+ * indentation or less, so that one broken document does not hide the ones after it.
+ */
+function parseValues(body: string, depth: number, out: ParsedAppsFile): void {
+  let from: Resume = { offset: 0, line: 1, level: 0 };
+  for (;;) {
+    let resume: Resume | undefined;
+    for (const chunk of splitValues(body, depth, from)) {
+      const before = out.problems.length;
+      parseOne(chunk.text, chunk.line, out);
+      if (out.problems.length === before) continue;
+      const last = out.problems[before - 1];
+      // Several bare words on one broken line: one report for the line is enough.
+      if (last?.line === chunk.line && last.id === undefined) out.problems.pop();
+      resume = resumePoint(body, chunk, depth);
+      if (resume) break;
+    }
+    if (!resume) return;
+    from = resume;
+  }
+}
+
+interface Resume {
+  offset: number;
+  line: number;
+  level: number;
+}
+
+interface Chunk {
+  text: string;
+  line: number;
+  start: number;
+  end: number;
+}
+
+function resumePoint(body: string, chunk: Chunk, depth: number): Resume | undefined {
+  const column = chunk.start - (body.lastIndexOf('\n', chunk.start - 1) + 1);
+  let line = chunk.line;
+  for (let nl = body.indexOf('\n', chunk.start); nl >= 0 && nl < chunk.end; nl = body.indexOf('\n', nl + 1)) {
+    line++;
+    const lineStart = nl + 1;
+    const indent = /^[ \t]*/.exec(body.slice(lineStart, lineStart + column + 1))?.[0].length ?? 0;
+    if (indent <= column && body[lineStart + indent] === '{' && lineStart + indent < chunk.end) {
+      return { offset: lineStart + indent, line, level: depth };
+    }
+  }
+  return undefined;
 }
 
 /**
  * Splits text into the JSON values found at nesting depth `depth` (0: top-level values one
  * after another; 1: the elements of a top-level array), tracking strings so that braces inside
- * them do not count. Text between values (commas, brackets, white space) is skipped.
+ * them do not count. Text between values (commas, brackets, white space) is skipped. Scanning
+ * starts at `from` (offset, its line number, and the nesting level there).
  */
-function* splitValues(text: string, depth: number): Generator<{ text: string; line: number }> {
-  let level = 0;
+function* splitValues(text: string, depth: number, from: Resume): Generator<Chunk> {
+  let level = from.level;
   let inString = false;
   let escaped = false;
   let start = -1;
-  let startLine = 1;
-  let line = 1;
-  for (let i = 0; i < text.length; i++) {
+  let startLine = from.line;
+  let line = from.line;
+  for (let i = from.offset; i < text.length; i++) {
     const c = text[i];
     if (c === '\n') line++;
     if (inString) {
@@ -99,7 +152,7 @@ function* splitValues(text: string, depth: number): Generator<{ text: string; li
     } else if (c === '}' || c === ']') {
       level--;
       if (level === depth && start >= 0) {
-        yield { text: text.slice(start, i + 1), line: startLine };
+        yield { text: text.slice(start, i + 1), line: startLine, start, end: i + 1 };
         start = -1;
       }
     } else if (level === depth && start < 0 && c !== undefined && !/[\s,]/.test(c)) {
@@ -107,9 +160,9 @@ function* splitValues(text: string, depth: number): Generator<{ text: string; li
       start = i;
       startLine = line;
     } else if (level === depth && start >= 0 && c !== undefined && /[\s,]/.test(c) && text[start] !== '{') {
-      yield { text: text.slice(start, i), line: startLine };
+      yield { text: text.slice(start, i), line: startLine, start, end: i };
       start = -1;
     }
   }
-  if (start >= 0) yield { text: text.slice(start), line: startLine };
+  if (start >= 0) yield { text: text.slice(start), line: startLine, start, end: text.length };
 }

@@ -85,7 +85,11 @@ export class MongoRegistry implements Registry {
       const machines = parseMachines(doc?.machines) ?? [];
       if (res.modifiedCount === 1) return { granted: true, machines };
       if (!doc) throw new UnknownAppError(appId);
-      const storedCap = typeof doc.instances === 'number' ? doc.instances : 1;
+      const storedCap = doc.instances === undefined ? 1 : doc.instances;
+      // A cap edited into something that is not a whole number >= 1 grants nothing (a filter on
+      // `machines.-1` or `machines.0.5` would match every document).
+      if (typeof storedCap !== 'number' || !Number.isInteger(storedCap) || storedCap < 1)
+        return { granted: false, machines };
       // Retry only when the update lost for a reason that may not hold any more.
       if (storedCap === cap && machines.length >= cap) return { granted: false, machines };
       cap = storedCap;

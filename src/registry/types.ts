@@ -21,6 +21,8 @@ export interface App {
   id: string;
   /** `_id` exactly as stored, for queries against MongoDB. */
   rawId: unknown;
+  /** What logs call the app: its optional `name` field, else its first host name. */
+  name: string;
   process: ProcessSpec;
   hosts: HostRule[];
   /** K: at most this many instances across the whole farm. */

@@ -102,7 +102,8 @@ export function validateApp(doc: unknown): Validated {
   }
 
   if (problems.length > 0 || id === undefined) return { ok: false, problems };
-  return { ok: true, app: { id, rawId: doc._id, process: { executable, args }, hosts, instances } };
+  const name = typeof doc.name === 'string' && doc.name.trim() !== '' ? doc.name.trim() : hosts[0]!.host;
+  return { ok: true, app: { id, rawId: doc._id, name, process: { executable, args }, hosts, instances } };
 }
 
 function validateHost(

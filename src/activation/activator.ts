@@ -1,0 +1,258 @@
+import type { Registry } from '../registry/registry.js';
+import type { App, Machine } from '../registry/types.js';
+import type { Logger } from '../util/log.js';
+import type { PortAllocator } from './port-allocator.js';
+import { waitForPort } from './readiness.js';
+import { type SpawnedProcess, signalGroup, spawnInstance } from './spawn.js';
+
+/** Where a request for an app goes: the instance's registry entry and the address to dial. */
+export interface Target {
+  appId: string;
+  /** The entry in the app's `machines`. */
+  machine: Machine;
+  /** Where to connect: loopback for instances of this node, the entry itself for others. */
+  host: string;
+  port: number;
+  local: boolean;
+}
+
+export type Activation = { kind: 'local'; target: Target } | { kind: 'remote'; machines: Machine[] };
+
+/** A start that did not give an instance. `status` and `message` are safe to show a client. */
+export class ActivationError extends Error {
+  constructor(
+    readonly status: number,
+    readonly publicMessage: string,
+    detail: string,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(detail);
+  }
+}
+
+interface LocalInstance {
+  app: App;
+  proc: SpawnedProcess;
+  target: Target;
+  readyAt: number;
+}
+
+interface FailureRecord {
+  count: number;
+  notBefore: number;
+}
+
+export interface ActivatorOptions {
+  advertise: string;
+  startTimeoutMs: number;
+  /** A run shorter than this counts as a crash for the restart back-off. */
+  stableAfterMs?: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  /** How long a stopped instance has between SIGTERM and SIGKILL. */
+  stopGraceMs?: number;
+}
+
+const LOOPBACK = '127.0.0.1';
+
+/**
+ * Starts, tracks and stops the instances that run on this node: at most one per app. Any
+ * number of concurrent activations of one app share a single start. A program that keeps
+ * failing is started again only after a delay that doubles with each failure.
+ */
+export class Activator {
+  private readonly running = new Map<string, LocalInstance>();
+  private readonly starting = new Map<string, Promise<Activation>>();
+  private readonly failures = new Map<string, FailureRecord>();
+  private readonly processes = new Set<SpawnedProcess>();
+  private stopping = false;
+  private readonly stableAfterMs: number;
+  private readonly backoffBaseMs: number;
+  private readonly backoffMaxMs: number;
+  private readonly stopGraceMs: number;
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly ports: PortAllocator,
+    private readonly log: Logger,
+    private readonly options: ActivatorOptions,
+  ) {
+    this.stableAfterMs = options.stableAfterMs ?? 10_000;
+    this.backoffBaseMs = options.backoffBaseMs ?? 500;
+    this.backoffMaxMs = options.backoffMaxMs ?? 30_000;
+    this.stopGraceMs = options.stopGraceMs ?? 5_000;
+  }
+
+  /** The running instance of this app on this node, if any: the hot path, no I/O. */
+  localTarget(appId: string): Target | undefined {
+    return this.running.get(appId)?.target;
+  }
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  /** Finds or starts an instance for the app; concurrent callers share one attempt. */
+  activate(app: App): Promise<Activation> {
+    const instance = this.running.get(app.id);
+    if (instance) return Promise.resolve({ kind: 'local', target: instance.target });
+    let pending = this.starting.get(app.id);
+    if (!pending) {
+      pending = this.start(app).finally(() => this.starting.delete(app.id));
+      this.starting.set(app.id, pending);
+    }
+    return pending;
+  }
+
+  /** Stops this node's instance of an app (it refused a connection, or the app was removed). */
+  evict(appId: string, why: string): void {
+    const instance = this.running.get(appId);
+    if (!instance) return;
+    this.log.warn({ app: appId, pid: instance.proc.pid }, `stopping instance of ${appId}: ${why}`);
+    this.running.delete(appId);
+    void this.stopProcess(instance.proc);
+  }
+
+  /** Stops every instance this node started and waits until they are gone. */
+  async stopAll(): Promise<void> {
+    this.stopping = true;
+    this.running.clear();
+    await Promise.all([...this.processes].map((p) => this.stopProcess(p)));
+  }
+
+  private async start(app: App): Promise<Activation> {
+    if (this.stopping) throw new ActivationError(503, 'the server is shutting down', 'stopping');
+    const elsewhere = await this.instancesElsewhere(app);
+    if (elsewhere.length >= app.instances) return { kind: 'remote', machines: elsewhere };
+
+    const failure = this.failures.get(app.id);
+    const wait = failure ? failure.notBefore - Date.now() : 0;
+    if (wait > 0) {
+      throw new ActivationError(
+        503,
+        'the application is failing to start; try again shortly',
+        `${app.name} is in restart back-off for ${wait} ms after ${failure?.count} failures`,
+        Math.ceil(wait / 1000),
+      );
+    }
+
+    const port = await this.ports.acquire();
+    if (port === undefined) {
+      throw new ActivationError(503, 'no capacity to start the application', 'every port of the range is taken');
+    }
+    const startedAt = Date.now();
+    const proc = spawnInstance(app, port, this.log);
+    this.processes.add(proc);
+    const exitedEarly = new AbortController();
+    void proc.exited.then((exit) => {
+      exitedEarly.abort();
+      this.processes.delete(proc);
+      this.ports.release(port);
+      this.onExit(app, proc, startedAt, exit);
+    });
+    this.log.info({ app: app.name, id: app.id, pid: proc.pid, port }, `starting ${app.name} on port ${port}`);
+
+    const ready = await waitForPort(LOOPBACK, port, {
+      timeoutMs: this.options.startTimeoutMs,
+      signal: exitedEarly.signal,
+    });
+    if (ready !== 'ready') {
+      void this.stopProcess(proc);
+      const exit = await proc.exited;
+      this.recordFailure(app.id);
+      if (exit.error) {
+        throw new ActivationError(502, 'the application could not be started', `${app.name}: ${exit.error.message}`);
+      }
+      if (ready === 'timeout') {
+        throw new ActivationError(
+          504,
+          'the application did not start in time',
+          `${app.name} did not accept connections on port ${port} within ${this.options.startTimeoutMs} ms`,
+        );
+      }
+      throw new ActivationError(
+        502,
+        'the application exited while starting',
+        `${app.name} exited (${exit.signal ?? `code ${exit.code}`}) before accepting connections`,
+      );
+    }
+
+    const machine: Machine = { host: this.options.advertise, port };
+    let claim: Awaited<ReturnType<Registry['claim']>>;
+    try {
+      claim = await this.registry.claim(app.id, machine);
+    } catch (err) {
+      void this.stopProcess(proc);
+      throw new ActivationError(503, 'the registry is unavailable', `claim for ${app.name} failed: ${String(err)}`);
+    }
+    if (!claim.granted) {
+      // The farm reached the cap while this instance was starting: use theirs.
+      void this.stopProcess(proc);
+      this.log.info({ app: app.name, id: app.id }, `${app.name} reached its cap elsewhere; using an existing instance`);
+      const others = claim.machines.filter((m) => m.host !== this.options.advertise);
+      if (others.length > 0) return { kind: 'remote', machines: others };
+      throw new ActivationError(503, 'no instance is available', `${app.name}: claim refused and no instance listed`);
+    }
+    if (exitedEarly.signal.aborted || this.stopping) {
+      await this.registry.release(app.id, machine).catch(() => {});
+      void this.stopProcess(proc);
+      throw new ActivationError(502, 'the application exited while starting', `${app.name} exited right after start`);
+    }
+    const target: Target = { appId: app.id, machine, host: LOOPBACK, port, local: true };
+    this.running.set(app.id, { app, proc, target, readyAt: Date.now() });
+    this.log.info(
+      { app: app.name, id: app.id, pid: proc.pid, port, ms: Date.now() - startedAt },
+      `${app.name} is ready on port ${port} (${Date.now() - startedAt} ms)`,
+    );
+    return { kind: 'local', target };
+  }
+
+  /** The app's instances on other nodes, as the registry has them now. */
+  private async instancesElsewhere(app: App): Promise<Machine[]> {
+    try {
+      return (await this.registry.machines(app.id)).filter((m) => m.host !== this.options.advertise);
+    } catch (err) {
+      throw new ActivationError(503, 'the registry is unavailable', `reading ${app.name}'s instances: ${String(err)}`);
+    }
+  }
+
+  private onExit(
+    app: App,
+    proc: SpawnedProcess,
+    startedAt: number,
+    exit: { code: number | null; signal: NodeJS.Signals | null; error?: Error },
+  ): void {
+    const instance = this.running.get(app.id);
+    const wasRunning = instance?.proc === proc;
+    if (wasRunning) this.running.delete(app.id);
+    if (exit.error && proc.pid < 0) {
+      this.log.error({ app: app.name, id: app.id }, `could not start ${app.name}: ${exit.error.message}`);
+      return;
+    }
+    const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+    this.log.info({ app: app.name, id: app.id, pid: proc.pid }, `${app.name}[${proc.pid}] exited with ${how}`);
+    if (!wasRunning || !instance) return;
+    void this.registry.release(app.id, instance.target.machine).catch((err: unknown) => {
+      this.log.error({ app: app.name, id: app.id, err: String(err) }, `could not remove ${app.name}'s instance from the registry`);
+    });
+    if (this.stopping) return;
+    if (Date.now() - startedAt < this.stableAfterMs) this.recordFailure(app.id);
+    else this.failures.delete(app.id);
+  }
+
+  private recordFailure(appId: string): void {
+    const count = (this.failures.get(appId)?.count ?? 0) + 1;
+    const delay = Math.min(this.backoffBaseMs * 2 ** (count - 1), this.backoffMaxMs);
+    this.failures.set(appId, { count, notBefore: Date.now() + delay });
+  }
+
+  /** SIGTERM to the instance's process group, SIGKILL after the grace period. */
+  private async stopProcess(proc: SpawnedProcess): Promise<void> {
+    signalGroup(proc.pid, 'SIGTERM');
+    const timer = setTimeout(() => signalGroup(proc.pid, 'SIGKILL'), this.stopGraceMs);
+    await proc.exited;
+    clearTimeout(timer);
+    // Whatever the instance started in its group goes with it.
+    signalGroup(proc.pid, 'SIGKILL');
+  }
+}

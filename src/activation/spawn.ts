@@ -1,0 +1,66 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { App } from '../registry/types.js';
+import type { Logger } from '../util/log.js';
+
+/**
+ * The environment an instance gets: arr's own, less everything that configures arr (ARR_*,
+ * which can carry a MongoDB URL with credentials), plus PORT.
+ */
+export function instanceEnv(port: number, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(base)) if (!k.startsWith('ARR_')) env[k] = v;
+  env.PORT = String(port);
+  return env;
+}
+
+export interface SpawnedProcess {
+  child: ChildProcess;
+  pid: number;
+  /** Resolves when the process has exited (or could not be started at all). */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>;
+}
+
+/**
+ * Starts one instance of an app in its own process group (so that stopping it also stops
+ * whatever it started), with its output logged line by line under the app's id and pid.
+ */
+export function spawnInstance(app: App, port: number, log: Logger): SpawnedProcess {
+  const child = spawn(app.process.executable, app.process.args, {
+    env: instanceEnv(port),
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
+    let error: Error | undefined;
+    child.once('error', (err) => {
+      error = err;
+      // A process that never started emits 'error' and no 'exit'.
+      if (child.pid === undefined) resolve({ code: null, signal: null, error });
+    });
+    child.once('exit', (code, signal) => resolve({ code, signal, error }));
+  });
+  const pid = child.pid ?? -1;
+  const out = log.child({ app: app.name, id: app.id, pid });
+  for (const [stream, level] of [
+    [child.stdout, 'info'],
+    [child.stderr, 'warn'],
+  ] as const) {
+    if (!stream) continue;
+    const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
+    lines.on('line', (line) => out[level](`${app.name}[${pid}]: ${line}`));
+    stream.on('error', () => {});
+  }
+  return { child, pid, exited };
+}
+
+/** Sends a signal to an instance's whole process group; quiet when it is already gone. */
+export function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  if (pid <= 0) return;
+  try {
+    // The negative pid names the group: the instance is its leader (spawned detached).
+    process.kill(-pid, signal);
+  } catch {
+    // Already gone. Never fall back to the bare pid: it may belong to another process by now.
+  }
+}

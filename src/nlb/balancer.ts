@@ -1,0 +1,356 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from '../util/log.js';
+import { Backend, type HealthOptions } from './backend-health.js';
+import type { RouteConfig } from './config.js';
+import { proxyHeaderFor } from './proxy-protocol.js';
+
+export interface BalancerOptions extends HealthOptions {
+  /** Listen address of routes that have no "host"; undefined: all interfaces. */
+  bind?: string;
+  /** Close a connection after this long without a byte in either direction; 0: never. */
+  idleTimeoutMs: number;
+}
+
+/** A route that could not listen; the message names the route, the address and why. */
+export class ListenError extends Error {}
+
+const LISTEN_ERRORS: Record<string, string> = {
+  EADDRINUSE: 'the port is already in use',
+  EACCES: 'permission denied (ports below 1024 need privileges)',
+  EADDRNOTAVAIL: 'the address is not one of this machine',
+  ENOTFOUND: 'the host name does not resolve',
+};
+
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+class Route {
+  readonly backends: Backend[];
+  /** Index of the backend the next connection goes to (round robin). */
+  cursor = 0;
+  server: Server | undefined;
+  readonly where: string;
+
+  constructor(
+    readonly config: RouteConfig,
+    readonly index: number,
+    readonly host: string | undefined,
+    health: HealthOptions,
+    log: Logger,
+  ) {
+    this.backends = config.backends.map((b) => Backend.from(b, health, log, index));
+    this.where = `route ${index} (port ${config.port})`;
+  }
+
+  /**
+   * The first backend for a new connection: the next one that is up, in turn. When every
+   * backend is down, the next one anyway (a client is not refused while there is a chance).
+   */
+  first(): number {
+    const { backends } = this;
+    const n = backends.length;
+    const start = this.cursor;
+    for (let k = 0; k < n; k++) {
+      let i = start + k;
+      if (i >= n) i -= n;
+      if (!backends[i]!.down) {
+        this.cursor = i + 1 === n ? 0 : i + 1;
+        return i;
+      }
+    }
+    this.cursor = start + 1 === n ? 0 : start + 1;
+    return start;
+  }
+
+  /**
+   * The backend to try after a failed connect: the next untried one that is up, else the
+   * next untried one that is down; -1 when each was tried once.
+   */
+  next(from: number, tried: Uint8Array): number {
+    const { backends } = this;
+    const n = backends.length;
+    let fallback = -1;
+    for (let k = 1; k < n; k++) {
+      let i = from + k;
+      if (i >= n) i -= n;
+      if (tried[i]) continue;
+      if (!backends[i]!.down) return i;
+      if (fallback < 0) fallback = i;
+    }
+    return fallback;
+  }
+}
+
+/**
+ * One client connection and its backend connection. Bytes are piped both ways (with
+ * backpressure); each direction is ended when its source ends (half-close); an error on either
+ * socket destroys both.
+ */
+class Relay {
+  backend: Socket | undefined;
+  private target = -1;
+  private tried: Uint8Array | undefined;
+  private connected = false;
+  private clientClosed = false;
+  private backendClosed = false;
+  private readonly startedAt: number;
+
+  constructor(
+    readonly route: Route,
+    readonly client: Socket,
+    private readonly balancer: Balancer,
+  ) {
+    this.startedAt = balancer.verbose ? Date.now() : 0;
+    client.on('error', this.onClientError);
+    client.on('close', this.onClientClose);
+    this.attempt(route.first());
+  }
+
+  private readonly onClientError = (): void => this.destroy();
+
+  private readonly onClientClose = (hadError: boolean): void => {
+    this.clientClosed = true;
+    // Gone before its backend answered, or torn down: nothing more to relay. A client that
+    // closed cleanly leaves its backend to flush what it still has to send, then close.
+    if (hadError || !this.connected) this.backend?.destroy();
+    this.settle();
+  };
+
+  private readonly onTimeout = (): void => this.destroy();
+
+  /** Destroys both sockets. */
+  destroy(): void {
+    this.client.destroy();
+    this.backend?.destroy();
+  }
+
+  private attempt(i: number): void {
+    this.target = i;
+    const b = this.route.backends[i]!;
+    const { balancer } = this;
+    const socket = connect({ host: b.host, port: b.port, allowHalfOpen: true, noDelay: true });
+    this.backend = socket;
+    socket.setTimeout(balancer.options.connectTimeoutMs);
+    let failed = false;
+    const fail = (reason: string): void => {
+      if (failed || this.connected) return;
+      failed = true;
+      socket.destroy();
+      if (this.backend === socket) this.backend = undefined;
+      // A client that left while we were connecting says nothing about the backend.
+      if (this.client.destroyed) {
+        this.settle();
+        return;
+      }
+      b.failed(reason);
+      this.retry(reason);
+    };
+    socket.on('connect', () => {
+      if (failed) return;
+      this.connected = true;
+      socket.setTimeout(balancer.options.idleTimeoutMs);
+      b.succeeded();
+      if (this.client.destroyed) socket.destroy();
+      else this.relay(socket);
+    });
+    socket.on('timeout', () => {
+      if (failed) return;
+      if (this.connected) this.destroy();
+      else fail(`no connection within ${balancer.options.connectTimeoutMs} ms`);
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (failed) return;
+      if (this.connected) this.destroy();
+      else fail(err.code ?? err.message);
+    });
+    socket.on('close', (hadError: boolean) => {
+      if (failed) return;
+      if (!this.connected) {
+        fail('closed while connecting');
+        return;
+      }
+      this.backendClosed = true;
+      if (hadError) this.client.destroy();
+      this.settle();
+    });
+  }
+
+  private retry(reason: string): void {
+    const n = this.route.backends.length;
+    if (!this.tried) this.tried = new Uint8Array(n);
+    this.tried[this.target] = 1;
+    const i = n === 1 ? -1 : this.route.next(this.target, this.tried);
+    if (i >= 0) {
+      this.attempt(i);
+      return;
+    }
+    if (this.balancer.verbose)
+      this.balancer.log.debug(
+        { route: this.route.index, client: this.clientLabel(), reason },
+        'no backend accepted the connection; closing it',
+      );
+    this.client.destroy();
+  }
+
+  private relay(socket: Socket): void {
+    const { client, route, balancer } = this;
+    if (route.config.proxyProtocol) socket.write(proxyHeaderFor(client));
+    if (balancer.options.idleTimeoutMs > 0) {
+      client.setTimeout(balancer.options.idleTimeoutMs);
+      client.on('timeout', this.onTimeout);
+    }
+    client.pipe(socket);
+    socket.pipe(client);
+  }
+
+  private clientLabel(): string {
+    const { remoteAddress, remotePort } = this.client;
+    return remoteAddress ? hostPort(remoteAddress, remotePort ?? 0) : 'unknown';
+  }
+
+  /** Called on each close: the relay is over when the client and its backend are closed. */
+  private settle(): void {
+    if (!this.clientClosed || (this.backend && !this.backendClosed)) return;
+    if (!this.balancer.forget(this)) return;
+    if (this.balancer.verbose && this.connected)
+      this.balancer.log.debug(
+        {
+          route: this.route.index,
+          client: this.clientLabel(),
+          backend: this.route.backends[this.target]!.label,
+          sent: this.client.bytesRead,
+          received: this.client.bytesWritten,
+          ms: Date.now() - this.startedAt,
+        },
+        'connection closed',
+      );
+  }
+}
+
+/**
+ * The balancer: one listening server per route, each handing its connections to the route's
+ * backends in turn, skipping backends that are down.
+ */
+export class Balancer {
+  readonly routes: Route[];
+  readonly verbose: boolean;
+  private readonly relays = new Set<Relay>();
+  private onDrained: (() => void) | undefined;
+  private stopping = false;
+
+  constructor(
+    routes: RouteConfig[],
+    readonly options: BalancerOptions,
+    readonly log: Logger,
+  ) {
+    this.verbose = log.isLevelEnabled('debug');
+    this.routes = routes.map((r, i) => new Route(r, i + 1, r.host ?? options.bind, options, log));
+  }
+
+  /** Connections being relayed (or connecting) now. */
+  get connections(): number {
+    return this.relays.size;
+  }
+
+  /** Listens on every route's port; on any failure closes those already open and throws. */
+  async listen(): Promise<void> {
+    try {
+      await Promise.all(this.routes.map((r) => this.listenRoute(r)));
+    } catch (err) {
+      await Promise.all(this.routes.map((r) => closeServer(r.server)));
+      throw err;
+    }
+    for (const r of this.routes) {
+      const addr = r.server?.address();
+      const on = addr && typeof addr === 'object' ? hostPort(addr.address, addr.port) : String(r.config.port);
+      const to = r.backends.map((b) => b.label);
+      this.log.info(
+        { route: r.index, listen: on, backends: to, proxyProtocol: r.config.proxyProtocol },
+        `listening on ${on} (route ${r.index}) -> ${to.join(', ')}${r.config.proxyProtocol ? ' with PROXY protocol' : ''}`,
+      );
+    }
+  }
+
+  private listenRoute(route: Route): Promise<void> {
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (client) =>
+      this.accept(route, client),
+    );
+    route.server = server;
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        const code = err.code ?? 'error';
+        const why = LISTEN_ERRORS[code] ?? err.message;
+        const on = route.host ? hostPort(route.host, route.config.port) : `port ${route.config.port}`;
+        reject(new ListenError(`${route.where}: cannot listen on ${on}: ${why} (${code})`));
+      };
+      server.once('error', onError);
+      server.listen({ port: route.config.port, host: route.host }, () => {
+        server.off('error', onError);
+        // Accept errors (EMFILE...) are reported and survived.
+        server.on('error', (err) =>
+          this.log.error({ err, route: route.index }, `${route.where}: ${err.message}`),
+        );
+        resolve();
+      });
+    });
+  }
+
+  private accept(route: Route, client: Socket): void {
+    if (this.stopping) {
+      client.destroy();
+      return;
+    }
+    this.relays.add(new Relay(route, client, this));
+  }
+
+  /** Removes a finished relay; false if it was already removed. */
+  forget(relay: Relay): boolean {
+    if (!this.relays.delete(relay)) return false;
+    if (this.relays.size === 0) this.onDrained?.();
+    return true;
+  }
+
+  /**
+   * Stops listening and probing, waits up to `graceMs` for open connections to finish, then
+   * destroys what is left. Resolves with the number of connections it had to destroy.
+   */
+  async shutdown(graceMs: number): Promise<number> {
+    this.stopping = true;
+    for (const r of this.routes) {
+      r.server?.close();
+      for (const b of r.backends) b.stop();
+    }
+    if (this.relays.size > 0) {
+      this.log.info(
+        { connections: this.relays.size, graceMs },
+        `stopped listening; waiting up to ${graceMs / 1000} s for ${this.relays.size} open connection(s)`,
+      );
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        this.onDrained = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    const left = this.relays.size;
+    if (left > 0) {
+      this.log.warn({ connections: left }, `grace period over: closing ${left} connection(s)`);
+      for (const relay of this.relays) relay.destroy();
+    }
+    return left;
+  }
+
+  /** Ends the grace period now (a second signal). */
+  hurry(): void {
+    this.onDrained?.();
+  }
+}
+
+function closeServer(server: Server | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server?.listening) resolve();
+    else server.close(() => resolve());
+  });
+}

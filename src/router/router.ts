@@ -1,0 +1,124 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { ActivationError, type Target } from '../activation/activator.js';
+import type { Registry } from '../registry/registry.js';
+import type { App, Route } from '../registry/types.js';
+import type { Logger } from '../util/log.js';
+import type { Dispatcher } from './dispatcher.js';
+import { setForwardedHeaders } from './forwarded.js';
+import { hostName } from './host.js';
+import { isUnreachable, ProxyEngine } from './proxy.js';
+import { rejectUpgrade, sendError } from './respond.js';
+
+/** Why a request is refused before it reaches an application. */
+interface Refusal {
+  status: number;
+  message: string;
+  headers?: Record<string, string>;
+}
+
+/**
+ * Turns each request and WebSocket upgrade into a proxied exchange with the right instance:
+ * host resolution, the host's security policy, the choice of instance, then the proxy.
+ */
+export class Router {
+  private readonly proxy: ProxyEngine;
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly dispatcher: Dispatcher,
+    private readonly log: Logger,
+    /** The TLS port as clients see it, for redirects to https. */
+    private readonly sslPort: () => number,
+  ) {
+    this.proxy = new ProxyEngine((target, err) => this.onTargetError(target, err));
+  }
+
+  handleRequest(req: IncomingMessage, res: ServerResponse, secure: boolean): void {
+    const route = this.admit(req, secure, true);
+    if ('status' in route) {
+      sendError(res, route.status, route.message, route.headers);
+      return;
+    }
+    setForwardedHeaders(req, secure);
+    const target = this.dispatcher.pick(route.app);
+    if (target) this.proxy.web(req, res, target);
+    else
+      this.withActivation(route.app, (t) => this.proxy.web(req, res, t), (status, message, headers) =>
+        sendError(res, status, message, headers),
+      );
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, secure: boolean): void {
+    // A client that resets the connection must not take arr down with an unhandled 'error'.
+    socket.on('error', () => socket.destroy());
+    const route = this.admit(req, secure, false);
+    if ('status' in route) {
+      rejectUpgrade(socket, route.status, route.message, route.headers);
+      return;
+    }
+    setForwardedHeaders(req, secure);
+    const target = this.dispatcher.pick(route.app);
+    if (target) this.proxy.ws(req, socket, head, target);
+    else
+      this.withActivation(route.app, (t) => this.proxy.ws(req, socket, head, t), (status, message, headers) =>
+        rejectUpgrade(socket, status, message, headers),
+      );
+  }
+
+  close(): void {
+    this.proxy.close();
+  }
+
+  /** The route of an acceptable request, or why it is refused. */
+  private admit(req: IncomingMessage, secure: boolean, redirectable: boolean): Route | Refusal {
+    const host = hostName(req.headers.host);
+    if (!host) return { status: 400, message: 'a valid Host header is required' };
+    const route = this.registry.route(host);
+    if (!route) return { status: 404, message: `no application serves ${host}` };
+    if (secure) {
+      if (route.rule.ssl === 'none') return { status: 403, message: `${host} is not served over HTTPS; use http://` };
+      // The certificate was chosen by SNI: a request for another host on this connection would
+      // be answered under the wrong name.
+      const sni = (req.socket as TLSSocket).servername;
+      if (typeof sni === 'string' && sni.toLowerCase() !== host) {
+        return { status: 421, message: `this connection was opened for ${sni}, not ${host}` };
+      }
+    } else if (route.rule.ssl === 'required') {
+      if (redirectable && (req.method === 'GET' || req.method === 'HEAD')) {
+        const port = this.sslPort();
+        const authority = port === 443 ? host : `${host}:${port}`;
+        return {
+          status: 301,
+          message: `${host} is served over HTTPS only`,
+          headers: { location: `https://${authority}${req.url?.startsWith('/') ? req.url : '/'}` },
+        };
+      }
+      return { status: 403, message: `${host} is served over HTTPS only; use https://` };
+    }
+    return route;
+  }
+
+  private withActivation(
+    app: App,
+    proceed: (target: Target) => void,
+    refuse: (status: number, message: string, headers?: Record<string, string>) => void,
+  ): void {
+    this.dispatcher.resolve(app).then(proceed, (err: unknown) => {
+      if (err instanceof ActivationError) {
+        this.log.error({ app: app.name, id: app.id }, `activation of ${app.name} failed: ${err.message}`);
+        const headers = err.retryAfterSeconds ? { 'retry-after': String(err.retryAfterSeconds) } : undefined;
+        refuse(err.status, err.publicMessage, headers);
+      } else {
+        this.log.error({ app: app.name, id: app.id, err }, `activation of ${app.name} failed`);
+        refuse(503, 'the application is unavailable');
+      }
+    });
+  }
+
+  private onTargetError(target: Target, err: NodeJS.ErrnoException): void {
+    if (isUnreachable(err)) this.dispatcher.unreachable(target);
+    else this.log.debug({ app: target.appId, code: err.code }, `proxy error: ${err.message}`);
+  }
+}

@@ -1,0 +1,169 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MongoClient, ObjectId } from 'mongodb';
+import { freePorts, freeRange } from './ports.js';
+import { type Running, repoRoot, startArr } from './proc.js';
+
+/** An application document as tests write them; `_id` is made when missing. */
+export interface AppDoc {
+  _id?: ObjectId | string;
+  name?: string;
+  process: { executable: string; args?: string[] };
+  hosts: { host: string; ssl: string; cert?: string; key?: string }[];
+  instances?: number;
+  machines?: { host: string; port: number }[];
+}
+
+/** The hello sample as an app document, with its host names. */
+export function helloApp(name: string, hosts: AppDoc['hosts'], instances = 1): AppDoc {
+  return {
+    _id: new ObjectId(),
+    process: { executable: process.execPath, args: [join(repoRoot, 'samples/hello/server.js'), name] },
+    hosts,
+    instances,
+  };
+}
+
+export interface ArrUnderTest {
+  proc: Running;
+  port: number;
+  sslport: number;
+  range: [number, number];
+  /** Where the apps file is (file registry), for tests that edit it. */
+  appsFile?: string;
+  stop(): Promise<number | string>;
+}
+
+export interface ArrOptions {
+  /** Use the MongoDB registry at this URL (apps are inserted there) instead of a file. */
+  mongo?: string;
+  rangeSize?: number;
+  extraArgs?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Address arr binds and advertises; default 127.0.0.1. */
+  address?: string;
+}
+
+/** Writes apps to a temporary apps.json (one document per line), or inserts them into MongoDB. */
+export async function provideApps(apps: AppDoc[], mongo?: string): Promise<string | undefined> {
+  const docs = apps.map((a) => ({ ...a, _id: a._id ?? new ObjectId(), machines: a.machines ?? [] }));
+  if (mongo) {
+    const client = new MongoClient(mongo);
+    try {
+      const col = client.db().collection('apps');
+      await col.deleteMany({});
+      if (docs.length > 0) await col.insertMany(docs as never[]);
+    } finally {
+      await client.close();
+    }
+    return undefined;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'arr-apps-'));
+  const file = join(dir, 'apps.json');
+  const { BSON } = await import('mongodb');
+  writeFileSync(file, `${docs.map((d) => BSON.EJSON.stringify(d, { relaxed: true })).join('\n')}\n`);
+  return file;
+}
+
+/** Starts the real arr CLI on free ports with these apps and waits until it listens. */
+export async function startArrWith(apps: AppDoc[], opts: ArrOptions = {}): Promise<ArrUnderTest> {
+  const address = opts.address ?? '127.0.0.1';
+  const appsFile = await provideApps(apps, opts.mongo);
+  const [port, sslport] = await freePorts(2, address);
+  const range = await freeRange(opts.rangeSize ?? 20, address);
+  const args = [
+    '-p',
+    String(port),
+    '-s',
+    String(sslport),
+    '-r',
+    `${range[0]}-${range[1]}`,
+    '--bind',
+    address,
+    '--advertise',
+    address,
+    ...(opts.mongo ? ['-m', opts.mongo] : ['-a', appsFile!]),
+    ...(opts.extraArgs ?? []),
+  ];
+  const proc = startArr(args, { env: opts.env });
+  await proc.waitFor('arr listening on');
+  return {
+    proc,
+    port: port!,
+    sslport: sslport!,
+    range,
+    appsFile,
+    stop: async () => {
+      const code = await proc.stop('SIGTERM', 15_000);
+      if (appsFile) rmSync(join(appsFile, '..'), { recursive: true, force: true });
+      return code;
+    },
+  };
+}
+
+export interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  text: string;
+}
+
+export interface FetchOptions {
+  method?: string;
+  path?: string;
+  headers?: Record<string, string>;
+  body?: Buffer | string;
+  /** TLS: the SNI name to send (default: the host). */
+  servername?: string;
+  timeoutMs?: number;
+}
+
+/**
+ * One request to arr at 127.0.0.1:port with the given Host header, without DNS and without
+ * connection reuse; over TLS when `secure`, accepting the samples' self-signed certificates.
+ */
+export function fetchVia(
+  port: number,
+  host: string,
+  secure: boolean,
+  opts: FetchOptions = {},
+  address = '127.0.0.1',
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const common = {
+      host: address,
+      port,
+      method: opts.method ?? 'GET',
+      path: opts.path ?? '/',
+      // An empty host means: send no Host header at all.
+      headers: host ? { host, ...opts.headers } : { ...opts.headers },
+      setHost: host !== '',
+      agent: false as const,
+    };
+    const req = secure
+      ? httpsRequest({ ...common, servername: opts.servername ?? host, rejectUnauthorized: false })
+      : httpRequest(common);
+    req.setTimeout(opts.timeoutMs ?? 30_000, () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const body = Buffer.concat(chunks);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text: body.toString('utf8') });
+      });
+    });
+    req.end(opts.body);
+  });
+}
+
+/** The pid a hello instance reports in its answer. */
+export function pidOf(reply: Reply): number {
+  const m = /pid (\d+)/.exec(reply.text);
+  if (!m) throw new Error(`no pid in reply ${reply.status}: ${reply.text}`);
+  return Number(m[1]);
+}
