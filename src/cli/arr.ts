@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { resolve } from 'node:path';
-import yargs from 'yargs';
+import yargs, { type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { ArrConfig } from '../config.js';
 import { startArr } from '../server.js';
@@ -24,73 +24,99 @@ function fail(message: string): never {
   process.exit(2);
 }
 
+/** Every option of `arr`, with its aliases; also what unknown flags are checked against. */
+const OPTIONS = {
+  mongo: {
+    alias: 'm',
+    type: 'string',
+    describe: 'MongoDB connection string (the farm); without it the file registry is used',
+  },
+  apps: {
+    alias: 'a',
+    type: 'string',
+    default: 'apps.json',
+    describe: 'the file registry (ignored with --mongo)',
+  },
+  range: {
+    alias: 'r',
+    type: 'string',
+    default: '8000-9000',
+    describe: 'TCP ports arr may give to application instances, A-B',
+  },
+  port: { alias: 'p', type: 'number', default: 31415, describe: 'plain HTTP/WS listen port' },
+  sslport: {
+    alias: 's',
+    type: 'number',
+    default: 31416,
+    describe: 'HTTPS/WSS listen port (must differ from --port)',
+  },
+  cert: {
+    alias: 'c',
+    type: 'string',
+    default: DEFAULT_CERT,
+    defaultDescription: 'the sample wildcard certificate',
+    describe: 'default (non-SNI) certificate, PEM',
+  },
+  key: {
+    alias: 'k',
+    type: 'string',
+    default: DEFAULT_KEY,
+    defaultDescription: 'its key',
+    describe: 'private key of --cert, PEM',
+  },
+  advertise: {
+    type: 'string',
+    defaultDescription: 'first non-internal IPv4',
+    describe: 'address other arr nodes use to reach instances started here',
+  },
+  bind: {
+    type: 'string',
+    defaultDescription: 'all interfaces',
+    describe: 'listen address for --port and --sslport',
+  },
+  'start-timeout': {
+    type: 'number',
+    default: 15,
+    describe: 'seconds an instance has to accept connections after it is started',
+  },
+  'log-level': {
+    type: 'string',
+    choices: LOG_LEVELS,
+    default: 'info',
+    describe: 'least severe log level written',
+  },
+} as const satisfies Record<string, Options>;
+
+/** Command-line flags that name no option. Environment variables are not checked here. */
+function unknownFlags(args: string[]): string[] {
+  const known = new Set<string>(['help', 'h', 'version']);
+  for (const [name, o] of Object.entries(OPTIONS)) {
+    known.add(name);
+    if ('alias' in o) known.add(o.alias);
+  }
+  const unknown: string[] = [];
+  for (const arg of args) {
+    if (arg === '--') break;
+    const long = /^--(?:no-)?([^=]+)/.exec(arg);
+    if (long) {
+      if (!known.has(long[1]!)) unknown.push(arg);
+    } else if (/^-[^-\d]/.test(arg)) {
+      for (const c of arg.slice(1).split('=')[0]!) if (!known.has(c)) unknown.push(arg);
+    }
+  }
+  return [...new Set(unknown)];
+}
+
 async function main(): Promise<void> {
   const cli = yargs(hideBin(process.argv))
     .scriptName('arr')
     .env('ARR')
-    .strict()
+    // Not .strict(): it would also reject unrelated ARR_* variables in the environment.
+    .strictCommands()
     .usage(
       '$0 [options]\n\nRoutes HTTP, HTTPS, WS and WSS requests by Host to applications it starts on demand.',
     )
-    .option('mongo', {
-      alias: 'm',
-      type: 'string',
-      describe: 'MongoDB connection string (the farm); without it the file registry is used',
-    })
-    .option('apps', {
-      alias: 'a',
-      type: 'string',
-      default: 'apps.json',
-      describe: 'the file registry (ignored with --mongo)',
-    })
-    .option('range', {
-      alias: 'r',
-      type: 'string',
-      default: '8000-9000',
-      describe: 'TCP ports arr may give to application instances, A-B',
-    })
-    .option('port', { alias: 'p', type: 'number', default: 31415, describe: 'plain HTTP/WS listen port' })
-    .option('sslport', {
-      alias: 's',
-      type: 'number',
-      default: 31416,
-      describe: 'HTTPS/WSS listen port (must differ from --port)',
-    })
-    .option('cert', {
-      alias: 'c',
-      type: 'string',
-      default: DEFAULT_CERT,
-      defaultDescription: 'the sample wildcard certificate',
-      describe: 'default (non-SNI) certificate, PEM',
-    })
-    .option('key', {
-      alias: 'k',
-      type: 'string',
-      default: DEFAULT_KEY,
-      defaultDescription: 'its key',
-      describe: 'private key of --cert, PEM',
-    })
-    .option('advertise', {
-      type: 'string',
-      defaultDescription: 'first non-internal IPv4',
-      describe: 'address other arr nodes use to reach instances started here',
-    })
-    .option('bind', {
-      type: 'string',
-      defaultDescription: 'all interfaces',
-      describe: 'listen address for --port and --sslport',
-    })
-    .option('start-timeout', {
-      type: 'number',
-      default: 15,
-      describe: 'seconds an instance has to accept connections after it is started',
-    })
-    .option('log-level', {
-      type: 'string',
-      choices: LOG_LEVELS,
-      default: 'info',
-      describe: 'least severe log level written',
-    })
+    .options(OPTIONS)
     .command(
       'import <file>',
       'load an apps.json into the MongoDB "apps" collection (upsert by _id, machines reset)',
@@ -111,6 +137,8 @@ async function main(): Promise<void> {
     .wrap(Math.min(110, process.stdout.columns || 100));
 
   const argv = await cli.parseAsync();
+  const unknown = unknownFlags(hideBin(process.argv));
+  if (unknown.length > 0) fail(`unknown option ${unknown.join(', ')} (see arr --help)`);
 
   if (argv._[0] === 'import') {
     const file = String(argv.file);
