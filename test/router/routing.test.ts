@@ -97,7 +97,9 @@ function routingSuite(registry: 'file' | 'mongo', mongoUrl: () => string | undef
       'x-forwarded-host': 'evil.example',
       'x-forwarded-port': '1',
     };
-    const plain = JSON.parse((await fetchVia(arr.port, 'app1.localhost', false, { path: '/headers', headers: spoof })).text);
+    const plain = JSON.parse(
+      (await fetchVia(arr.port, 'app1.localhost', false, { path: '/headers', headers: spoof })).text,
+    );
     assert.equal(plain.headers['x-forwarded-for'], '203.0.113.7, 127.0.0.1');
     assert.equal(plain.headers['x-forwarded-proto'], 'http');
     assert.equal(plain.headers['x-forwarded-host'], 'app1.localhost');
@@ -114,6 +116,31 @@ function routingSuite(registry: 'file' | 'mongo', mongoUrl: () => string | undef
     assert.equal(await certificateFor(arr.sslport, 'app2.localhost'), 'localhost');
     assert.equal(await certificateFor(arr.sslport, 'unknown.localhost'), 'localhost');
     assert.equal(await certificateFor(arr.sslport), 'localhost');
+  });
+
+  it('speaks TLS 1.2 or newer only', async () => {
+    const old = new Promise<string>((resolve) => {
+      const s = tlsConnect(
+        {
+          host: '127.0.0.1',
+          port: arr.sslport,
+          servername: 'app1.localhost',
+          rejectUnauthorized: false,
+          maxVersion: 'TLSv1.1',
+          // Level 0 lets this client offer TLS 1.1 at all, so only the server can refuse it.
+          ciphers: 'DEFAULT@SECLEVEL=0',
+          minVersion: 'TLSv1',
+        },
+        () => {
+          s.destroy();
+          resolve('connected');
+        },
+      );
+      s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    });
+    assert.match(await old, /VERSION|PROTOCOL/, 'the server refuses TLS 1.1');
+    const modern = await fetchVia(arr.sslport, 'app1.localhost', true);
+    assert.equal(modern.status, 200);
   });
 
   it('refuses a request whose Host differs from the TLS connection name (421)', async () => {
