@@ -1,8 +1,8 @@
 import { type Document, MongoClient } from 'mongodb';
 import { readAppsFile } from '../registry/apps-file.js';
-import { APPS_COLLECTION, databaseName } from '../registry/mongo-registry.js';
+import { APPS_COLLECTION, databaseName, INSTANCES_COLLECTION } from '../registry/mongo-registry.js';
 import { formatProblem, type Problem } from '../registry/types.js';
-import { validateApp } from '../registry/validate.js';
+import { idOf, validateApp } from '../registry/validate.js';
 
 export interface ImportResult {
   inserted: number;
@@ -28,8 +28,11 @@ export async function importApps(file: string, url: string): Promise<ImportResul
     const apps = client.db(databaseName(url)).collection(APPS_COLLECTION);
     let inserted = 0;
     let updated = 0;
+    const instances = client.db(databaseName(url)).collection(INSTANCES_COLLECTION);
     for (const doc of valid) {
       const res = await apps.replaceOne({ _id: doc._id }, doc, { upsert: true });
+      // The instance slots go with `machines`: both are reset.
+      await instances.deleteMany({ app: idOf(doc._id) });
       if (res.upsertedCount > 0) inserted++;
       else updated++;
     }

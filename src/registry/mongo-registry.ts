@@ -2,29 +2,46 @@ import { type Collection, type Document, MongoClient, type MongoClientOptions } 
 import { buildRouteTable } from './load.js';
 import { type ClaimResult, type LoadReport, type Registry, UnknownAppError } from './registry.js';
 import { RouteTable } from './route-table.js';
-import type { App, Machine, Route } from './types.js';
-import { parseMachines } from './validate.js';
+import { type App, type Machine, type Route, sameMachine } from './types.js';
 
 export const APPS_COLLECTION = 'apps';
+/** One document per running instance: `{_id: "<app id>#<slot>", app, appRef, slot, host, port, since}`. */
+export const INSTANCES_COLLECTION = 'instances';
 const DEFAULT_DATABASE = 'arr';
-/** Attempts of a claim when the document changed under it (a slot freed, the cap edited). */
-const CLAIM_ATTEMPTS = 4;
 
 export interface MongoRegistryOptions {
   /** How long an operation may wait for a reachable server before it fails. */
   serverSelectionTimeoutMS?: number;
 }
 
+interface InstanceDoc {
+  _id: string;
+  /** The app's printable id. */
+  app: string;
+  /** The app's `_id` as stored, to update its document. */
+  appRef: unknown;
+  slot: number;
+  host: string;
+  port: number;
+  since: Date;
+}
+
 /**
  * The farm's registry: the `apps` collection of the database named in the URL (`arr` when the
- * URL names none). Host lookups are answered from the index built at the last load; claims
- * are single conditional updates, so the cap holds across every arr process of the farm.
+ * URL names none). Host lookups are answered from the index built at the last load.
+ *
+ * The cap is held by slot documents in `instances`: an app with `instances: K` has slots 0 to
+ * K-1, and taking one is an insert whose `_id` names the slot. A unique `_id` is enforced
+ * atomically by every MongoDB-wire server, across connections and processes; a conditional
+ * update is not (FerretDB v1 applies it as a read and a write). Each app's `machines` mirrors
+ * its slots, for people and tools that read the `apps` collection.
  */
 export class MongoRegistry implements Registry {
   readonly kind = 'mongo';
   private table = new RouteTable([]);
   private readonly client: MongoClient;
   private readonly collection: Collection;
+  private readonly instances: Collection<InstanceDoc>;
 
   constructor(url: string, options: MongoRegistryOptions = {}) {
     const clientOptions: MongoClientOptions = {
@@ -32,7 +49,9 @@ export class MongoRegistry implements Registry {
       appName: 'arr',
     };
     this.client = new MongoClient(url, clientOptions);
-    this.collection = this.client.db(databaseName(url)).collection(APPS_COLLECTION);
+    const db = this.client.db(databaseName(url));
+    this.collection = db.collection(APPS_COLLECTION);
+    this.instances = db.collection<InstanceDoc>(INSTANCES_COLLECTION);
   }
 
   async load(): Promise<LoadReport> {
@@ -59,67 +78,83 @@ export class MongoRegistry implements Registry {
   }
 
   async machines(appId: string): Promise<Machine[]> {
-    const app = this.known(appId);
-    const doc = await this.collection.findOne({ _id: app.rawId } as Document, {
-      projection: { machines: 1 },
-    });
-    return parseMachines(doc?.machines) ?? [];
+    this.known(appId);
+    return this.slotsOf(appId);
   }
 
   async claim(appId: string, machine: Machine): Promise<ClaimResult> {
     const app = this.known(appId);
-    let cap = app.instances;
-    for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
-      // Granted only while slot number `cap` (0-based cap-1) is still empty and the cap is the
-      // one we read: one conditional update, so racing claims from any process serialise here.
-      const filter: Document = { _id: app.rawId, [`machines.${cap - 1}`]: { $exists: false } };
-      // A document without `instances` means 1 (see validateApp).
-      if (cap === 1) filter.$or = [{ instances: 1 }, { instances: { $exists: false } }];
-      else filter.instances = cap;
-      const res = await this.collection.updateOne(filter, {
-        $push: { machines: { ...machine } },
-      } as Document);
-      const doc = await this.collection.findOne({ _id: app.rawId } as Document, {
-        projection: { machines: 1, instances: 1 },
-      });
-      const machines = parseMachines(doc?.machines) ?? [];
-      if (res.modifiedCount === 1) return { granted: true, machines };
-      if (!doc) throw new UnknownAppError(appId);
-      const storedCap = doc.instances === undefined ? 1 : doc.instances;
-      // A cap edited into something that is not a whole number >= 1 grants nothing (a filter on
-      // `machines.-1` or `machines.0.5` would match every document).
-      if (typeof storedCap !== 'number' || !Number.isInteger(storedCap) || storedCap < 1)
-        return { granted: false, machines };
-      // Retry only when the update lost for a reason that may not hold any more.
-      if (storedCap === cap && machines.length >= cap) return { granted: false, machines };
-      cap = storedCap;
+    const doc = await this.collection.findOne({ _id: app.rawId } as Document, {
+      projection: { instances: 1 },
+    });
+    if (!doc) throw new UnknownAppError(appId);
+    // The cap as stored now, which may have been edited since the last load.
+    const cap = doc.instances === undefined ? 1 : doc.instances;
+    const taken = await this.instances.find({ app: appId }, { projection: { slot: 1 } }).toArray();
+    let granted = false;
+    if (typeof cap === 'number' && Number.isInteger(cap) && cap >= 1 && taken.length < cap) {
+      const used = new Set(taken.map((t) => t.slot));
+      for (let slot = 0; slot < cap && !granted; slot++) {
+        if (used.has(slot)) continue;
+        granted = await this.takeSlot({
+          _id: `${appId}#${slot}`,
+          app: appId,
+          appRef: app.rawId,
+          slot,
+          host: machine.host,
+          port: machine.port,
+          since: new Date(),
+        });
+      }
     }
-    return { granted: false, machines: await this.machines(appId) };
+    if (granted) await this.mirror(appId, app.rawId);
+    return { granted, machines: await this.slotsOf(appId) };
   }
 
   async release(appId: string, machine: Machine): Promise<void> {
     const app = this.known(appId);
-    await this.collection.updateOne(
-      { _id: app.rawId } as Document,
-      {
-        $pull: { machines: { host: machine.host, port: machine.port } },
-      } as Document,
-    );
+    const res = await this.instances.deleteMany({ app: appId, host: machine.host, port: machine.port });
+    if (res.deletedCount > 0) await this.mirror(appId, app.rawId);
   }
 
   async releaseMachine(host: string): Promise<number> {
-    const affected = await this.collection
-      .find({ 'machines.host': host }, { projection: { machines: 1 } })
-      .toArray();
-    let removed = 0;
-    for (const doc of affected) {
-      const before = parseMachines(doc.machines) ?? [];
-      const res = await this.collection.updateOne({ _id: doc._id }, {
-        $pull: { machines: { host } },
-      } as Document);
-      if (res.modifiedCount === 1) removed += before.filter((m) => m.host === host).length;
+    const gone = await this.instances.find({ host }).toArray();
+    if (gone.length === 0) return 0;
+    const res = await this.instances.deleteMany({ host });
+    const apps = new Map(gone.map((g) => [g.app, g.appRef]));
+    for (const [appId, appRef] of apps) await this.mirror(appId, appRef);
+    return res.deletedCount;
+  }
+
+  /** Inserts a slot document; false when another claim holds that slot already. */
+  private async takeSlot(doc: InstanceDoc): Promise<boolean> {
+    try {
+      await this.instances.insertOne(doc);
+      return true;
+    } catch (err) {
+      if ((err as { code?: number }).code === 11000) return false;
+      throw err;
     }
-    return removed;
+  }
+
+  private async slotsOf(appId: string): Promise<Machine[]> {
+    const docs = await this.instances.find({ app: appId }).sort({ slot: 1 }).toArray();
+    return docs.map((d) => ({ host: d.host, port: d.port }));
+  }
+
+  /**
+   * Writes the app's slots into its `machines`. Writers may race, so each checks after its
+   * write that the slots did not change meanwhile, and writes again when they did: the last
+   * writer leaves the current list.
+   */
+  private async mirror(appId: string, appRef: unknown): Promise<void> {
+    let machines = await this.slotsOf(appId);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      await this.collection.updateOne({ _id: appRef } as Document, { $set: { machines } });
+      const now = await this.slotsOf(appId);
+      if (now.length === machines.length && now.every((m, i) => sameMachine(m, machines[i]!))) return;
+      machines = now;
+    }
   }
 
   async close(): Promise<void> {

@@ -9,10 +9,10 @@ export interface RegistryFixture {
   /** Not loaded yet. */
   registry: Registry;
   /**
-   * Another registry over the same store, not loaded, with its own connection (MongoDB). The
-   * file registry keeps `machines` in memory, so it has no such thing.
+   * The registries (not loaded) that share the 20 racing claims: several with their own client
+   * connections where the store makes that meaningful, or just `registry`.
    */
-  another?(): Registry;
+  racers(): Registry[];
   /** The app's `machines` as the store has them, read without the registry. */
   stored(appId: string): Promise<Machine[]>;
   /** Adds or replaces one document in the store (by `_id`). */
@@ -24,8 +24,6 @@ export interface RegistryFixture {
 export type MakeRegistry = (docs: Document[]) => Promise<RegistryFixture>;
 
 export interface ContractOptions {
-  /** How many registries share the 20 racing claims (1: all on the fixture's registry). */
-  racers?: number;
   /** Whether problems carry the line of the document (file registry). */
   lines?: boolean;
 }
@@ -47,7 +45,11 @@ export function contractDocs(): Document[] {
       machines: [],
     },
     // No `instances`: counts as 1. The seed's spelling of "required".
-    { _id: 'app2', process: { executable: 'node', args: [] }, hosts: [{ host: 'app2.test', ssl: 'require' }] },
+    {
+      _id: 'app2',
+      process: { executable: 'node', args: [] },
+      hosts: [{ host: 'app2.test', ssl: 'require' }],
+    },
     {
       _id: 'bad-ssl',
       process: { executable: 'node', args: [] },
@@ -72,9 +74,10 @@ const keys = (list: Machine[]) => list.map(key).sort();
  * store of its own from `make` and closes it at the end.
  */
 export function registryContract(name: string, make: MakeRegistry, options: ContractOptions = {}): void {
-  const racers = options.racers ?? 1;
-
-  async function withFixture(fn: (f: RegistryFixture) => Promise<void>, docs = contractDocs()): Promise<void> {
+  async function withFixture(
+    fn: (f: RegistryFixture) => Promise<void>,
+    docs = contractDocs(),
+  ): Promise<void> {
     const f = await make(docs);
     try {
       await fn(f);
@@ -205,8 +208,16 @@ export function registryContract(name: string, make: MakeRegistry, options: Cont
       withFixture(async (f) => {
         await f.registry.load();
         assert.equal(f.registry.route('late.test'), undefined);
-        await f.put({ _id: 'late', process: { executable: 'node' }, hosts: [{ host: 'late.test', ssl: 'none' }] });
-        await f.put({ _id: 'bad-ssl', process: { executable: 'node' }, hosts: [{ host: 'bad.test', ssl: 'none' }] });
+        await f.put({
+          _id: 'late',
+          process: { executable: 'node' },
+          hosts: [{ host: 'late.test', ssl: 'none' }],
+        });
+        await f.put({
+          _id: 'bad-ssl',
+          process: { executable: 'node' },
+          hosts: [{ host: 'bad.test', ssl: 'none' }],
+        });
         const report = await f.registry.load();
         assert.equal(report.apps, 5);
         assert.deepEqual(report.problems, []);
@@ -215,33 +226,43 @@ export function registryContract(name: string, make: MakeRegistry, options: Cont
         assert.equal(f.registry.route('bad.test')?.app.id, 'bad-ssl');
       }));
 
-    it(`the race: 20 concurrent claims (over ${racers} registr${racers > 1 ? 'ies' : 'y'}) for instances: 3 grant exactly 3, ten rounds`, () =>
+    it('the race: 20 concurrent claims for instances: 3 grant exactly 3, ten rounds', (t) =>
       withFixture(async (f) => {
-        const regs: Registry[] = [f.registry];
-        for (let i = 1; i < racers; i++) {
-          const other = f.another?.();
-          assert.ok(other, 'the fixture must give other registries for a multi-registry race');
-          regs.push(other);
-        }
-        for (const r of regs) await r.load();
-        for (let round = 0; round < 10; round++) {
-          const asked = Array.from({ length: 20 }, (_, i) => m(`10.${round}.0.${i}`, 8000 + i));
-          const results = await Promise.all(
-            asked.map((machine, i) => (regs[i % regs.length] as Registry).claim('race', machine)),
-          );
-          const granted = asked.filter((_, i) => results[i]?.granted);
-          assert.equal(granted.length, 3, `round ${round}: ${granted.length} granted`);
-          const stored = await f.stored('race');
-          assert.equal(stored.length, 3, `round ${round}: stored ${JSON.stringify(stored)}`);
-          assert.equal(new Set(stored.map(key)).size, 3, 'three distinct entries');
-          assert.deepEqual(keys(stored), keys(granted), 'the stored entries are the granted claims');
-          for (const r of results) {
-            if (!r.granted) assert.deepEqual(keys(r.machines), keys(granted), 'a refusal shows the winners');
-          }
-          for (const r of regs) assert.deepEqual(keys(await r.machines('race')), keys(granted));
-          for (const [i, machine] of stored.entries()) await (regs[i % regs.length] as Registry).release('race', machine);
-          assert.deepEqual(await f.stored('race'), [], `round ${round}: reset`);
-        }
+        const regs = f.racers();
+        t.diagnostic(`20 claims spread over ${regs.length} registr${regs.length > 1 ? 'ies' : 'y'}`);
+        await claimRace(regs, 'race', 3, (id) => f.stored(id));
       }));
   });
+}
+
+/**
+ * 20 claims at once for `appId` (whose cap is `cap`), spread round-robin over `regs` (loaded
+ * here): exactly `cap` are granted, the store holds exactly those, distinct; every refusal shows
+ * them. Then everything is released and it starts again, `rounds` times.
+ */
+export async function claimRace(
+  regs: Registry[],
+  appId: string,
+  cap: number,
+  stored: (appId: string) => Promise<Machine[]>,
+  rounds = 10,
+): Promise<void> {
+  for (const r of regs) await r.load();
+  const pick = (i: number) => regs[i % regs.length] as Registry;
+  for (let round = 0; round < rounds; round++) {
+    const asked = Array.from({ length: 20 }, (_, i) => m(`10.${round}.0.${i}`, 8000 + i));
+    const results = await Promise.all(asked.map((machine, i) => pick(i).claim(appId, machine)));
+    const granted = asked.filter((_, i) => results[i]?.granted);
+    assert.equal(granted.length, cap, `round ${round}: ${granted.length} granted`);
+    const now = await stored(appId);
+    assert.equal(now.length, cap, `round ${round}: stored ${JSON.stringify(now)}`);
+    assert.equal(new Set(now.map(key)).size, cap, 'distinct entries');
+    assert.deepEqual(keys(now), keys(granted), 'the stored entries are the granted claims');
+    for (const r of results) {
+      if (!r.granted) assert.deepEqual(keys(r.machines), keys(granted), 'a refusal shows the winners');
+    }
+    for (const r of regs) assert.deepEqual(keys(await r.machines(appId)), keys(granted));
+    for (const [i, machine] of now.entries()) await pick(i).release(appId, machine);
+    assert.deepEqual(await stored(appId), [], `round ${round}: reset`);
+  }
 }

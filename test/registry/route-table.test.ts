@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ObjectId } from 'mongodb';
+import { parseAppsText } from '../../src/registry/apps-file.js';
+import { buildRouteTable } from '../../src/registry/load.js';
+import { formatProblem } from '../../src/registry/types.js';
+
+const app = (id: unknown, hosts: string[], extra: Record<string, unknown> = {}) => ({
+  doc: {
+    _id: id,
+    process: { executable: 'node', args: [] },
+    hosts: hosts.map((host) => ({ host, ssl: 'none' })),
+    ...extra,
+  },
+});
+
+describe('route table', () => {
+  it('routes every host of every valid app', () => {
+    const { table, problems } = buildRouteTable([app('a', ['a.test', 'www.a.test']), app('b', ['b.test'])]);
+    assert.deepEqual(problems, []);
+    assert.equal(table.apps.size, 2);
+    assert.equal(table.hostCount, 3);
+    assert.equal(table.route('a.test')?.app.id, 'a');
+    assert.equal(table.route('www.a.test')?.app.id, 'a');
+    assert.equal(table.route('b.test')?.rule.host, 'b.test');
+    assert.equal(table.route('c.test'), undefined);
+  });
+
+  it('routes by the normalised name (lower case, no trailing dot)', () => {
+    const { table } = buildRouteTable([app('a', ['WWW.A.Test.'])]);
+    assert.equal(table.route('www.a.test')?.app.id, 'a');
+  });
+
+  it('a host claimed by two apps goes to the smaller id, whatever the order; the other is reported', () => {
+    for (const order of [
+      ['a', 'b'],
+      ['b', 'a'],
+    ]) {
+      const docs = order.map((id) => app(id, ['shared.test', `${id}.test`]));
+      const { table, problems } = buildRouteTable(docs);
+      assert.equal(table.route('shared.test')?.app.id, 'a', `order ${order}`);
+      assert.equal(table.route('b.test')?.app.id, 'b', 'the loser keeps its other hosts');
+      assert.equal(problems.length, 1, JSON.stringify(problems));
+      assert.equal(problems[0]?.id, 'b');
+      assert.equal(problems[0]?.field, 'hosts');
+      assert.match(problems[0]?.message ?? '', /"shared\.test" is already served by app a/);
+      assert.match(formatProblem(problems[0] as never), /app b: hosts: /);
+    }
+  });
+
+  it('the duplicate is found after normalising, and with ObjectIds the smaller hex wins', () => {
+    const small = new ObjectId('65a0000000000000000000e1');
+    const big = new ObjectId('65a0000000000000000000e2');
+    for (const docs of [
+      [app(big, ['Shared.Test.']), app(small, ['shared.test'])],
+      [app(small, ['shared.test']), app(big, ['Shared.Test.'])],
+    ]) {
+      const { table, problems } = buildRouteTable(docs);
+      assert.equal(table.route('shared.test')?.app.id, small.toHexString());
+      assert.deepEqual(
+        problems.map((p) => p.id),
+        [big.toHexString()],
+      );
+    }
+  });
+
+  it('a duplicate _id keeps one document and reports the other on _id', () => {
+    const { table, problems } = buildRouteTable([app('a', ['one.test']), app('a', ['two.test'])]);
+    assert.equal(table.apps.size, 1);
+    assert.equal(table.route('one.test')?.app.id, 'a');
+    assert.equal(table.route('two.test'), undefined);
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0]?.id, 'a');
+    assert.equal(problems[0]?.field, '_id');
+    assert.match(problems[0]?.message ?? '', /same _id/);
+  });
+
+  it('the same ObjectId twice in a file is a duplicate _id too', () => {
+    const oid = '65a0000000000000000000e3';
+    const text = [
+      `{"_id": {"$oid": "${oid}"}, "process": {"executable": "node"}, "hosts": [{"host": "one.test", "ssl": "none"}]}`,
+      `{"_id": {"$oid": "${oid}"}, "process": {"executable": "node"}, "hosts": [{"host": "two.test", "ssl": "none"}]}`,
+    ].join('\n');
+    const { table, problems } = buildRouteTable(parseAppsText(text).docs);
+    assert.equal(table.apps.size, 1);
+    assert.deepEqual(
+      problems.map((p) => [p.id, p.field]),
+      [[oid, '_id']],
+    );
+  });
+
+  it('invalid documents are reported with their line and do not hide the valid ones', () => {
+    const text = [
+      '{"_id": "good", "process": {"executable": "node"}, "hosts": [{"host": "good.test", "ssl": "allow"}]}',
+      '{"_id": "bad", "process": {"executable": "node"}, "hosts": [{"host": "bad.test", "ssl": "maybe"}]}',
+      '{"_id": "worse", "process": {"executable": "node"}, "hosts": [{"host": "good.test", "ssl": "none"}]}',
+    ].join('\n');
+    const { table, problems } = buildRouteTable(parseAppsText(text).docs);
+    assert.deepEqual([...table.apps.keys()].sort(), ['good', 'worse']);
+    assert.equal(table.route('good.test')?.app.id, 'good');
+    assert.equal(table.route('good.test')?.rule.ssl, 'allowed');
+    assert.deepEqual(
+      problems.map((p) => [p.id, p.line, p.field]),
+      [
+        ['bad', 2, 'hosts[0].ssl'],
+        ['worse', undefined, 'hosts'],
+      ],
+    );
+    assert.equal(formatProblem(problems[0] as never).startsWith('line 2, app bad: hosts[0].ssl: '), true);
+  });
+
+  it('tlsRoutes has the hosts with a certificate and key only', () => {
+    const { table } = buildRouteTable([
+      {
+        doc: {
+          _id: 'a',
+          process: { executable: 'node' },
+          hosts: [
+            { host: 'tls.test', ssl: 'required', cert: 'c.pem', key: 'k.pem' },
+            { host: 'plain.test', ssl: 'allowed' },
+          ],
+        },
+      },
+      app('b', ['b.test']),
+    ]);
+    assert.deepEqual(
+      [...table.tlsRoutes()].map((r) => [r.rule.host, r.rule.cert, r.rule.key]),
+      [['tls.test', 'c.pem', 'k.pem']],
+    );
+  });
+});
