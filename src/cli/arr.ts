@@ -6,6 +6,7 @@ import type { ArrConfig } from '../config.js';
 import { startArr } from '../server.js';
 import { createLogger, LOG_LEVELS } from '../util/log.js';
 import { DEFAULT_CERT, DEFAULT_KEY } from '../util/paths.js';
+import { unknownFlags } from './flags.js';
 import { importApps, reportImport } from './import.js';
 import {
   checkAddress,
@@ -87,26 +88,6 @@ const OPTIONS = {
   },
 } as const satisfies Record<string, Options>;
 
-/** Command-line flags that name no option. Environment variables are not checked here. */
-function unknownFlags(args: string[]): string[] {
-  const known = new Set<string>(['help', 'h', 'version']);
-  for (const [name, o] of Object.entries(OPTIONS)) {
-    known.add(name);
-    if ('alias' in o) known.add(o.alias);
-  }
-  const unknown: string[] = [];
-  for (const arg of args) {
-    if (arg === '--') break;
-    const long = /^--(?:no-)?([^=]+)/.exec(arg);
-    if (long) {
-      if (!known.has(long[1]!)) unknown.push(arg);
-    } else if (/^-[^-\d]/.test(arg)) {
-      for (const c of arg.slice(1).split('=')[0]!) if (!known.has(c)) unknown.push(arg);
-    }
-  }
-  return [...new Set(unknown)];
-}
-
 async function main(): Promise<void> {
   const cli = yargs(hideBin(process.argv))
     .scriptName('arr')
@@ -137,7 +118,7 @@ async function main(): Promise<void> {
     .wrap(Math.min(110, process.stdout.columns || 100));
 
   const argv = await cli.parseAsync();
-  const unknown = unknownFlags(hideBin(process.argv));
+  const unknown = unknownFlags(hideBin(process.argv), OPTIONS);
   if (unknown.length > 0) fail(`unknown option ${unknown.join(', ')} (see arr --help)`);
 
   if (argv._[0] === 'import') {

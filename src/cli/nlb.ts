@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-import yargs from 'yargs';
+import yargs, { type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DEFAULT_HEALTH } from '../nlb/backend-health.js';
 import { Balancer, ListenError } from '../nlb/balancer.js';
 import { ConfigError, loadConfig, type RouteConfig } from '../nlb/config.js';
 import { createLogger, LOG_LEVELS } from '../util/log.js';
+import { unknownFlags } from './flags.js';
 import { checkAddress, UsageError } from './options.js';
 
 function fail(message: string, code = 2): never {
@@ -26,52 +27,58 @@ function seconds(value: unknown, option: string, allowZero: boolean): number {
   return Math.round(n * 1000);
 }
 
+/** Every option of `nlb`; also what unknown flags are checked against. */
+const OPTIONS = {
+  config: {
+    alias: 'c',
+    type: 'string',
+    default: 'nlb.json',
+    describe: 'the routes: [{"port": 80, "backends": [{"host": "127.0.0.1", "port": 31415}]}, ...]',
+  },
+  bind: {
+    type: 'string',
+    defaultDescription: 'all interfaces',
+    describe: 'listen address of the routes that have no "host"',
+  },
+  'connect-timeout': {
+    type: 'number',
+    default: DEFAULT_HEALTH.connectTimeoutMs / 1000,
+    describe: 'seconds a backend has to accept a connection before the next one is tried',
+  },
+  'idle-timeout': {
+    type: 'number',
+    default: 0,
+    describe: 'close a connection after this many seconds without traffic either way (0: never)',
+  },
+  grace: {
+    type: 'number',
+    default: 10,
+    describe: 'on SIGTERM/SIGINT, seconds open connections have to finish before they are closed',
+  },
+  verbose: {
+    alias: 'v',
+    type: 'boolean',
+    default: false,
+    describe: 'log every connection (debug level; costs throughput)',
+  },
+  'log-level': {
+    type: 'string',
+    choices: LOG_LEVELS,
+    default: 'info',
+    describe: 'least severe log level written (--verbose sets debug)',
+  },
+} as const satisfies Record<string, Options>;
+
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
     .scriptName('nlb')
     .env('NLB')
-    .strict()
+    // Not .strict(): it would also reject unrelated NLB_* variables in the environment.
+    .strictCommands()
     .usage(
       "$0 [options]\n\nTCP round-robin load balancer: listens on each route's port of nlb.json and hands every new connection to the next backend of that route that is up.",
     )
-    .option('config', {
-      alias: 'c',
-      type: 'string',
-      default: 'nlb.json',
-      describe: 'the routes: [{"port": 80, "backends": [{"host": "127.0.0.1", "port": 31415}]}, ...]',
-    })
-    .option('bind', {
-      type: 'string',
-      defaultDescription: 'all interfaces',
-      describe: 'listen address of the routes that have no "host"',
-    })
-    .option('connect-timeout', {
-      type: 'number',
-      default: DEFAULT_HEALTH.connectTimeoutMs / 1000,
-      describe: 'seconds a backend has to accept a connection before the next one is tried',
-    })
-    .option('idle-timeout', {
-      type: 'number',
-      default: 0,
-      describe: 'close a connection after this many seconds without traffic either way (0: never)',
-    })
-    .option('grace', {
-      type: 'number',
-      default: 10,
-      describe: 'on SIGTERM/SIGINT, seconds open connections have to finish before they are closed',
-    })
-    .option('verbose', {
-      alias: 'v',
-      type: 'boolean',
-      default: false,
-      describe: 'log every connection (debug level; costs throughput)',
-    })
-    .option('log-level', {
-      type: 'string',
-      choices: LOG_LEVELS,
-      default: 'info',
-      describe: 'least severe log level written (--verbose sets debug)',
-    })
+    .options(OPTIONS)
     .example('$0', 'balance as ./nlb.json says')
     .example('$0 -c /etc/nlb.json --bind 127.0.0.1 --grace 30', 'another file, loopback only')
     .epilogue(
@@ -85,6 +92,8 @@ async function main(): Promise<void> {
     .wrap(Math.min(110, process.stdout.columns || 100))
     .parseAsync();
 
+  const unknown = unknownFlags(hideBin(process.argv), OPTIONS);
+  if (unknown.length > 0) fail(`unknown option ${unknown.join(', ')} (see nlb --help)`);
   if (argv._.length > 0) fail(`unexpected argument "${String(argv._[0])}" (see nlb --help)`);
 
   let routes: RouteConfig[];

@@ -25,6 +25,11 @@ function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
+function clientLabel(client: Socket): string {
+  const { remoteAddress, remotePort } = client;
+  return remoteAddress ? hostPort(remoteAddress, remotePort ?? 0) : 'unknown';
+}
+
 class Route {
   readonly backends: Backend[];
   /** Index of the backend the next connection goes to (round robin). */
@@ -94,7 +99,9 @@ class Relay {
   private connected = false;
   private clientClosed = false;
   private backendClosed = false;
+  /** Only with --verbose: when it started and who the client is, for the log. */
   private readonly startedAt: number;
+  private readonly from: string;
 
   constructor(
     readonly route: Route,
@@ -102,6 +109,7 @@ class Relay {
     private readonly balancer: Balancer,
   ) {
     this.startedAt = balancer.verbose ? Date.now() : 0;
+    this.from = balancer.verbose ? clientLabel(client) : '';
     client.on('error', this.onClientError);
     client.on('close', this.onClientClose);
     this.attempt(route.first());
@@ -144,6 +152,11 @@ class Relay {
         return;
       }
       b.failed(reason);
+      if (balancer.verbose)
+        balancer.log.debug(
+          { route: this.route.index, client: this.from, backend: b.label, reason },
+          'connect to backend failed',
+        );
       this.retry(reason);
     };
     socket.on('connect', () => {
@@ -182,12 +195,14 @@ class Relay {
     this.tried[this.target] = 1;
     const i = n === 1 ? -1 : this.route.next(this.target, this.tried);
     if (i >= 0) {
+      // Round robin goes on after the backend that takes this connection.
+      this.route.cursor = i + 1 === n ? 0 : i + 1;
       this.attempt(i);
       return;
     }
     if (this.balancer.verbose)
       this.balancer.log.debug(
-        { route: this.route.index, client: this.clientLabel(), reason },
+        { route: this.route.index, client: this.from, reason },
         'no backend accepted the connection; closing it',
       );
     this.client.destroy();
@@ -204,11 +219,6 @@ class Relay {
     socket.pipe(client);
   }
 
-  private clientLabel(): string {
-    const { remoteAddress, remotePort } = this.client;
-    return remoteAddress ? hostPort(remoteAddress, remotePort ?? 0) : 'unknown';
-  }
-
   /** Called on each close: the relay is over when the client and its backend are closed. */
   private settle(): void {
     if (!this.clientClosed || (this.backend && !this.backendClosed)) return;
@@ -217,7 +227,7 @@ class Relay {
       this.balancer.log.debug(
         {
           route: this.route.index,
-          client: this.clientLabel(),
+          client: this.from,
           backend: this.route.backends[this.target]!.label,
           sent: this.client.bytesRead,
           received: this.client.bytesWritten,

@@ -168,7 +168,14 @@ export function loadConfig(path: string, name = path): RouteConfig[] {
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError(name, [`is not valid JSON: ${(err as Error).message}`]);
+    const message = (err as Error).message;
+    const at = /at position (\d+)/.exec(message);
+    let where = '';
+    if (at) {
+      const before = text.slice(0, Number(at[1])).split('\n');
+      where = ` (line ${before.length}, column ${before[before.length - 1]!.length + 1})`;
+    }
+    throw new ConfigError(name, [`is not valid JSON${where}: ${message}`]);
   }
   return validateConfig(doc, name);
 }
