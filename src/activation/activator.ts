@@ -105,12 +105,54 @@ export class Activator {
   }
 
   /** Stops this node's instance of an app (it refused a connection, or the app was removed). */
-  evict(appId: string, why: string): void {
+  evict(appId: string, why: string, port?: number): void {
     const instance = this.running.get(appId);
-    if (!instance) return;
-    this.log.warn({ app: appId, pid: instance.proc.pid }, `stopping instance of ${appId}: ${why}`);
+    // A late error from an instance already replaced must not stop its replacement.
+    if (!instance || (port !== undefined && instance.target.port !== port)) return;
+    const { app, proc } = instance;
+    this.log.warn({ app: app.name, id: appId, pid: proc.pid }, `stopping ${app.name}[${proc.pid}]: ${why}`);
     this.running.delete(appId);
-    void this.stopProcess(instance.proc);
+    // Its exit will not find it running any more: its entry goes now, or the app stays at its cap.
+    this.forget(instance);
+    void this.stopProcess(proc);
+  }
+
+  /** Stops the instances of apps that are no longer in the registry. */
+  evictMissing(known: Set<string>): void {
+    for (const id of [...this.running.keys()])
+      if (!known.has(id)) this.evict(id, 'its app left the registry');
+  }
+
+  /**
+   * Puts back the registry entry of each running instance when it is missing (another node
+   * took this one for dead, or a release raced a claim). When the cap is full meanwhile, the
+   * instance is stopped: the farm's count must not exceed it.
+   */
+  async reassert(): Promise<void> {
+    if (this.stopping || this.running.size === 0) return;
+    const all = await this.registry.allMachines();
+    for (const [id, instance] of this.running) {
+      const listed = all.get(id) ?? [];
+      if (
+        listed.some((m) => m.host === instance.target.machine.host && m.port === instance.target.machine.port)
+      ) {
+        continue;
+      }
+      const claim = await this.registry.claim(id, instance.target.machine);
+      if (claim.granted)
+        this.log.warn(
+          { app: instance.app.name, id },
+          `${instance.app.name}: its entry was missing; put back`,
+        );
+      else if (this.running.get(id) === instance) {
+        this.running.delete(id);
+        this.log.warn(
+          { app: instance.app.name, id },
+          `${instance.app.name}: its entry was missing and the cap is full; stopping it`,
+        );
+        void this.stopProcess(instance.proc);
+      }
+    }
   }
 
   /** Stops every instance this node started and waits until they are gone. */
@@ -138,7 +180,11 @@ export class Activator {
 
     const port = await this.ports.acquire();
     if (port === undefined) {
-      throw new ActivationError(503, 'no capacity to start the application', 'every port of the range is taken');
+      throw new ActivationError(
+        503,
+        'no capacity to start the application',
+        'every port of the range is taken',
+      );
     }
     const startedAt = Date.now();
     const proc = spawnInstance(app, port, this.log);
@@ -158,16 +204,21 @@ export class Activator {
     });
     if (ready !== 'ready') {
       void this.stopProcess(proc);
-      const exit = await proc.exited;
       this.recordFailure(app.id);
-      if (exit.error) {
-        throw new ActivationError(502, 'the application could not be started', `${app.name}: ${exit.error.message}`);
-      }
       if (ready === 'timeout') {
+        // Not waiting for it to go: a program that ignores SIGTERM has the stop grace period.
         throw new ActivationError(
           504,
           'the application did not start in time',
           `${app.name} did not accept connections on port ${port} within ${this.options.startTimeoutMs} ms`,
+        );
+      }
+      const exit = await proc.exited; // at once: 'aborted' means it has exited
+      if (exit.error) {
+        throw new ActivationError(
+          502,
+          'the application could not be started',
+          `${app.name}: ${exit.error.message}`,
         );
       }
       throw new ActivationError(
@@ -183,20 +234,52 @@ export class Activator {
       claim = await this.registry.claim(app.id, machine);
     } catch (err) {
       void this.stopProcess(proc);
-      throw new ActivationError(503, 'the registry is unavailable', `claim for ${app.name} failed: ${String(err)}`);
+      throw new ActivationError(
+        503,
+        'the registry is unavailable',
+        `claim for ${app.name} failed: ${String(err)}`,
+      );
+    }
+    if (!claim.granted && claim.machines.every((m) => m.host === this.options.advertise)) {
+      // Only entries of this node fill the cap, yet this node runs no instance of the app (it
+      // would not be starting one): they are left over (a release that failed). Drop, retry.
+      try {
+        for (const m of claim.machines) await this.registry.release(app.id, m);
+        claim = await this.registry.claim(app.id, machine);
+      } catch (err) {
+        void this.stopProcess(proc);
+        throw new ActivationError(
+          503,
+          'the registry is unavailable',
+          `claim for ${app.name} failed: ${String(err)}`,
+        );
+      }
     }
     if (!claim.granted) {
       // The farm reached the cap while this instance was starting: use theirs.
       void this.stopProcess(proc);
-      this.log.info({ app: app.name, id: app.id }, `${app.name} reached its cap elsewhere; using an existing instance`);
+      this.log.info(
+        { app: app.name, id: app.id },
+        `${app.name} reached its cap elsewhere; using an existing instance`,
+      );
       const others = claim.machines.filter((m) => m.host !== this.options.advertise);
       if (others.length > 0) return { kind: 'remote', machines: others };
-      throw new ActivationError(503, 'no instance is available', `${app.name}: claim refused and no instance listed`);
+      // Not a tight loop of starts while this lasts.
+      this.recordFailure(app.id);
+      throw new ActivationError(
+        503,
+        'no instance is available',
+        `${app.name}: claim refused and no instance listed`,
+      );
     }
     if (exitedEarly.signal.aborted || this.stopping) {
       await this.registry.release(app.id, machine).catch(() => {});
       void this.stopProcess(proc);
-      throw new ActivationError(502, 'the application exited while starting', `${app.name} exited right after start`);
+      throw new ActivationError(
+        502,
+        'the application exited while starting',
+        `${app.name} exited right after start`,
+      );
     }
     const target: Target = { appId: app.id, machine, host: LOOPBACK, port, local: true };
     this.running.set(app.id, { app, proc, target, readyAt: Date.now() });
@@ -212,7 +295,11 @@ export class Activator {
     try {
       return (await this.registry.machines(app.id)).filter((m) => m.host !== this.options.advertise);
     } catch (err) {
-      throw new ActivationError(503, 'the registry is unavailable', `reading ${app.name}'s instances: ${String(err)}`);
+      throw new ActivationError(
+        503,
+        'the registry is unavailable',
+        `reading ${app.name}'s instances: ${String(err)}`,
+      );
     }
   }
 
@@ -230,14 +317,25 @@ export class Activator {
       return;
     }
     const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
-    this.log.info({ app: app.name, id: app.id, pid: proc.pid }, `${app.name}[${proc.pid}] exited with ${how}`);
+    this.log.info(
+      { app: app.name, id: app.id, pid: proc.pid },
+      `${app.name}[${proc.pid}] exited with ${how}`,
+    );
     if (!wasRunning || !instance) return;
-    void this.registry.release(app.id, instance.target.machine).catch((err: unknown) => {
-      this.log.error({ app: app.name, id: app.id, err: String(err) }, `could not remove ${app.name}'s instance from the registry`);
-    });
+    this.forget(instance);
     if (this.stopping) return;
     if (Date.now() - startedAt < this.stableAfterMs) this.recordFailure(app.id);
     else this.failures.delete(app.id);
+  }
+
+  /** Removes an instance's entry from the registry (in the background). */
+  private forget({ app, target }: LocalInstance): void {
+    void this.registry.release(app.id, target.machine).catch((err: unknown) => {
+      this.log.error(
+        { app: app.name, id: app.id, err: String(err) },
+        `could not remove ${app.name}'s instance from the registry`,
+      );
+    });
   }
 
   private recordFailure(appId: string): void {

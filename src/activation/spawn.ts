@@ -31,15 +31,17 @@ export function spawnInstance(app: App, port: number, log: Logger): SpawnedProce
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
-    let error: Error | undefined;
-    child.once('error', (err) => {
-      error = err;
-      // A process that never started emits 'error' and no 'exit'.
-      if (child.pid === undefined) resolve({ code: null, signal: null, error });
-    });
-    child.once('exit', (code, signal) => resolve({ code, signal, error }));
-  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>(
+    (resolve) => {
+      let error: Error | undefined;
+      child.once('error', (err) => {
+        error = err;
+        // A process that never started emits 'error' and no 'exit'.
+        if (child.pid === undefined) resolve({ code: null, signal: null, error });
+      });
+      child.once('exit', (code, signal) => resolve({ code, signal, error }));
+    },
+  );
   const pid = child.pid ?? -1;
   const out = log.child({ app: app.name, id: app.id, pid });
   for (const [stream, level] of [

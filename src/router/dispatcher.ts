@@ -14,11 +14,15 @@ interface RemoteSet {
  */
 export class Dispatcher {
   private readonly remote = new Map<string, RemoteSet>();
+  /** Removals of unreachable instances under way, which an activation must not race. */
+  private readonly releasing = new Map<string, Promise<void>>();
 
   constructor(
     private readonly activator: Activator,
     private readonly registry: Registry,
     private readonly log: Logger,
+    /** This node's address in `machines`: its own entries are never remote. */
+    private readonly advertise: string,
   ) {}
 
   /** The target when it is known without waiting: the hot path. */
@@ -33,6 +37,7 @@ export class Dispatcher {
 
   /** Finds or starts an instance; throws ActivationError when none can be had. */
   async resolve(app: App): Promise<Target> {
+    await this.releasing.get(app.id);
     const activation = await this.activator.activate(app);
     if (activation.kind === 'local') return activation.target;
     this.remote.set(app.id, { machines: activation.machines, next: 0 });
@@ -43,7 +48,7 @@ export class Dispatcher {
   /** An instance could not be reached: it is removed, so the next request goes elsewhere. */
   unreachable(target: Target): void {
     if (target.local) {
-      this.activator.evict(target.appId, 'it refused a connection');
+      this.activator.evict(target.appId, 'it refused a connection', target.port);
       return;
     }
     const set = this.remote.get(target.appId);
@@ -52,9 +57,30 @@ export class Dispatcher {
       { app: target.appId, machine: target.machine },
       `instance of ${target.appId} at ${target.machine.host}:${target.machine.port} refused; removing it`,
     );
-    this.registry.release(target.appId, target.machine).catch((err: unknown) => {
-      this.log.error({ app: target.appId, err: String(err) }, 'could not remove an unreachable instance');
-    });
+    const released = this.registry
+      .release(target.appId, target.machine)
+      .catch((err: unknown) => {
+        this.log.error({ app: target.appId, err: String(err) }, 'could not remove an unreachable instance');
+      })
+      .finally(() => {
+        if (this.releasing.get(target.appId) === released) this.releasing.delete(target.appId);
+      });
+    this.releasing.set(target.appId, released);
+  }
+
+  /** Takes in the farm's instances as the registry has them now (polled, off the hot path). */
+  updateRemote(all: Map<string, Machine[]>): void {
+    for (const id of this.remote.keys()) if (!all.has(id)) this.remote.delete(id);
+    for (const [id, list] of all) {
+      const machines = list.filter((m) => m.host !== this.advertise);
+      if (machines.length === 0) {
+        this.remote.delete(id);
+        continue;
+      }
+      const set = this.remote.get(id);
+      if (set) set.machines = machines;
+      else this.remote.set(id, { machines, next: 0 });
+    }
   }
 
   /** Forgets what is known of other nodes' instances (the registry was reloaded). */

@@ -1,8 +1,9 @@
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import type { CertificateStore } from './tls.js';
+import type { Duplex } from 'node:stream';
 import type { Router } from './router.js';
+import type { CertificateStore } from './tls.js';
 
 export interface Listeners {
   http: Server;
@@ -30,13 +31,27 @@ export async function listen(
   options: { port: number; sslport: number; bind?: string; cert: Buffer; key: Buffer },
 ): Promise<Listeners> {
   const http = createHttpServer(SERVER_OPTIONS, (req, res) => router.handleRequest(req, res, false));
-  http.on('upgrade', (req, socket, head) => router.handleUpgrade(req, socket, head, false));
+  http.on('upgrade', (req, socket, head) =>
+    isWebSocketUpgrade(req)
+      ? router.handleUpgrade(req, socket, head, false)
+      : reinject(http, 'connection', req, socket, head),
+  );
 
   const https = createHttpsServer(
-    { ...SERVER_OPTIONS, cert: options.cert, key: options.key, SNICallback: certs.SNICallback, minVersion: 'TLSv1.2' },
+    {
+      ...SERVER_OPTIONS,
+      cert: options.cert,
+      key: options.key,
+      SNICallback: certs.SNICallback,
+      minVersion: 'TLSv1.2',
+    },
     (req, res) => router.handleRequest(req, res, true),
   );
-  https.on('upgrade', (req, socket, head) => router.handleUpgrade(req, socket, head, true));
+  https.on('upgrade', (req, socket, head) =>
+    isWebSocketUpgrade(req)
+      ? router.handleUpgrade(req, socket, head, true)
+      : reinject(https, 'secureConnection', req, socket, head),
+  );
 
   // Upgraded sockets leave the servers' own bookkeeping, so they are tracked here to be closed
   // on shutdown.
@@ -52,7 +67,10 @@ export async function listen(
     });
   }
 
-  await Promise.all([listenOn(http, options.port, options.bind), listenOn(https, options.sslport, options.bind)]);
+  await Promise.all([
+    listenOn(http, options.port, options.bind),
+    listenOn(https, options.sslport, options.bind),
+  ]);
 
   return {
     http,
@@ -71,6 +89,49 @@ export async function listen(
       for (const s of sockets) s.destroy();
     },
   };
+}
+
+/** A WebSocket opening handshake: GET with "Upgrade: websocket" (RFC 6455, section 4.1). */
+function isWebSocketUpgrade(req: IncomingMessage): boolean {
+  const upgrade = req.headers.upgrade ?? '';
+  return req.method === 'GET' && upgrade.split(',').some((p) => p.trim().toLowerCase() === 'websocket');
+}
+
+/** Hop-by-hop headers of an upgrade offer, dropped when the offer is declined. */
+const OFFER_HEADERS = new Set(['upgrade', 'http2-settings']);
+
+/**
+ * Declines an upgrade arr does not do (curl --http2 offers "Upgrade: h2c" on plain requests),
+ * as HTTP/1.1 lets a server do: the request head is put back on the connection without the
+ * offer, and the connection is handed back to the server, which reads it (body included) as an
+ * ordinary request. The server's 'connection' event is documented to accept injected streams;
+ * the TLS server's HTTP handling hangs off 'secureConnection'.
+ */
+function reinject(
+  server: Server,
+  event: 'connection' | 'secureConnection',
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+): void {
+  const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i]!;
+    let value = req.rawHeaders[i + 1]!;
+    const lower = name.toLowerCase();
+    if (OFFER_HEADERS.has(lower)) continue;
+    if (lower === 'connection') {
+      value = value
+        .split(',')
+        .map((t) => t.trim())
+        .filter((t) => t && !OFFER_HEADERS.has(t.toLowerCase()))
+        .join(', ');
+      if (!value) continue;
+    }
+    lines.push(`${name}: ${value}`);
+  }
+  socket.unshift(Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), head]));
+  server.emit(event, socket);
 }
 
 function listenOn(server: Server, port: number, host?: string): Promise<void> {

@@ -1,4 +1,4 @@
-import { Agent, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Agent, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { Target } from '../activation/activator.js';
@@ -9,6 +9,12 @@ export type TargetErrorHandler = (target: Target, err: NodeJS.ErrnoException) =>
 /** Errors that mean the instance is not there at all (as opposed to failing mid-exchange). */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 
+/**
+ * How long one side of a WebSocket may take to finish after the other side has closed: what
+ * it still had to send is delivered meanwhile, and what it receives is discarded.
+ */
+const WS_LINGER_MS = 5_000;
+
 export function isUnreachable(err: NodeJS.ErrnoException): boolean {
   return UNREACHABLE.has(err.code ?? '');
 }
@@ -16,37 +22,127 @@ export function isUnreachable(err: NodeJS.ErrnoException): boolean {
 /**
  * Moves requests and WebSockets to instances over plain HTTP. Connections to instances are
  * kept alive and reused. Every error on either side ends in a short answer to the client (or a
- * closed socket once the answer has begun) and a call to `onTargetError`; none escapes.
+ * closed socket once the answer has begun) and a call to `onTargetError`; none escapes. An
+ * exchange that one side abandons is abandoned on the other side too, so that nothing stays
+ * open behind a client or an instance that is gone.
  */
 export class ProxyEngine {
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY, maxFreeSockets: 256 });
+  private readonly agent = new Agent({
+    keepAlive: true,
+    maxSockets: Number.POSITIVE_INFINITY,
+    maxFreeSockets: 256,
+  });
   private readonly proxy = httpProxy.createProxyServer({ xfwd: false, agent: this.agent });
+  /** Client sockets of upgrades the instance has begun to answer (101 or otherwise). */
+  private readonly answered = new WeakSet<Duplex>();
 
   constructor(private readonly onTargetError: TargetErrorHandler) {
     // Callbacks are given per call; this is a last guard against an error without one.
     this.proxy.on('error', () => {});
+
+    // HTTP. http-proxy pipes the instance's answer to the client and stops there: a client that
+    // goes away would leave the instance's request open (stuck behind unread data), and an
+    // instance that breaks off its answer would leave the client waiting for the rest forever.
+    this.proxy.on('proxyReq', (proxyReq, _req, res) => abandonWith(res, proxyReq));
+    this.proxy.on('proxyRes', (proxyRes, _req, res) => {
+      abandonWith(res, proxyRes);
+      proxyRes.once('close', () => {
+        if (!proxyRes.complete) res.destroy();
+      });
+    });
+
+    // WebSockets: the same, and http-proxy's own handling of the answer is corrected.
+    this.proxy.on('proxyReqWs', (proxyReq, _req, socket) => {
+      const abandon = () => proxyReq.destroy();
+      socket.once('close', abandon);
+      proxyReq.once('response', (res: IncomingMessage) => {
+        // Not an upgrade: http-proxy copies these headers and pipes the decoded body, so a
+        // chunked answer would reach the client unframed. The end of the connection frames it.
+        this.answered.add(socket);
+        delete res.headers['transfer-encoding'];
+        res.headers.connection = 'close';
+        res.once('close', () => {
+          if (!res.complete) socket.destroy();
+        });
+      });
+      proxyReq.once('upgrade', (_res: IncomingMessage, proxySocket: Duplex) => {
+        this.answered.add(socket);
+        socket.off('close', abandon);
+        closeTogether(socket, proxySocket);
+      });
+    });
   }
 
   web(req: IncomingMessage, res: ServerResponse, target: Target): void {
+    if (req.socket.destroyed) return; // the client left while its instance was being found
     this.proxy.web(req, res, { target: { host: target.host, port: target.port } }, (err) => {
       const e = err as NodeJS.ErrnoException;
-      if (req.destroyed && !isUnreachable(e)) return; // the client went away: nothing to answer
       this.onTargetError(target, e);
-      sendError(res, 502, isUnreachable(e) ? 'the application is not reachable' : 'the application failed to answer');
+      if (res.destroyed || req.socket.destroyed) return; // the client went away: nothing to answer
+      sendError(
+        res,
+        502,
+        isUnreachable(e) ? 'the application is not reachable' : 'the application failed to answer',
+      );
     });
   }
 
   ws(req: IncomingMessage, socket: Duplex, head: Buffer, target: Target): void {
+    if (socket.destroyed) return; // the client left while its instance was being found
     // An upgraded connection never goes back to a pool, so no agent here.
-    this.proxy.ws(req, socket, head, { target: { host: target.host, port: target.port }, agent: false }, (err) => {
-      const e = err as NodeJS.ErrnoException;
-      this.onTargetError(target, e);
-      rejectUpgrade(socket, 502, isUnreachable(e) ? 'the application is not reachable' : 'the application failed');
-    });
+    this.proxy.ws(
+      req,
+      socket,
+      head,
+      { target: { host: target.host, port: target.port }, agent: false },
+      (err) => {
+        const e = err as NodeJS.ErrnoException;
+        this.onTargetError(target, e);
+        // Once the instance has answered, the client's socket carries that answer (or WebSocket
+        // frames): an HTTP error written now would be garbage in it. closeTogether, or the
+        // 'response' handler above, ends it instead.
+        if (this.answered.has(socket)) return;
+        rejectUpgrade(
+          socket,
+          502,
+          isUnreachable(e) ? 'the application is not reachable' : 'the application failed',
+        );
+      },
+    );
   }
 
   close(): void {
     this.agent.destroy();
     this.proxy.close();
   }
+}
+
+/** When the client's response closes before it is complete, the exchange with the instance goes too. */
+function abandonWith(res: ServerResponse, upstream: ClientRequest | IncomingMessage): void {
+  if (res.destroyed) {
+    if (!res.writableFinished) upstream.destroy();
+    return;
+  }
+  res.once('close', () => {
+    if (!res.writableFinished) upstream.destroy();
+  });
+}
+
+/**
+ * The two sides of a proxied WebSocket end together. When one closes, the other is ended (what
+ * it still has to send is delivered), what it sends from now on is read and discarded (so that
+ * it is not stuck writing to nobody), and it is destroyed if it has not closed in a while.
+ */
+function closeTogether(a: Duplex, b: Duplex): void {
+  const follow = (gone: Duplex, other: Duplex) =>
+    gone.once('close', () => {
+      if (other.destroyed) return;
+      other.end();
+      other.resume();
+      const timer = setTimeout(() => other.destroy(), WS_LINGER_MS);
+      timer.unref();
+      other.once('close', () => clearTimeout(timer));
+    });
+  follow(a, b);
+  follow(b, a);
 }

@@ -1,12 +1,17 @@
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import { type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 /**
  * Short plain-text answers arr gives itself. Bodies say what happened in words a client can
  * act on and never carry internals (stack traces, driver errors, file paths).
  */
-export function sendError(res: ServerResponse, status: number, message: string, headers?: Record<string, string>): void {
-  if (res.headersSent) {
+export function sendError(
+  res: ServerResponse,
+  status: number,
+  message: string,
+  headers?: Record<string, string>,
+): void {
+  if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
   }
@@ -21,7 +26,12 @@ export function sendError(res: ServerResponse, status: number, message: string, 
 }
 
 /** The same answer on a raw socket, for a WebSocket upgrade that is refused. */
-export function rejectUpgrade(socket: Duplex, status: number, message: string, headers?: Record<string, string>): void {
+export function rejectUpgrade(
+  socket: Duplex,
+  status: number,
+  message: string,
+  headers?: Record<string, string>,
+): void {
   if (!socket.writable || socket.destroyed) {
     socket.destroy();
     return;

@@ -45,8 +45,10 @@ export class Router {
     const target = this.dispatcher.pick(route.app);
     if (target) this.proxy.web(req, res, target);
     else
-      this.withActivation(route.app, (t) => this.proxy.web(req, res, t), (status, message, headers) =>
-        sendError(res, status, message, headers),
+      this.withActivation(
+        route.app,
+        (t) => this.proxy.web(req, res, t),
+        (status, message, headers) => sendError(res, status, message, headers),
       );
   }
 
@@ -62,8 +64,10 @@ export class Router {
     const target = this.dispatcher.pick(route.app);
     if (target) this.proxy.ws(req, socket, head, target);
     else
-      this.withActivation(route.app, (t) => this.proxy.ws(req, socket, head, t), (status, message, headers) =>
-        rejectUpgrade(socket, status, message, headers),
+      this.withActivation(
+        route.app,
+        (t) => this.proxy.ws(req, socket, head, t),
+        (status, message, headers) => rejectUpgrade(socket, status, message, headers),
       );
   }
 
@@ -78,7 +82,8 @@ export class Router {
     const route = this.registry.route(host);
     if (!route) return { status: 404, message: `no application serves ${host}` };
     if (secure) {
-      if (route.rule.ssl === 'none') return { status: 403, message: `${host} is not served over HTTPS; use http://` };
+      if (route.rule.ssl === 'none')
+        return { status: 403, message: `${host} is not served over HTTPS; use http://` };
       // The certificate was chosen by SNI: a request for another host on this connection would
       // be answered under the wrong name.
       const sni = (req.socket as TLSSocket).servername;

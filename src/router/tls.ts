@@ -46,7 +46,10 @@ export class CertificateStore {
       return undefined;
     }
     try {
-      const [cert, key] = await Promise.all([readFile(resolve(route.rule.cert)), readFile(resolve(route.rule.key))]);
+      const [cert, key] = await Promise.all([
+        readFile(resolve(route.rule.cert)),
+        readFile(resolve(route.rule.key)),
+      ]);
       return createSecureContext({ cert, key, minVersion: 'TLSv1.2' });
     } catch (err) {
       this.log.error(

@@ -72,7 +72,7 @@ describe('arr import', { skip: mongoUnavailable() }, () => {
     // What was imported is what the registry serves.
     const reg = new MongoRegistry(url);
     try {
-      assert.deepEqual(await reg.load(), { apps: 2, problems: [] });
+      assert.deepEqual(await reg.load(), { apps: 2, problems: [], changed: true });
       assert.equal(reg.route('app1.localhost')?.app.id, OID1);
       assert.equal(reg.route('app2.localhost')?.rule.ssl, 'allowed');
     } finally {

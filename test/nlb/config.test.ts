@@ -162,7 +162,7 @@ describe('nlb.json errors: non-zero exit and a message naming the route and fiel
     await rejects(config, /--grace must be a number of seconds/, ['--grace', '-1']);
     await rejects(config, /--connect-timeout must be a positive number/, ['--connect-timeout', '0']);
     await rejects(config, /--bind must be an IP address/, ['--bind', 'nowhere']);
-    await rejects(config, /Unknown argument/, ['--frobnicate']);
+    await rejects(config, /unknown option --frobnicate/, ['--frobnicate']);
   });
 });
 

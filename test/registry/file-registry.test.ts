@@ -69,7 +69,7 @@ describe('FileRegistry', () => {
   it('an empty file loads no apps and no problems', async () => {
     const path = join(dir, 'empty.json');
     writeFileSync(path, '\uFEFF\n\n');
-    assert.deepEqual(await new FileRegistry(path).load(), { apps: 0, problems: [] });
+    assert.deepEqual(await new FileRegistry(path).load(), { apps: 0, problems: [], changed: true });
   });
 
   it('keeps machines across a reload, in memory', async () => {
