@@ -18,4 +18,8 @@ export interface ArrConfig {
   bind?: string;
   /** How long an instance has to accept connections after it is spawned. */
   startTimeoutMs: number;
+  /** With MongoDB: how often the registry is read again. */
+  pollMs: number;
+  /** With MongoDB: how often this node beats; it is taken for dead after 5 missed beats. */
+  heartbeatMs: number;
 }

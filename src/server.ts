@@ -1,6 +1,8 @@
 import { Activator } from './activation/activator.js';
 import { PortAllocator } from './activation/port-allocator.js';
 import type { ArrConfig } from './config.js';
+import { Heartbeat } from './farm/heartbeat.js';
+import { RegistrySync } from './farm/registry-sync.js';
 import { FileRegistry } from './registry/file-registry.js';
 import { MongoRegistry } from './registry/mongo-registry.js';
 import type { Registry } from './registry/registry.js';
@@ -9,7 +11,11 @@ import { Dispatcher } from './router/dispatcher.js';
 import { boundPort, listen } from './router/listeners.js';
 import { Router } from './router/router.js';
 import { CertificateStore } from './router/tls.js';
+import { every } from './util/every.js';
 import type { Logger } from './util/log.js';
+
+/** A node whose record is this many beats old is taken for dead by the others. */
+const HEARTBEAT_TTL_BEATS = 5;
 
 /** How long in-flight requests and WebSockets get to finish on SIGINT/SIGTERM. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -33,8 +39,10 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
   for (const p of report.problems) log.warn(`registry: ${formatProblem(p)}`);
   log.info(`registry: ${report.apps} apps from ${source}`);
 
-  if (config.mongo) {
-    // Entries from an earlier run of this node point at instances that died with it.
+  if (registry instanceof MongoRegistry) {
+    // Beat before serving, so that no other node takes this one for dead; then drop the
+    // entries from an earlier run of this node: they point at instances that died with it.
+    await registry.beat(config.advertise, HEARTBEAT_TTL_BEATS * config.heartbeatMs);
     const stale = await registry.releaseMachine(config.advertise);
     if (stale > 0) log.info(`removed ${stale} stale instance entries of ${config.advertise}`);
   }
@@ -43,7 +51,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     advertise: config.advertise,
     startTimeoutMs: config.startTimeoutMs,
   });
-  const dispatcher = new Dispatcher(activator, registry, log);
+  const dispatcher = new Dispatcher(activator, registry, log, config.advertise);
   const certs = new CertificateStore(registry, log);
   let sslPort = config.sslport;
   const router = new Router(registry, dispatcher, log, () => sslPort);
@@ -54,16 +62,33 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     `arr listening on http://${where}:${boundPort(listeners.http)} and https://${where}:${sslPort}, advertising ${config.advertise}`,
   );
 
+  const timers: (() => void)[] = [];
+  if (registry instanceof MongoRegistry) {
+    const sync = new RegistrySync(registry, dispatcher, activator, certs, log);
+    const heartbeat = new Heartbeat(
+      registry,
+      activator,
+      config.advertise,
+      HEARTBEAT_TTL_BEATS * config.heartbeatMs,
+      log,
+    );
+    timers.push(every(config.pollMs, sync.tick), every(config.heartbeatMs, heartbeat.tick));
+  }
+
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
       log.info('arr stopping: no new connections; finishing what is in flight');
+      for (const stopTimer of timers) stopTimer();
       const closed = listeners.stopAccepting();
       await listeners.drain(SHUTDOWN_GRACE_MS);
       await closed;
       router.close();
       await activator.stopAll();
-      if (config.mongo) await registry.releaseMachine(config.advertise).catch(() => 0);
+      if (registry instanceof MongoRegistry) {
+        await registry.releaseMachine(config.advertise).catch(() => 0);
+        await registry.forgetNode(config.advertise).catch(() => {});
+      }
       await registry.close().catch(() => {});
       log.info('arr stopped');
     })();

@@ -80,6 +80,16 @@ const OPTIONS = {
     default: 15,
     describe: 'seconds an instance has to accept connections after it is started',
   },
+  poll: {
+    type: 'number',
+    default: 2,
+    describe: "with --mongo: seconds between reads of the registry (app changes, other nodes' instances)",
+  },
+  heartbeat: {
+    type: 'number',
+    default: 2,
+    describe: 'with --mongo: seconds between liveness beats; a node silent for 5 beats is taken for dead',
+  },
   'log-level': {
     type: 'string',
     choices: LOG_LEVELS,
@@ -152,6 +162,8 @@ async function main(): Promise<void> {
       advertise: checkAddress(argv.advertise ?? defaultAdvertise(), '--advertise'),
       bind: argv.bind === undefined ? undefined : checkAddress(argv.bind, '--bind'),
       startTimeoutMs: checkPositive(argv['start-timeout'], '--start-timeout') * 1000,
+      pollMs: checkPositive(argv.poll, '--poll') * 1000,
+      heartbeatMs: checkPositive(argv.heartbeat, '--heartbeat') * 1000,
     };
   } catch (err) {
     if (err instanceof UsageError) fail(err.message);

@@ -11,15 +11,18 @@ import { type App, type Machine, type Route, sameMachine } from './types.js';
 export class FileRegistry implements Registry {
   readonly kind = 'file';
   private table = new RouteTable([]);
+  private fingerprint = '';
   private readonly running = new Map<string, Machine[]>();
 
   constructor(readonly path: string) {}
 
   async load(): Promise<LoadReport> {
     const parsed = await readAppsFile(this.path);
-    const { table, problems } = buildRouteTable(parsed.docs);
+    const { table, problems, fingerprint } = buildRouteTable(parsed.docs);
     this.table = table;
-    return { apps: table.apps.size, problems: [...parsed.problems, ...problems] };
+    const changed = fingerprint !== this.fingerprint;
+    this.fingerprint = fingerprint;
+    return { apps: table.apps.size, problems: [...parsed.problems, ...problems], changed };
   }
 
   route(host: string): Route | undefined {
@@ -36,6 +39,10 @@ export class FileRegistry implements Registry {
 
   tlsRoutes(): Iterable<Route> {
     return this.table.tlsRoutes();
+  }
+
+  async allMachines(): Promise<Map<string, Machine[]>> {
+    return new Map([...this.running].map(([id, list]) => [id, [...list]]));
   }
 
   async machines(appId: string): Promise<Machine[]> {

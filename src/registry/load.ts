@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { RouteTable } from './route-table.js';
 import type { App, Problem } from './types.js';
 import { validateApp } from './validate.js';
@@ -6,6 +7,8 @@ import { validateApp } from './validate.js';
 export function buildRouteTable(docs: Iterable<{ doc: unknown; line?: number }>): {
   table: RouteTable;
   problems: Problem[];
+  /** A digest of the valid apps, to tell whether a reload changed anything. */
+  fingerprint: string;
 } {
   const apps: App[] = [];
   const problems: Problem[] = [];
@@ -15,5 +18,8 @@ export function buildRouteTable(docs: Iterable<{ doc: unknown; line?: number }>)
     else for (const p of v.problems) problems.push(line === undefined ? p : { ...p, line });
   }
   const table = new RouteTable(apps);
-  return { table, problems: [...problems, ...table.problems] };
+  const hash = createHash('sha1');
+  for (const app of table.apps.values())
+    hash.update(JSON.stringify([app.id, app.name, app.process, app.hosts, app.instances]));
+  return { table, problems: [...problems, ...table.problems], fingerprint: hash.digest('hex') };
 }

@@ -1,12 +1,20 @@
 import { type Collection, type Document, MongoClient, type MongoClientOptions } from 'mongodb';
 import { buildRouteTable } from './load.js';
-import { type ClaimResult, type LoadReport, type Registry, UnknownAppError } from './registry.js';
+import {
+  type ClaimResult,
+  type LoadReport,
+  type NodeLiveness,
+  type Registry,
+  UnknownAppError,
+} from './registry.js';
 import { RouteTable } from './route-table.js';
 import { type App, type Machine, type Route, sameMachine } from './types.js';
 
 export const APPS_COLLECTION = 'apps';
 /** One document per running instance: `{_id: "<app id>#<slot>", app, appRef, slot, host, port, since}`. */
 export const INSTANCES_COLLECTION = 'instances';
+/** One document per live arr node: `{_id: advertise address, beat, expires}`. */
+export const NODES_COLLECTION = 'nodes';
 const DEFAULT_DATABASE = 'arr';
 
 export interface MongoRegistryOptions {
@@ -26,6 +34,12 @@ interface InstanceDoc {
   since: Date;
 }
 
+interface NodeDoc {
+  _id: string;
+  beat: Date;
+  expires: Date;
+}
+
 /**
  * The farm's registry: the `apps` collection of the database named in the URL (`arr` when the
  * URL names none). Host lookups are answered from the index built at the last load.
@@ -36,29 +50,36 @@ interface InstanceDoc {
  * update is not (FerretDB v1 applies it as a read and a write). Each app's `machines` mirrors
  * its slots, for people and tools that read the `apps` collection.
  */
-export class MongoRegistry implements Registry {
+export class MongoRegistry implements Registry, NodeLiveness {
   readonly kind = 'mongo';
   private table = new RouteTable([]);
+  private fingerprint = '';
   private readonly client: MongoClient;
   private readonly collection: Collection;
   private readonly instances: Collection<InstanceDoc>;
+  private readonly nodes: Collection<NodeDoc>;
 
   constructor(url: string, options: MongoRegistryOptions = {}) {
     const clientOptions: MongoClientOptions = {
-      serverSelectionTimeoutMS: options.serverSelectionTimeoutMS ?? 5000,
+      // Short: while the database is unreachable, an activation fails fast (503) rather than
+      // holding its request for the driver's default 30 s.
+      serverSelectionTimeoutMS: options.serverSelectionTimeoutMS ?? 2000,
       appName: 'arr',
     };
     this.client = new MongoClient(url, clientOptions);
     const db = this.client.db(databaseName(url));
     this.collection = db.collection(APPS_COLLECTION);
     this.instances = db.collection<InstanceDoc>(INSTANCES_COLLECTION);
+    this.nodes = db.collection<NodeDoc>(NODES_COLLECTION);
   }
 
   async load(): Promise<LoadReport> {
     const docs = await this.collection.find({}).toArray();
-    const { table, problems } = buildRouteTable(docs.map((doc) => ({ doc })));
+    const { table, problems, fingerprint } = buildRouteTable(docs.map((doc) => ({ doc })));
     this.table = table;
-    return { apps: table.apps.size, problems };
+    const changed = fingerprint !== this.fingerprint;
+    this.fingerprint = fingerprint;
+    return { apps: table.apps.size, problems, changed };
   }
 
   route(host: string): Route | undefined {
@@ -75,6 +96,39 @@ export class MongoRegistry implements Registry {
 
   tlsRoutes(): Iterable<Route> {
     return this.table.tlsRoutes();
+  }
+
+  async allMachines(): Promise<Map<string, Machine[]>> {
+    const all = new Map<string, Machine[]>();
+    for (const d of await this.instances.find({}).sort({ app: 1, slot: 1 }).toArray()) {
+      const list = all.get(d.app) ?? [];
+      list.push({ host: d.host, port: d.port });
+      all.set(d.app, list);
+    }
+    return all;
+  }
+
+  async beat(node: string, ttlMs: number): Promise<void> {
+    const now = Date.now();
+    await this.nodes.updateOne(
+      { _id: node },
+      { $set: { beat: new Date(now), expires: new Date(now + ttlMs) } },
+      { upsert: true },
+    );
+  }
+
+  async deadNodes(self: string): Promise<string[]> {
+    const records = await this.nodes.find({}).toArray();
+    const now = Date.now();
+    const known = new Set(records.map((r) => r._id));
+    const dead = records.filter((r) => r._id !== self && r.expires.getTime() < now).map((r) => r._id);
+    const hosts: string[] = await this.instances.distinct('host');
+    for (const h of hosts) if (h !== self && !known.has(h)) dead.push(h);
+    return [...new Set(dead)];
+  }
+
+  async forgetNode(node: string): Promise<void> {
+    await this.nodes.deleteOne({ _id: node });
   }
 
   async machines(appId: string): Promise<Machine[]> {

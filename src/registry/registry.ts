@@ -5,6 +5,8 @@ export interface LoadReport {
   apps: number;
   /** Documents or lines that were skipped, and host names that were not given. */
   problems: Problem[];
+  /** Whether the apps differ from the previous load's (always true for the first). */
+  changed: boolean;
 }
 
 export interface ClaimResult {
@@ -27,6 +29,8 @@ export interface Registry {
   apps(): Iterable<App>;
   /** Every host that has its own certificate. */
   tlsRoutes(): Iterable<Route>;
+  /** Every app's instances as the store has them now, by app id. */
+  allMachines(): Promise<Map<string, Machine[]>>;
   /** The app's instances as the store has them now. */
   machines(appId: string): Promise<Machine[]>;
   /**
@@ -39,6 +43,21 @@ export interface Registry {
   /** Removes every instance recorded for one machine address; returns how many were removed. */
   releaseMachine(host: string): Promise<number>;
   close(): Promise<void>;
+}
+
+/**
+ * Liveness records of the nodes of a farm, kept in the shared store: each node beats, and the
+ * entries of a node that stopped beating can be removed by any other.
+ */
+export interface NodeLiveness {
+  /** Records that `node` is alive until `ttlMs` from now (by this machine's clock). */
+  beat(node: string, ttlMs: number): Promise<void>;
+  /**
+   * Nodes other than `self` whose record has expired, and hosts that have instance entries but
+   * no record at all (a node that died before its first beat).
+   */
+  deadNodes(self: string): Promise<string[]>;
+  forgetNode(node: string): Promise<void>;
 }
 
 export class UnknownAppError extends Error {
