@@ -1,5 +1,5 @@
 import { Agent, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { type Duplex, Readable } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { Target } from '../activation/activator.js';
 import { rejectUpgrade, sendError } from './respond.js';
@@ -14,6 +14,16 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAD
  * it still had to send is delivered meanwhile, and what it receives is discarded.
  */
 const WS_LINGER_MS = 5_000;
+
+/** A request that can be sent to another instance after the first refused it. */
+function isReplayable(req: IncomingMessage): boolean {
+  const m = req.method;
+  return (
+    (m === 'GET' || m === 'HEAD' || m === 'OPTIONS') &&
+    !req.headers['transfer-encoding'] &&
+    (req.headers['content-length'] === undefined || req.headers['content-length'] === '0')
+  );
+}
 
 export function isUnreachable(err: NodeJS.ErrnoException): boolean {
   return UNREACHABLE.has(err.code ?? '');
@@ -73,12 +83,24 @@ export class ProxyEngine {
     });
   }
 
-  web(req: IncomingMessage, res: ServerResponse, target: Target): void {
+  /**
+   * Proxies one request. When the instance cannot be reached at all and the request is safe to
+   * send again (GET, HEAD or OPTIONS without a body), `retry` is called instead of answering
+   * 502, so that the request can go to another or a new instance; it is then sent with `replay`.
+   */
+  web(req: IncomingMessage, res: ServerResponse, target: Target, retry?: () => void, replay = false): void {
     if (req.socket.destroyed) return; // the client left while its instance was being found
-    this.proxy.web(req, res, { target: { host: target.host, port: target.port } }, (err) => {
+    const options: httpProxy.ServerOptions = { target: { host: target.host, port: target.port } };
+    // The request was read by the first attempt; a replay sends its (empty) body anew.
+    if (replay) options.buffer = Readable.from([]);
+    this.proxy.web(req, res, options, (err) => {
       const e = err as NodeJS.ErrnoException;
       this.onTargetError(target, e);
       if (res.destroyed || req.socket.destroyed) return; // the client went away: nothing to answer
+      if (retry && isUnreachable(e) && !res.headersSent && isReplayable(req)) {
+        retry();
+        return;
+      }
       sendError(
         res,
         502,

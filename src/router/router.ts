@@ -42,14 +42,14 @@ export class Router {
       return;
     }
     setForwardedHeaders(req, secure);
+    const refuse = (status: number, message: string, headers?: Record<string, string>) =>
+      sendError(res, status, message, headers);
+    // One more try, on another or a new instance, when the first one turns out to be gone.
+    const retry = () =>
+      this.withActivation(route.app, (t) => this.proxy.web(req, res, t, undefined, true), refuse);
     const target = this.dispatcher.pick(route.app);
-    if (target) this.proxy.web(req, res, target);
-    else
-      this.withActivation(
-        route.app,
-        (t) => this.proxy.web(req, res, t),
-        (status, message, headers) => sendError(res, status, message, headers),
-      );
+    if (target) this.proxy.web(req, res, target, retry);
+    else this.withActivation(route.app, (t) => this.proxy.web(req, res, t, retry), refuse);
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, secure: boolean): void {

@@ -45,6 +45,11 @@ export interface ArrOptions {
   env?: NodeJS.ProcessEnv;
   /** Address arr binds and advertises; default 127.0.0.1. */
   address?: string;
+  /** Leave the registry as it is (another node of the farm provided the apps). */
+  keepApps?: boolean;
+  /** Listen on these ports and use this range (a node restarted as it was). */
+  ports?: [number, number];
+  range?: [number, number];
 }
 
 /** Writes apps to a temporary apps.json (one document per line), or inserts them into MongoDB. */
@@ -71,9 +76,9 @@ export async function provideApps(apps: AppDoc[], mongo?: string): Promise<strin
 /** Starts the real arr CLI on free ports with these apps and waits until it listens. */
 export async function startArrWith(apps: AppDoc[], opts: ArrOptions = {}): Promise<ArrUnderTest> {
   const address = opts.address ?? '127.0.0.1';
-  const appsFile = await provideApps(apps, opts.mongo);
-  const [port, sslport] = await freePorts(2, address);
-  const range = await freeRange(opts.rangeSize ?? 20, address);
+  const appsFile = opts.keepApps ? undefined : await provideApps(apps, opts.mongo);
+  const [port, sslport] = opts.ports ?? (await freePorts(2, address));
+  const range = opts.range ?? (await freeRange(opts.rangeSize ?? 20, address));
   const args = [
     '-p',
     String(port),

@@ -14,6 +14,10 @@ export interface MongoServer {
   /** A fresh database on the same server: `url` with another database name. */
   database(name: string): string;
   stop(): Promise<void>;
+  /** Makes the server unreachable (FerretDB only: undefined for ARR_TEST_MONGO_URL). */
+  interrupt?: () => Promise<void>;
+  /** Brings it back on the same address with the same data. */
+  resume?: () => Promise<void>;
 }
 
 function ferretdbBinary(): string | undefined {
@@ -67,34 +71,45 @@ export async function startMongo(prefix: string): Promise<MongoServer> {
   if (!bin) throw new Error('FerretDB is not installed (scripts/install-ferretdb.sh)');
   const dir = mkdtempSync(join(tmpdir(), 'arr-ferretdb-'));
   const port = await freePort();
-  const server: Running = start(bin, [
-    '--handler=sqlite',
-    `--sqlite-url=file:${dir}/`,
-    `--state-dir=${dir}`,
-    `--listen-addr=127.0.0.1:${port}`,
-    '--telemetry=disable',
-    '--debug-addr=-',
-    '--log-level=warn',
-  ]);
   const base = `mongodb://127.0.0.1:${port}/`;
-  await until(
-    'FerretDB to answer',
-    async () => {
-      const c = new MongoClient(base, { serverSelectionTimeoutMS: 500 });
-      try {
-        await c.db('admin').command({ ping: 1 });
-        return true;
-      } finally {
-        await c.close();
-      }
-    },
-    { timeoutMs: 20_000, intervalMs: 100 },
-  );
+  const launch = async (): Promise<Running> => {
+    const server = start(bin, [
+      '--handler=sqlite',
+      `--sqlite-url=file:${dir}/`,
+      `--state-dir=${dir}`,
+      `--listen-addr=127.0.0.1:${port}`,
+      '--telemetry=disable',
+      '--debug-addr=-',
+      '--log-level=warn',
+    ]);
+    await until(
+      'FerretDB to answer',
+      async () => {
+        const c = new MongoClient(base, { serverSelectionTimeoutMS: 500 });
+        try {
+          await c.db('admin').command({ ping: 1 });
+          return true;
+        } finally {
+          await c.close();
+        }
+      },
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+    return server;
+  };
+  let server: Running | undefined = await launch();
   return {
     url: withDatabase(base, dbName),
     database: (name) => withDatabase(base, `${dbName}_${name}`),
+    interrupt: async () => {
+      await server?.stop('SIGKILL');
+      server = undefined;
+    },
+    resume: async () => {
+      server ??= await launch();
+    },
     stop: async () => {
-      await server.stop('SIGTERM');
+      await server?.stop('SIGTERM');
       rmSync(dir, { recursive: true, force: true });
     },
   };
