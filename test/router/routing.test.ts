@@ -5,6 +5,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { type ArrUnderTest, fetchVia, helloApp, pidOf, startArrWith } from '../support/arr.js';
 import { type MongoServer, mongoUnavailable, startMongo } from '../support/mongo.js';
 import { repoRoot, stopAll } from '../support/proc.js';
+import { certificateFor } from '../support/tls.js';
 
 const cert = (name: string) => ({
   cert: join(repoRoot, `certs/${name}-cert.pem`),
@@ -21,18 +22,6 @@ const apps = () => [
     { host: 'plain-app2.localhost', ssl: 'none' },
   ]),
 ];
-
-/** The subject CN of the certificate arr presents for an SNI name. */
-function certificateFor(port: number, servername?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = tlsConnect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false }, () => {
-      const cn = s.getPeerCertificate().subject?.CN;
-      s.destroy();
-      resolve(String(cn));
-    });
-    s.on('error', reject);
-  });
-}
 
 function routingSuite(registry: 'file' | 'mongo', mongoUrl: () => string | undefined) {
   let arr: ArrUnderTest;
