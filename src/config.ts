@@ -22,4 +22,16 @@ export interface ArrConfig {
   pollMs: number;
   /** With MongoDB: how often this node beats; it is taken for dead after 5 missed beats. */
   heartbeatMs: number;
+  /** A connection whose request head (or TLS handshake) is not complete this long is closed. */
+  headerTimeoutMs: number;
+  /** An idle keep-alive connection of a client is closed after this long. */
+  keepAliveTimeoutMs: number;
+  /** A request whose instance has not begun to answer this long gets 504 (WebSockets are exempt). */
+  proxyTimeoutMs: number;
+  /** `--admin`: where /healthz and /metrics are served; off (and no metrics kept) when undefined. */
+  admin?: { host: string; port: number };
+  /** `--access-log`: one info line per request and WebSocket. */
+  accessLog?: boolean;
+  /** A local instance that served nothing for this long is stopped; 0: never. */
+  idleTimeoutMs: number;
 }

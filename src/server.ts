@@ -1,14 +1,17 @@
 import { Activator } from './activation/activator.js';
 import { PortAllocator } from './activation/port-allocator.js';
 import type { ArrConfig } from './config.js';
+import { watchAppsFile } from './farm/file-watch.js';
 import { Heartbeat } from './farm/heartbeat.js';
 import { RegistrySync } from './farm/registry-sync.js';
+import { Operations } from './ops/ops.js';
 import { FileRegistry } from './registry/file-registry.js';
 import { MongoRegistry } from './registry/mongo-registry.js';
 import type { Registry } from './registry/registry.js';
 import { formatProblem } from './registry/types.js';
 import { Dispatcher } from './router/dispatcher.js';
 import { boundPort, listen } from './router/listeners.js';
+import { OpenWebSockets } from './router/open-websockets.js';
 import { Router } from './router/router.js';
 import { CertificateStore } from './router/tls.js';
 import { every } from './util/every.js';
@@ -17,8 +20,11 @@ import type { Logger } from './util/log.js';
 /** A node whose record is this many beats old is taken for dead by the others. */
 const HEARTBEAT_TTL_BEATS = 5;
 
-/** How long in-flight requests and WebSockets get to finish on SIGINT/SIGTERM. */
+/** How long in-flight requests get to finish on SIGINT/SIGTERM. */
 const SHUTDOWN_GRACE_MS = 10_000;
+
+/** How long a WebSocket ended on SIGINT/SIGTERM has to close before its connection is cut. */
+const WEBSOCKET_LINGER_MS = 1_000;
 
 /** A MongoDB URL fit for a log line: credentials replaced. */
 export function redactUrl(url: string): string {
@@ -27,6 +33,7 @@ export function redactUrl(url: string): string {
 
 export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop(): Promise<void> }> {
   const registry: Registry = config.mongo ? new MongoRegistry(config.mongo) : new FileRegistry(config.apps);
+  const ops = new Operations(config, registry, log); // --admin (health, metrics), --access-log
   const source = config.mongo ? `MongoDB ${redactUrl(config.mongo)}` : config.apps;
   let report: Awaited<ReturnType<Registry['load']>>;
   try {
@@ -50,13 +57,17 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
   const activator = new Activator(registry, new PortAllocator(config.range), log, {
     advertise: config.advertise,
     startTimeoutMs: config.startTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    onStart: ops.onStart,
   });
   const dispatcher = new Dispatcher(activator, registry, log, config.advertise);
   const certs = new CertificateStore(registry, log);
   let sslPort = config.sslport;
-  const router = new Router(registry, dispatcher, log, () => sslPort);
+  const router = new Router(registry, dispatcher, log, () => sslPort, config.proxyTimeoutMs, ops.observer);
+  await ops.listen(activator);
   const listeners = await listen(router, certs, config);
   sslPort = boundPort(listeners.https);
+  const webSockets = new OpenWebSockets([listeners.http, listeners.https]);
   const where = config.bind ?? '*';
   log.info(
     `arr listening on http://${where}:${boundPort(listeners.http)} and https://${where}:${sslPort}, advertising ${config.advertise}`,
@@ -73,23 +84,36 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
       log,
     );
     timers.push(every(config.pollMs, sync.tick), every(config.heartbeatMs, heartbeat.tick));
+  } else if (registry instanceof FileRegistry) {
+    timers.push(watchAppsFile(registry, activator, certs, log, { reported: report.problems }));
+  }
+  if (config.idleTimeoutMs > 0) {
+    const idle = async () => activator.stopIdle();
+    timers.push(every(Math.min(1000, config.idleTimeoutMs / 2), idle));
   }
 
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
       log.info('arr stopping: no new connections; finishing what is in flight');
+      ops.stopping();
       for (const stopTimer of timers) stopTimer();
       const closed = listeners.stopAccepting();
-      await listeners.drain(SHUTDOWN_GRACE_MS);
+      // Requests in flight are answered first; WebSockets keep working meanwhile.
+      await webSockets.httpSettled(Date.now() + SHUTDOWN_GRACE_MS);
+      // Then the instances stop: an app that closes its WebSockets on SIGTERM (the samples send
+      // 1001) says goodbye through arr. WebSockets still open after that are ended.
+      await activator.stopAll();
+      webSockets.endAll();
+      await listeners.drain(WEBSOCKET_LINGER_MS);
       await closed;
       router.close();
-      await activator.stopAll();
       if (registry instanceof MongoRegistry) {
         await registry.releaseMachine(config.advertise).catch(() => 0);
         await registry.forgetNode(config.advertise).catch(() => {});
       }
       await registry.close().catch(() => {});
+      await ops.close();
       log.info('arr stopped');
     })();
     return stopping;

@@ -14,6 +14,14 @@ export interface Target {
   host: string;
   port: number;
   local: boolean;
+  /** Local instances, with an idle timeout: what they serve now (kept by the router). */
+  activity?: Activity;
+}
+
+/** Exchanges (requests, WebSockets) an instance is serving now, and when the last one ended. */
+export interface Activity {
+  active: number;
+  lastActive: number;
 }
 
 export type Activation = { kind: 'local'; target: Target } | { kind: 'remote'; machines: Machine[] };
@@ -51,6 +59,10 @@ export interface ActivatorOptions {
   backoffMaxMs?: number;
   /** How long a stopped instance has between SIGTERM and SIGKILL. */
   stopGraceMs?: number;
+  /** A local instance that served nothing for this long is stopped (see stopIdle); 0: never. */
+  idleTimeoutMs?: number;
+  /** Told of each start of an app (one at a time per app, however many wait for it): metrics. */
+  onStart?: (app: App, start: Promise<Activation>) => void;
 }
 
 const LOOPBACK = '127.0.0.1';
@@ -77,7 +89,7 @@ export class Activator {
     private readonly log: Logger,
     private readonly options: ActivatorOptions,
   ) {
-    this.stableAfterMs = options.stableAfterMs ?? 10_000;
+    this.stableAfterMs = options.stableAfterMs ?? 2_000;
     this.backoffBaseMs = options.backoffBaseMs ?? 500;
     this.backoffMaxMs = options.backoffMaxMs ?? 30_000;
     this.stopGraceMs = options.stopGraceMs ?? 5_000;
@@ -100,6 +112,7 @@ export class Activator {
     if (!pending) {
       pending = this.start(app).finally(() => this.starting.delete(app.id));
       this.starting.set(app.id, pending);
+      this.options.onStart?.(app, pending);
     }
     return pending;
   }
@@ -152,6 +165,28 @@ export class Activator {
         );
         void this.stopProcess(instance.proc);
       }
+    }
+  }
+
+  /**
+   * Stops the local instances that have served nothing (no request in flight, no open
+   * WebSocket) for the idle timeout, and removes their entries: the next request starts one
+   * again. Off the request path: run by a timer.
+   */
+  stopIdle(now = Date.now()): void {
+    const idleMs = this.options.idleTimeoutMs ?? 0;
+    if (idleMs <= 0 || this.stopping) return;
+    for (const [id, instance] of [...this.running]) {
+      const a = instance.target.activity;
+      if (!a || a.active > 0 || now - a.lastActive < idleMs) continue;
+      const { app, proc } = instance;
+      this.log.info(
+        { app: app.name, id, pid: proc.pid },
+        `stopping ${app.name}[${proc.pid}]: idle for ${Math.round((now - a.lastActive) / 1000)} s`,
+      );
+      this.running.delete(id);
+      this.forget(instance);
+      void this.stopProcess(proc);
     }
   }
 
@@ -282,6 +317,7 @@ export class Activator {
       );
     }
     const target: Target = { appId: app.id, machine, host: LOOPBACK, port, local: true };
+    if (this.options.idleTimeoutMs) target.activity = { active: 0, lastActive: Date.now() };
     this.running.set(app.id, { app, proc, target, readyAt: Date.now() });
     this.log.info(
       { app: app.name, id: app.id, pid: proc.pid, port, ms: Date.now() - startedAt },
@@ -340,7 +376,9 @@ export class Activator {
 
   private recordFailure(appId: string): void {
     const count = (this.failures.get(appId)?.count ?? 0) + 1;
-    const delay = Math.min(this.backoffBaseMs * 2 ** (count - 1), this.backoffMaxMs);
+    // One failure may be bad luck (a kill, a port grabbed at the wrong moment): start again at
+    // once. From the second in a row on, wait 0.5 s, 1 s, 2 s, ... up to the maximum.
+    const delay = count < 2 ? 0 : Math.min(this.backoffBaseMs * 2 ** (count - 2), this.backoffMaxMs);
     this.failures.set(appId, { count, notBefore: Date.now() + delay });
   }
 

@@ -3,9 +3,11 @@ import { resolve } from 'node:path';
 import yargs, { type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { ArrConfig } from '../config.js';
+import { parseAdminAddress } from '../ops/admin-server.js';
 import { startArr } from '../server.js';
 import { createLogger, LOG_LEVELS } from '../util/log.js';
 import { DEFAULT_CERT, DEFAULT_KEY } from '../util/paths.js';
+import { APPS_OPTIONS, listApps, validateFile } from './admin.js';
 import { unknownFlags } from './flags.js';
 import { importApps, reportImport } from './import.js';
 import {
@@ -90,6 +92,37 @@ const OPTIONS = {
     default: 2,
     describe: 'with --mongo: seconds between liveness beats; a node silent for 5 beats is taken for dead',
   },
+  'header-timeout': {
+    type: 'number',
+    default: 20,
+    describe: 'seconds a client has to send a complete request head (and TLS handshake); then it is closed',
+  },
+  'keepalive-timeout': {
+    type: 'number',
+    default: 65,
+    describe: "seconds a client's idle keep-alive connection is kept open",
+  },
+  'proxy-timeout': {
+    type: 'number',
+    default: 60,
+    describe: 'seconds an instance has to begin its answer to a request; then 504 (WebSockets are exempt)',
+  },
+  'idle-timeout': {
+    type: 'number',
+    default: 0,
+    describe:
+      'seconds an instance may serve nothing (no request, no WebSocket) before it is stopped; 0: never',
+  },
+  admin: {
+    type: 'string',
+    defaultDescription: 'off',
+    describe: 'serve GET /healthz and /metrics (Prometheus) on [ADDR:]PORT, 127.0.0.1 unless ADDR is given',
+  },
+  'access-log': {
+    type: 'boolean',
+    default: false,
+    describe: 'log one info line per request and WebSocket: method, host, path, status, bytes, ms, app',
+  },
   'log-level': {
     type: 'string',
     choices: LOG_LEVELS,
@@ -118,6 +151,14 @@ async function main(): Promise<void> {
           describe: 'apps.json: extended JSON, one document per line, or an array',
         }),
     )
+    .command('apps', 'list the apps of the registry (--apps or --mongo): hosts, cap, where they run', (y) =>
+      y.options(APPS_OPTIONS),
+    )
+    .command(
+      'validate <file>',
+      'check an apps.json (documents, duplicates, certificates) without running it',
+      (y) => y.positional('file', { type: 'string', demandOption: true, describe: 'the apps.json to check' }),
+    )
     .example('$0', 'serve the apps in ./apps.json on ports 31415 and 31416')
     .example('$0 -m mongodb://db.internal/arr --advertise 10.0.0.5', 'join a farm')
     .example('$0 import apps.json -m mongodb://127.0.0.1/arr', 'load apps into MongoDB')
@@ -128,7 +169,8 @@ async function main(): Promise<void> {
     .wrap(Math.min(110, process.stdout.columns || 100));
 
   const argv = await cli.parseAsync();
-  const unknown = unknownFlags(hideBin(process.argv), OPTIONS);
+  const known = argv._[0] === 'apps' ? { ...OPTIONS, ...APPS_OPTIONS } : OPTIONS;
+  const unknown = unknownFlags(hideBin(process.argv), known);
   if (unknown.length > 0) fail(`unknown option ${unknown.join(', ')} (see arr --help)`);
 
   if (argv._[0] === 'import') {
@@ -143,6 +185,11 @@ async function main(): Promise<void> {
     reportImport(result, (l) => process.stdout.write(`${l}\n`));
     process.exit(result.rejected.length > 0 ? 1 : 0);
   }
+  const print = (l: string) => process.stdout.write(`${l}\n`);
+  const printErr = (l: string) => process.stderr.write(`${l}\n`);
+  if (argv._[0] === 'apps')
+    process.exit(await listApps({ apps: argv.apps, mongo: argv.mongo, json: !!argv.json }, print, printErr));
+  if (argv._[0] === 'validate') process.exit(await validateFile(String(argv.file), print, printErr));
   if (argv._.length > 0) fail(`unknown command "${String(argv._[0])}" (see arr --help)`);
 
   let config: ArrConfig;
@@ -164,7 +211,17 @@ async function main(): Promise<void> {
       startTimeoutMs: checkPositive(argv['start-timeout'], '--start-timeout') * 1000,
       pollMs: checkPositive(argv.poll, '--poll') * 1000,
       heartbeatMs: checkPositive(argv.heartbeat, '--heartbeat') * 1000,
+      headerTimeoutMs: checkPositive(argv['header-timeout'], '--header-timeout') * 1000,
+      keepAliveTimeoutMs: checkPositive(argv['keepalive-timeout'], '--keepalive-timeout') * 1000,
+      proxyTimeoutMs: checkPositive(argv['proxy-timeout'], '--proxy-timeout') * 1000,
+      idleTimeoutMs:
+        argv['idle-timeout'] === 0 ? 0 : checkPositive(argv['idle-timeout'], '--idle-timeout') * 1000,
+      admin: argv.admin === undefined ? undefined : parseAdminAddress(argv.admin),
+      accessLog: argv['access-log'],
     };
+    const adminPort = config.admin?.port;
+    if (adminPort && (adminPort === port || adminPort === sslport))
+      throw new UsageError(`--admin must use a port other than --port and --sslport (got ${adminPort})`);
   } catch (err) {
     if (err instanceof UsageError) fail(err.message);
     throw err;

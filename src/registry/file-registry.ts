@@ -1,8 +1,8 @@
-import { readAppsFile } from './apps-file.js';
+import { type ParsedAppsFile, readAppsFile } from './apps-file.js';
 import { buildRouteTable } from './load.js';
 import { type ClaimResult, type LoadReport, type Registry, UnknownAppError } from './registry.js';
 import { RouteTable } from './route-table.js';
-import { type App, type Machine, type Route, sameMachine } from './types.js';
+import { type App, type Machine, type Problem, type Route, sameMachine } from './types.js';
 
 /**
  * The embedded registry for one machine: apps come from an apps.json file, and `machines` live
@@ -14,12 +14,17 @@ export class FileRegistry implements Registry {
   private fingerprint = '';
   private readonly running = new Map<string, Machine[]>();
 
+  /** The documents that did not parse at the last load (live reloads compare against them). */
+  syntaxProblems: Problem[] = [];
+
   constructor(readonly path: string) {}
 
-  async load(): Promise<LoadReport> {
-    const parsed = await readAppsFile(this.path);
+  /** Reads the file, or applies `parsed`: a reading of it that the caller checked first. */
+  async load(parsed?: ParsedAppsFile): Promise<LoadReport> {
+    parsed ??= await readAppsFile(this.path);
     const { table, problems, fingerprint } = buildRouteTable(parsed.docs);
     this.table = table;
+    this.syntaxProblems = parsed.problems;
     const changed = fingerprint !== this.fingerprint;
     this.fingerprint = fingerprint;
     return { apps: table.apps.size, problems: [...parsed.problems, ...problems], changed };

@@ -14,23 +14,41 @@ export interface Listeners {
   drain(graceMs: number): Promise<void>;
 }
 
-const SERVER_OPTIONS = {
-  // Idle keep-alive connections are closed after this; a little longer than common clients'.
-  keepAliveTimeout: 65_000,
-  // Slow or stalled request heads are cut off rather than held open.
-  headersTimeout: 20_000,
-  requestTimeout: 0,
-  // arr answers a missing Host itself, with the same plain-text body as its other errors.
-  requireHostHeader: false,
-};
+/** Limits on clients' connections (`--header-timeout`, `--keepalive-timeout`), and the proxy's. */
+export interface ConnectionLimits {
+  /** Default 20 s. */
+  headerTimeoutMs?: number;
+  /** Default 65 s. */
+  keepAliveTimeoutMs?: number;
+}
+
+function serverOptions(limits: ConnectionLimits) {
+  const headersTimeout = limits.headerTimeoutMs ?? 20_000;
+  return {
+    // Idle keep-alive connections are closed after this; a little longer than common clients'.
+    keepAliveTimeout: limits.keepAliveTimeoutMs ?? 65_000,
+    // Slow or stalled request heads (slowloris) are cut off (408) rather than held open. Node
+    // looks for them every connectionsCheckingInterval (30 s by default: far too coarse).
+    headersTimeout,
+    connectionsCheckingInterval: Math.min(1_000, Math.max(100, headersTimeout / 4)),
+    requestTimeout: 0,
+    // arr answers a missing Host itself, with the same plain-text body as its other errors.
+    requireHostHeader: false,
+    // Pinned, whatever NODE_OPTIONS says (--insecure-http-parser, --max-http-header-size):
+    // ambiguous framing (Content-Length with Transfer-Encoding...) is a 400, a head over 16 KB a 431.
+    insecureHTTPParser: false,
+    maxHeaderSize: 16 * 1024,
+  };
+}
 
 /** The plain and the TLS listener, both handing requests and upgrades to the router. */
 export async function listen(
   router: Router,
   certs: CertificateStore,
-  options: { port: number; sslport: number; bind?: string; cert: Buffer; key: Buffer },
+  options: { port: number; sslport: number; bind?: string; cert: Buffer; key: Buffer } & ConnectionLimits,
 ): Promise<Listeners> {
-  const http = createHttpServer(SERVER_OPTIONS, (req, res) => router.handleRequest(req, res, false));
+  const limits = serverOptions(options);
+  const http = createHttpServer(limits, (req, res) => router.handleRequest(req, res, false));
   http.on('upgrade', (req, socket, head) =>
     isWebSocketUpgrade(req)
       ? router.handleUpgrade(req, socket, head, false)
@@ -39,7 +57,9 @@ export async function listen(
 
   const https = createHttpsServer(
     {
-      ...SERVER_OPTIONS,
+      ...limits,
+      // A TLS handshake that stalls is a slow request head too.
+      handshakeTimeout: limits.headersTimeout,
       cert: options.cert,
       key: options.key,
       SNICallback: certs.SNICallback,

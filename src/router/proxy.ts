@@ -25,6 +25,13 @@ function isReplayable(req: IncomingMessage): boolean {
   );
 }
 
+/** The code of the error an exchange is abandoned with when its instance is too slow to answer. */
+const TIMED_OUT = 'ARR_PROXY_TIMEOUT';
+
+function timedOut(): Error {
+  return Object.assign(new Error('the instance did not begin its answer in time'), { code: TIMED_OUT });
+}
+
 export function isUnreachable(err: NodeJS.ErrnoException): boolean {
   return UNREACHABLE.has(err.code ?? '');
 }
@@ -45,16 +52,31 @@ export class ProxyEngine {
   private readonly proxy = httpProxy.createProxyServer({ xfwd: false, agent: this.agent });
   /** Client sockets of upgrades the instance has begun to answer (101 or otherwise). */
   private readonly answered = new WeakSet<Duplex>();
+  /** `--proxy-timeout`: how long an instance has to begin an answer (WebSockets are exempt). */
 
-  constructor(private readonly onTargetError: TargetErrorHandler) {
+  constructor(
+    private readonly onTargetError: TargetErrorHandler,
+    /** How long an instance has to begin its answer before the client gets 504. */
+    private readonly timeoutMs = 60_000,
+  ) {
     // Callbacks are given per call; this is a last guard against an error without one.
     this.proxy.on('error', () => {});
 
     // HTTP. http-proxy pipes the instance's answer to the client and stops there: a client that
     // goes away would leave the instance's request open (stuck behind unread data), and an
     // instance that breaks off its answer would leave the client waiting for the rest forever.
-    this.proxy.on('proxyReq', (proxyReq, _req, res) => abandonWith(res, proxyReq));
+    this.proxy.on('proxyReq', (proxyReq, _req, res) => {
+      abandonWith(res, proxyReq);
+      // An instance that has not begun its answer `timeoutMs` after the last byte it was sent:
+      // the exchange is abandoned and the client gets 504. Once the answer has begun it streams
+      // at the instance's pace. (http-proxy's own proxyTimeout would keep the timer running
+      // through the answer, and its abort reads as a reset: 502.)
+      proxyReq.setTimeout(this.timeoutMs, () => proxyReq.destroy(timedOut()));
+      proxyReq.once('response', () => proxyReq.setTimeout(0));
+    });
     this.proxy.on('proxyRes', (proxyRes, _req, res) => {
+      // Hop-by-hop: the instance's keep-alive hint is about its connection with arr, not the client's.
+      delete proxyRes.headers['keep-alive'];
       abandonWith(res, proxyRes);
       proxyRes.once('close', () => {
         if (!proxyRes.complete) res.destroy();
@@ -93,10 +115,17 @@ export class ProxyEngine {
     const options: httpProxy.ServerOptions = { target: { host: target.host, port: target.port } };
     // The request was read by the first attempt; a replay sends its (empty) body anew.
     if (replay) options.buffer = Readable.from([]);
+    // Node has answered "Expect: 100-continue" already; without it the instance need not, and
+    // http-proxy emits 'proxyReq' (the hooks above) for this request too.
+    if (req.headers.expect !== undefined) delete req.headers.expect;
     this.proxy.web(req, res, options, (err) => {
       const e = err as NodeJS.ErrnoException;
       this.onTargetError(target, e);
       if (res.destroyed || req.socket.destroyed) return; // the client went away: nothing to answer
+      if (e.code === TIMED_OUT) {
+        sendError(res, 504, 'the application did not answer in time');
+        return;
+      }
       if (retry && isUnreachable(e) && !res.headersSent && isReplayable(req)) {
         retry();
         return;

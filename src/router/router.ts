@@ -1,13 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { ActivationError, type Target } from '../activation/activator.js';
+import { ActivationError, type Activity, type Target } from '../activation/activator.js';
+import type { ExchangeObserver } from '../ops/observer.js';
 import type { Registry } from '../registry/registry.js';
 import type { App, Route } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
 import type { Dispatcher } from './dispatcher.js';
 import { setForwardedHeaders } from './forwarded.js';
-import { hostName } from './host.js';
+import { absoluteTarget, hostName, manyHosts } from './host.js';
 import { isUnreachable, ProxyEngine } from './proxy.js';
 import { rejectUpgrade, sendError } from './respond.js';
 
@@ -31,12 +32,17 @@ export class Router {
     private readonly log: Logger,
     /** The TLS port as clients see it, for redirects to https. */
     private readonly sslPort: () => number,
+    /** `--proxy-timeout`: how long an instance has to begin its answer before the client gets 504. */
+    proxyTimeoutMs: number,
+    /** Metrics and the access log; undefined when both are off. */
+    private readonly observer?: ExchangeObserver,
   ) {
-    this.proxy = new ProxyEngine((target, err) => this.onTargetError(target, err));
+    this.proxy = new ProxyEngine((target, err) => this.onTargetError(target, err), proxyTimeoutMs);
   }
 
   handleRequest(req: IncomingMessage, res: ServerResponse, secure: boolean): void {
     const route = this.admit(req, secure, true);
+    this.observer?.request(req, res, 'app' in route ? route.app : undefined);
     if ('status' in route) {
       sendError(res, route.status, route.message, route.headers);
       return;
@@ -45,28 +51,28 @@ export class Router {
     const refuse = (status: number, message: string, headers?: Record<string, string>) =>
       sendError(res, status, message, headers);
     // One more try, on another or a new instance, when the first one turns out to be gone.
-    const retry = () =>
-      this.withActivation(route.app, (t) => this.proxy.web(req, res, t, undefined, true), refuse);
+    const retry = () => this.withActivation(route.app, (t) => this.web(req, res, t, undefined, true), refuse);
     const target = this.dispatcher.pick(route.app);
-    if (target) this.proxy.web(req, res, target, retry);
-    else this.withActivation(route.app, (t) => this.proxy.web(req, res, t, retry), refuse);
+    if (target) this.web(req, res, target, retry);
+    else this.withActivation(route.app, (t) => this.web(req, res, t, retry), refuse);
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, secure: boolean): void {
     // A client that resets the connection must not take arr down with an unhandled 'error'.
     socket.on('error', () => socket.destroy());
     const route = this.admit(req, secure, false);
+    this.observer?.upgrade(req, socket, 'app' in route ? route.app : undefined);
     if ('status' in route) {
       rejectUpgrade(socket, route.status, route.message, route.headers);
       return;
     }
     setForwardedHeaders(req, secure);
     const target = this.dispatcher.pick(route.app);
-    if (target) this.proxy.ws(req, socket, head, target);
+    if (target) this.ws(req, socket, head, target);
     else
       this.withActivation(
         route.app,
-        (t) => this.proxy.ws(req, socket, head, t),
+        (t) => this.ws(req, socket, head, t),
         (status, message, headers) => rejectUpgrade(socket, status, message, headers),
       );
   }
@@ -75,10 +81,41 @@ export class Router {
     this.proxy.close();
   }
 
+  /** Proxies a request; an instance with an idle timeout counts it until the answer is done. */
+  private web(
+    req: IncomingMessage,
+    res: ServerResponse,
+    t: Target,
+    retry?: () => void,
+    replay?: boolean,
+  ): void {
+    if (t.activity && !req.socket.destroyed) track(t.activity, res);
+    this.proxy.web(req, res, t, retry, replay);
+  }
+
+  /** Proxies a WebSocket; an instance with an idle timeout counts it until it closes. */
+  private ws(req: IncomingMessage, socket: Duplex, head: Buffer, t: Target): void {
+    if (t.activity && !socket.destroyed) track(t.activity, socket);
+    this.proxy.ws(req, socket, head, t);
+  }
+
   /** The route of an acceptable request, or why it is refused. */
   private admit(req: IncomingMessage, secure: boolean, redirectable: boolean): Route | Refusal {
-    const host = hostName(req.headers.host);
+    let host = hostName(req.headers.host);
     if (!host) return { status: 400, message: 'a valid Host header is required' };
+    if (manyHosts(req.rawHeaders))
+      return { status: 400, message: 'one Host header is required, not several' };
+    const url = req.url ?? '/';
+    if (url.charCodeAt(0) !== 47 /* / */ && url !== '*') {
+      // Absolute form (RFC 9112 §3.2.2): the target's authority names the host, and the Host
+      // header is made to agree with it, so that no instance sees a request naming another host.
+      const target = absoluteTarget(url);
+      host = target && hostName(target.authority);
+      if (!target || !host)
+        return { status: 400, message: 'the request target must be a path or an http(s) URL' };
+      req.headers.host = target.authority;
+      req.url = target.path;
+    }
     const route = this.registry.route(host);
     if (!route) return { status: 404, message: `no application serves ${host}` };
     if (secure) {
@@ -123,7 +160,17 @@ export class Router {
   }
 
   private onTargetError(target: Target, err: NodeJS.ErrnoException): void {
+    this.observer?.proxyError(target.appId, isUnreachable(err));
     if (isUnreachable(err)) this.dispatcher.unreachable(target);
     else this.log.debug({ app: target.appId, code: err.code }, `proxy error: ${err.message}`);
   }
+}
+
+/** One more exchange in flight until `done` closes: a counter and a clock read, no I/O. */
+function track(a: Activity, done: { once(event: 'close', listener: () => void): unknown }): void {
+  a.active++;
+  done.once('close', () => {
+    a.active--;
+    a.lastActive = Date.now();
+  });
 }

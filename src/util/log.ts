@@ -13,7 +13,13 @@ export function createLogger(name: string, level: LevelWithSilent = 'info'): Log
   if (process.stdout.isTTY) {
     return pino(
       options,
-      pretty({ colorize: true, sync: true, ignore: 'name', translateTime: 'SYS:HH:MM:ss.l' }),
+      pretty({
+        colorize: true,
+        sync: true,
+        singleLine: true,
+        ignore: 'name',
+        translateTime: 'SYS:HH:MM:ss.l',
+      }),
     );
   }
   return pino(options, pino.destination({ dest: 1, sync: true }));

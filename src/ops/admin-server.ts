@@ -1,0 +1,125 @@
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import { type AddressInfo, isIP } from 'node:net';
+import { checkAddress, checkPort, UsageError } from '../cli/options.js';
+import type { Metrics } from './metrics.js';
+
+/** Where the admin endpoint listens. */
+export interface AdminAddress {
+  host: string;
+  port: number;
+}
+
+/**
+ * `--admin`: `PORT` (on 127.0.0.1), `ADDR:PORT` or `[IPv6]:PORT`; ADDR is an IP address or
+ * `localhost`. Port 0 picks a free port (the log says which).
+ */
+export function parseAdminAddress(text: string, option = '--admin'): AdminAddress {
+  const bad = () =>
+    new UsageError(`${option} must be PORT or ADDR:PORT, e.g. 9090 or 127.0.0.1:9090 (got "${text}")`);
+  const m = /^(?:\[([^\]]+)\]:|([^:[\]]+):)?(\d{1,5})$/.exec(text.trim());
+  if (!m) throw bad();
+  const host = m[1] ?? m[2] ?? '127.0.0.1';
+  if (m[1] !== undefined && isIP(m[1]) !== 6) throw bad();
+  return { host: checkAddress(host, option), port: checkPort(m[3], option) };
+}
+
+/** Whether only this machine can reach the address. */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h === '::1' || /^(?:::ffff:)?127\./.test(h);
+}
+
+/** What `/healthz` reports. */
+export interface HealthSource {
+  /** False once arr has begun to stop. */
+  serving(): boolean;
+  apps(): number;
+  /** Instances running on this node. */
+  instances(): number;
+  registryReachable(): boolean;
+}
+
+export interface AdminServer {
+  /** The port it listens on (the one picked, for port 0). */
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * The operator's endpoint, on its own listener (never on the public ports):
+ * - `GET /healthz`: 200 `ok` while arr serves, 503 `stopping` once it has begun to stop;
+ *   `GET /healthz?verbose`: the same status with one line of JSON
+ *   `{"status", "apps", "instances", "registry": "ok" | "unreachable"}`.
+ * - `GET /metrics`: Prometheus text format.
+ */
+export async function startAdminServer(
+  address: AdminAddress,
+  metrics: Metrics,
+  health: HealthSource,
+): Promise<AdminServer> {
+  const server: Server = createServer((req, res) => {
+    const [path, query = ''] = (req.url ?? '/').split('?', 2);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      send(res, 405, 'text/plain; charset=utf-8', 'only GET and HEAD\n', { allow: 'GET, HEAD' });
+      return;
+    }
+    const head = req.method === 'HEAD';
+    if (path === '/healthz') {
+      const serving = health.serving();
+      const status = serving ? 200 : 503;
+      if (!new URLSearchParams(query).has('verbose')) {
+        send(res, status, 'text/plain; charset=utf-8', serving ? 'ok\n' : 'stopping\n', {}, head);
+        return;
+      }
+      const report = {
+        status: serving ? 'ok' : 'stopping',
+        apps: health.apps(),
+        instances: health.instances(),
+        registry: health.registryReachable() ? 'ok' : 'unreachable',
+      };
+      send(res, status, 'application/json', `${JSON.stringify(report)}\n`, {}, head);
+      return;
+    }
+    if (path === '/metrics') {
+      metrics.registry.metrics().then(
+        (text) => send(res, 200, metrics.registry.contentType, text, {}, head),
+        () => send(res, 500, 'text/plain; charset=utf-8', 'metrics are unavailable\n', {}, head),
+      );
+      return;
+    }
+    send(res, 404, 'text/plain; charset=utf-8', 'not found: try /healthz or /metrics\n', {}, head);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: address.host, port: address.port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // A scraper's keep-alive connection would hold the close up.
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function send(
+  res: ServerResponse,
+  status: number,
+  type: string,
+  body: string,
+  headers: Record<string, string> = {},
+  head = false,
+): void {
+  res.writeHead(status, {
+    'content-type': type,
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(head ? undefined : body);
+}

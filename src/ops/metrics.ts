@@ -1,0 +1,208 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
+import { type Activation, ActivationError } from '../activation/activator.js';
+import type { Registry } from '../registry/registry.js';
+import type { App } from '../registry/types.js';
+
+/**
+ * The `app` label of exchanges no application owns (no usable Host, or a host no app serves).
+ * Labels only ever carry names of registry apps, never what a client sent, so that the number
+ * of series stays bounded whatever clients do.
+ */
+export const NO_APP = '-';
+
+/** Request durations through a proxy: from a cached answer (1 ms) to a slow one (10 s). */
+const REQUEST_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Cold starts: a small program is ready in tens of ms, a big one in seconds (15 s is the default limit). */
+const ACTIVATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30];
+
+/** How one start of an app ended. */
+export type ActivationResult = 'started' | 'remote' | 'timeout' | 'failed' | 'unavailable';
+
+/** The registry operations whose failures are counted, by method name. */
+const REGISTRY_OPERATIONS = [
+  'load',
+  'allMachines',
+  'machines',
+  'claim',
+  'release',
+  'releaseMachine',
+  'beat',
+  'deadNodes',
+  'forgetNode',
+] as const;
+
+/** The label children of one app, looked up once: the hot path only increments and observes. */
+interface AppSeries {
+  byStatus: Map<number, Counter.Internal>;
+  duration: Histogram.Internal<'app'>;
+}
+
+/**
+ * arr's Prometheus metrics (prom-client), in a registry of their own, with prom-client's
+ * default process and Node.js metrics beside them.
+ */
+export class Metrics {
+  readonly registry = new PromRegistry();
+  private readonly apps = new Map<string, AppSeries>();
+  private readonly requests = new Counter({
+    name: 'arr_requests_total',
+    help: 'HTTP requests answered, by app and status code (0: the connection closed before any answer)',
+    labelNames: ['app', 'status'] as const,
+    registers: [this.registry],
+  });
+  private readonly requestDuration = new Histogram({
+    name: 'arr_request_duration_seconds',
+    help: 'Time from a request reaching arr to the end of its answer, by app',
+    labelNames: ['app'] as const,
+    buckets: REQUEST_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly upgrades = new Counter({
+    name: 'arr_websocket_upgrades_total',
+    help: 'WebSocket upgrade requests, by app and the status of their answer (101: upgraded; 0: none)',
+    labelNames: ['app', 'status'] as const,
+    registers: [this.registry],
+  });
+  private readonly websocketsOpen = new Gauge({
+    name: 'arr_websockets_open',
+    help: 'WebSockets open through arr now, by app',
+    labelNames: ['app'] as const,
+    registers: [this.registry],
+  });
+  private readonly activations = new Counter({
+    name: 'arr_activations_total',
+    help: 'Starts of an app on this node, by result (started here, remote: the cap was full elsewhere, timeout, failed, unavailable)',
+    labelNames: ['app', 'result'] as const,
+    registers: [this.registry],
+  });
+  private readonly activationDuration = new Histogram({
+    name: 'arr_activation_duration_seconds',
+    help: 'Time a start took, from its first request to a new instance here being ready and registered',
+    labelNames: ['app'] as const,
+    buckets: ACTIVATION_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly proxyErrors = new Counter({
+    name: 'arr_proxy_errors_total',
+    help: 'Exchanges with an instance that failed, by app and kind (unreachable: refused; failed: broke off)',
+    labelNames: ['app', 'kind'] as const,
+    registers: [this.registry],
+  });
+  private readonly registryErrors = new Counter({
+    name: 'arr_registry_errors_total',
+    help: 'Registry operations that failed, by operation',
+    labelNames: ['operation'] as const,
+    registers: [this.registry],
+  });
+  private runningCount: () => number = () => 0;
+  private lastLoadFailed = false;
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+    const running = () => this.runningCount();
+    new Gauge({
+      name: 'arr_instances_running',
+      help: 'Application instances running on this node',
+      registers: [this.registry],
+      collect() {
+        this.set(running());
+      },
+    });
+  }
+
+  /** One HTTP request ended, `seconds` after it reached arr. The hot path: two map lookups. */
+  request(app: string, status: number, seconds: number): void {
+    let series = this.apps.get(app);
+    if (!series) {
+      series = { byStatus: new Map(), duration: this.requestDuration.labels(app) };
+      this.apps.set(app, series);
+    }
+    let counter = series.byStatus.get(status);
+    if (!counter) {
+      counter = this.requests.labels(app, String(status));
+      series.byStatus.set(status, counter);
+    }
+    counter.inc();
+    series.duration.observe(seconds);
+  }
+
+  /** A WebSocket upgrade was answered (or its connection closed unanswered: status 0). */
+  upgrade(app: string, status: number): void {
+    this.upgrades.labels(app, String(status)).inc();
+  }
+
+  websocketOpened(app: string): void {
+    this.websocketsOpen.labels(app).inc();
+  }
+
+  websocketClosed(app: string): void {
+    this.websocketsOpen.labels(app).dec();
+  }
+
+  proxyError(app: string, kind: 'unreachable' | 'failed'): void {
+    this.proxyErrors.labels(app, kind).inc();
+  }
+
+  /** Where `arr_instances_running` is read from at each scrape. */
+  countInstances(count: () => number): void {
+    this.runningCount = count;
+  }
+
+  /** Whether the last read of the registry's apps succeeded (the farm's registry is reachable). */
+  get registryReachable(): boolean {
+    return !this.lastLoadFailed;
+  }
+
+  /** For Activator's `onStart`: counts and times each start of an app, however it ends. */
+  readonly activationStarted = (app: App, start: Promise<Activation>): void => {
+    const began = performance.now();
+    start.then(
+      (activation) => {
+        if (activation.kind === 'local') {
+          this.activations.labels(app.name, 'started').inc();
+          this.activationDuration.labels(app.name).observe((performance.now() - began) / 1000);
+        } else {
+          this.activations.labels(app.name, 'remote').inc();
+        }
+      },
+      (err: unknown) => this.activations.labels(app.name, activationFailure(err)).inc(),
+    );
+  };
+
+  /**
+   * Counts the failures of the registry's store operations, whoever calls them (polling,
+   * heartbeat, activation, clean-up), by wrapping them on this instance. Lookups answered from
+   * memory (`route`, `app`, `apps`) are left as they are: they are on the request path.
+   */
+  instrumentRegistry(registry: Registry): void {
+    const target = registry as unknown as Record<string, unknown>;
+    for (const operation of REGISTRY_OPERATIONS) {
+      const original = target[operation];
+      if (typeof original !== 'function') continue;
+      const counter = this.registryErrors.labels(operation);
+      counter.inc(0); // listed at 0 from the start, so that a rate or an alert sees the first one
+      target[operation] = (...args: unknown[]): unknown => {
+        const result = (original as (...a: unknown[]) => Promise<unknown>).apply(registry, args);
+        return result.then(
+          (value) => {
+            if (operation === 'load') this.lastLoadFailed = false;
+            return value;
+          },
+          (err: unknown) => {
+            counter.inc();
+            if (operation === 'load') this.lastLoadFailed = true;
+            throw err;
+          },
+        );
+      };
+    }
+  }
+}
+
+function activationFailure(err: unknown): ActivationResult {
+  if (!(err instanceof ActivationError)) return 'failed';
+  if (err.status === 504) return 'timeout';
+  if (err.status === 503) return 'unavailable';
+  return 'failed';
+}
