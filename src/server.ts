@@ -84,6 +84,14 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
       log,
     );
     timers.push(every(config.pollMs, sync.tick), every(config.heartbeatMs, heartbeat.tick));
+    // Change streams, where the server has them, make changes take effect at once; polling
+    // stays as the backstop (and is all there is on a single server or FerretDB).
+    timers.push(
+      registry.watchChanges(
+        () => void sync.tick(),
+        (why) => log.info(`registry: no change streams (${why}); polling every ${config.pollMs / 1000} s`),
+      ),
+    );
   } else if (registry instanceof FileRegistry) {
     timers.push(watchAppsFile(registry, activator, certs, log, { reported: report.problems }));
   }

@@ -267,6 +267,12 @@ export class Activator {
     let claim: Awaited<ReturnType<Registry['claim']>>;
     try {
       claim = await this.registry.claim(app.id, machine);
+      if (!claim.granted && claim.machines.every((m) => m.host === this.options.advertise)) {
+        // Only entries of this node fill the cap, yet this node runs no instance of the app (it
+        // would not be starting one): they are left over (a release that failed). Drop, retry.
+        for (const m of claim.machines) await this.registry.release(app.id, m);
+        claim = await this.registry.claim(app.id, machine);
+      }
     } catch (err) {
       void this.stopProcess(proc);
       throw new ActivationError(
@@ -274,21 +280,6 @@ export class Activator {
         'the registry is unavailable',
         `claim for ${app.name} failed: ${String(err)}`,
       );
-    }
-    if (!claim.granted && claim.machines.every((m) => m.host === this.options.advertise)) {
-      // Only entries of this node fill the cap, yet this node runs no instance of the app (it
-      // would not be starting one): they are left over (a release that failed). Drop, retry.
-      try {
-        for (const m of claim.machines) await this.registry.release(app.id, m);
-        claim = await this.registry.claim(app.id, machine);
-      } catch (err) {
-        void this.stopProcess(proc);
-        throw new ActivationError(
-          503,
-          'the registry is unavailable',
-          `claim for ${app.name} failed: ${String(err)}`,
-        );
-      }
     }
     if (!claim.granted) {
       // The farm reached the cap while this instance was starting: use theirs.

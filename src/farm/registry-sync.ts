@@ -21,7 +21,27 @@ export class RegistrySync {
     private readonly log: Logger,
   ) {}
 
+  private running: Promise<void> | undefined;
+  private again = false;
+
+  /** Reads the registry now; calls that come during a read coalesce into one more read. */
   readonly tick = async (): Promise<void> => {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.read();
+      } while (this.again);
+    })().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  };
+
+  private async read(): Promise<void> {
     try {
       const report = await this.registry.load();
       if (report.changed) {
@@ -44,5 +64,5 @@ export class RegistrySync {
         );
       }
     }
-  };
+  }
 }

@@ -1,49 +1,28 @@
 import { type ParsedAppsFile, readAppsFile } from './apps-file.js';
-import { buildRouteTable } from './load.js';
+import { IndexedRegistry } from './indexed-registry.js';
 import { type ClaimResult, type LoadReport, type Registry, UnknownAppError } from './registry.js';
-import { RouteTable } from './route-table.js';
-import { type App, type Machine, type Problem, type Route, sameMachine } from './types.js';
+import { type Machine, type Problem, sameMachine } from './types.js';
 
 /**
  * The embedded registry for one machine: apps come from an apps.json file, and `machines` live
  * in this process's memory only (instances do not outlive the arr that started them).
  */
-export class FileRegistry implements Registry {
+export class FileRegistry extends IndexedRegistry implements Registry {
   readonly kind = 'file';
-  private table = new RouteTable([]);
-  private fingerprint = '';
   private readonly running = new Map<string, Machine[]>();
 
   /** The documents that did not parse at the last load (live reloads compare against them). */
   syntaxProblems: Problem[] = [];
 
-  constructor(readonly path: string) {}
+  constructor(readonly path: string) {
+    super();
+  }
 
   /** Reads the file, or applies `parsed`: a reading of it that the caller checked first. */
   async load(parsed?: ParsedAppsFile): Promise<LoadReport> {
     parsed ??= await readAppsFile(this.path);
-    const { table, problems, fingerprint } = buildRouteTable(parsed.docs);
-    this.table = table;
     this.syntaxProblems = parsed.problems;
-    const changed = fingerprint !== this.fingerprint;
-    this.fingerprint = fingerprint;
-    return { apps: table.apps.size, problems: [...parsed.problems, ...problems], changed };
-  }
-
-  route(host: string): Route | undefined {
-    return this.table.route(host);
-  }
-
-  app(id: string): App | undefined {
-    return this.table.apps.get(id);
-  }
-
-  apps(): Iterable<App> {
-    return this.table.apps.values();
-  }
-
-  tlsRoutes(): Iterable<Route> {
-    return this.table.tlsRoutes();
+    return this.apply(parsed.docs, parsed.problems);
   }
 
   async allMachines(): Promise<Map<string, Machine[]>> {

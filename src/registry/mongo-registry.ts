@@ -1,5 +1,5 @@
 import { type Collection, type Document, MongoClient, type MongoClientOptions } from 'mongodb';
-import { buildRouteTable } from './load.js';
+import { IndexedRegistry } from './indexed-registry.js';
 import {
   type ClaimResult,
   type LoadReport,
@@ -7,8 +7,7 @@ import {
   type Registry,
   UnknownAppError,
 } from './registry.js';
-import { RouteTable } from './route-table.js';
-import { type App, type Machine, type Route, sameMachine } from './types.js';
+import { type App, type Machine, sameMachine } from './types.js';
 
 export const APPS_COLLECTION = 'apps';
 /** One document per running instance: `{_id: "<app id>#<slot>", app, appRef, slot, host, port, since}`. */
@@ -50,16 +49,15 @@ interface NodeDoc {
  * update is not (FerretDB v1 applies it as a read and a write). Each app's `machines` mirrors
  * its slots, for people and tools that read the `apps` collection.
  */
-export class MongoRegistry implements Registry, NodeLiveness {
+export class MongoRegistry extends IndexedRegistry implements Registry, NodeLiveness {
   readonly kind = 'mongo';
-  private table = new RouteTable([]);
-  private fingerprint = '';
   private readonly client: MongoClient;
   private readonly collection: Collection;
   private readonly instances: Collection<InstanceDoc>;
   private readonly nodes: Collection<NodeDoc>;
 
   constructor(url: string, options: MongoRegistryOptions = {}) {
+    super();
     const clientOptions: MongoClientOptions = {
       // Short: while the database is unreachable, an activation fails fast (503) rather than
       // holding its request for the driver's default 30 s.
@@ -75,27 +73,7 @@ export class MongoRegistry implements Registry, NodeLiveness {
 
   async load(): Promise<LoadReport> {
     const docs = await this.collection.find({}).toArray();
-    const { table, problems, fingerprint } = buildRouteTable(docs.map((doc) => ({ doc })));
-    this.table = table;
-    const changed = fingerprint !== this.fingerprint;
-    this.fingerprint = fingerprint;
-    return { apps: table.apps.size, problems, changed };
-  }
-
-  route(host: string): Route | undefined {
-    return this.table.route(host);
-  }
-
-  app(id: string): App | undefined {
-    return this.table.apps.get(id);
-  }
-
-  apps(): Iterable<App> {
-    return this.table.apps.values();
-  }
-
-  tlsRoutes(): Iterable<Route> {
-    return this.table.tlsRoutes();
+    return this.apply(docs.map((doc) => ({ doc })));
   }
 
   async allMachines(): Promise<Map<string, Machine[]>> {
@@ -209,6 +187,28 @@ export class MongoRegistry implements Registry, NodeLiveness {
       if (now.length === machines.length && now.every((m, i) => sameMachine(m, machines[i]!))) return;
       machines = now;
     }
+  }
+
+  /**
+   * Calls `onChange` whenever an app or an instance entry changes, through change streams where
+   * the server has them (a replica set); `onUnavailable` when it does not (a single server,
+   * FerretDB), and the caller's polling is all there is. Returns a function that stops it.
+   */
+  watchChanges(onChange: () => void, onUnavailable: (why: string) => void): () => void {
+    const streams = [this.collection.watch(), this.instances.watch()];
+    let failed = false;
+    for (const stream of streams) {
+      stream.on('change', onChange);
+      stream.on('error', (err: Error) => {
+        if (failed) return;
+        failed = true;
+        for (const s of streams) void s.close().catch(() => {});
+        onUnavailable(err.message);
+      });
+    }
+    return () => {
+      for (const s of streams) void s.close().catch(() => {});
+    };
   }
 
   async close(): Promise<void> {

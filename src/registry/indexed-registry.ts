@@ -1,0 +1,38 @@
+import { buildRouteTable } from './load.js';
+import type { LoadReport } from './registry.js';
+import { RouteTable } from './route-table.js';
+import type { App, Problem, Route } from './types.js';
+
+/**
+ * What both registries share: the in-memory route table that answers every lookup, replaced
+ * whole by each load, and whether a load changed anything.
+ */
+export abstract class IndexedRegistry {
+  protected table = new RouteTable([]);
+  private fingerprint = '';
+
+  /** Validates documents into a new table and puts it in place. */
+  protected apply(docs: Iterable<{ doc: unknown; line?: number }>, earlier: Problem[] = []): LoadReport {
+    const { table, problems, fingerprint } = buildRouteTable(docs);
+    this.table = table;
+    const changed = fingerprint !== this.fingerprint;
+    this.fingerprint = fingerprint;
+    return { apps: table.apps.size, problems: [...earlier, ...problems], changed };
+  }
+
+  route(host: string): Route | undefined {
+    return this.table.route(host);
+  }
+
+  app(id: string): App | undefined {
+    return this.table.apps.get(id);
+  }
+
+  apps(): Iterable<App> {
+    return this.table.apps.values();
+  }
+
+  tlsRoutes(): Iterable<Route> {
+    return this.table.tlsRoutes();
+  }
+}
