@@ -34,4 +34,9 @@ export interface ArrConfig {
   accessLog?: boolean;
   /** A local instance that served nothing for this long is stopped; 0: never. */
   idleTimeoutMs: number;
+  /**
+   * `--trust-proxy-protocol`: every connection to both ports begins with a PROXY v1 header (from
+   * nlb or another balancer), whose source address is taken for the client's.
+   */
+  trustProxyProtocol?: boolean;
 }

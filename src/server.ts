@@ -72,6 +72,8 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
   log.info(
     `arr listening on http://${where}:${boundPort(listeners.http)} and https://${where}:${sslPort}, advertising ${config.advertise}`,
   );
+  if (config.trustProxyProtocol)
+    log.info('--trust-proxy-protocol: every connection must begin with a PROXY header; others are closed');
 
   const timers: (() => void)[] = [];
   if (registry instanceof MongoRegistry) {

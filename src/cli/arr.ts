@@ -123,6 +123,12 @@ const OPTIONS = {
     default: false,
     describe: 'log one info line per request and WebSocket: method, host, path, status, bytes, ms, app',
   },
+  'trust-proxy-protocol': {
+    type: 'boolean',
+    default: false,
+    describe:
+      'expect a PROXY protocol v1 header (nlb "proxyProtocol": true) on every connection and take its source for the client address; arr must then be reachable only through the balancer',
+  },
   'log-level': {
     type: 'string',
     choices: LOG_LEVELS,
@@ -218,6 +224,7 @@ async function main(): Promise<void> {
         argv['idle-timeout'] === 0 ? 0 : checkPositive(argv['idle-timeout'], '--idle-timeout') * 1000,
       admin: argv.admin === undefined ? undefined : parseAdminAddress(argv.admin),
       accessLog: argv['access-log'],
+      trustProxyProtocol: argv['trust-proxy-protocol'],
     };
     const adminPort = config.admin?.port;
     if (adminPort && (adminPort === port || adminPort === sslport))

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Registry } from '../registry/registry.js';
 import type { App } from '../registry/types.js';
 import { hostName } from '../router/host.js';
+import { clientAddress } from '../router/proxy-protocol.js';
 import type { Logger } from '../util/log.js';
 import { type Metrics, NO_APP } from './metrics.js';
 
@@ -57,7 +58,7 @@ export function createObserver(
       const name = (app ?? appOf(req))?.name ?? NO_APP;
       const socket = req.socket;
       const before = write ? socket.bytesWritten : 0;
-      const client = write ? (socket.remoteAddress ?? null) : null;
+      const client = write ? (clientAddress(socket) ?? null) : null;
       res.once('close', () => {
         const seconds = (performance.now() - began) / 1000;
         const status = res.headersSent ? res.statusCode : 0;
@@ -78,7 +79,7 @@ export function createObserver(
     upgrade(req, socket, app) {
       const began = performance.now();
       const name = (app ?? appOf(req))?.name ?? NO_APP;
-      const client = write ? ((socket as Partial<Socket>).remoteAddress ?? null) : null;
+      const client = write ? (clientAddress(socket) ?? null) : null;
       let status = 0;
       onAnswer(socket, (s) => {
         status = s;

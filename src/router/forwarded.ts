@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { clientAddress } from './proxy-protocol.js';
 
 /**
  * Sets the X-Forwarded-* headers the instance sees. For is appended to (a chain of proxies);
@@ -7,7 +8,8 @@ import type { IncomingMessage } from 'node:http';
  */
 export function setForwardedHeaders(req: IncomingMessage, secure: boolean): void {
   const headers = req.headers;
-  const address = req.socket.remoteAddress ?? '';
+  // The socket's peer, or what a PROXY header announced (--trust-proxy-protocol).
+  const address = clientAddress(req.socket) ?? '';
   // An IPv4 client of a dual-stack listener shows as ::ffff:a.b.c.d; apps expect a.b.c.d.
   const client = address.startsWith('::ffff:') ? address.slice(7) : address;
   const prior = headers['x-forwarded-for'];

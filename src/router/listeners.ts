@@ -2,13 +2,14 @@ import { createServer as createHttpServer, type IncomingMessage, type Server } f
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { expectProxyHeaders } from './proxy-protocol.js';
 import type { Router } from './router.js';
 import type { CertificateStore } from './tls.js';
 
 export interface Listeners {
   http: Server;
   https: Server;
-  /** Stops accepting; open connections are left to finish. */
+  /** Stops accepting and closes connections that have sent nothing yet; exchanges under way go on. */
   stopAccepting(): Promise<void>;
   /** Closes idle keep-alive connections now, then every connection after `graceMs`. */
   drain(graceMs: number): Promise<void>;
@@ -45,7 +46,15 @@ function serverOptions(limits: ConnectionLimits) {
 export async function listen(
   router: Router,
   certs: CertificateStore,
-  options: { port: number; sslport: number; bind?: string; cert: Buffer; key: Buffer } & ConnectionLimits,
+  options: {
+    port: number;
+    sslport: number;
+    bind?: string;
+    cert: Buffer;
+    key: Buffer;
+    /** `--trust-proxy-protocol`: every connection begins with a PROXY v1 header. */
+    trustProxyProtocol?: boolean;
+  } & ConnectionLimits,
 ): Promise<Listeners> {
   const limits = serverOptions(options);
   const http = createHttpServer(limits, (req, res) => router.handleRequest(req, res, false));
@@ -73,18 +82,33 @@ export async function listen(
       : reinject(https, 'secureConnection', req, socket, head),
   );
 
+  if (options.trustProxyProtocol) {
+    // Before any other 'connection' listener: the header is read before the servers see a byte.
+    expectProxyHeaders(http, false, limits.headersTimeout);
+    expectProxyHeaders(https, true, limits.headersTimeout);
+  }
+
   // Upgraded sockets leave the servers' own bookkeeping, so they are tracked here to be closed
   // on shutdown.
   const sockets = new Set<Socket>();
+  // Connections that have not sent a request yet: Node does not count them as idle, so a
+  // silent client would hold a graceful stop for its whole grace period.
+  const fresh = new Set<Socket>();
+  const track = (s: Socket, isFresh: boolean) => {
+    sockets.add(s);
+    if (isFresh) fresh.add(s);
+    s.once('close', () => {
+      sockets.delete(s);
+      fresh.delete(s);
+    });
+  };
+  const used = (req: IncomingMessage) => fresh.delete(req.socket as Socket);
+  http.on('connection', (s: Socket) => track(s, true));
+  https.on('connection', (s: Socket) => track(s, false));
+  https.on('secureConnection', (s: Socket) => track(s, true));
   for (const server of [http, https]) {
-    server.on('connection', (s: Socket) => {
-      sockets.add(s);
-      s.once('close', () => sockets.delete(s));
-    });
-    server.on('secureConnection', (s: Socket) => {
-      sockets.add(s);
-      s.once('close', () => sockets.delete(s));
-    });
+    server.prependListener('request', used);
+    server.prependListener('upgrade', used);
   }
 
   await Promise.all([
@@ -95,8 +119,11 @@ export async function listen(
   return {
     http,
     https,
-    stopAccepting: () =>
-      Promise.all([http, https].map((s) => new Promise<void>((r) => s.close(() => r())))).then(() => {}),
+    stopAccepting: () => {
+      const closed = Promise.all([http, https].map((s) => new Promise<void>((r) => s.close(() => r()))));
+      for (const s of fresh) s.destroy();
+      return closed.then(() => {});
+    },
     async drain(graceMs) {
       http.closeIdleConnections();
       https.closeIdleConnections();

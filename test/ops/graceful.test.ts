@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { TLSSocket, connect as tlsConnect } from 'node:tls';
 import { MongoClient } from 'mongodb';
 import WebSocket from 'ws';
 import { allGone, allMachinesInMongo, gone, logLines } from '../support/activation.js';
@@ -88,6 +90,26 @@ describe('graceful stop with WebSockets and requests in flight (file registry)',
     assert.ok(pids.includes(wsPid) && pids.includes(pidOf(reply)));
     await allGone(pids);
     assert.match(arr.proc.output(), /arr stopped/);
+  });
+});
+
+describe('graceful stop with silent connections', () => {
+  after(stopAll);
+
+  it('connections that have sent nothing (plain and TLS) do not hold the stop', async () => {
+    const arr = await startArrWith([app()]);
+    const silent = [
+      connect({ host: '127.0.0.1', port: arr.port }),
+      tlsConnect({ host: '127.0.0.1', port: arr.sslport, rejectUnauthorized: false }),
+    ];
+    for (const s of silent) s.on('error', () => {});
+    await Promise.all(
+      silent.map((s) => new Promise((r) => s.once(s instanceof TLSSocket ? 'secureConnect' : 'connect', r))),
+    );
+    const { code, ms } = await terminate(arr);
+    assert.equal(code, 0);
+    assert.ok(ms < 3_000, `arr exited ${ms} ms after SIGTERM with silent connections open`);
+    for (const s of silent) s.destroy();
   });
 });
 
