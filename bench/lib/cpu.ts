@@ -1,0 +1,50 @@
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { type WrkOptions, type WrkResult, wrk } from './wrk.js';
+
+const TICKS_PER_SECOND = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** The fields of /proc/PID/stat after the command name (field 3 onwards). */
+function statFields(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+export function cpuSeconds(pid: number): number {
+  const f = statFields(pid);
+  return (Number(f[11]) + Number(f[12])) / TICKS_PER_SECOND;
+}
+
+/** The pids of a process's children (nginx's worker under its master). */
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (Number(statFields(Number(e))[1]) === pid) out.push(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+export type CpuResult = WrkResult & {
+  /** CPU microseconds per request of each watched process, by label. */
+  cpuUs: Record<string, number>;
+};
+
+/** A wrk run that also reports how much CPU each of `pids` spent per request meanwhile. */
+export async function wrkCpu(o: WrkOptions, pids: Record<string, number>): Promise<CpuResult> {
+  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+  const r = await wrk(o);
+  const cpuUs: Record<string, number> = {};
+  for (const [k, pid] of Object.entries(pids)) cpuUs[k] = ((cpuSeconds(pid) - before[k]!) * 1e6) / r.requests;
+  return { ...r, cpuUs };
+}
+
+/** CPU microseconds per request of one watched process of a run (NaN if it was not watched). */
+export function cpuOf(r: WrkResult, label: string): number {
+  return (r as Partial<CpuResult>).cpuUs?.[label] ?? Number.NaN;
+}

@@ -1,0 +1,44 @@
+/** One table of the report, with the commands that produced its numbers. */
+export interface Section {
+  id: string;
+  title: string;
+  /** What the table measures and how, in a sentence or two. */
+  text: string;
+  header: string[];
+  rows: string[][];
+  notes: string[];
+  commands: Set<string>;
+}
+
+export interface Target {
+  name: string;
+  measured: string;
+  limit: string;
+  pass: boolean | undefined;
+}
+
+export function markdownTable(header: string[], rows: string[][]): string {
+  const esc = (s: string) => s.replace(/\|/g, '\\|');
+  const lines = [`| ${header.map(esc).join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`];
+  for (const r of rows) lines.push(`| ${r.map(esc).join(' | ')} |`);
+  return lines.join('\n');
+}
+
+export function verdict(pass: boolean | undefined): string {
+  return pass === undefined ? 'n/a' : pass ? 'PASS' : 'FAIL';
+}
+
+export function targetsTable(targets: Target[]): string {
+  return markdownTable(
+    ['target', 'measured', 'limit', 'result'],
+    targets.map((t) => [t.name, t.measured, t.limit, verdict(t.pass)]),
+  );
+}
+
+export function sectionMarkdown(s: Section, withCommands: boolean): string {
+  const parts = [`### ${s.title}`, '', s.text, '', markdownTable(s.header, s.rows)];
+  if (s.notes.length > 0) parts.push('', ...s.notes.map((n) => `- ${n}`));
+  if (withCommands && s.commands.size > 0)
+    parts.push('', "Commands (as run, with this run's ports):", '', '```', ...s.commands, '```');
+  return parts.join('\n');
+}

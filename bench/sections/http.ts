@@ -1,0 +1,145 @@
+import { addSection, type Ctx, diffOf, HOST, med, ratioOf } from '../lib/context.js';
+import { cpuOf, wrkCpu } from '../lib/cpu.js';
+import { alternateClient, alternateWrk } from '../lib/runs.js';
+import { fmt } from '../lib/stats.js';
+import { type WrkResult, wrk } from '../lib/wrk.js';
+import type { Stage } from './stage.js';
+
+/** Connections of the keep-alive and latency points (the targets are stated at 50). */
+export const CONNECTIONS = 50;
+/** The request rate of the open-loop latency point: far below every contender's capacity. */
+export const FIXED_RATE = 2000;
+
+export const signed = (d: number) =>
+  Number.isFinite(d) ? `${d < 0 ? '-' : '+'}${fmt.ms(Math.abs(d))}` : 'n/a';
+
+interface RateResult {
+  p50ms: number;
+  p99ms: number;
+  errors: number;
+  completed: number;
+}
+
+/** Notes the wrk errors (socket errors, non-2xx answers) of each contender, if any. */
+export function noteErrors(notes: string[], label: string, results: Map<string, WrkResult[]>): void {
+  for (const [name, rs] of results) {
+    const errors = rs.reduce((a, r) => a + r.errors, 0);
+    if (errors > 0)
+      notes.push(`${label}, ${name}: ${errors} socket errors or non-2xx answers over ${rs.length} runs.`);
+  }
+}
+
+export async function httpSection(ctx: Ctx, st: Stage): Promise<void> {
+  const s = addSection(ctx, {
+    id: 'http',
+    title: 'HTTP: direct vs arr vs nginx',
+    text:
+      `One app instance (the hello sample) reached directly, through arr, and through nginx (1 worker, ` +
+      `upstream keep-alive). wrk, 1 thread, ${CONNECTIONS} connections, ${ctx.seconds} s per run; ` +
+      `median of ${ctx.reps} runs, contenders alternating. Ratios and differences are the median of ` +
+      'the per-run values (each pair measured back to back). The open-loop point sends ' +
+      `${FIXED_RATE.toLocaleString('en-US')} req/s in all on ${CONNECTIONS} kept-alive connections on a fixed ` +
+      'schedule (bench/clients/rate.ts) and times each request from when it was due.',
+    header: ['point', 'direct', 'arr', 'nginx', 'arr vs direct', 'arr vs nginx'],
+  });
+  const ports: Record<string, number> = { direct: st.backend.port, arr: st.arr.port, nginx: st.nginx.port };
+  const names = ['direct', 'arr', 'nginx'];
+  const url = (n: string) => `http://127.0.0.1:${ports[n]}/`;
+  for (const n of names) await wrk({ url: url(n), host: HOST, connections: CONNECTIONS, seconds: 1 }); // warm-up
+
+  ctx.log('http: keep-alive');
+  const pids: Record<string, Record<string, number>> = {
+    direct: { app: st.backend.pid },
+    arr: { proxy: st.arr.proc.pid, app: st.backend.pid },
+    nginx: { proxy: st.nginxWorker, app: st.backend.pid },
+  };
+  const ka = await alternateWrk(
+    ctx,
+    names,
+    (n) => wrkCpu({ url: url(n), host: HOST, connections: CONNECTIONS, seconds: ctx.seconds }, pids[n]!),
+    s,
+  );
+  ctx.log('http: a new connection per request');
+  const nc = await alternateWrk(
+    ctx,
+    names,
+    (n) => wrk({ url: url(n), host: HOST, connections: CONNECTIONS, seconds: ctx.seconds, close: true }),
+    s,
+  );
+  ctx.log(`http: open loop at ${FIXED_RATE} req/s`);
+  const rate = await alternateClient<RateResult>(ctx, names, s, (n) => [
+    '--port',
+    String(ports[n]),
+    '--host',
+    HOST,
+    '--connections',
+    String(CONNECTIONS),
+    '--rate',
+    String(FIXED_RATE),
+    '--seconds',
+    String(ctx.seconds),
+    '--warmup',
+    '1',
+  ]);
+
+  const rpsRow = (label: string, m: Map<string, WrkResult[]>) => [
+    label,
+    ...names.map((n) => fmt.rps(med(m.get(n), (r) => r.rps))),
+    fmt.ratio(ratioOf(m.get('arr'), m.get('direct'), (r) => r.rps)),
+    fmt.ratio(ratioOf(m.get('arr'), m.get('nginx'), (r) => r.rps)),
+  ];
+  const latRow = <T>(label: string, m: Map<string, T[]>, f: (r: T) => number) => [
+    label,
+    ...names.map((n) => fmt.ms(med(m.get(n), f))),
+    signed(diffOf(m.get('arr'), m.get('direct'), f)),
+    signed(diffOf(m.get('arr'), m.get('nginx'), f)),
+  ];
+  const cpuRow = (label: string, who: string) => [
+    label,
+    ...names.map((n) => (pids[n]![who] ? `${fmt.num(med(ka.get(n), (r) => cpuOf(r, who)))} µs` : '')),
+    who === 'proxy' ? '' : fmt.ratio(ratioOf(ka.get('arr'), ka.get('direct'), (r) => cpuOf(r, who))),
+    fmt.ratio(ratioOf(ka.get('arr'), ka.get('nginx'), (r) => cpuOf(r, who))),
+  ];
+  s.rows.push(
+    rpsRow('keep-alive: requests/s', ka),
+    latRow('keep-alive: p50 latency', ka, (r) => r.p50ms),
+    latRow('keep-alive: p99 latency', ka, (r) => r.p99ms),
+    cpuRow('keep-alive: CPU per request, proxy process', 'proxy'),
+    cpuRow('keep-alive: CPU per request, app process', 'app'),
+    rpsRow('new connection per request: requests/s', nc),
+    latRow('new connection per request: p50 latency', nc, (r) => r.p50ms),
+    latRow('new connection per request: p99 latency', nc, (r) => r.p99ms),
+    latRow(`open loop ${FIXED_RATE.toLocaleString('en-US')} req/s: p50 latency`, rate, (r) => r.p50ms),
+    latRow(`open loop ${FIXED_RATE.toLocaleString('en-US')} req/s: p99 latency`, rate, (r) => r.p99ms),
+  );
+  noteErrors(s.notes, 'keep-alive', ka);
+  noteErrors(s.notes, 'new connections', nc);
+  for (const [n, rs] of rate) {
+    const errors = rs.reduce((a, r) => a + r.errors, 0);
+    if (errors > 0) s.notes.push(`open loop, ${n}: ${errors} connection errors.`);
+  }
+
+  const kaRatio = ratioOf(ka.get('arr'), ka.get('nginx'), (r) => r.rps);
+  const addedOpen = diffOf(rate.get('arr'), rate.get('direct'), (r) => r.p99ms);
+  const addedSat = diffOf(ka.get('arr'), ka.get('direct'), (r) => r.p99ms);
+  ctx.targets.push(
+    {
+      name: 'arr HTTP keep-alive throughput / nginx',
+      measured: fmt.ratio(kaRatio),
+      limit: '>= 0.6',
+      pass: kaRatio >= 0.6,
+    },
+    {
+      name: `p99 latency added by arr, ${CONNECTIONS} connections, open loop at ${FIXED_RATE.toLocaleString('en-US')} req/s`,
+      measured: signed(addedOpen),
+      limit: '<= 1 ms',
+      pass: addedOpen <= 1,
+    },
+    {
+      name: `p99 latency added by arr, ${CONNECTIONS} connections, saturated (wrk)`,
+      measured: signed(addedSat),
+      limit: '<= 1 ms',
+      pass: addedSat <= 1,
+    },
+  );
+}

@@ -1,0 +1,124 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { clientPath } from '../lib/clients.js';
+import { addSection, type Ctx, diffOf, HOST, med, NODE, ratioOf } from '../lib/context.js';
+import { rssOf, start } from '../lib/proc.js';
+import { alternateClient } from '../lib/runs.js';
+import { fmt } from '../lib/stats.js';
+import { CONNECTIONS, signed } from './http.js';
+import type { Stage } from './stage.js';
+
+interface EchoResult {
+  roundTrips: number;
+  perSecond: number;
+  p50ms: number;
+  p99ms: number;
+}
+
+/** Holds `count` idle WebSockets to `port` and returns how much the RSS of `pid` grew meanwhile. */
+async function holdIdle(
+  port: number,
+  count: number,
+  pid: number,
+  commands: Set<string>,
+): Promise<{ held: number; rssPerConn: number; openMs: number }> {
+  const before = rssOf(pid);
+  const t0 = performance.now();
+  const client = start(
+    NODE,
+    [
+      clientPath('ws'),
+      '--mode',
+      'idle',
+      '--port',
+      String(port),
+      '--host',
+      HOST,
+      '--connections',
+      String(count),
+    ],
+    { stdin: true },
+  );
+  commands.add(client.command);
+  try {
+    const m = await client.waitFor(/held (\d+)/, 300_000);
+    const openMs = performance.now() - t0;
+    await sleep(2000); // let buffers settle
+    const after = rssOf(pid);
+    const held = Number(m[1]);
+    return { held, rssPerConn: (after - before) / held, openMs };
+  } finally {
+    client.child.stdin?.end();
+    const done = await Promise.race([client.exited, sleep(20_000, 'timeout')]);
+    if (done === 'timeout') await client.stop('SIGKILL');
+  }
+}
+
+export async function wsSection(ctx: Ctx, st: Stage): Promise<void> {
+  const s = addSection(ctx, {
+    id: 'ws',
+    title: 'WebSocket: direct vs arr',
+    text:
+      `Echo: ${CONNECTIONS} WebSockets to the app's /ws echo, each sending a 32-byte message and ` +
+      `waiting for its echo before the next (bench/clients/ws.ts), ${ctx.seconds} s per run after 1 s ` +
+      `of warm-up, median of ${ctx.reps} runs, alternating. Idle: N WebSockets opened and held ` +
+      "(each got the app's greeting); RSS growth of the process that holds them (VmRSS before, and 2 s " +
+      'after the last one opened) divided by N: the app for direct, arr for arr.',
+    header: ['point', 'direct', 'arr', 'arr vs direct'],
+  });
+  const ports: Record<string, number> = { direct: st.backend.port, arr: st.arr.port };
+  const names = ['direct', 'arr'];
+  ctx.log('ws: echo');
+  const echo = await alternateClient<EchoResult>(
+    ctx,
+    names,
+    s,
+    (n) => [
+      '--mode',
+      'echo',
+      '--port',
+      String(ports[n]),
+      '--host',
+      HOST,
+      '--connections',
+      String(CONNECTIONS),
+      '--seconds',
+      String(ctx.seconds),
+      '--warmup',
+      '1',
+    ],
+    'ws',
+  );
+  s.rows.push(
+    [
+      'echo: round trips/s (a message each way)',
+      ...names.map((n) => fmt.rps(med(echo.get(n), (r) => r.perSecond))),
+      fmt.ratio(ratioOf(echo.get('arr'), echo.get('direct'), (r) => r.perSecond)),
+    ],
+    ...(['p50ms', 'p99ms'] as const).map((k) => [
+      `echo: ${k.slice(0, 3)} round trip`,
+      ...names.map((n) => fmt.ms(med(echo.get(n), (r) => r[k]))),
+      signed(diffOf(echo.get('arr'), echo.get('direct'), (r) => r[k])),
+    ]),
+  );
+
+  const count = ctx.quick ? 500 : 5000;
+  ctx.log(`ws: ${count} idle connections, direct`);
+  const direct = await holdIdle(st.backend.port, count, st.backend.pid, s.commands);
+  await sleep(1000);
+  ctx.log(`ws: ${count} idle connections, through arr`);
+  const viaArr = await holdIdle(st.arr.port, count, st.arr.proc.pid, s.commands);
+  s.rows.push(
+    ['idle: WebSockets held', String(direct.held), String(viaArr.held), ''],
+    ['idle: time to open them all (100 at a time)', fmt.ms(direct.openMs), fmt.ms(viaArr.openMs), ''],
+    [
+      'idle: RSS per held connection',
+      `${fmt.bytes(direct.rssPerConn)} (app)`,
+      `${fmt.bytes(viaArr.rssPerConn)} (arr)`,
+      fmt.ratio(viaArr.rssPerConn / direct.rssPerConn),
+    ],
+  );
+  s.notes.push(
+    'Through arr each client WebSocket is two TCP connections in arr (client side and app side); the app holds one per WebSocket either way.',
+  );
+  await sleep(2000); // arr closes both sides of every one of them
+}
