@@ -51,9 +51,12 @@ describe('peers under stress: backpressure and no cross-host answers', () => {
           // Read 1 MB every 100 ms for 2 s, then everything.
           let ticks = 0;
           const timer = setInterval(() => {
-            let chunk: Buffer | null;
             let read = 0;
-            while (read < MB && (chunk = res.read()) !== null) read += chunk.length;
+            while (read < MB) {
+              const chunk: Buffer | null = res.read();
+              if (chunk === null) break;
+              read += chunk.length;
+            }
             received += read;
             if (++ticks === 20) {
               clearInterval(timer);
