@@ -1,72 +1,18 @@
 import { request } from 'node:http';
-import { connect, createServer } from 'node:net';
+import { waitForPort as pollPort } from '../../src/activation/readiness.js';
 
 export const LOOPBACK = '127.0.0.1';
 
-/** A TCP port that was free a moment ago on loopback. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, LOOPBACK, () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-/** Several distinct free ports. */
-export async function freePorts(n: number): Promise<number[]> {
-  const ports = new Set<number>();
-  while (ports.size < n) ports.add(await freePort());
-  return [...ports];
-}
-
-function isFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, LOOPBACK, () => srv.close(() => resolve(true)));
-  });
-}
-
-/** A block of free consecutive ports outside the kernel's ephemeral range, for arr's --range. */
-export async function freeRange(size: number): Promise<[number, number]> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const first = 20_000 + Math.floor(Math.random() * 10_000);
-    const ports = Array.from({ length: size }, (_, i) => first + i);
-    if ((await Promise.all(ports.map(isFree))).every(Boolean)) return [first, first + size - 1];
-  }
-  throw new Error('no free port range');
-}
-
-function tryConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: LOOPBACK, port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => {
-      socket.destroy();
-      resolve(false);
-    });
-  });
-}
+// The same free-port helpers as the tests, and arr's own readiness poll.
+export { freePort, freePorts, freeRange } from '../../test/support/ports.js';
 
 /**
  * Polls until the port accepts a connection, every `intervalMs` (5 ms: what arr's readiness
  * check does, so that an app's own start-up time is measured the same way arr sees it).
  */
 export async function waitForPort(port: number, timeoutMs = 15_000, intervalMs = 5): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await tryConnect(port)) return;
-    if (Date.now() >= deadline) throw new Error(`port ${port} did not accept within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+  const ready = await pollPort(LOOPBACK, port, { timeoutMs, intervalMs });
+  if (ready !== 'ready') throw new Error(`port ${port} did not accept within ${timeoutMs} ms`);
 }
 
 /** One GET on a new connection; the body and the time from sending to the last byte. */
