@@ -6,8 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { BSON, ObjectId } from 'mongodb';
 import { logLines } from '../support/activation.js';
 import { type ArrUnderTest, fetchVia, helloApp, startArrWith } from '../support/arr.js';
-import { freePorts, freeRange } from '../support/ports.js';
-import { repoRoot, startArr, stopAll } from '../support/proc.js';
+import { repoRoot, stopAll } from '../support/proc.js';
 import { certificateFor } from '../support/tls.js';
 
 const pem = (name: string) => join(repoRoot, 'certs', name);
@@ -109,29 +108,15 @@ describe('a 10 MB apps.json', () => {
     }
     writeFileSync(file, `${lines.join('\n')}\n`);
     assert.ok(statSync(file).size >= 10 * 1024 * 1024);
-    const [port, sslport] = await freePorts(2);
-    const range = await freeRange(5);
     const started = Date.now();
-    const proc = startArr([
-      '-a',
-      file,
-      '-p',
-      String(port),
-      '-s',
-      String(sslport),
-      '-r',
-      `${range[0]}-${range[1]}`,
-      '--bind',
-      '127.0.0.1',
-    ]);
-    await proc.waitFor('arr listening on', 60_000);
+    const arr = await startArrWith([], { file });
     const tookMs = Date.now() - started;
-    assert.match(proc.output(), new RegExp(`registry: ${n} apps`));
-    const last = await fetchVia(port!, `big${n - 1}.localhost`, false);
+    assert.match(arr.proc.output(), new RegExp(`registry: ${n} apps`));
+    const last = await fetchVia(arr.port, `big${n - 1}.localhost`, false);
     assert.match(last.text, new RegExp(`^hello from big${n - 1} `));
-    const missing = await fetchVia(port!, `big${n}.localhost`, false);
+    const missing = await fetchVia(arr.port, `big${n}.localhost`, false);
     assert.equal(missing.status, 404);
     console.log(`# ${n} apps (${(size / 1048576).toFixed(1)} MB) loaded and listening in ${tookMs} ms`);
-    assert.equal(await proc.stop(), 0);
+    assert.equal(await arr.stop(), 0);
   });
 });

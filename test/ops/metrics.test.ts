@@ -12,6 +12,7 @@ import {
   fetchVia,
   helloApp,
   type Reply,
+  readReply,
   startArrWith,
 } from '../support/arr.js';
 import { until } from '../support/poll.js';
@@ -81,15 +82,9 @@ function seriesValue(
 /** A plain GET to the admin endpoint. */
 function adminGet(port: number, path: string, method = 'GET'): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const body = Buffer.concat(chunks);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text: body.toString('utf8') });
-      });
-    });
+    const req = request({ host: '127.0.0.1', port, path, method, agent: false }, (res) =>
+      readReply(res).then(resolve, reject),
+    );
     req.on('error', reject);
     req.end();
   });

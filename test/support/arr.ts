@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,6 +47,8 @@ export interface ArrOptions {
   address?: string;
   /** Leave the registry as it is (another node of the farm provided the apps). */
   keepApps?: boolean;
+  /** Serve this apps file as it is (the caller made it and removes it). */
+  file?: string;
   /** Listen on these ports and use this range (a node restarted as it was). */
   ports?: [number, number];
   range?: [number, number];
@@ -76,7 +78,7 @@ export async function provideApps(apps: AppDoc[], mongo?: string): Promise<strin
 /** Starts the real arr CLI on free ports with these apps and waits until it listens. */
 export async function startArrWith(apps: AppDoc[], opts: ArrOptions = {}): Promise<ArrUnderTest> {
   const address = opts.address ?? '127.0.0.1';
-  const appsFile = opts.keepApps ? undefined : await provideApps(apps, opts.mongo);
+  const appsFile = opts.file ?? (opts.keepApps ? undefined : await provideApps(apps, opts.mongo));
   const [port, sslport] = opts.ports ?? (await freePorts(2, address));
   const range = opts.range ?? (await freeRange(opts.rangeSize ?? 20, address));
   const args = [
@@ -103,7 +105,7 @@ export async function startArrWith(apps: AppDoc[], opts: ArrOptions = {}): Promi
     appsFile,
     stop: async () => {
       const code = await proc.stop('SIGTERM', 15_000);
-      if (appsFile) rmSync(join(appsFile, '..'), { recursive: true, force: true });
+      if (appsFile && !opts.file) rmSync(join(appsFile, '..'), { recursive: true, force: true });
       return code;
     },
   };
@@ -153,16 +155,21 @@ export function fetchVia(
       : httpRequest(common);
     req.setTimeout(opts.timeoutMs ?? 30_000, () => req.destroy(new Error('request timed out')));
     req.on('error', reject);
-    req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const body = Buffer.concat(chunks);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text: body.toString('utf8') });
-      });
-    });
+    req.on('response', (res) => readReply(res).then(resolve, reject));
     req.end(opts.body);
+  });
+}
+
+/** A whole response, read into memory. */
+export function readReply(res: IncomingMessage): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('error', reject);
+    res.on('end', () => {
+      const body = Buffer.concat(chunks);
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text: body.toString('utf8') });
+    });
   });
 }
 
