@@ -1,13 +1,21 @@
 import { Agent, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import { type Duplex, Readable } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { Target } from '../activation/activator.js';
+import { setForwardedHeaders } from './forwarded.js';
+import { TIMED_OUT as HEADERS_TIMED_OUT, HttpEngine } from './http-engine.js';
 import { rejectUpgrade, sendError } from './respond.js';
 
 export type TargetErrorHandler = (target: Target, err: NodeJS.ErrnoException) => void;
 
 /** Errors that mean the instance is not there at all (as opposed to failing mid-exchange). */
-const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 
 /**
  * How long one side of a WebSocket may take to finish after the other side has closed: what
@@ -42,8 +50,12 @@ export function isUnreachable(err: NodeJS.ErrnoException): boolean {
  * closed socket once the answer has begun) and a call to `onTargetError`; none escapes. An
  * exchange that one side abandons is abandoned on the other side too, so that nothing stays
  * open behind a client or an instance that is gone.
+ *
+ * Requests go through undici (HttpEngine), the fast path. WebSockets, and the one request
+ * form undici cannot send (`OPTIONS *`), go through http-proxy on node:http.
  */
 export class ProxyEngine {
+  private readonly http: HttpEngine;
   private readonly agent = new Agent({
     keepAlive: true,
     maxSockets: Number.POSITIVE_INFINITY,
@@ -59,6 +71,7 @@ export class ProxyEngine {
     /** How long an instance has to begin its answer before the client gets 504. */
     private readonly timeoutMs = 60_000,
   ) {
+    this.http = new HttpEngine(timeoutMs);
     // Callbacks are given per call; this is a last guard against an error without one.
     this.proxy.on('error', () => {});
 
@@ -108,33 +121,56 @@ export class ProxyEngine {
   /**
    * Proxies one request. When the instance cannot be reached at all and the request is safe to
    * send again (GET, HEAD or OPTIONS without a body), `retry` is called instead of answering
-   * 502, so that the request can go to another or a new instance; it is then sent with `replay`.
+   * 502, so that the request can go to another or a new instance.
    */
-  web(req: IncomingMessage, res: ServerResponse, target: Target, retry?: () => void, replay = false): void {
+  web(req: IncomingMessage, res: ServerResponse, target: Target, secure: boolean, retry?: () => void): void {
     if (req.socket.destroyed) return; // the client left while its instance was being found
-    const options: httpProxy.ServerOptions = { target: { host: target.host, port: target.port } };
-    // The request was read by the first attempt; a replay sends its (empty) body anew.
-    if (replay) options.buffer = Readable.from([]);
+    if (req.url === '*') {
+      this.webByHttpProxy(req, res, target, secure);
+      return;
+    }
+    this.http.send(req, res, target, secure, (err, answered) => {
+      this.onTargetError(target, err);
+      // The answer has begun: the client can only be told by the end of the connection.
+      if (answered) res.destroy();
+      else this.answerFailure(req, res, err, retry);
+    });
+  }
+
+  /** The client's answer when its exchange failed before the instance's answer began. */
+  private answerFailure(
+    req: IncomingMessage,
+    res: ServerResponse,
+    e: NodeJS.ErrnoException,
+    retry?: () => void,
+  ): void {
+    if (res.destroyed || req.socket.destroyed) return; // the client went away: nothing to answer
+    if (e.code === TIMED_OUT || e.code === HEADERS_TIMED_OUT) {
+      sendError(res, 504, 'the application did not answer in time');
+      return;
+    }
+    if (retry && isUnreachable(e) && !res.headersSent && isReplayable(req)) {
+      retry();
+      return;
+    }
+    sendError(
+      res,
+      502,
+      isUnreachable(e) ? 'the application is not reachable' : 'the application failed to answer',
+    );
+  }
+
+  /** `OPTIONS *`: undici only sends paths, so this one goes through http-proxy. */
+  private webByHttpProxy(req: IncomingMessage, res: ServerResponse, target: Target, secure: boolean): void {
+    setForwardedHeaders(req, secure);
     // Node has answered "Expect: 100-continue" already; without it the instance need not, and
     // http-proxy emits 'proxyReq' (the hooks above) for this request too.
     if (req.headers.expect !== undefined) delete req.headers.expect;
+    const options = { target: { host: target.host, port: target.port } };
     this.proxy.web(req, res, options, (err) => {
       const e = err as NodeJS.ErrnoException;
       this.onTargetError(target, e);
-      if (res.destroyed || req.socket.destroyed) return; // the client went away: nothing to answer
-      if (e.code === TIMED_OUT) {
-        sendError(res, 504, 'the application did not answer in time');
-        return;
-      }
-      if (retry && isUnreachable(e) && !res.headersSent && isReplayable(req)) {
-        retry();
-        return;
-      }
-      sendError(
-        res,
-        502,
-        isUnreachable(e) ? 'the application is not reachable' : 'the application failed to answer',
-      );
+      this.answerFailure(req, res, e);
     });
   }
 
@@ -163,6 +199,7 @@ export class ProxyEngine {
   }
 
   close(): void {
+    this.http.close();
     this.agent.destroy();
     this.proxy.close();
   }

@@ -47,14 +47,13 @@ export class Router {
       sendError(res, route.status, route.message, route.headers);
       return;
     }
-    setForwardedHeaders(req, secure);
     const refuse = (status: number, message: string, headers?: Record<string, string>) =>
       sendError(res, status, message, headers);
     // One more try, on another or a new instance, when the first one turns out to be gone.
-    const retry = () => this.withActivation(route.app, (t) => this.web(req, res, t, undefined, true), refuse);
+    const retry = () => this.withActivation(route.app, (t) => this.web(req, res, t, secure), refuse);
     const target = this.dispatcher.pick(route.app);
-    if (target) this.web(req, res, target, retry);
-    else this.withActivation(route.app, (t) => this.web(req, res, t, retry), refuse);
+    if (target) this.web(req, res, target, secure, retry);
+    else this.withActivation(route.app, (t) => this.web(req, res, t, secure, retry), refuse);
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, secure: boolean): void {
@@ -86,11 +85,11 @@ export class Router {
     req: IncomingMessage,
     res: ServerResponse,
     t: Target,
+    secure: boolean,
     retry?: () => void,
-    replay?: boolean,
   ): void {
     if (t.activity && !req.socket.destroyed) track(t.activity, res);
-    this.proxy.web(req, res, t, retry, replay);
+    this.proxy.web(req, res, t, secure, retry);
   }
 
   /** Proxies a WebSocket; an instance with an idle timeout counts it until it closes. */

@@ -42,7 +42,11 @@ const holdApp = (name: string) => `
 const http = require('node:http');
 const server = http.createServer((req, res) => {
   if (req.url === '/hold') return console.log('holding ' + req.url);
-  if (req.url === '/close') server.close();
+  // A server that closes ends its kept-alive connections too, so the next request must connect.
+  if (req.url === '/close') {
+    server.close();
+    res.setHeader('connection', 'close');
+  }
   res.end('hello from ${name} (port ' + process.env.PORT + ', pid ' + process.pid + ')\\n');
 });
 server.listen(Number(process.env.PORT));

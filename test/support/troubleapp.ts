@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
  *        /partial-chunked  the same with a chunked body
  *        /partial-exit     the same, then the process exits
  *        /reset            the connection is reset before any answer
- *        /close-listener   answers, then stops listening (the process lives on)
+ *        /close-listener   answers (Connection: close), then stops listening (the process lives on)
  *        anything else     `trouble (pid N)`
  * WS:    /plain            the upgrade is answered 418 with a 6-byte body (content-length)
  *        /chunked          the same answer with a chunked body
@@ -43,7 +43,9 @@ const server = http.createServer((req, res) => {
     case '/reset':
       return req.socket.resetAndDestroy();
     case '/close-listener':
+      // Its kept-alive connections end with this answer too, so the next request has to connect.
       server.close();
+      res.setHeader('connection', 'close');
       return res.end('closing (pid ' + process.pid + ')\\n');
     default:
       req.resume();

@@ -1,0 +1,180 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PassThrough, type Readable } from 'node:stream';
+import { Agent, type Dispatcher } from 'undici';
+import type { Target } from '../activation/activator.js';
+import { requestHeaders, responseHeaders } from './headers.js';
+
+/** What the engine tells its owner when an exchange with an instance fails. */
+export type ExchangeFailure = (err: NodeJS.ErrnoException, answered: boolean) => void;
+
+/** undici's code for an instance that has not begun its answer within headersTimeout. */
+export const TIMED_OUT = 'UND_ERR_HEADERS_TIMEOUT';
+
+/**
+ * Plain HTTP requests to instances, on undici: kept-alive connections per instance (an undici
+ * Pool per origin, made and dropped by its Agent) and undici's HTTP/1.1 client, which costs
+ * about half of what node's http.request does per request (docs/BENCHMARKS.md, "Engine").
+ * Each exchange is driven by a handler of undici's raw dispatch interface: the instance's
+ * header lines are handed on as read, with no header object built on either side.
+ */
+export class HttpEngine {
+  private readonly agent: Agent;
+
+  constructor(
+    /** How long an instance has, after the last byte it was sent, to begin its answer. */
+    timeoutMs: number,
+  ) {
+    this.agent = new Agent({
+      headersTimeout: timeoutMs,
+      // Once begun, an answer streams at the instance's pace (a long download, a slow feed).
+      bodyTimeout: 0,
+      // A connection to an instance that is not there fails at once on loopback; across a
+      // farm, a node that vanished (no RST) is given up on after this.
+      connectTimeout: 5_000,
+      // The instance's own limit on a reply head is the client's concern; arr's is Node's.
+      maxHeaderSize: 64 * 1024,
+    });
+  }
+
+  /**
+   * Sends the request to the instance and its answer to the client. `failed` is called once
+   * if the exchange fails; `answered` tells whether the client has had the answer's head.
+   */
+  send(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: Target,
+    secure: boolean,
+    failed: ExchangeFailure,
+  ): void {
+    const exchange = new Exchange(res, failed);
+    this.agent.dispatch(
+      {
+        origin: originOf(target),
+        path: req.url ?? '/',
+        method: req.method ?? 'GET',
+        headers: requestHeaders(req, secure),
+        body: hasBody(req) ? bodyOf(req) : null,
+      },
+      exchange,
+    );
+  }
+
+  close(): void {
+    void this.agent.destroy().catch(() => {});
+  }
+}
+
+function originOf(t: Target): string {
+  return t.host.includes(':') ? `http://[${t.host}]:${t.port}` : `http://${t.host}:${t.port}`;
+}
+
+/** Whether the client announced a body (Node has checked the framing already). */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/**
+ * The request's body as undici is given it. undici destroys a body stream when the exchange
+ * fails, and destroying a request that was not read to its end destroys the client's
+ * connection with it: the client would get no answer (504, 502) at all. The body is therefore
+ * piped through a stream of its own; once that is dropped, Node discards what is left of the
+ * request before reading the client's next one.
+ */
+function bodyOf(req: IncomingMessage): Readable {
+  const body = new PassThrough();
+  req.pipe(body);
+  // A client that sends less than it announced leaves the instance's request unfinished.
+  req.once('close', () => {
+    if (!req.complete) body.destroy(new Error('the client did not send its whole body'));
+  });
+  return body;
+}
+
+/**
+ * One request and its answer. An exchange that one side abandons is abandoned on the other:
+ * a client that goes away aborts the request to the instance (so that nothing stays open
+ * behind it), and an instance that breaks off its answer ends the client's connection (so the
+ * client does not wait for the rest forever).
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  private abort: ((err?: Error) => void) | undefined;
+  private resume: (() => void) | undefined;
+  private ended = false;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly failed: ExchangeFailure,
+  ) {
+    res.once('close', this.onClientClose);
+  }
+
+  private readonly onClientClose = (): void => {
+    if (this.ended) return;
+    this.ended = true;
+    this.abort?.();
+  };
+
+  private readonly onDrain = (): void => this.resume?.();
+
+  onConnect(abort: (err?: Error) => void): void {
+    // The client may have gone while the request waited for a connection.
+    if (this.ended) abort();
+    else this.abort = abort;
+  }
+
+  onHeaders(
+    status: number,
+    raw: Buffer[] | string[] | null,
+    resume: () => void,
+    statusText: string,
+  ): boolean {
+    if (status < 200) return true; // 103 Early Hints and the like are not passed on
+    this.resume = resume;
+    const res = this.res;
+    if (res.destroyed) return false;
+    try {
+      res.writeHead(status, statusText, responseHeaders((raw ?? []) as Buffer[]));
+    } catch (err) {
+      // A header Node will not send (an invalid value): as if the instance had failed.
+      this.abort?.(err as Error);
+      return false;
+    }
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.res.write(chunk)) return true;
+    this.res.once('drain', this.onDrain);
+    return false;
+  }
+
+  onComplete(trailers: Buffer[] | string[] | null): void {
+    this.ended = true;
+    const res = this.res;
+    res.off('close', this.onClientClose);
+    if (trailers && trailers.length > 0) addTrailers(res, trailers as Buffer[]);
+    res.end();
+  }
+
+  onError(err: Error): void {
+    const client = this.ended;
+    this.ended = true;
+    this.res.off('close', this.onClientClose);
+    // Aborted because the client left: nothing to tell anyone.
+    if (client) return;
+    this.failed(err as NodeJS.ErrnoException, this.res.headersSent);
+  }
+}
+
+function addTrailers(res: ServerResponse, raw: Buffer[]): void {
+  const trailers: [string, string][] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2)
+    trailers.push([raw[i]!.toString('latin1'), raw[i + 1]!.toString('latin1')]);
+  try {
+    res.addTrailers(trailers);
+  } catch {
+    // an invalid trailer is dropped; the body is complete
+  }
+}
