@@ -1,13 +1,13 @@
 // Engine prototype: node:http in front, an undici Pool behind (kept-alive connections to the
 // app, undici's own HTTP/1.1 client instead of node's http.request), the same X-Forwarded-*
-// headers as arr. undici is not a dependency of arr: the harness installs it into a cache
-// directory and passes its entry point in UNDICI.
+// headers as arr, through undici's stream() interface with header objects (compare
+// undici-dispatch.mjs, the raw interface arr uses).
 //
-//   PORT=9003 TARGET=8000 UNDICI=file:///path/to/node_modules/undici/index.js node bench/prototypes/undici-pool.mjs
+//   PORT=9003 TARGET=8000 node bench/prototypes/undici-pool.mjs
 
 import http from 'node:http';
+import { Pool } from 'undici';
 
-const { Pool } = await import(process.env.UNDICI || 'undici');
 const port = Number(process.env.PORT);
 const target = Number(process.env.TARGET);
 const pool = new Pool(`http://127.0.0.1:${target}`, { connections: 128, pipelining: 1 });

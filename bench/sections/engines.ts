@@ -1,60 +1,30 @@
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { addSection, type Ctx, HOST, med, NODE, ratioOf } from '../lib/context.js';
 import { cpuOf, wrkCpu } from '../lib/cpu.js';
 import { activate, freePort, waitForPort } from '../lib/net.js';
-import { type Child, repoRoot, run, start } from '../lib/proc.js';
+import { type Child, repoRoot, start } from '../lib/proc.js';
 import { alternateWrk } from '../lib/runs.js';
 import { fmt } from '../lib/stats.js';
 import { wrk } from '../lib/wrk.js';
 import { CONNECTIONS, noteErrors } from './http.js';
 import type { Stage } from './stage.js';
 
-const UNDICI_VERSION = '7';
-
-/**
- * undici's entry point: from the repository if it has it, else from a cache directory that
- * `npm install` fills once (undici is not one of arr's dependencies). Undefined if neither works.
- */
-async function findUndici(ctx: Ctx): Promise<string | undefined> {
-  try {
-    return createRequire(join(repoRoot, 'package.json')).resolve('undici');
-  } catch {
-    // not in the repository
-  }
-  const dir = join(homedir(), '.cache', 'arr', 'bench-undici');
-  const entry = () => createRequire(join(dir, 'package.json')).resolve('undici');
-  if (!existsSync(join(dir, 'node_modules', 'undici', 'package.json'))) {
-    ctx.log(`engines: npm install undici@${UNDICI_VERSION} into ${dir}`);
-    try {
-      await run('npm', ['install', '--prefix', dir, '--no-audit', '--no-fund', `undici@${UNDICI_VERSION}`], {
-        timeoutMs: 180_000,
-      });
-    } catch (err) {
-      ctx.log(`engines: cannot install undici: ${(err as Error).message.split('\n')[0]}`);
-      return undefined;
-    }
-  }
-  try {
-    return entry();
-  } catch {
-    return undefined;
-  }
-}
+const CLUSTERED = 'undici dispatch, 2 workers';
 
 export async function enginesSection(ctx: Ctx, st: Stage): Promise<void> {
   const s = addSection(ctx, {
     id: 'engines',
     title: 'Engine options (prototypes in bench/prototypes)',
     text:
-      'What a proxy engine costs on its own, for the coming rework: minimal proxies to the same app ' +
-      "instance, without routing, with the same X-Forwarded-* headers. http-proxy: arr's library with " +
-      "arr's Agent settings and nothing else; node:http: http.request with a keep-alive Agent; " +
-      `undici: node:http in front of an undici Pool. wrk keep-alive, ${CONNECTIONS} connections, ` +
-      `${ctx.seconds} s per run, median of ${ctx.reps} runs, alternating. "vs" columns are throughput ratios.`,
+      'What a proxy engine costs on its own: minimal proxies to the same app instance, without ' +
+      'routing, with the same X-Forwarded-* headers. http-proxy: the library arr used before, with ' +
+      "arr's Agent settings; node:http: http.request with a keep-alive Agent; undici stream(): an " +
+      "undici Pool through its stream interface (header objects); undici dispatch: arr's engine " +
+      '(raw header lists, bench/prototypes/undici-dispatch.mjs); 2 workers: that, in two processes ' +
+      'of node:cluster sharing the port, to see whether a `--workers` mode would pay on this machine ' +
+      '(its CPU column counts the primary only, so it is left empty). ' +
+      `wrk keep-alive, ${CONNECTIONS} connections, ${ctx.seconds} s per run, median of ${ctx.reps} runs, ` +
+      'alternating. "vs" columns are throughput ratios.',
     header: [
       'engine',
       'requests/s',
@@ -68,13 +38,13 @@ export async function enginesSection(ctx: Ctx, st: Stage): Promise<void> {
   const ports: Record<string, number> = { direct: st.backend.port, arr: st.arr.port };
   const pids: Record<string, number> = { arr: st.arr.proc.pid };
   const procs: Child[] = [];
-  const undici = await findUndici(ctx);
   const protos: [string, string, Record<string, string>][] = [
     ['http-proxy (bare)', 'http-proxy.mjs', {}],
     ['node:http', 'node-http.mjs', {}],
+    ['undici stream()', 'undici-pool.mjs', {}],
+    ['undici dispatch', 'undici-dispatch.mjs', {}],
+    [CLUSTERED, 'cluster.mjs', { PROTO: 'undici-dispatch.mjs', WORKERS: '2' }],
   ];
-  if (undici) protos.push(['undici Pool', 'undici-pool.mjs', { UNDICI: pathToFileURL(undici).href }]);
-  else s.notes.push('undici could not be installed: its prototype was left out.');
   try {
     for (const [name, file, env] of protos) {
       const port = await freePort();
@@ -115,7 +85,7 @@ export async function enginesSection(ctx: Ctx, st: Stage): Promise<void> {
         fmt.rps(med(ka.get(n), (r) => r.rps)),
         fmt.ms(med(ka.get(n), (r) => r.p50ms)),
         fmt.ms(med(ka.get(n), (r) => r.p99ms)),
-        n === 'direct' ? '' : `${fmt.num(med(ka.get(n), (r) => cpuOf(r, 'proxy')))} µs`,
+        n === 'direct' || n === CLUSTERED ? '' : `${fmt.num(med(ka.get(n), (r) => cpuOf(r, 'proxy')))} µs`,
         fmt.ratio(ratioOf(ka.get(n), ka.get('arr'), (r) => r.rps)),
         fmt.ratio(ratioOf(ka.get(n), ka.get('direct'), (r) => r.rps)),
       ]);
