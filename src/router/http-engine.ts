@@ -2,10 +2,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import type { Target } from '../activation/activator.js';
+import type { App } from '../registry/types.js';
 import { requestHeaders, responseHeaders } from './headers.js';
 
 /** What the engine tells its owner when an exchange with an instance fails. */
-export type ExchangeFailure = (err: NodeJS.ErrnoException, answered: boolean) => void;
+export type ExchangeFailure = (exchange: Exchange, err: NodeJS.ErrnoException) => void;
 
 /** undici's code for an instance that has not begun its answer within headersTimeout. */
 export const TIMED_OUT = 'UND_ERR_HEADERS_TIMEOUT';
@@ -23,6 +24,8 @@ export class HttpEngine {
   constructor(
     /** How long an instance has, after the last byte it was sent, to begin its answer. */
     timeoutMs: number,
+    /** Called once for each exchange that fails, whichever side it failed on. */
+    private readonly failed: ExchangeFailure,
   ) {
     this.agent = new Agent({
       headersTimeout: timeoutMs,
@@ -37,17 +40,11 @@ export class HttpEngine {
   }
 
   /**
-   * Sends the request to the instance and its answer to the client. `failed` is called once
-   * if the exchange fails; `answered` tells whether the client has had the answer's head.
+   * Sends the request to the instance and its answer to the client. `app` is set when the
+   * request may be sent again elsewhere should this instance turn out to be unreachable.
    */
-  send(
-    req: IncomingMessage,
-    res: ServerResponse,
-    target: Target,
-    secure: boolean,
-    failed: ExchangeFailure,
-  ): void {
-    const exchange = new Exchange(res, failed);
+  send(req: IncomingMessage, res: ServerResponse, target: Target, secure: boolean, app?: App): void {
+    const exchange = new Exchange(req, res, target, secure, app, this.failed);
     this.agent.dispatch(
       {
         origin: originOf(target),
@@ -98,25 +95,35 @@ function bodyOf(req: IncomingMessage): Readable {
  * behind it), and an instance that breaks off its answer ends the client's connection (so the
  * client does not wait for the rest forever).
  */
-class Exchange implements Dispatcher.DispatchHandler {
+export class Exchange implements Dispatcher.DispatchHandler {
   private abort: ((err?: Error) => void) | undefined;
-  private resume: (() => void) | undefined;
   private ended = false;
 
   constructor(
-    private readonly res: ServerResponse,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly target: Target,
+    readonly secure: boolean,
+    /** Set when the request may go to another instance if this one cannot be reached. */
+    readonly app: App | undefined,
     private readonly failed: ExchangeFailure,
   ) {
-    res.once('close', this.onClientClose);
+    // One listener shared by every exchange (no closure per request): it finds this one on res.
+    (res as ExchangeResponse)[EXCHANGE] = this;
+    res.on('close', onClientClose);
   }
 
-  private readonly onClientClose = (): void => {
+  /** The client's response closed: before the answer was complete, the exchange is abandoned. */
+  clientClosed(): void {
     if (this.ended) return;
     this.ended = true;
     this.abort?.();
-  };
+  }
 
-  private readonly onDrain = (): void => this.resume?.();
+  /** Whether the client has had the head of an answer (so an error can no longer be sent). */
+  get answered(): boolean {
+    return this.res.headersSent;
+  }
 
   onConnect(abort: (err?: Error) => void): void {
     // The client may have gone while the request waited for a connection.
@@ -146,14 +153,14 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.res.write(chunk)) return true;
-    this.res.once('drain', this.onDrain);
+    if (this.resume) this.res.once('drain', this.resume);
     return false;
   }
 
   onComplete(trailers: Buffer[] | string[] | null): void {
     this.ended = true;
     const res = this.res;
-    res.off('close', this.onClientClose);
+    res.off('close', onClientClose);
     if (trailers && trailers.length > 0) addTrailers(res, trailers as Buffer[]);
     res.end();
   }
@@ -161,11 +168,20 @@ class Exchange implements Dispatcher.DispatchHandler {
   onError(err: Error): void {
     const client = this.ended;
     this.ended = true;
-    this.res.off('close', this.onClientClose);
+    this.res.off('close', onClientClose);
     // Aborted because the client left: nothing to tell anyone.
     if (client) return;
-    this.failed(err as NodeJS.ErrnoException, this.res.headersSent);
+    this.failed(this, err as NodeJS.ErrnoException);
   }
+
+  private resume: (() => void) | undefined;
+}
+
+const EXCHANGE = Symbol('arr.exchange');
+type ExchangeResponse = ServerResponse & { [EXCHANGE]?: Exchange };
+
+function onClientClose(this: ExchangeResponse): void {
+  this[EXCHANGE]?.clientClosed();
 }
 
 function addTrailers(res: ServerResponse, raw: Buffer[]): void {

@@ -2,11 +2,15 @@ import { Agent, type ClientRequest, type IncomingMessage, type ServerResponse } 
 import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { Target } from '../activation/activator.js';
+import type { App } from '../registry/types.js';
 import { setForwardedHeaders } from './forwarded.js';
-import { TIMED_OUT as HEADERS_TIMED_OUT, HttpEngine } from './http-engine.js';
+import { type Exchange, TIMED_OUT as HEADERS_TIMED_OUT, HttpEngine } from './http-engine.js';
 import { rejectUpgrade, sendError } from './respond.js';
 
 export type TargetErrorHandler = (target: Target, err: NodeJS.ErrnoException) => void;
+
+/** Sends a request again, to another or a new instance of its app. */
+export type Replay = (req: IncomingMessage, res: ServerResponse, app: App, secure: boolean) => void;
 
 /** Errors that mean the instance is not there at all (as opposed to failing mid-exchange). */
 const UNREACHABLE = new Set([
@@ -68,10 +72,11 @@ export class ProxyEngine {
 
   constructor(
     private readonly onTargetError: TargetErrorHandler,
+    private readonly replay: Replay,
     /** How long an instance has to begin its answer before the client gets 504. */
     private readonly timeoutMs = 60_000,
   ) {
-    this.http = new HttpEngine(timeoutMs);
+    this.http = new HttpEngine(timeoutMs, (exchange, err) => this.exchangeFailed(exchange, err));
     // Callbacks are given per call; this is a last guard against an error without one.
     this.proxy.on('error', () => {});
 
@@ -120,21 +125,26 @@ export class ProxyEngine {
 
   /**
    * Proxies one request. When the instance cannot be reached at all and the request is safe to
-   * send again (GET, HEAD or OPTIONS without a body), `retry` is called instead of answering
-   * 502, so that the request can go to another or a new instance.
+   * send again (GET, HEAD or OPTIONS without a body), it is replayed (the constructor's
+   * `replay`) instead of answered 502, so that it can go to another or a new instance; `app`
+   * allows that, and is left out for a request that is itself a replay.
    */
-  web(req: IncomingMessage, res: ServerResponse, target: Target, secure: boolean, retry?: () => void): void {
+  web(req: IncomingMessage, res: ServerResponse, target: Target, secure: boolean, app?: App): void {
     if (req.socket.destroyed) return; // the client left while its instance was being found
-    if (req.url === '*') {
-      this.webByHttpProxy(req, res, target, secure);
+    if (req.url === '*') this.webByHttpProxy(req, res, target, secure);
+    else this.http.send(req, res, target, secure, app);
+  }
+
+  private exchangeFailed(x: Exchange, err: NodeJS.ErrnoException): void {
+    this.onTargetError(x.target, err);
+    // The answer has begun: the client can only be told by the end of the connection.
+    if (x.answered) {
+      x.res.destroy();
       return;
     }
-    this.http.send(req, res, target, secure, (err, answered) => {
-      this.onTargetError(target, err);
-      // The answer has begun: the client can only be told by the end of the connection.
-      if (answered) res.destroy();
-      else this.answerFailure(req, res, err, retry);
-    });
+    const { app } = x;
+    const retry = app ? () => this.replay(x.req, x.res, app, x.secure) : undefined;
+    this.answerFailure(x.req, x.res, err, retry);
   }
 
   /** The client's answer when its exchange failed before the instance's answer began. */

@@ -37,7 +37,11 @@ export class Router {
     /** Metrics and the access log; undefined when both are off. */
     private readonly observer?: ExchangeObserver,
   ) {
-    this.proxy = new ProxyEngine((target, err) => this.onTargetError(target, err), proxyTimeoutMs);
+    this.proxy = new ProxyEngine(
+      (target, err) => this.onTargetError(target, err),
+      (req, res, app, secure) => this.replay(req, res, app, secure),
+      proxyTimeoutMs,
+    );
   }
 
   handleRequest(req: IncomingMessage, res: ServerResponse, secure: boolean): void {
@@ -47,13 +51,15 @@ export class Router {
       sendError(res, route.status, route.message, route.headers);
       return;
     }
-    const refuse = (status: number, message: string, headers?: Record<string, string>) =>
-      sendError(res, status, message, headers);
-    // One more try, on another or a new instance, when the first one turns out to be gone.
-    const retry = () => this.withActivation(route.app, (t) => this.web(req, res, t, secure), refuse);
-    const target = this.dispatcher.pick(route.app);
-    if (target) this.web(req, res, target, secure, retry);
-    else this.withActivation(route.app, (t) => this.web(req, res, t, secure, retry), refuse);
+    const app = route.app;
+    const target = this.dispatcher.pick(app);
+    if (target) this.web(req, res, target, secure, app);
+    else
+      this.withActivation(
+        app,
+        (t) => this.web(req, res, t, secure, app),
+        (status, message, headers) => sendError(res, status, message, headers),
+      );
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, secure: boolean): void {
@@ -80,16 +86,22 @@ export class Router {
     this.proxy.close();
   }
 
-  /** Proxies a request; an instance with an idle timeout counts it until the answer is done. */
-  private web(
-    req: IncomingMessage,
-    res: ServerResponse,
-    t: Target,
-    secure: boolean,
-    retry?: () => void,
-  ): void {
+  /**
+   * Proxies a request; an instance with an idle timeout counts it until the answer is done.
+   * `app` is given when the request may be replayed should the instance be unreachable.
+   */
+  private web(req: IncomingMessage, res: ServerResponse, t: Target, secure: boolean, app?: App): void {
     if (t.activity && !req.socket.destroyed) track(t.activity, res);
-    this.proxy.web(req, res, t, secure, retry);
+    this.proxy.web(req, res, t, secure, app);
+  }
+
+  /** One more try, on another or a new instance, when the first one turned out to be gone. */
+  private replay(req: IncomingMessage, res: ServerResponse, app: App, secure: boolean): void {
+    this.withActivation(
+      app,
+      (t) => this.web(req, res, t, secure),
+      (status, message, headers) => sendError(res, status, message, headers),
+    );
   }
 
   /** Proxies a WebSocket; an instance with an idle timeout counts it until it closes. */
