@@ -1,4 +1,4 @@
-import { connect, type Socket } from 'node:net';
+import { connect, type Socket, type TcpNetConnectOpts } from 'node:net';
 import type { Logger } from '../util/log.js';
 import type { BackendConfig } from './config.js';
 
@@ -22,6 +22,8 @@ export const DEFAULT_HEALTH: HealthOptions = { connectTimeoutMs: 2000, probeMinM
  */
 export class Backend {
   readonly label: string;
+  /** What a client's connection to this backend is opened with (one object, reused). */
+  readonly connectOptions: TcpNetConnectOpts;
   down = false;
   /** Why it went down, for the log. */
   reason = '';
@@ -38,6 +40,7 @@ export class Backend {
     readonly route: number,
   ) {
     this.label = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    this.connectOptions = { host, port, allowHalfOpen: true, noDelay: true };
   }
 
   static from(cfg: BackendConfig, health: HealthOptions, log: Logger, route: number): Backend {

@@ -87,16 +87,93 @@ class Route {
   }
 }
 
+/** The relay a socket belongs to: lets one shared handler per event serve every connection. */
+const RELAY = Symbol('nlb relay');
+type Peer = Socket & { [RELAY]: Relay };
+
+/** The socket across the relay from `socket`. */
+function peerOf(socket: Peer): Socket | undefined {
+  const r = socket[RELAY];
+  return socket === r.client ? r.backend : r.client;
+}
+
+// The handlers below are shared by every connection (`this` is the socket): no closures and
+// no pipe() machinery per connection, which is where a new connection's JS time went.
+
+function onData(this: Peer, chunk: Buffer): void {
+  const to = peerOf(this);
+  if (to && !to.write(chunk)) throttle(this, to as Peer);
+}
+
+/** Stops reading `from` until `to` has flushed (backpressure). */
+function throttle(from: Socket, to: Peer): void {
+  from.pause();
+  if (to.listenerCount('drain') === 0) to.on('drain', onDrain);
+}
+
+function onDrain(this: Peer): void {
+  peerOf(this)?.resume();
+}
+
 /**
- * One client connection and its backend connection. Bytes are piped both ways (with
+ * `this` ended its sending side: end the same direction on the other socket (half-close). When
+ * that one had already ended too and has nothing queued, closing it now is the same on the
+ * wire and saves a shutdown() and a trip through the event loop.
+ */
+function onEnd(this: Peer): void {
+  const to = peerOf(this);
+  if (!to || to.destroyed) return;
+  if (to.readableEnded && to.writableLength === 0) to.destroy();
+  else to.end();
+}
+
+function onClientError(this: Peer): void {
+  this[RELAY].destroy();
+}
+
+function onClientClose(this: Peer, hadError: boolean): void {
+  this[RELAY].clientClose(hadError);
+}
+
+function onIdle(this: Peer): void {
+  this[RELAY].destroy();
+}
+
+function onBackendConnect(this: Peer): void {
+  const r = this[RELAY];
+  if (r.backend === this) r.connected(this);
+}
+
+function onBackendTimeout(this: Peer): void {
+  const r = this[RELAY];
+  if (r.backend !== this) return;
+  if (r.isConnected) r.destroy();
+  else r.fail(this, `no connection within ${r.balancer.options.connectTimeoutMs} ms`);
+}
+
+function onBackendError(this: Peer, err: NodeJS.ErrnoException): void {
+  const r = this[RELAY];
+  if (r.backend !== this) return;
+  if (r.isConnected) r.destroy();
+  else r.fail(this, err.code ?? err.message);
+}
+
+function onBackendClose(this: Peer, hadError: boolean): void {
+  const r = this[RELAY];
+  if (r.backend === this) r.backendClose(this, hadError);
+}
+
+/**
+ * One client connection and its backend connection. Bytes are relayed both ways (with
  * backpressure); each direction is ended when its source ends (half-close); an error on either
  * socket destroys both.
  */
 class Relay {
+  /** The backend socket of the current attempt; events of earlier attempts' sockets are ignored. */
   backend: Socket | undefined;
+  isConnected = false;
   private target = -1;
   private tried: Uint8Array | undefined;
-  private connected = false;
   private clientClosed = false;
   private backendClosed = false;
   /** Only with --verbose: when it started and who the client is, for the log. */
@@ -106,26 +183,33 @@ class Relay {
   constructor(
     readonly route: Route,
     readonly client: Socket,
-    private readonly balancer: Balancer,
+    readonly balancer: Balancer,
   ) {
     this.startedAt = balancer.verbose ? Date.now() : 0;
     this.from = balancer.verbose ? clientLabel(client) : '';
-    client.on('error', this.onClientError);
-    client.on('close', this.onClientClose);
+    (client as Peer)[RELAY] = this;
+    client.on('error', onClientError);
+    client.on('close', onClientClose);
     this.attempt(route.first());
   }
 
-  private readonly onClientError = (): void => this.destroy();
-
-  private readonly onClientClose = (hadError: boolean): void => {
+  clientClose(hadError: boolean): void {
     this.clientClosed = true;
     // Gone before its backend answered, or torn down: nothing more to relay. A client that
     // closed cleanly leaves its backend to flush what it still has to send, then close.
-    if (hadError || !this.connected) this.backend?.destroy();
+    if (hadError || !this.isConnected) this.backend?.destroy();
     this.settle();
-  };
+  }
 
-  private readonly onTimeout = (): void => this.destroy();
+  backendClose(socket: Socket, hadError: boolean): void {
+    if (!this.isConnected) {
+      this.fail(socket, 'closed while connecting');
+      return;
+    }
+    this.backendClosed = true;
+    if (hadError) this.client.destroy();
+    this.settle();
+  }
 
   /** Destroys both sockets. */
   destroy(): void {
@@ -136,57 +220,42 @@ class Relay {
   private attempt(i: number): void {
     this.target = i;
     const b = this.route.backends[i]!;
-    const { balancer } = this;
-    const socket = connect({ host: b.host, port: b.port, allowHalfOpen: true, noDelay: true });
+    const socket = connect(b.connectOptions) as Peer;
+    socket[RELAY] = this;
     this.backend = socket;
-    socket.setTimeout(balancer.options.connectTimeoutMs);
-    let failed = false;
-    const fail = (reason: string): void => {
-      if (failed || this.connected) return;
-      failed = true;
-      socket.destroy();
-      if (this.backend === socket) this.backend = undefined;
-      // A client that left while we were connecting says nothing about the backend.
-      if (this.client.destroyed) {
-        this.settle();
-        return;
-      }
-      b.failed(reason);
-      if (balancer.verbose)
-        balancer.log.debug(
-          { route: this.route.index, client: this.from, backend: b.label, reason },
-          'connect to backend failed',
-        );
-      this.retry(reason);
-    };
-    socket.on('connect', () => {
-      if (failed) return;
-      this.connected = true;
-      socket.setTimeout(balancer.options.idleTimeoutMs);
-      b.succeeded();
-      if (this.client.destroyed) socket.destroy();
-      else this.relay(socket);
-    });
-    socket.on('timeout', () => {
-      if (failed) return;
-      if (this.connected) this.destroy();
-      else fail(`no connection within ${balancer.options.connectTimeoutMs} ms`);
-    });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (failed) return;
-      if (this.connected) this.destroy();
-      else fail(err.code ?? err.message);
-    });
-    socket.on('close', (hadError: boolean) => {
-      if (failed) return;
-      if (!this.connected) {
-        fail('closed while connecting');
-        return;
-      }
-      this.backendClosed = true;
-      if (hadError) this.client.destroy();
+    socket.setTimeout(this.balancer.options.connectTimeoutMs);
+    socket.on('connect', onBackendConnect);
+    socket.on('timeout', onBackendTimeout);
+    socket.on('error', onBackendError);
+    socket.on('close', onBackendClose);
+  }
+
+  connected(socket: Socket): void {
+    this.isConnected = true;
+    const { idleTimeoutMs } = this.balancer.options;
+    socket.setTimeout(idleTimeoutMs);
+    this.route.backends[this.target]!.succeeded();
+    if (this.client.destroyed) socket.destroy();
+    else this.relay(socket);
+  }
+
+  /** The current attempt failed: mark its backend and try the next one. */
+  fail(socket: Socket, reason: string): void {
+    socket.destroy();
+    this.backend = undefined;
+    // A client that left while we were connecting says nothing about the backend.
+    if (this.client.destroyed) {
       this.settle();
-    });
+      return;
+    }
+    const b = this.route.backends[this.target]!;
+    b.failed(reason);
+    if (this.balancer.verbose)
+      this.balancer.log.debug(
+        { route: this.route.index, client: this.from, backend: b.label, reason },
+        'connect to backend failed',
+      );
+    this.retry(reason);
   }
 
   private retry(reason: string): void {
@@ -213,17 +282,21 @@ class Relay {
     if (route.config.proxyProtocol) socket.write(proxyHeaderFor(client));
     if (balancer.options.idleTimeoutMs > 0) {
       client.setTimeout(balancer.options.idleTimeoutMs);
-      client.on('timeout', this.onTimeout);
+      client.on('timeout', onIdle);
     }
-    client.pipe(socket);
-    socket.pipe(client);
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    client.on('data', onData);
+    client.on('end', onEnd);
+    // Accepted paused (pauseOnConnect) so that nothing is read before there is a backend.
+    client.resume();
   }
 
   /** Called on each close: the relay is over when the client and its backend are closed. */
   private settle(): void {
     if (!this.clientClosed || (this.backend && !this.backendClosed)) return;
     if (!this.balancer.forget(this)) return;
-    if (this.balancer.verbose && this.connected)
+    if (this.balancer.verbose && this.isConnected)
       this.balancer.log.debug(
         {
           route: this.route.index,
