@@ -141,17 +141,28 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.resume = resume;
     const res = this.res;
     if (res.destroyed) return false;
+    const headers = responseHeaders((raw ?? []) as Buffer[]);
     try {
-      res.writeHead(status, statusText, responseHeaders((raw ?? []) as Buffer[]));
+      res.writeHead(status, statusText, headers);
     } catch (err) {
       // A header Node will not send (an invalid value): as if the instance had failed.
       this.abort?.(err as Error);
       return false;
     }
+    this.unread = contentLength(headers);
     return true;
   }
 
   onData(chunk: Buffer): boolean {
+    // The body's last chunk is kept for res.end(): with the head still unsent, head and body
+    // then leave in one write, not a write and an end (a small answer's usual case).
+    if (this.unread >= 0) {
+      this.unread -= chunk.length;
+      if (this.unread === 0) {
+        this.last = chunk;
+        return true;
+      }
+    }
     if (this.res.write(chunk)) return true;
     if (this.resume) this.res.once('drain', this.resume);
     return false;
@@ -162,7 +173,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const res = this.res;
     res.off('close', onClientClose);
     if (trailers && trailers.length > 0) addTrailers(res, trailers as Buffer[]);
-    res.end();
+    const last = this.last;
+    if (!last) res.end();
+    // A small body as a latin1 string (byte for byte) is joined to the head's string by Node:
+    // one buffer, one write(2), instead of a writev of two.
+    else if (last.length <= SMALL_BODY) res.end(last.toString('latin1'), 'latin1');
+    else res.end(last);
   }
 
   onError(err: Error): void {
@@ -175,6 +191,24 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private resume: (() => void) | undefined;
+  /** Body bytes still to come by the answer's Content-Length; -1 when it has none. */
+  private unread = -1;
+  private last: Buffer | undefined;
+}
+
+/** Bodies up to this size are sent with their head as one string (see onComplete). */
+const SMALL_BODY = 16 * 1024;
+
+/** The Content-Length of a flat header list, or -1 (none, or not a plain number). */
+function contentLength(headers: string[]): number {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name.length === 14 && name.toLowerCase() === 'content-length') {
+      const value = headers[i + 1]!;
+      return /^\d{1,15}$/.test(value) ? Number(value) : -1;
+    }
+  }
+  return -1;
 }
 
 const EXCHANGE = Symbol('arr.exchange');

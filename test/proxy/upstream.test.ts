@@ -8,7 +8,7 @@ import { inlineApp } from '../support/wsclient.js';
 /**
  * Tells what it received: the connection it came on (arr's side of it), the raw header lines
  * and the body's length. /hop answers with hop-by-hop fields of its own, /cookies with two
- * Set-Cookie lines, /trailer with a chunked body and a trailer.
+ * Set-Cookie lines, /binary with every byte value, /trailer with a chunked body and a trailer.
  */
 const MIRROR_APP = `
 import http from 'node:http';
@@ -27,6 +27,12 @@ http.createServer((req, res) => {
       res.setHeader('Set-Cookie', ['a=1; Path=/', 'b=2; Path=/']);
       res.setHeader('X-Mixed-Case', 'Kept');
       return res.end('cookies');
+    }
+    if (req.url === '/binary') {
+      const all = Buffer.alloc(256 * 3);
+      for (let i = 0; i < all.length; i++) all[i] = i % 256;
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': all.length });
+      return res.end(all);
     }
     if (req.url === '/trailer') {
       res.writeHead(200, { Trailer: 'X-Checksum' });
@@ -131,6 +137,23 @@ describe('requests to instances (the undici engine)', () => {
     );
     assert.match(cookies.text, /\r\nSet-Cookie: a=1; Path=\/\r\nSet-Cookie: b=2; Path=\/\r\n/);
     assert.match(cookies.text, /\r\nX-Mixed-Case: Kept\r\n/);
+  });
+
+  it('passes small binary bodies byte for byte, and HEAD answers without a body', async () => {
+    const bin = await fetchVia(arr.port, HOST, false, { path: '/binary' });
+    assert.equal(bin.body.length, 768);
+    for (let i = 0; i < bin.body.length; i++) assert.equal(bin.body[i], i % 256, `byte ${i}`);
+    // HEAD, then GET on the same connection: the HEAD answer's Content-Length frames no body.
+    const r = await rawExchange(
+      arr.port,
+      head('HEAD /binary HTTP/1.1', `Host: ${HOST}`) +
+        head('GET /cookies HTTP/1.1', `Host: ${HOST}`, 'Connection: close'),
+    );
+    assert.match(
+      r.text,
+      /^HTTP\/1\.1 200 OK\r\n[\s\S]*?content-length: 768\r\n[\s\S]*?\r\n\r\nHTTP\/1\.1 200 OK\r\n/i,
+    );
+    assert.match(r.text, /cookies$/);
   });
 
   it('passes a chunked answer with its trailer', async () => {
