@@ -167,6 +167,7 @@ function report(ctx: Ctx, facts: [string, string][], stage: Stage | undefined, f
   if (failures.length > 0) parts.push('Failed in this run:', '', ...failures.map((f) => `- ${f}`), '');
   parts.push('## Results', '');
   for (const s of ctx.sections) parts.push(sectionMarkdown(s, false), '');
+  parts.push(readFileSync(join(repoRoot, 'bench', 'decisions.md'), 'utf8').trim(), '');
   parts.push(
     '## Method',
     '',
