@@ -154,8 +154,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
-    // The body's last chunk is kept for res.end(): with the head still unsent, head and body
-    // then leave in one write, not a write and an end (a small answer's usual case).
+    // The body's last chunk is kept for res.end(): a small answer's head, body and end then
+    // leave in one system call, not a write followed by an end.
     if (this.unread >= 0) {
       this.unread -= chunk.length;
       if (this.unread === 0) {
@@ -173,12 +173,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const res = this.res;
     res.off('close', onClientClose);
     if (trailers && trailers.length > 0) addTrailers(res, trailers as Buffer[]);
-    const last = this.last;
-    if (!last) res.end();
-    // A small body as a latin1 string (byte for byte) is joined to the head's string by Node:
-    // one buffer, one write(2), instead of a writev of two.
-    else if (last.length <= SMALL_BODY) res.end(last.toString('latin1'), 'latin1');
-    else res.end(last);
+    if (this.last) res.end(this.last);
+    else res.end();
   }
 
   onError(err: Error): void {
@@ -195,9 +191,6 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private unread = -1;
   private last: Buffer | undefined;
 }
-
-/** Bodies up to this size are sent with their head as one string (see onComplete). */
-const SMALL_BODY = 16 * 1024;
 
 /** The Content-Length of a flat header list, or -1 (none, or not a plain number). */
 function contentLength(headers: string[]): number {
