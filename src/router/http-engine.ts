@@ -97,7 +97,12 @@ function bodyOf(req: IncomingMessage): Readable {
  */
 export class Exchange implements Dispatcher.DispatchHandler {
   private abort: ((err?: Error) => void) | undefined;
+  private resume: (() => void) | undefined;
   private ended = false;
+  /** Body bytes still to come by the answer's Content-Length; -1 when it has none. */
+  private unread = -1;
+  /** The body's last chunk, held for res.end(). */
+  private last: Buffer | undefined;
 
   constructor(
     readonly req: IncomingMessage,
@@ -185,11 +190,6 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (client) return;
     this.failed(this, err as NodeJS.ErrnoException);
   }
-
-  private resume: (() => void) | undefined;
-  /** Body bytes still to come by the answer's Content-Length; -1 when it has none. */
-  private unread = -1;
-  private last: Buffer | undefined;
 }
 
 /** The Content-Length of a flat header list, or -1 (none, or not a plain number). */
