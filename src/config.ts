@@ -1,4 +1,21 @@
-import type { PortRange } from './cli/options.js';
+/** A bad command-line option: the message names the option; the CLI prints it and exits 2. */
+export class UsageError extends Error {}
+
+export interface PortRange {
+  first: number;
+  last: number;
+}
+
+/** Parses `A-B` with 1 <= A <= B <= 65535. */
+export function parseRange(text: string, option = '--range'): PortRange {
+  const m = /^\s*(\d{1,5})\s*-\s*(\d{1,5})\s*$/.exec(text);
+  const first = m ? Number(m[1]) : Number.NaN;
+  const last = m ? Number(m[2]) : Number.NaN;
+  if (!m || first < 1 || last > 65535 || first > last) {
+    throw new UsageError(`${option} must be A-B with 1 <= A <= B <= 65535 (got "${text}")`);
+  }
+  return { first, last };
+}
 
 /** Everything `arr` runs with, validated by the CLI. */
 export interface ArrConfig {
@@ -29,7 +46,7 @@ export interface ArrConfig {
   /** A request whose instance has not begun to answer this long gets 504 (WebSockets are exempt). */
   proxyTimeoutMs: number;
   /** `--admin`: where /healthz and /metrics are served; off (and no metrics kept) when undefined. */
-  admin?: { host: string; port: number };
+  admin?: AdminAddress;
   /** `--access-log`: one info line per request and WebSocket. */
   accessLog?: boolean;
   /** A local instance that served nothing for this long is stopped; 0: never. */
@@ -39,4 +56,10 @@ export interface ArrConfig {
    * nlb or another balancer), whose source address is taken for the client's.
    */
   trustProxyProtocol?: boolean;
+}
+
+/** Where the admin endpoint listens. */
+export interface AdminAddress {
+  host: string;
+  port: number;
 }

@@ -1,5 +1,6 @@
 import type { Registry } from '../registry/registry.js';
 import type { App, Machine } from '../registry/types.js';
+import { every } from '../util/every.js';
 import type { Logger } from '../util/log.js';
 import type { PortAllocator } from './port-allocator.js';
 import { waitForPort } from './readiness.js';
@@ -26,23 +27,50 @@ export interface Activity {
 
 export type Activation = { kind: 'local'; target: Target } | { kind: 'remote'; machines: Machine[] };
 
-/** A start that did not give an instance. `status` and `message` are safe to show a client. */
+/**
+ * Why a start gave no instance: `timeout` (it did not listen in time), `failed` (it could not
+ * be started, or exited while starting), `unavailable` (back-off, no free port, the registry
+ * or the cap, arr stopping). Each has the status a client gets.
+ */
+export type ActivationFailure = 'timeout' | 'failed' | 'unavailable';
+
+const FAILURE_STATUS: Record<ActivationFailure, number> = { timeout: 504, failed: 502, unavailable: 503 };
+
+/**
+ * A start that did not give an instance. `publicMessage` is safe to show a client; the
+ * error's own message is the detail for the log.
+ */
 export class ActivationError extends Error {
+  readonly status: number;
+
   constructor(
-    readonly status: number,
+    readonly kind: ActivationFailure,
     readonly publicMessage: string,
     detail: string,
     readonly retryAfterSeconds?: number,
   ) {
     super(detail);
+    this.status = FAILURE_STATUS[kind];
   }
+}
+
+/** One more exchange (request or WebSocket) in flight at the target: a counter, no I/O. */
+export function exchangeBegan(t: Target): void {
+  if (t.activity) t.activity.active++;
+}
+
+/** An exchange at the target is over; the instance may be idle from now. */
+export function exchangeEnded(t: Target): void {
+  const a = t.activity;
+  if (!a) return;
+  a.active--;
+  a.lastActive = Date.now();
 }
 
 interface LocalInstance {
   app: App;
   proc: SpawnedProcess;
   target: Target;
-  readyAt: number;
 }
 
 interface FailureRecord {
@@ -190,6 +218,16 @@ export class Activator {
     }
   }
 
+  /**
+   * With an idle timeout: looks for idle instances about once a second (stopIdle) until the
+   * returned function is called. Without one: nothing.
+   */
+  watchIdle(): () => void {
+    const idleMs = this.options.idleTimeoutMs ?? 0;
+    if (idleMs <= 0) return () => {};
+    return every(Math.min(1000, idleMs / 2), async () => this.stopIdle());
+  }
+
   /** Stops every instance this node started and waits until they are gone. */
   async stopAll(): Promise<void> {
     this.stopping = true;
@@ -198,7 +236,7 @@ export class Activator {
   }
 
   private async start(app: App): Promise<Activation> {
-    if (this.stopping) throw new ActivationError(503, 'the server is shutting down', 'stopping');
+    if (this.stopping) throw new ActivationError('unavailable', 'the server is shutting down', 'stopping');
     const elsewhere = await this.instancesElsewhere(app);
     if (elsewhere.length >= app.instances) return { kind: 'remote', machines: elsewhere };
 
@@ -206,7 +244,7 @@ export class Activator {
     const wait = failure ? failure.notBefore - Date.now() : 0;
     if (wait > 0) {
       throw new ActivationError(
-        503,
+        'unavailable',
         'the application is failing to start; try again shortly',
         `${app.name} is in restart back-off for ${wait} ms after ${failure?.count} failures`,
         Math.ceil(wait / 1000),
@@ -216,7 +254,7 @@ export class Activator {
     const port = await this.ports.acquire();
     if (port === undefined) {
       throw new ActivationError(
-        503,
+        'unavailable',
         'no capacity to start the application',
         'every port of the range is taken',
       );
@@ -243,7 +281,7 @@ export class Activator {
       if (ready === 'timeout') {
         // Not waiting for it to go: a program that ignores SIGTERM has the stop grace period.
         throw new ActivationError(
-          504,
+          'timeout',
           'the application did not start in time',
           `${app.name} did not accept connections on port ${port} within ${this.options.startTimeoutMs} ms`,
         );
@@ -251,13 +289,13 @@ export class Activator {
       const exit = await proc.exited; // at once: 'aborted' means it has exited
       if (exit.error) {
         throw new ActivationError(
-          502,
+          'failed',
           'the application could not be started',
           `${app.name}: ${exit.error.message}`,
         );
       }
       throw new ActivationError(
-        502,
+        'failed',
         'the application exited while starting',
         `${app.name} exited (${exit.signal ?? `code ${exit.code}`}) before accepting connections`,
       );
@@ -276,7 +314,7 @@ export class Activator {
     } catch (err) {
       void this.stopProcess(proc);
       throw new ActivationError(
-        503,
+        'unavailable',
         'the registry is unavailable',
         `claim for ${app.name} failed: ${String(err)}`,
       );
@@ -293,7 +331,7 @@ export class Activator {
       // Not a tight loop of starts while this lasts.
       this.recordFailure(app.id);
       throw new ActivationError(
-        503,
+        'unavailable',
         'no instance is available',
         `${app.name}: claim refused and no instance listed`,
       );
@@ -302,14 +340,14 @@ export class Activator {
       await this.registry.release(app.id, machine).catch(() => {});
       void this.stopProcess(proc);
       throw new ActivationError(
-        502,
+        'failed',
         'the application exited while starting',
         `${app.name} exited right after start`,
       );
     }
     const target: Target = { appId: app.id, machine, host: LOOPBACK, port, local: true };
     if (this.options.idleTimeoutMs) target.activity = { active: 0, lastActive: Date.now() };
-    this.running.set(app.id, { app, proc, target, readyAt: Date.now() });
+    this.running.set(app.id, { app, proc, target });
     this.log.info(
       { app: app.name, id: app.id, pid: proc.pid, port, ms: Date.now() - startedAt },
       `${app.name} is ready on port ${port} (${Date.now() - startedAt} ms)`,
@@ -323,7 +361,7 @@ export class Activator {
       return (await this.registry.machines(app.id)).filter((m) => m.host !== this.options.advertise);
     } catch (err) {
       throw new ActivationError(
-        503,
+        'unavailable',
         'the registry is unavailable',
         `reading ${app.name}'s instances: ${String(err)}`,
       );

@@ -1,5 +1,5 @@
 import { createServer } from 'node:net';
-import type { PortRange } from '../cli/options.js';
+import type { PortRange } from '../config.js';
 
 /** True when nothing listens on `port` on any local address (a wildcard bind would clash). */
 export function portIsFree(port: number): Promise<boolean> {

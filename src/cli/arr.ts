@@ -2,12 +2,10 @@
 import { resolve } from 'node:path';
 import yargs, { type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import type { ArrConfig } from '../config.js';
-import { parseAdminAddress } from '../ops/admin-server.js';
-import { startArr } from '../server.js';
+import { type ArrConfig, parseRange, UsageError } from '../config.js';
+import { StartError, startArr } from '../server.js';
 import { createLogger, LOG_LEVELS } from '../util/log.js';
 import { DEFAULT_CERT, DEFAULT_KEY } from '../util/paths.js';
-import { APPS_OPTIONS, listApps, validateFile } from './admin.js';
 import { unknownFlags } from './flags.js';
 import { importApps, reportImport } from './import.js';
 import {
@@ -15,10 +13,10 @@ import {
   checkPort,
   checkPositive,
   defaultAdvertise,
-  parseRange,
+  parseAdminAddress,
   readPem,
-  UsageError,
 } from './options.js';
+import { APPS_OPTIONS, listApps, validateFile } from './registry-commands.js';
 
 const DEFAULT_IMPORT_MONGO = 'mongodb://127.0.0.1:27017/arr';
 
@@ -238,7 +236,10 @@ async function main(): Promise<void> {
   try {
     await startArr(config, log);
   } catch (err) {
-    log.fatal({ err }, 'arr could not start');
+    if (err instanceof UsageError) fail(err.message);
+    const message = err instanceof StartError ? err.message : String(err);
+    log.fatal({ err: message }, `arr could not start: ${message}`);
+    process.stderr.write(`arr: ${message}\n`);
     process.exit(1);
   }
 }

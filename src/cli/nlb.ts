@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 import yargs, { type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { UsageError } from '../config.js';
 import { DEFAULT_HEALTH } from '../nlb/backend-health.js';
 import { Balancer, ListenError } from '../nlb/balancer.js';
 import { ConfigError, loadConfig, type RouteConfig } from '../nlb/config.js';
 import { createLogger, LOG_LEVELS } from '../util/log.js';
 import { unknownFlags } from './flags.js';
-import { checkAddress, UsageError } from './options.js';
+import { checkAddress } from './options.js';
 
 function fail(message: string, code = 2): never {
   process.stderr.write(

@@ -1,25 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
-
-/** A bad command-line option: the message names the option; the CLI prints it and exits 2. */
-export class UsageError extends Error {}
-
-export interface PortRange {
-  first: number;
-  last: number;
-}
-
-/** Parses `A-B` with 1 <= A <= B <= 65535. */
-export function parseRange(text: string, option = '--range'): PortRange {
-  const m = /^\s*(\d{1,5})\s*-\s*(\d{1,5})\s*$/.exec(text);
-  const first = m ? Number(m[1]) : Number.NaN;
-  const last = m ? Number(m[2]) : Number.NaN;
-  if (!m || first < 1 || last > 65535 || first > last) {
-    throw new UsageError(`${option} must be A-B with 1 <= A <= B <= 65535 (got "${text}")`);
-  }
-  return { first, last };
-}
+import { type AdminAddress, UsageError } from '../config.js';
 
 export function checkPort(value: unknown, option: string): number {
   const n = typeof value === 'number' ? value : Number(value);
@@ -59,4 +41,18 @@ export function defaultAdvertise(): string {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
   }
   return '127.0.0.1';
+}
+
+/**
+ * `--admin`: `PORT` (on 127.0.0.1), `ADDR:PORT` or `[IPv6]:PORT`; ADDR is an IP address or
+ * `localhost`. Port 0 picks a free port (the log says which).
+ */
+export function parseAdminAddress(text: string, option = '--admin'): AdminAddress {
+  const bad = () =>
+    new UsageError(`${option} must be PORT or ADDR:PORT, e.g. 9090 or 127.0.0.1:9090 (got "${text}")`);
+  const m = /^(?:\[([^\]]+)\]:|([^:[\]]+):)?(\d{1,5})$/.exec(text.trim());
+  if (!m) throw bad();
+  const host = m[1] ?? m[2] ?? '127.0.0.1';
+  if (m[1] !== undefined && isIP(m[1]) !== 6) throw bad();
+  return { host: checkAddress(host, option), port: checkPort(m[3], option) };
 }

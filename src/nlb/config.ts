@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { isDnsName } from '../util/host-name.js';
 
 /** One backend of a route: where connections are handed to. */
 export interface BackendConfig {
@@ -33,9 +34,6 @@ export class ConfigError extends Error {
 
 const ROUTE_FIELDS = new Set(['port', 'host', 'backends', 'proxyProtocol']);
 const BACKEND_FIELDS = new Set(['host', 'port']);
-// A DNS name: labels of letters, digits, '-' and '_', separated by dots.
-const HOST_NAME =
-  /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i;
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -59,7 +57,7 @@ function normaliseHost(v: unknown): { host: string } | { problem: string } {
   if (v === undefined) return { problem: 'is missing (a host name or an IP address is expected)' };
   if (typeof v !== 'string') return { problem: `must be a host name or an IP address (got ${show(v)})` };
   const host = v.startsWith('[') && v.endsWith(']') ? v.slice(1, -1) : v;
-  if (isIP(host) !== 0 || (host.length <= 253 && HOST_NAME.test(host))) return { host };
+  if (isIP(host) !== 0 || isDnsName(host.endsWith('.') ? host.slice(0, -1) : host)) return { host };
   return { problem: `must be a host name or an IP address (got ${show(v)})` };
 }
 

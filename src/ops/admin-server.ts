@@ -1,27 +1,7 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import { type AddressInfo, isIP } from 'node:net';
-import { checkAddress, checkPort, UsageError } from '../cli/options.js';
+import type { AddressInfo } from 'node:net';
+import type { AdminAddress } from '../config.js';
 import type { Metrics } from './metrics.js';
-
-/** Where the admin endpoint listens. */
-export interface AdminAddress {
-  host: string;
-  port: number;
-}
-
-/**
- * `--admin`: `PORT` (on 127.0.0.1), `ADDR:PORT` or `[IPv6]:PORT`; ADDR is an IP address or
- * `localhost`. Port 0 picks a free port (the log says which).
- */
-export function parseAdminAddress(text: string, option = '--admin'): AdminAddress {
-  const bad = () =>
-    new UsageError(`${option} must be PORT or ADDR:PORT, e.g. 9090 or 127.0.0.1:9090 (got "${text}")`);
-  const m = /^(?:\[([^\]]+)\]:|([^:[\]]+):)?(\d{1,5})$/.exec(text.trim());
-  if (!m) throw bad();
-  const host = m[1] ?? m[2] ?? '127.0.0.1';
-  if (m[1] !== undefined && isIP(m[1]) !== 6) throw bad();
-  return { host: checkAddress(host, option), port: checkPort(m[3], option) };
-}
 
 /** Whether only this machine can reach the address. */
 export function isLoopback(host: string): boolean {

@@ -1,6 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
 import { type Activation, ActivationError } from '../activation/activator.js';
-import type { Registry } from '../registry/registry.js';
 import type { App } from '../registry/types.js';
 
 /**
@@ -31,6 +30,8 @@ const REGISTRY_OPERATIONS = [
   'deadNodes',
   'forgetNode',
 ] as const;
+
+export type RegistryOperation = (typeof REGISTRY_OPERATIONS)[number];
 
 /** The label children of one app, looked up once: the hot path only increments and observes. */
 interface AppSeries {
@@ -171,38 +172,20 @@ export class Metrics {
   };
 
   /**
-   * Counts the failures of the registry's store operations, whoever calls them (polling,
-   * heartbeat, activation, clean-up), by wrapping them on this instance. Lookups answered from
-   * memory (`route`, `app`, `apps`) are left as they are: they are on the request path.
+   * A registry operation ended (InstrumentedRegistry tells): failures are counted, and a load
+   * tells whether the registry is reachable.
    */
-  instrumentRegistry(registry: Registry): void {
-    const target = registry as unknown as Record<string, unknown>;
-    for (const operation of REGISTRY_OPERATIONS) {
-      const original = target[operation];
-      if (typeof original !== 'function') continue;
-      const counter = this.registryErrors.labels(operation);
-      counter.inc(0); // listed at 0 from the start, so that a rate or an alert sees the first one
-      target[operation] = (...args: unknown[]): unknown => {
-        const result = (original as (...a: unknown[]) => Promise<unknown>).apply(registry, args);
-        return result.then(
-          (value) => {
-            if (operation === 'load') this.lastLoadFailed = false;
-            return value;
-          },
-          (err: unknown) => {
-            counter.inc();
-            if (operation === 'load') this.lastLoadFailed = true;
-            throw err;
-          },
-        );
-      };
-    }
+  /** Lists the operations' failure counts at 0, so that a rate or an alert sees the first failure. */
+  registryOperations(operations: readonly RegistryOperation[]): void {
+    for (const operation of operations) this.registryErrors.labels(operation).inc(0);
+  }
+
+  registryOperation(operation: RegistryOperation, ok: boolean): void {
+    if (!ok) this.registryErrors.labels(operation).inc();
+    if (operation === 'load') this.lastLoadFailed = !ok;
   }
 }
 
 function activationFailure(err: unknown): ActivationResult {
-  if (!(err instanceof ActivationError)) return 'failed';
-  if (err.status === 504) return 'timeout';
-  if (err.status === 503) return 'unavailable';
-  return 'failed';
+  return err instanceof ActivationError ? err.kind : 'failed';
 }

@@ -1,25 +1,19 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Registry } from '../registry/registry.js';
-import type { App } from '../registry/types.js';
-import { hostName } from '../router/host.js';
+import type { ExchangeObserver } from '../router/observer.js';
 import { clientAddress } from '../router/proxy-protocol.js';
 import type { Logger } from '../util/log.js';
 import { type Metrics, NO_APP } from './metrics.js';
 
-/**
- * What the router tells about each exchange, for metrics and the access log. The router calls
- * it only when one of them is on; each call costs a clock reading and one 'close' listener.
- */
-export interface ExchangeObserver {
-  /** A request was admitted (with its app) or refused (without it: found again here if known). */
-  request(req: IncomingMessage, res: ServerResponse, app: App | undefined): void;
-  /** The same for a WebSocket upgrade, on the client's socket. */
-  upgrade(req: IncomingMessage, socket: Duplex, app: App | undefined): void;
-  /** An exchange with an instance of this app failed. */
-  proxyError(appId: string, unreachable: boolean): void;
+/** What is known of an upgrade until its connection closes. */
+interface UpgradeState {
+  name: string;
+  /** The status of its answer; 0 until it has one. */
+  status: number;
 }
+
+const UPGRADE = Symbol('arr.upgrade');
+type ObservedSocket = Duplex & { [UPGRADE]?: UpgradeState };
 
 /** One access-log line's fields. */
 interface Access {
@@ -40,28 +34,24 @@ interface Access {
  * above info it is off.
  */
 export function createObserver(
-  registry: Registry,
   metrics: Metrics | undefined,
   accessLog: Logger | undefined,
 ): ExchangeObserver | undefined {
   const log = accessLog?.isLevelEnabled('info') ? accessLog : undefined;
   if (!metrics && !log) return undefined;
   const write = log ? accessWriter(log) : undefined;
-  // A request refused by its host's policy (301, 403, 421) still counts for that host's app.
-  const appOf = (req: IncomingMessage) => {
-    const host = hostName(req.headers.host);
-    return host ? registry.route(host)?.app : undefined;
-  };
   return {
     request(req, res, app) {
       const began = performance.now();
-      const name = (app ?? appOf(req))?.name ?? NO_APP;
+      const name = app?.name ?? NO_APP;
       const socket = req.socket;
       const before = write ? socket.bytesWritten : 0;
       const client = write ? (clientAddress(socket) ?? null) : null;
       res.once('close', () => {
         const seconds = (performance.now() - began) / 1000;
-        const status = res.headersSent ? res.statusCode : 0;
+        // What the client got: an answer cut short (the instance broke it off, or the client
+        // left) counts as none.
+        const status = res.headersSent && res.writableFinished ? res.statusCode : 0;
         metrics?.request(name, status, seconds);
         write?.({
           method: req.method,
@@ -78,15 +68,12 @@ export function createObserver(
 
     upgrade(req, socket, app) {
       const began = performance.now();
-      const name = (app ?? appOf(req))?.name ?? NO_APP;
+      const name = app?.name ?? NO_APP;
       const client = write ? (clientAddress(socket) ?? null) : null;
-      let status = 0;
-      onAnswer(socket, (s) => {
-        status = s;
-        metrics?.upgrade(name, s);
-        if (s === 101) metrics?.websocketOpened(name);
-      });
+      const state: UpgradeState = { name, status: 0 };
+      (socket as ObservedSocket)[UPGRADE] = state;
       socket.once('close', () => {
+        const status = state.status;
         if (status === 0) metrics?.upgrade(name, 0);
         else if (status === 101) metrics?.websocketClosed(name);
         write?.({
@@ -103,8 +90,16 @@ export function createObserver(
       });
     },
 
-    proxyError(appId, unreachable) {
-      metrics?.proxyError(registry.app(appId)?.name ?? NO_APP, unreachable ? 'unreachable' : 'failed');
+    upgradeAnswered(socket, status) {
+      const state = (socket as ObservedSocket)[UPGRADE];
+      if (state?.status !== 0) return;
+      state.status = status;
+      metrics?.upgrade(state.name, status);
+      if (status === 101) metrics?.websocketOpened(state.name);
+    },
+
+    proxyError(app, unreachable) {
+      metrics?.proxyError(app.name, unreachable ? 'unreachable' : 'failed');
     },
   };
 }
@@ -121,38 +116,4 @@ function accessWriter(log: Logger): (a: Access) => void {
     if (fields) log.info(a, msg);
     else log.info(msg);
   };
-}
-
-/**
- * Calls `seen` with the status of the first answer written on an upgrade's socket. Every
- * answer there, arr's own refusal or the instance's (passed on by http-proxy), begins with its
- * status line in the first write; the socket's own methods are put back at once.
- */
-function onAnswer(socket: Duplex, seen: (status: number) => void): void {
-  const { write, end } = socket;
-  const peek = (chunk: unknown): void => {
-    socket.write = write;
-    socket.end = end;
-    const head =
-      typeof chunk === 'string'
-        ? chunk.slice(0, 16)
-        : chunk instanceof Uint8Array
-          ? Buffer.from(chunk.buffer, chunk.byteOffset, Math.min(chunk.length, 16)).toString('latin1')
-          : '';
-    const m = /^HTTP\/\d\.\d (\d{3})/.exec(head);
-    if (m) seen(Number(m[1]));
-  };
-  socket.write = function (this: Duplex, chunk: unknown, ...rest: unknown[]) {
-    peek(chunk);
-    return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
-  } as Duplex['write'];
-  socket.end = function (this: Duplex, chunk?: unknown, ...rest: unknown[]) {
-    if (chunk === undefined || chunk === null || typeof chunk === 'function') {
-      socket.write = write;
-      socket.end = end;
-    } else {
-      peek(chunk);
-    }
-    return (end as (...a: unknown[]) => Duplex).call(this, chunk, ...rest);
-  } as Duplex['end'];
 }

@@ -1,10 +1,13 @@
 import type { Activation, Activator } from '../activation/activator.js';
-import type { Registry } from '../registry/registry.js';
+import type { AdminAddress } from '../config.js';
+import type { FarmRegistry, Registry } from '../registry/registry.js';
 import type { App } from '../registry/types.js';
+import type { ExchangeObserver } from '../router/observer.js';
 import type { Logger } from '../util/log.js';
-import { type AdminAddress, type AdminServer, isLoopback, startAdminServer } from './admin-server.js';
+import { type AdminServer, isLoopback, startAdminServer } from './admin-server.js';
+import { InstrumentedFarmRegistry, InstrumentedRegistry } from './instrumented-registry.js';
 import { Metrics } from './metrics.js';
-import { createObserver, type ExchangeObserver } from './observer.js';
+import { createObserver } from './observer.js';
 
 export interface OpsOptions {
   /** `--admin`: serve /healthz and /metrics there; no metrics are kept without it. */
@@ -33,9 +36,18 @@ export class Operations {
     private readonly log: Logger,
   ) {
     this.metrics = options.admin ? new Metrics() : undefined;
-    this.metrics?.instrumentRegistry(registry);
     this.onStart = this.metrics?.activationStarted;
-    this.observer = createObserver(registry, this.metrics, options.accessLog ? log : undefined);
+    this.observer = createObserver(this.metrics, options.accessLog ? log : undefined);
+  }
+
+  /** The registry as the activator and the farm use it: its operations counted when metrics are on. */
+  instrument(registry: FarmRegistry): FarmRegistry;
+  instrument(registry: Registry): Registry;
+  instrument(registry: Registry | FarmRegistry): Registry {
+    if (!this.metrics) return registry;
+    if (registry.kind === 'mongo')
+      return new InstrumentedFarmRegistry(registry as FarmRegistry, this.metrics);
+    return new InstrumentedRegistry(registry, this.metrics);
   }
 
   /** Starts the admin endpoint, when there is one. */

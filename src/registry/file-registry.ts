@@ -8,7 +8,7 @@ import { type Machine, type Problem, sameMachine } from './types.js';
  * in this process's memory only (instances do not outlive the arr that started them).
  */
 export class FileRegistry extends IndexedRegistry implements Registry {
-  readonly kind = 'file';
+  readonly kind = 'file' as const;
   private readonly running = new Map<string, Machine[]>();
 
   /** The documents that did not parse at the last load (live reloads compare against them). */

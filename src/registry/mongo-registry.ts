@@ -1,13 +1,8 @@
 import { type Collection, type Document, MongoClient, type MongoClientOptions } from 'mongodb';
 import { IndexedRegistry } from './indexed-registry.js';
-import {
-  type ClaimResult,
-  type LoadReport,
-  type NodeLiveness,
-  type Registry,
-  UnknownAppError,
-} from './registry.js';
+import { type ClaimResult, type FarmRegistry, type LoadReport, UnknownAppError } from './registry.js';
 import { type App, type Machine, sameMachine } from './types.js';
+import { idOf } from './validate.js';
 
 export const APPS_COLLECTION = 'apps';
 /** One document per running instance: `{_id: "<app id>#<slot>", app, appRef, slot, host, port, since}`. */
@@ -19,6 +14,8 @@ const DEFAULT_DATABASE = 'arr';
 export interface MongoRegistryOptions {
   /** How long an operation may wait for a reachable server before it fails. */
   serverSelectionTimeoutMS?: number;
+  /** What the server's logs call this client. */
+  appName?: string;
 }
 
 interface InstanceDoc {
@@ -49,20 +46,23 @@ interface NodeDoc {
  * update is not (FerretDB v1 applies it as a read and a write). Each app's `machines` mirrors
  * its slots, for people and tools that read the `apps` collection.
  */
-export class MongoRegistry extends IndexedRegistry implements Registry, NodeLiveness {
-  readonly kind = 'mongo';
+export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
+  readonly kind = 'mongo' as const;
   private readonly client: MongoClient;
   private readonly collection: Collection;
   private readonly instances: Collection<InstanceDoc>;
   private readonly nodes: Collection<NodeDoc>;
 
-  constructor(url: string, options: MongoRegistryOptions = {}) {
+  constructor(
+    readonly url: string,
+    options: MongoRegistryOptions = {},
+  ) {
     super();
     const clientOptions: MongoClientOptions = {
       // Short: while the database is unreachable, an activation fails fast (503) rather than
       // holding its request for the driver's default 30 s.
       serverSelectionTimeoutMS: options.serverSelectionTimeoutMS ?? 2000,
-      appName: 'arr',
+      appName: options.appName ?? 'arr',
     };
     this.client = new MongoClient(url, clientOptions);
     const db = this.client.db(databaseName(url));
@@ -211,6 +211,27 @@ export class MongoRegistry extends IndexedRegistry implements Registry, NodeLive
     };
   }
 
+  /**
+   * Writes app documents as given (`arr import`): each replaces the stored one with its `_id`,
+   * or is inserted, with `machines` reset to `[]` and the app's instance slots cleared. The
+   * documents must have been validated by the caller.
+   */
+  async upsertApps(docs: Document[]): Promise<{ inserted: number; updated: number }> {
+    let inserted = 0;
+    let updated = 0;
+    for (const doc of docs) {
+      const res = await this.collection.replaceOne(
+        { _id: doc._id },
+        { ...doc, machines: [] },
+        { upsert: true },
+      );
+      await this.instances.deleteMany({ app: idOf(doc._id) });
+      if (res.upsertedCount > 0) inserted++;
+      else updated++;
+    }
+    return { inserted, updated };
+  }
+
   async close(): Promise<void> {
     await this.client.close();
   }
@@ -227,4 +248,9 @@ export function databaseName(url: string): string {
   const match = /^mongodb(?:\+srv)?:\/\/[^/]*\/([^?]*)/.exec(url);
   const name = match?.[1] ? decodeURIComponent(match[1]) : '';
   return name || DEFAULT_DATABASE;
+}
+
+/** A MongoDB URL fit for a log line: credentials replaced. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
 }

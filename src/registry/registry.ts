@@ -60,6 +60,16 @@ export interface NodeLiveness {
   forgetNode(node: string): Promise<void>;
 }
 
+/** The farm's shared registry: instances, node liveness, and news of changes. */
+export interface FarmRegistry extends Registry, NodeLiveness {
+  readonly kind: 'mongo';
+  /**
+   * Calls `onChange` whenever an app or an instance entry changes, where the store can tell
+   * (`onUnavailable` when it cannot: polling is all there is). Returns a function that stops it.
+   */
+  watchChanges(onChange: () => void, onUnavailable: (why: string) => void): () => void;
+}
+
 export class UnknownAppError extends Error {
   constructor(id: string) {
     super(`no app with id ${id}`);

@@ -1,4 +1,5 @@
 import { ObjectId } from 'mongodb';
+import { isValidHostName, normaliseHostName } from '../util/host-name.js';
 import type { App, HostRule, Machine, Problem, SslPolicy } from './types.js';
 
 const SSL_SPELLINGS: Record<string, SslPolicy> = {
@@ -8,11 +9,6 @@ const SSL_SPELLINGS: Record<string, SslPolicy> = {
   require: 'required',
   none: 'none',
 };
-
-// A DNS name (labels of letters, digits, '-' and '_'), an IPv4 address, or a bracketed IPv6 one.
-const HOST_NAME =
-  /^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
-const IPV6_LITERAL = /^\[[0-9a-f:.]+\]$/;
 
 export type Validated = { ok: true; app: App } | { ok: false; problems: Problem[] };
 
@@ -24,25 +20,12 @@ export function idOf(raw: unknown): string | undefined {
   return undefined;
 }
 
-/**
- * Lower-cases a host name and strips a trailing dot, the way request Host headers are
- * normalised, so that registry names and request names compare equal.
- */
-export function normaliseHostName(name: string): string {
-  const lower = name.toLowerCase();
-  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
-}
-
-export function isValidHostName(name: string): boolean {
-  return name.length > 0 && name.length <= 253 && (HOST_NAME.test(name) || IPV6_LITERAL.test(name));
-}
-
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /**
- * Checks one application document against SPEC's rules. Every problem is reported with the
+ * Checks one application document against the rules of README's field table. Every problem is reported with the
  * field it concerns; a document with any problem is not used.
  */
 export function validateApp(doc: unknown): Validated {

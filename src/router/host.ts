@@ -1,3 +1,5 @@
+import type { IncomingMessage } from 'node:http';
+
 /**
  * The host name a request is for: the Host header lower-cased, without its port and without a
  * trailing dot. Undefined when there is no usable Host header (the request gets a 400).
@@ -53,3 +55,9 @@ export function absoluteTarget(url: string): { authority: string; path: string }
 
 // scheme "://" authority (no '@', no '/', '?' or '#'), then the path and query, no fragment.
 const ABSOLUTE = /^https?:\/\/([^/?#@]+)([/?][^#]*)?$/i;
+
+/** A WebSocket opening handshake: GET with "Upgrade: websocket" (RFC 6455, section 4.1). */
+export function isWebSocketUpgrade(req: IncomingMessage): boolean {
+  const upgrade = req.headers.upgrade ?? '';
+  return req.method === 'GET' && upgrade.split(',').some((p) => p.trim().toLowerCase() === 'websocket');
+}

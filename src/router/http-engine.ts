@@ -1,12 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
-import type { Target } from '../activation/activator.js';
+import { exchangeBegan, exchangeEnded, type Target } from '../activation/activator.js';
 import type { App } from '../registry/types.js';
 import { requestHeaders, responseHeaders } from './headers.js';
 
-/** What the engine tells its owner when an exchange with an instance fails. */
-export type ExchangeFailure = (exchange: Exchange, err: NodeJS.ErrnoException) => void;
+/** Where an exchange reports that an attempt failed: the router, which decides what follows. */
+export interface ExchangeOwner {
+  exchangeFailed(exchange: Exchange, err: NodeJS.ErrnoException): void;
+}
 
 /** undici's code for an instance that has not begun its answer within headersTimeout. */
 export const TIMED_OUT = 'UND_ERR_HEADERS_TIMEOUT';
@@ -24,8 +26,6 @@ export class HttpEngine {
   constructor(
     /** How long an instance has, after the last byte it was sent, to begin its answer. */
     timeoutMs: number,
-    /** Called once for each exchange that fails, whichever side it failed on. */
-    private readonly failed: ExchangeFailure,
   ) {
     this.agent = new Agent({
       headersTimeout: timeoutMs,
@@ -40,20 +40,20 @@ export class HttpEngine {
   }
 
   /**
-   * Sends the request to the instance and its answer to the client. `app` is set when the
-   * request may be sent again elsewhere should this instance turn out to be unreachable.
+   * Sends the exchange's request to its target and the answer to the client. A failure goes to
+   * the exchange's owner, once.
    */
-  send(req: IncomingMessage, res: ServerResponse, target: Target, secure: boolean, app?: App): void {
-    const exchange = new Exchange(req, res, target, secure, app, this.failed);
+  send(x: Exchange): void {
+    const req = x.req;
     this.agent.dispatch(
       {
-        origin: originOf(target),
+        origin: originOf(x.target!),
         path: req.url ?? '/',
         method: req.method ?? 'GET',
-        headers: requestHeaders(req, secure),
+        headers: requestHeaders(req, x.secure),
         body: hasBody(req) ? bodyOf(req) : null,
       },
-      exchange,
+      x,
     );
   }
 
@@ -90,36 +90,54 @@ function bodyOf(req: IncomingMessage): Readable {
 }
 
 /**
- * One request and its answer. An exchange that one side abandons is abandoned on the other:
- * a client that goes away aborts the request to the instance (so that nothing stays open
- * behind it), and an instance that breaks off its answer ends the client's connection (so the
- * client does not wait for the rest forever).
+ * One request and its answer, over one or more attempts (each with an instance: `target`).
+ * An attempt that one side abandons is abandoned on the other: a client that goes away aborts
+ * the request to the instance (so that nothing stays open behind it), and an instance that
+ * breaks off its answer ends the client's connection (so the client does not wait for the
+ * rest forever). The state of the current attempt is reset by `begin`.
  */
 export class Exchange implements Dispatcher.DispatchHandler {
-  private abort: ((err?: Error) => void) | undefined;
-  private resume: (() => void) | undefined;
+  /** The instance of the current attempt. */
+  target: Target | undefined = undefined;
+  /** Attempts begun so far. */
+  attempts = 0;
+  private abort: ((err?: Error) => void) | undefined = undefined;
+  private resume: (() => void) | undefined = undefined;
+  /** Whether the current attempt is over (answered, failed, or abandoned by the client). */
   private ended = false;
   /** Body bytes still to come by the answer's Content-Length; -1 when it has none. */
   private unread = -1;
   /** The body's last chunk, held for res.end(). */
-  private last: Buffer | undefined;
+  private last: Buffer | undefined = undefined;
 
   constructor(
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
-    readonly target: Target,
+    readonly app: App,
     readonly secure: boolean,
-    /** Set when the request may go to another instance if this one cannot be reached. */
-    readonly app: App | undefined,
-    private readonly failed: ExchangeFailure,
+    readonly owner: ExchangeOwner,
   ) {
     // One listener shared by every exchange (no closure per request): it finds this one on res.
     (res as ExchangeResponse)[EXCHANGE] = this;
     res.on('close', onClientClose);
   }
 
-  /** The client's response closed: before the answer was complete, the exchange is abandoned. */
+  /** A new attempt, with `target`; it counts as in flight there until the client's answer closes. */
+  begin(target: Target): void {
+    if (this.target) exchangeEnded(this.target);
+    exchangeBegan(target);
+    this.target = target;
+    this.attempts++;
+    this.abort = undefined;
+    this.resume = undefined;
+    this.ended = false;
+    this.unread = -1;
+    this.last = undefined;
+  }
+
+  /** The client's response closed: before the answer was complete, the attempt is abandoned. */
   clientClosed(): void {
+    if (this.target) exchangeEnded(this.target);
     if (this.ended) return;
     this.ended = true;
     this.abort?.();
@@ -176,19 +194,16 @@ export class Exchange implements Dispatcher.DispatchHandler {
   onComplete(trailers: Buffer[] | string[] | null): void {
     this.ended = true;
     const res = this.res;
-    res.off('close', onClientClose);
     if (trailers && trailers.length > 0) addTrailers(res, trailers as Buffer[]);
     if (this.last) res.end(this.last);
     else res.end();
   }
 
   onError(err: Error): void {
-    const client = this.ended;
-    this.ended = true;
-    this.res.off('close', onClientClose);
     // Aborted because the client left: nothing to tell anyone.
-    if (client) return;
-    this.failed(this, err as NodeJS.ErrnoException);
+    if (this.ended) return;
+    this.ended = true;
+    this.owner.exchangeFailed(this, err as NodeJS.ErrnoException);
   }
 }
 

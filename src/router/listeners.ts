@@ -2,6 +2,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server } f
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { isWebSocketUpgrade } from './host.js';
 import { expectProxyHeaders } from './proxy-protocol.js';
 import type { Router } from './router.js';
 import type { CertificateStore } from './tls.js';
@@ -9,6 +10,10 @@ import type { CertificateStore } from './tls.js';
 export interface Listeners {
   http: Server;
   https: Server;
+  /** The TLS port as bound (the one picked, for port 0). */
+  httpsPort: number;
+  /** Hands every request and upgrade to the router from now on. */
+  route(router: Router): void;
   /** Stops accepting and closes connections that have sent nothing yet; exchanges under way go on. */
   stopAccepting(): Promise<void>;
   /** Closes idle keep-alive connections now, then every connection after `graceMs`. */
@@ -42,9 +47,11 @@ function serverOptions(limits: ConnectionLimits) {
   };
 }
 
-/** The plain and the TLS listener, both handing requests and upgrades to the router. */
-export async function listen(
-  router: Router,
+/**
+ * The plain and the TLS listener, bound; requests and upgrades go to the router once `route` is
+ * called (in the same turn as the bind completes, so that no request comes before).
+ */
+export async function openListeners(
   certs: CertificateStore,
   options: {
     port: number;
@@ -57,30 +64,17 @@ export async function listen(
   } & ConnectionLimits,
 ): Promise<Listeners> {
   const limits = serverOptions(options);
-  const http = createHttpServer(limits, (req, res) => router.handleRequest(req, res, false));
-  http.on('upgrade', (req, socket, head) =>
-    isWebSocketUpgrade(req)
-      ? router.handleUpgrade(req, socket, head, false)
-      : reinject(http, 'connection', req, socket, head),
-  );
+  const http = createHttpServer(limits);
 
-  const https = createHttpsServer(
-    {
-      ...limits,
-      // A TLS handshake that stalls is a slow request head too.
-      handshakeTimeout: limits.headersTimeout,
-      cert: options.cert,
-      key: options.key,
-      SNICallback: certs.SNICallback,
-      minVersion: 'TLSv1.2',
-    },
-    (req, res) => router.handleRequest(req, res, true),
-  );
-  https.on('upgrade', (req, socket, head) =>
-    isWebSocketUpgrade(req)
-      ? router.handleUpgrade(req, socket, head, true)
-      : reinject(https, 'secureConnection', req, socket, head),
-  );
+  const https = createHttpsServer({
+    ...limits,
+    // A TLS handshake that stalls is a slow request head too.
+    handshakeTimeout: limits.headersTimeout,
+    cert: options.cert,
+    key: options.key,
+    SNICallback: certs.SNICallback,
+    minVersion: 'TLSv1.2',
+  });
 
   if (options.trustProxyProtocol) {
     // Before any other 'connection' listener: the header is read before the servers see a byte.
@@ -119,6 +113,21 @@ export async function listen(
   return {
     http,
     https,
+    httpsPort: boundPort(https),
+    route(router) {
+      http.on('request', (req, res) => router.handleRequest(req, res, false));
+      http.on('upgrade', (req, socket, head) =>
+        isWebSocketUpgrade(req)
+          ? router.handleUpgrade(req, socket, head, false)
+          : reinject(http, 'connection', req, socket, head),
+      );
+      https.on('request', (req, res) => router.handleRequest(req, res, true));
+      https.on('upgrade', (req, socket, head) =>
+        isWebSocketUpgrade(req)
+          ? router.handleUpgrade(req, socket, head, true)
+          : reinject(https, 'secureConnection', req, socket, head),
+      );
+    },
     stopAccepting: () => {
       const closed = Promise.all([http, https].map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const s of fresh) s.destroy();
@@ -136,12 +145,6 @@ export async function listen(
       for (const s of sockets) s.destroy();
     },
   };
-}
-
-/** A WebSocket opening handshake: GET with "Upgrade: websocket" (RFC 6455, section 4.1). */
-function isWebSocketUpgrade(req: IncomingMessage): boolean {
-  const upgrade = req.headers.upgrade ?? '';
-  return req.method === 'GET' && upgrade.split(',').some((p) => p.trim().toLowerCase() === 'websocket');
 }
 
 /** Hop-by-hop headers of an upgrade offer, dropped when the offer is declined. */

@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { isWebSocketUpgrade } from './host.js';
 
 /**
  * The client connections of the WebSockets open through arr's listeners, kept for a graceful
@@ -17,10 +18,6 @@ export class OpenWebSockets {
         socket.once('close', () => this.sockets.delete(socket));
       });
     }
-  }
-
-  get size(): number {
-    return this.sockets.size;
   }
 
   /**
@@ -48,10 +45,4 @@ export class OpenWebSockets {
 
 function connections(server: Server): Promise<number> {
   return new Promise((resolve) => server.getConnections((err, n) => resolve(err ? 0 : n)));
-}
-
-/** The same test the listeners apply before handing an upgrade to the router. */
-function isWebSocketUpgrade(req: IncomingMessage): boolean {
-  const upgrade = req.headers.upgrade ?? '';
-  return req.method === 'GET' && upgrade.split(',').some((p) => p.trim().toLowerCase() === 'websocket');
 }

@@ -1,113 +1,213 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { ActivationError, type Activity, type Target } from '../activation/activator.js';
-import type { ExchangeObserver } from '../ops/observer.js';
+import { ActivationError, exchangeBegan, exchangeEnded, type Target } from '../activation/activator.js';
+import type { InstanceChooser } from '../activation/chooser.js';
 import type { Registry } from '../registry/registry.js';
 import type { App, Route } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
-import type { Dispatcher } from './dispatcher.js';
 import { setForwardedHeaders } from './forwarded.js';
 import { absoluteTarget, hostName, manyHosts } from './host.js';
-import { isUnreachable, ProxyEngine } from './proxy.js';
+import { Exchange, type ExchangeOwner, HttpEngine, TIMED_OUT } from './http-engine.js';
+import type { ExchangeObserver } from './observer.js';
 import { rejectUpgrade, sendError } from './respond.js';
+import { OPTIONS_TIMED_OUT, type UpgradeOwner, UpgradeProxy } from './upgrade-proxy.js';
 
-/** Why a request is refused before it reaches an application. */
+/** Why a request is refused before it reaches an application (with the app, when one owns the host). */
 interface Refusal {
   status: number;
   message: string;
   headers?: Record<string, string>;
+  app?: App;
+}
+
+/** How many instances one request may be sent to: the first, and one more if that one was gone. */
+const MAX_ATTEMPTS = 2;
+
+/** Errors that mean the instance is not there at all (as opposed to failing mid-exchange). */
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+export interface RouterOptions {
+  registry: Registry;
+  instances: InstanceChooser;
+  log: Logger;
+  /** The TLS port as clients see it, for redirects to https. */
+  httpsPort: number;
+  /** `--proxy-timeout`: how long an instance has to begin its answer before the client gets 504. */
+  proxyTimeoutMs: number;
+  /** Metrics and the access log; undefined when both are off. */
+  observer?: ExchangeObserver;
 }
 
 /**
- * Turns each request and WebSocket upgrade into a proxied exchange with the right instance:
- * host resolution, the host's security policy, the choice of instance, then the proxy.
+ * Turns each request and WebSocket upgrade into an exchange with the right instance: the host
+ * and its policy (`admit`), the instance (`attempt`), the exchange (`send`), and what a
+ * failure leads to (`exchangeFailed`): another attempt, or an answer of arr's own.
  */
-export class Router {
-  private readonly proxy: ProxyEngine;
+export class Router implements ExchangeOwner, UpgradeOwner {
+  private readonly registry: Registry;
+  private readonly instances: InstanceChooser;
+  private readonly log: Logger;
+  private readonly httpsPort: number;
+  private readonly observer: ExchangeObserver | undefined;
+  private readonly http: HttpEngine;
+  private readonly upgrades: UpgradeProxy;
 
-  constructor(
-    private readonly registry: Registry,
-    private readonly dispatcher: Dispatcher,
-    private readonly log: Logger,
-    /** The TLS port as clients see it, for redirects to https. */
-    private readonly sslPort: () => number,
-    /** `--proxy-timeout`: how long an instance has to begin its answer before the client gets 504. */
-    proxyTimeoutMs: number,
-    /** Metrics and the access log; undefined when both are off. */
-    private readonly observer?: ExchangeObserver,
-  ) {
-    this.proxy = new ProxyEngine(
-      (target, err) => this.onTargetError(target, err),
-      (req, res, app, secure) => this.replay(req, res, app, secure),
-      proxyTimeoutMs,
-    );
+  constructor(options: RouterOptions) {
+    this.registry = options.registry;
+    this.instances = options.instances;
+    this.log = options.log;
+    this.httpsPort = options.httpsPort;
+    this.observer = options.observer;
+    this.http = new HttpEngine(options.proxyTimeoutMs);
+    this.upgrades = new UpgradeProxy(this, options.proxyTimeoutMs);
   }
 
   handleRequest(req: IncomingMessage, res: ServerResponse, secure: boolean): void {
     const route = this.admit(req, secure, true);
-    this.observer?.request(req, res, 'app' in route ? route.app : undefined);
+    this.observer?.request(req, res, route.app);
     if ('status' in route) {
       sendError(res, route.status, route.message, route.headers);
       return;
     }
-    const app = route.app;
-    const target = this.dispatcher.pick(app);
-    if (target) this.web(req, res, target, secure, app);
+    this.attempt(new Exchange(req, res, route.app, secure, this));
+  }
+
+  /**
+   * One attempt of a request: its instance (known at once on the hot path; found or started
+   * for an app's first request and for a second attempt), then the exchange with it.
+   */
+  private attempt(x: Exchange): void {
+    const target = this.instances.pick(x.app);
+    if (target) this.send(x, target);
     else
-      this.withActivation(
-        app,
-        (t) => this.web(req, res, t, secure, app),
-        (status, message, headers) => sendError(res, status, message, headers),
+      this.instances.resolve(x.app).then(
+        (t) => this.send(x, t),
+        (err: unknown) =>
+          this.refuse(x.app, err, (status, message, headers) => sendError(x.res, status, message, headers)),
       );
+  }
+
+  private send(x: Exchange, target: Target): void {
+    if (x.req.socket.destroyed) return; // the client left while its instance was being found
+    x.begin(target);
+    if (x.req.url === '*') this.upgrades.options(x);
+    else this.http.send(x);
+  }
+
+  /**
+   * An attempt failed. Once the answer has begun, only the end of the connection can tell the
+   * client. Before: an instance that is not there is forgotten, and a request that is safe to
+   * send again (GET, HEAD or OPTIONS without a body) goes to another or a new instance, up to
+   * MAX_ATTEMPTS; otherwise the client gets 504 (too slow) or 502.
+   */
+  exchangeFailed(x: Exchange, err: NodeJS.ErrnoException): void {
+    const unreachable = UNREACHABLE.has(err.code ?? '');
+    this.observer?.proxyError(x.app, unreachable);
+    if (unreachable) this.instances.unreachable(x.target!);
+    else this.log.debug({ app: x.app.name, code: err.code }, `proxy error: ${err.message}`);
+
+    const { req, res } = x;
+    if (x.answered) {
+      res.destroy();
+      return;
+    }
+    if (res.destroyed || req.socket.destroyed) return; // the client went away: nothing to answer
+    if (err.code === TIMED_OUT || err.code === OPTIONS_TIMED_OUT) {
+      sendError(res, 504, 'the application did not answer in time');
+    } else if (unreachable && x.attempts < MAX_ATTEMPTS && isReplayable(req)) {
+      this.attempt(x);
+    } else {
+      sendError(
+        res,
+        502,
+        unreachable ? 'the application is not reachable' : 'the application failed to answer',
+      );
+    }
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, secure: boolean): void {
     // A client that resets the connection must not take arr down with an unhandled 'error'.
     socket.on('error', () => socket.destroy());
     const route = this.admit(req, secure, false);
-    this.observer?.upgrade(req, socket, 'app' in route ? route.app : undefined);
+    this.observer?.upgrade(req, socket, route.app);
     if ('status' in route) {
-      rejectUpgrade(socket, route.status, route.message, route.headers);
+      this.refuseUpgrade(socket, route.status, route.message, route.headers);
       return;
     }
     setForwardedHeaders(req, secure);
-    const target = this.dispatcher.pick(route.app);
-    if (target) this.ws(req, socket, head, target);
+    const target = this.instances.pick(route.app);
+    if (target) this.sendUpgrade(req, socket, head, target);
     else
-      this.withActivation(
-        route.app,
-        (t) => this.ws(req, socket, head, t),
-        (status, message, headers) => rejectUpgrade(socket, status, message, headers),
+      this.instances.resolve(route.app).then(
+        (t) => this.sendUpgrade(req, socket, head, t),
+        (err: unknown) =>
+          this.refuse(route.app, err, (status, message, headers) =>
+            this.refuseUpgrade(socket, status, message, headers),
+          ),
       );
   }
 
-  close(): void {
-    this.proxy.close();
+  /** A WebSocket counts as in flight at its instance (for the idle timeout) until it closes. */
+  private sendUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: Target): void {
+    if (socket.destroyed) return; // the client left while its instance was being found
+    exchangeBegan(target);
+    socket.once('close', () => exchangeEnded(target));
+    this.upgrades.ws(req, socket, head, target);
   }
 
-  /**
-   * Proxies a request; an instance with an idle timeout counts it until the answer is done.
-   * `app` is given when the request may be replayed should the instance be unreachable.
-   */
-  private web(req: IncomingMessage, res: ServerResponse, t: Target, secure: boolean, app?: App): void {
-    if (t.activity && !req.socket.destroyed) track(t.activity, res);
-    this.proxy.web(req, res, t, secure, app);
+  upgradeAnswered(socket: Duplex, status: number): void {
+    this.observer?.upgradeAnswered(socket, status);
   }
 
-  /** One more try, on another or a new instance, when the first one turned out to be gone. */
-  private replay(req: IncomingMessage, res: ServerResponse, app: App, secure: boolean): void {
-    this.withActivation(
-      app,
-      (t) => this.web(req, res, t, secure),
-      (status, message, headers) => sendError(res, status, message, headers),
+  /** An upgrade's exchange failed before the instance answered: the client gets 502. */
+  upgradeFailed(socket: Duplex, target: Target, err: NodeJS.ErrnoException): void {
+    const unreachable = UNREACHABLE.has(err.code ?? '');
+    const app = this.registry.app(target.appId);
+    if (app) this.observer?.proxyError(app, unreachable);
+    if (unreachable) this.instances.unreachable(target);
+    this.refuseUpgrade(
+      socket,
+      502,
+      unreachable ? 'the application is not reachable' : 'the application failed',
     );
   }
 
-  /** Proxies a WebSocket; an instance with an idle timeout counts it until it closes. */
-  private ws(req: IncomingMessage, socket: Duplex, head: Buffer, t: Target): void {
-    if (t.activity && !socket.destroyed) track(t.activity, socket);
-    this.proxy.ws(req, socket, head, t);
+  private refuseUpgrade(
+    socket: Duplex,
+    status: number,
+    message: string,
+    headers?: Record<string, string>,
+  ): void {
+    this.observer?.upgradeAnswered(socket, status);
+    rejectUpgrade(socket, status, message, headers);
+  }
+
+  /** No instance could be had: the client is told why, in words fit for it; the log gets the detail. */
+  private refuse(
+    app: App,
+    err: unknown,
+    answer: (status: number, message: string, headers?: Record<string, string>) => void,
+  ): void {
+    if (err instanceof ActivationError) {
+      this.log.error({ app: app.name, id: app.id }, `activation of ${app.name} failed: ${err.message}`);
+      const headers = err.retryAfterSeconds ? { 'retry-after': String(err.retryAfterSeconds) } : undefined;
+      answer(err.status, err.publicMessage, headers);
+    } else {
+      this.log.error({ app: app.name, id: app.id, err }, `activation of ${app.name} failed`);
+      answer(503, 'the application is unavailable');
+    }
+  }
+
+  close(): void {
+    this.http.close();
+    this.upgrades.close();
   }
 
   /** The route of an acceptable request, or why it is refused. */
@@ -129,59 +229,39 @@ export class Router {
     }
     const route = this.registry.route(host);
     if (!route) return { status: 404, message: `no application serves ${host}` };
+    const app = route.app;
     if (secure) {
       if (route.rule.ssl === 'none')
-        return { status: 403, message: `${host} is not served over HTTPS; use http://` };
+        return { status: 403, message: `${host} is not served over HTTPS; use http://`, app };
       // The certificate was chosen by SNI: a request for another host on this connection would
       // be answered under the wrong name.
       const sni = (req.socket as TLSSocket).servername;
       if (typeof sni === 'string' && sni.toLowerCase() !== host) {
-        return { status: 421, message: `this connection was opened for ${sni}, not ${host}` };
+        return { status: 421, message: `this connection was opened for ${sni}, not ${host}`, app };
       }
     } else if (route.rule.ssl === 'required') {
       if (redirectable && (req.method === 'GET' || req.method === 'HEAD')) {
-        const port = this.sslPort();
+        const port = this.httpsPort;
         const authority = port === 443 ? host : `${host}:${port}`;
         return {
           status: 301,
           message: `${host} is served over HTTPS only`,
           headers: { location: `https://${authority}${req.url?.startsWith('/') ? req.url : '/'}` },
+          app,
         };
       }
-      return { status: 403, message: `${host} is served over HTTPS only; use https://` };
+      return { status: 403, message: `${host} is served over HTTPS only; use https://`, app };
     }
     return route;
   }
-
-  private withActivation(
-    app: App,
-    proceed: (target: Target) => void,
-    refuse: (status: number, message: string, headers?: Record<string, string>) => void,
-  ): void {
-    this.dispatcher.resolve(app).then(proceed, (err: unknown) => {
-      if (err instanceof ActivationError) {
-        this.log.error({ app: app.name, id: app.id }, `activation of ${app.name} failed: ${err.message}`);
-        const headers = err.retryAfterSeconds ? { 'retry-after': String(err.retryAfterSeconds) } : undefined;
-        refuse(err.status, err.publicMessage, headers);
-      } else {
-        this.log.error({ app: app.name, id: app.id, err }, `activation of ${app.name} failed`);
-        refuse(503, 'the application is unavailable');
-      }
-    });
-  }
-
-  private onTargetError(target: Target, err: NodeJS.ErrnoException): void {
-    this.observer?.proxyError(target.appId, isUnreachable(err));
-    if (isUnreachable(err)) this.dispatcher.unreachable(target);
-    else this.log.debug({ app: target.appId, code: err.code }, `proxy error: ${err.message}`);
-  }
 }
 
-/** One more exchange in flight until `done` closes: a counter and a clock read, no I/O. */
-function track(a: Activity, done: { once(event: 'close', listener: () => void): unknown }): void {
-  a.active++;
-  done.once('close', () => {
-    a.active--;
-    a.lastActive = Date.now();
-  });
+/** A request that can be sent to another instance after the first refused it. */
+function isReplayable(req: IncomingMessage): boolean {
+  const m = req.method;
+  return (
+    (m === 'GET' || m === 'HEAD' || m === 'OPTIONS') &&
+    !req.headers['transfer-encoding'] &&
+    (req.headers['content-length'] === undefined || req.headers['content-length'] === '0')
+  );
 }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Registry } from '../registry/registry.js';
-import { normaliseHostName } from '../registry/validate.js';
+import { normaliseHostName } from '../util/host-name.js';
 import type { Logger } from '../util/log.js';
 
 type SniCallback = (err: Error | null, ctx?: SecureContext) => void;

@@ -3,14 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import {
-  checkAddress,
-  checkPort,
-  checkPositive,
-  parseRange,
-  readPem,
-  UsageError,
-} from '../../src/cli/options.js';
+import { checkAddress, checkPort, checkPositive, readPem } from '../../src/cli/options.js';
+import { parseRange, UsageError } from '../../src/config.js';
 
 describe('parseRange', () => {
   it('parses A-B', () => {

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ObjectId } from 'mongodb';
 import { type App, formatProblem, type Problem } from '../../src/registry/types.js';
-import { isValidHostName, normaliseHostName, validateApp } from '../../src/registry/validate.js';
+import { validateApp } from '../../src/registry/validate.js';
+import { isValidHostName, normaliseHostName } from '../../src/util/host-name.js';
 
 const OID = '65a0000000000000000000d1';
 

@@ -1,18 +1,20 @@
-import type { Activator, Target } from '../activation/activator.js';
 import type { Registry } from '../registry/registry.js';
 import { type App, type Machine, sameMachine } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
+import type { Activator, Target } from './activator.js';
 
+/** The instances of one app on other nodes, taken in turn. */
 interface RemoteSet {
-  machines: Machine[];
+  targets: Target[];
   next: number;
 }
 
 /**
- * Picks the instance for an app, per SPEC: this node's own instance; else, when the app has
- * its full count of instances elsewhere, one of those in turn; else a new instance here.
+ * Chooses the instance for each exchange with an app: this node's own instance; else, when the
+ * app has its full count of instances on other nodes, one of those in turn; else a new instance
+ * here. Knows nothing of HTTP.
  */
-export class Dispatcher {
+export class InstanceChooser {
   private readonly remote = new Map<string, RemoteSet>();
   /** Removals of unreachable instances under way, which an activation must not race. */
   private readonly releasing = new Map<string, Promise<void>>();
@@ -25,14 +27,13 @@ export class Dispatcher {
     private readonly advertise: string,
   ) {}
 
-  /** The target when it is known without waiting: the hot path. */
+  /** The target when it is known without waiting: the hot path, no allocation. */
   pick(app: App): Target | undefined {
     const local = this.activator.localTarget(app.id);
     if (local) return local;
     const set = this.remote.get(app.id);
-    if (!set || set.machines.length < app.instances) return undefined;
-    const machine = set.machines[set.next++ % set.machines.length]!;
-    return { appId: app.id, machine, host: machine.host, port: machine.port, local: false };
+    if (!set || set.targets.length < app.instances) return undefined;
+    return set.targets[set.next++ % set.targets.length];
   }
 
   /** Finds or starts an instance; throws ActivationError when none can be had. */
@@ -40,19 +41,18 @@ export class Dispatcher {
     await this.releasing.get(app.id);
     const activation = await this.activator.activate(app);
     if (activation.kind === 'local') return activation.target;
-    this.remote.set(app.id, { machines: activation.machines, next: 0 });
-    const machine = activation.machines[Math.floor(Math.random() * activation.machines.length)]!;
-    return { appId: app.id, machine, host: machine.host, port: machine.port, local: false };
+    const set = this.setRemote(app.id, activation.machines);
+    return set.targets[Math.floor(Math.random() * set.targets.length)]!;
   }
 
-  /** An instance could not be reached: it is removed, so the next request goes elsewhere. */
+  /** An instance could not be reached: it is removed, so the next exchange goes elsewhere. */
   unreachable(target: Target): void {
     if (target.local) {
       this.activator.evict(target.appId, 'it refused a connection', target.port);
       return;
     }
     const set = this.remote.get(target.appId);
-    if (set) set.machines = set.machines.filter((m) => !sameMachine(m, target.machine));
+    if (set) set.targets = set.targets.filter((t) => t !== target);
     this.log.warn(
       { app: target.appId, machine: target.machine },
       `instance of ${target.appId} at ${target.machine.host}:${target.machine.port} refused; removing it`,
@@ -73,18 +73,35 @@ export class Dispatcher {
     for (const id of this.remote.keys()) if (!all.has(id)) this.remote.delete(id);
     for (const [id, list] of all) {
       const machines = list.filter((m) => m.host !== this.advertise);
-      if (machines.length === 0) {
-        this.remote.delete(id);
-        continue;
-      }
-      const set = this.remote.get(id);
-      if (set) set.machines = machines;
-      else this.remote.set(id, { machines, next: 0 });
+      if (machines.length === 0) this.remote.delete(id);
+      else this.setRemote(id, machines);
     }
   }
 
   /** Forgets what is known of other nodes' instances (the registry was reloaded). */
   clear(): void {
     this.remote.clear();
+  }
+
+  /** The app's remote instances become `machines`; targets of machines already known are kept. */
+  private setRemote(appId: string, machines: Machine[]): RemoteSet {
+    const known = this.remote.get(appId);
+    const targets = machines.map(
+      (machine) =>
+        known?.targets.find((t) => sameMachine(t.machine, machine)) ?? {
+          appId,
+          machine,
+          host: machine.host,
+          port: machine.port,
+          local: false,
+        },
+    );
+    if (known) {
+      known.targets = targets;
+      return known;
+    }
+    const set = { targets, next: 0 };
+    this.remote.set(appId, set);
+    return set;
   }
 }

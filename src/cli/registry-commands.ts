@@ -5,11 +5,9 @@ import type { Options } from 'yargs';
 import { readAppsFile } from '../registry/apps-file.js';
 import { FileRegistry } from '../registry/file-registry.js';
 import { buildRouteTable } from '../registry/load.js';
-import { MongoRegistry } from '../registry/mongo-registry.js';
+import { MongoRegistry, redactUrl } from '../registry/mongo-registry.js';
 import type { Registry } from '../registry/registry.js';
 import { type App, formatProblem, type Machine, type Problem } from '../registry/types.js';
-import { validateApp } from '../registry/validate.js';
-import { redactUrl } from '../server.js';
 
 /** Options of the admin commands only (checked for unknown flags together with arr's own). */
 export const APPS_OPTIONS = {
@@ -178,14 +176,9 @@ export interface FileCheck {
 /** Checks an apps file as `arr validate` does, without printing. */
 export async function checkAppsFile(file: string): Promise<FileCheck> {
   const parsed = await readAppsFile(file);
-  const { table, problems } = buildRouteTable(parsed.docs);
+  const { table, problems, lines: linesOf } = buildRouteTable(parsed.docs);
   // Duplicate ids and host names are found across documents, without a line: give them the
   // line of the valid document concerned (for a repeated _id, each later copy in turn).
-  const linesOf = new Map<string, number[]>();
-  for (const { doc, line } of parsed.docs) {
-    const v = validateApp(doc);
-    if (v.ok) linesOf.set(v.app.id, [...(linesOf.get(v.app.id) ?? []), line]);
-  }
   const repeats = new Map<string, number>();
   for (const p of problems) {
     if (p.line !== undefined || p.id === undefined) continue;

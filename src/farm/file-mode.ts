@@ -1,14 +1,13 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import type { Activator } from '../activation/activator.js';
 import { type ParsedAppsFile, parseAppsText } from '../registry/apps-file.js';
 import type { FileRegistry } from '../registry/file-registry.js';
 import { buildRouteTable } from '../registry/load.js';
 import { formatProblem, type Problem } from '../registry/types.js';
-import type { CertificateStore } from '../router/tls.js';
 import { every } from '../util/every.js';
-import type { Logger } from '../util/log.js';
+import { oneAtATime } from '../util/one-at-a-time.js';
+import { applyReload, type ReloadTargets, type ServingMode } from './mode.js';
 
 export interface FileWatchOptions {
   /** Quiet time after the last change event before the file is read (editors write in bursts). */
@@ -32,12 +31,10 @@ export interface FileWatchOptions {
  * are served. Returns a function that stops watching.
  */
 export function watchAppsFile(
-  registry: FileRegistry,
-  activator: Activator,
-  certs: CertificateStore,
-  log: Logger,
+  targets: ReloadTargets & { registry: FileRegistry },
   options: FileWatchOptions = {},
 ): () => void {
+  const { registry, log } = targets;
   const file = registry.path;
   const name = basename(file);
   let stamp: string | undefined;
@@ -68,10 +65,7 @@ export function watchAppsFile(
       for (const p of report.problems) log.warn(`registry: ${formatProblem(p)}`);
       reported = key;
     }
-    if (!report.changed) return;
-    certs.clear();
-    activator.evictMissing(new Set([...registry.apps()].map((a) => a.id)));
-    log.info(`registry changed: ${report.apps} apps from ${file}`);
+    if (report.changed) applyReload(targets, report.apps, file);
   };
 
   /** Why this reading must not replace the apps served now, or undefined when it may. */
@@ -92,30 +86,19 @@ export function watchAppsFile(
     setAside = why;
   };
 
-  // One reload at a time; a change during one leads to one more after it.
-  let running: Promise<void> | undefined;
-  let again = false;
-  const trigger = () => {
-    if (running) {
-      again = true;
-      return;
-    }
-    running = reload()
-      .catch((err: unknown) => log.error({ err }, `registry: reloading ${file} failed`))
-      .finally(() => {
-        running = undefined;
-        if (again && !stopped) {
-          again = false;
-          trigger();
-        }
-      });
-  };
+  let running = false;
+  const trigger = oneAtATime(async () => {
+    if (stopped) return;
+    running = true;
+    await reload().catch((err: unknown) => log.error({ err }, `registry: reloading ${file} failed`));
+    running = false;
+  });
 
   let stopped = false;
   let debounce: NodeJS.Timeout | undefined;
   const changed = () => {
     clearTimeout(debounce);
-    debounce = setTimeout(trigger, options.debounceMs ?? 200);
+    debounce = setTimeout(() => void trigger(), options.debounceMs ?? 200);
     debounce.unref();
   };
 
@@ -141,7 +124,7 @@ export function watchAppsFile(
   const stopPoll = every(options.pollMs ?? 2000, async () => {
     const st = await stat(file).catch(() => undefined);
     const now = st ? `${st.mtimeMs}:${st.size}:${st.ino}` : 'unreadable';
-    if (now !== stamp && !running) trigger();
+    if (now !== stamp && !running) void trigger();
   });
 
   return () => {
@@ -165,4 +148,27 @@ function newProblems(before: Problem[], now: Problem[]): Problem[] {
 
 function problemKey(problems: Problem[]): string {
   return problems.map(formatProblem).join('\n');
+}
+
+/** Serving an apps file on one machine: its instances live in this process, and the file is watched. */
+export class FileMode implements ServingMode {
+  private stopWatch: (() => void) | undefined;
+
+  constructor(
+    private readonly targets: ReloadTargets & { registry: FileRegistry },
+    /** Problems the load at start reported already. */
+    private readonly reported: Problem[],
+  ) {}
+
+  async beforeServing(): Promise<void> {}
+
+  startBackground(): void {
+    this.stopWatch = watchAppsFile(this.targets, { reported: this.reported });
+  }
+
+  stopBackground(): void {
+    this.stopWatch?.();
+  }
+
+  async afterStopping(): Promise<void> {}
 }

@@ -1,0 +1,36 @@
+import type { Activator } from '../activation/activator.js';
+import type { Registry } from '../registry/registry.js';
+import type { CertificateStore } from '../router/tls.js';
+import type { Logger } from '../util/log.js';
+
+/**
+ * What differs between serving an apps file on one machine and serving the farm's MongoDB
+ * registry: the work around serving, not the serving itself.
+ */
+export interface ServingMode {
+  /** Before arr serves (the registry is loaded). */
+  beforeServing(): Promise<void>;
+  /** The background work that keeps this node in step: the file watch, or polling and beats. */
+  startBackground(): void;
+  stopBackground(): void;
+  /** After arr stopped serving and its instances are gone. */
+  afterStopping(): Promise<void>;
+}
+
+/** What a reload of the registry acts on. */
+export interface ReloadTargets {
+  registry: Registry;
+  activator: Activator;
+  certs: CertificateStore;
+  log: Logger;
+}
+
+/**
+ * What follows a load that changed the apps: certificates are read again at their next
+ * handshake, and the instances of apps that left the registry (or now break a rule) stop.
+ */
+export function applyReload(t: ReloadTargets, apps: number, from: string): void {
+  t.certs.clear();
+  t.activator.evictMissing(new Set([...t.registry.apps()].map((a) => a.id)));
+  t.log.info(`registry changed: ${apps} apps from ${from}`);
+}

@@ -1,0 +1,91 @@
+import type { ClaimResult, FarmRegistry, LoadReport, Registry } from '../registry/registry.js';
+import type { App, Machine, Route } from '../registry/types.js';
+import type { Metrics, RegistryOperation } from './metrics.js';
+
+/**
+ * A registry whose store operations are counted in the metrics (failures, and whether the last
+ * load worked), whoever calls them: polling, heartbeats, activation, clean-up. Lookups answered
+ * from memory (`route`, `app`, `apps`) pass straight through; the router does not even use
+ * this wrapper for them.
+ */
+export class InstrumentedRegistry<R extends Registry> implements Registry {
+  readonly kind: R['kind'];
+
+  constructor(
+    protected readonly inner: R,
+    protected readonly metrics: Metrics,
+  ) {
+    this.kind = inner.kind;
+    metrics.registryOperations(['load', 'allMachines', 'machines', 'claim', 'release', 'releaseMachine']);
+  }
+
+  protected count<T>(operation: RegistryOperation, result: Promise<T>): Promise<T> {
+    return result.then(
+      (value) => {
+        this.metrics.registryOperation(operation, true);
+        return value;
+      },
+      (err: unknown) => {
+        this.metrics.registryOperation(operation, false);
+        throw err;
+      },
+    );
+  }
+
+  load(): Promise<LoadReport> {
+    return this.count('load', this.inner.load());
+  }
+  route(host: string): Route | undefined {
+    return this.inner.route(host);
+  }
+  app(id: string): App | undefined {
+    return this.inner.app(id);
+  }
+  apps(): Iterable<App> {
+    return this.inner.apps();
+  }
+  tlsRoutes(): Iterable<Route> {
+    return this.inner.tlsRoutes();
+  }
+  allMachines(): Promise<Map<string, Machine[]>> {
+    return this.count('allMachines', this.inner.allMachines());
+  }
+  machines(appId: string): Promise<Machine[]> {
+    return this.count('machines', this.inner.machines(appId));
+  }
+  claim(appId: string, machine: Machine): Promise<ClaimResult> {
+    return this.count('claim', this.inner.claim(appId, machine));
+  }
+  release(appId: string, machine: Machine): Promise<void> {
+    return this.count('release', this.inner.release(appId, machine));
+  }
+  releaseMachine(host: string): Promise<number> {
+    return this.count('releaseMachine', this.inner.releaseMachine(host));
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** The same for the farm's registry, with node liveness counted too. */
+export class InstrumentedFarmRegistry extends InstrumentedRegistry<FarmRegistry> implements FarmRegistry {
+  declare readonly kind: 'mongo';
+
+  constructor(inner: FarmRegistry, metrics: Metrics) {
+    super(inner, metrics);
+    metrics.registryOperations(['beat', 'deadNodes', 'forgetNode']);
+  }
+
+  beat(node: string, ttlMs: number): Promise<void> {
+    return this.count('beat', this.inner.beat(node, ttlMs));
+  }
+  deadNodes(self: string): Promise<string[]> {
+    return this.count('deadNodes', this.inner.deadNodes(self));
+  }
+  forgetNode(node: string): Promise<void> {
+    return this.count('forgetNode', this.inner.forgetNode(node));
+  }
+  watchChanges(onChange: () => void, onUnavailable: (why: string) => void): () => void {
+    return this.inner.watchChanges(onChange, onUnavailable);
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * Host names as the registry and nlb's configuration accept them. Request Host headers have a
+ * check of their own on the hot path (router/host.ts): a name that passes it but not this one
+ * simply names no app.
+ */
+
+/** A DNS name: labels of letters, digits, '-' and '_' (no leading or trailing '-'), separated by dots. */
+const DNS_NAME = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/i;
+const IPV6_LITERAL = /^\[[0-9a-f:.]+\]$/i;
+
+/** Whether `name` is a DNS name of at most 253 characters (an IPv4 address is one too). */
+export function isDnsName(name: string): boolean {
+  return name.length > 0 && name.length <= 253 && DNS_NAME.test(name);
+}
+
+/** A DNS name, an IPv4 address, or a bracketed IPv6 one. */
+export function isValidHostName(name: string): boolean {
+  return isDnsName(name) || IPV6_LITERAL.test(name);
+}
+
+/**
+ * Lower-cases a host name and strips a trailing dot, the way request Host headers are
+ * normalised, so that registry names and request names compare equal.
+ */
+export function normaliseHostName(name: string): string {
+  const lower = name.toLowerCase();
+  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
+}
