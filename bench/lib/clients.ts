@@ -1,6 +1,6 @@
 import { join } from 'node:path';
+import { commandLine, repoRoot, runOk } from '../../test/support/proc.js';
 import { NODE } from './context.js';
-import { commandLine, repoRoot, run } from './proc.js';
 
 const CLIENTS = join(repoRoot, 'dist/bench/clients');
 
@@ -15,7 +15,12 @@ export async function runClient<T>(
   timeoutMs = 300_000,
 ): Promise<{ result: T; command: string }> {
   const argv = [clientPath(name), ...args];
-  const out = await run(NODE, argv, { timeoutMs });
+  const out = await runOk(NODE, argv, { timeoutMs });
   const last = out.trim().split('\n').at(-1) ?? '';
   return { result: JSON.parse(last) as T, command: commandLine(NODE, argv) };
+}
+
+/** The `--name value` pairs of a client's command line (bench/clients/args.ts reads them). */
+export function flags(o: Record<string, string | number>): string[] {
+  return Object.entries(o).flatMap(([name, value]) => [`--${name}`, String(value)]);
 }

@@ -1,14 +1,12 @@
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePorts, freeRange, LOOPBACK, waitForPort } from './net.js';
-import { type Child, repoRoot, start } from './proc.js';
+import { ObjectId } from 'mongodb';
+import { type ArrUnderTest, helloApp, startArrWith, writeAppsFile } from '../../test/support/arr.js';
+import { repoRoot } from '../../test/support/proc.js';
+import { waitForListen, waitForPort } from './net.js';
 import type { Section, Target } from './report.js';
 import { median } from './stats.js';
 
 export const NODE = process.execPath;
-export const ARR_CLI = join(repoRoot, 'dist/src/cli/arr.js');
-export const NLB_CLI = join(repoRoot, 'dist/src/cli/nlb.js');
-export const HELLO = join(repoRoot, 'samples/hello/server.js');
 export const CERT = join(repoRoot, 'certs/default-cert.pem');
 export const KEY = join(repoRoot, 'certs/default-key.pem');
 /** The host name of the benchmarked app (the sample certificate covers *.localhost). */
@@ -78,65 +76,35 @@ export interface AppSpec {
   hosts: { host: string; cert?: string; key?: string }[];
 }
 
-/** Writes an apps.json (one extended-JSON document per line) of hello apps. */
+/** Writes an apps.json of hello apps (ids 1, 2, ... so that the report's copy is the same every run). */
 export function writeApps(file: string, apps: AppSpec[]): string {
-  const lines = apps.map((a, i) =>
-    JSON.stringify({
-      _id: { $oid: (i + 1).toString(16).padStart(24, '0') },
-      process: { executable: NODE, args: [HELLO, a.name] },
-      hosts: a.hosts.map((h) => ({
-        host: h.host,
-        ssl: 'allowed',
-        ...(h.cert ? { cert: h.cert, key: h.key } : {}),
-      })),
-      instances: 1,
+  return writeAppsFile(
+    file,
+    apps.map((a, i) => ({
+      ...helloApp(
+        a.name,
+        a.hosts.map((h) => ({ ...h, ssl: 'allowed' })),
+      ),
+      _id: new ObjectId((i + 1).toString(16).padStart(24, '0')),
       machines: [],
-    }),
+    })),
   );
-  writeFileSync(file, `${lines.join('\n')}\n`);
-  return file;
 }
 
-export interface Arr {
-  proc: Child;
-  port: number;
-  sslport: number;
-  /** Milliseconds from spawn to the "arr listening on" line (log level info) or to the port accepting. */
-  startMs: number;
-}
-
-/** Starts the arr CLI on free loopback ports with this apps file. */
-export async function startArr(apps: string, level: 'warn' | 'info' = 'warn'): Promise<Arr> {
-  const [port, sslport] = await freePorts(2);
-  const [a, b] = await freeRange(20);
-  const args = [
-    ARR_CLI,
-    '-a',
-    apps,
-    '-p',
-    String(port),
-    '-s',
-    String(sslport),
-    '-r',
-    `${a}-${b}`,
-    '--bind',
-    LOOPBACK,
-    '--advertise',
-    LOOPBACK,
-    '--log-level',
-    level,
-  ];
-  const t0 = performance.now();
-  const proc = start(NODE, args);
-  if (level === 'info') await proc.waitFor(/arr listening on/, 120_000);
-  else
-    await Promise.race([
-      waitForPort(port!, 120_000, 5),
-      proc.exited.then((c) => {
-        throw new Error(`arr exited (${c}):\n${proc.output()}`);
-      }),
-    ]);
-  const startMs = performance.now() - t0;
-  if (level !== 'info') await waitForPort(sslport!);
-  return { proc, port: port!, sslport: sslport!, startMs };
+/**
+ * Starts the arr CLI on free loopback ports with this apps file. `startMs` is the time from
+ * spawning to the "arr listening on" line (log level info) or, at warn, where arr prints nothing
+ * then, to its port accepting (polled every 5 ms, as arr polls an app's).
+ */
+export async function startArr(apps: string, level: 'warn' | 'info' = 'warn'): Promise<ArrUnderTest> {
+  const arr = await startArrWith([], {
+    file: apps,
+    extraArgs: ['--log-level', level],
+    ready: (a) =>
+      level === 'info'
+        ? a.proc.waitFor(/arr listening on/, 120_000)
+        : waitForListen(a.proc, a.port, 120_000, 5),
+  });
+  if (level !== 'info') await waitForPort(arr.sslport);
+  return arr;
 }

@@ -48,3 +48,10 @@ export async function wrkCpu(o: WrkOptions, pids: Record<string, number>): Promi
 export function cpuOf(r: WrkResult, label: string): number {
   return (r as Partial<CpuResult>).cpuUs?.[label] ?? Number.NaN;
 }
+
+/** Resident set size of a process in bytes (VmRSS of /proc/PID/status). */
+export function rssOf(pid: number): number {
+  const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+)\s+kB/m);
+  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(m[1]) * 1024;
+}

@@ -1,5 +1,6 @@
 import { request } from 'node:http';
 import { waitForPort as pollPort } from '../../src/activation/readiness.js';
+import { type Running, unlessExited } from '../../test/support/proc.js';
 
 export const LOOPBACK = '127.0.0.1';
 
@@ -13,6 +14,16 @@ export { freePort, freePorts, freeRange } from '../../test/support/ports.js';
 export async function waitForPort(port: number, timeoutMs = 15_000, intervalMs = 5): Promise<void> {
   const ready = await pollPort(LOOPBACK, port, { timeoutMs, intervalMs });
   if (ready !== 'ready') throw new Error(`port ${port} did not accept within ${timeoutMs} ms`);
+}
+
+/** `waitForPort` for the port of a process that was just started: rejects if it exits first. */
+export function waitForListen(
+  proc: Running,
+  port: number,
+  timeoutMs = 15_000,
+  intervalMs = 5,
+): Promise<void> {
+  return unlessExited(proc, waitForPort(port, timeoutMs, intervalMs));
 }
 
 /** One GET on a new connection; the body and the time from sending to the last byte. */

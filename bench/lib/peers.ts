@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { waitForPort } from './net.js';
-import { type Child, run, start } from './proc.js';
+import { type Running, runOk, start } from '../../test/support/proc.js';
+import { waitForListen, waitForPort } from './net.js';
 import { WRK } from './wrk.js';
 
 export const NGINX = '/usr/sbin/nginx';
@@ -19,8 +19,8 @@ export async function ensurePeers(log: (line: string) => void): Promise<void> {
     );
   log(`installing ${PACKAGES.join(' ')} with apt-get (missing: ${missing.join(', ')})`);
   const env = { DEBIAN_FRONTEND: 'noninteractive' };
-  await run('apt-get', ['update'], { env, timeoutMs: 600_000 });
-  await run('apt-get', ['install', '-y', '--no-install-recommends', ...PACKAGES], {
+  await runOk('apt-get', ['update'], { env, timeoutMs: 600_000 });
+  await runOk('apt-get', ['install', '-y', '--no-install-recommends', ...PACKAGES], {
     env,
     timeoutMs: 600_000,
   });
@@ -36,7 +36,7 @@ export function versionOf(cmd: string, args: string[]): string {
 }
 
 export interface Nginx {
-  proc: Child;
+  proc: Running;
   port: number;
   sslport: number;
   config: string;
@@ -89,18 +89,13 @@ http {
   const file = join(d, 'nginx.conf');
   writeFileSync(file, config);
   const proc = start(NGINX, ['-c', file, '-p', d, '-e', `${d}/error.log`, '-g', 'daemon off;']);
-  await Promise.race([
-    waitForPort(o.port),
-    proc.exited.then((c) => {
-      throw new Error(`nginx exited (${c}):\n${proc.output()}`);
-    }),
-  ]);
+  await waitForListen(proc, o.port);
   await waitForPort(o.sslport);
   return { proc, port: o.port, sslport: o.sslport, config };
 }
 
 export interface Haproxy {
-  proc: Child;
+  proc: Running;
   port: number;
   config: string;
 }
@@ -128,11 +123,6 @@ backend app
   const file = join(dir, 'haproxy.cfg');
   writeFileSync(file, config);
   const proc = start(HAPROXY, ['-db', '-f', file]);
-  await Promise.race([
-    waitForPort(o.port),
-    proc.exited.then((c) => {
-      throw new Error(`haproxy exited (${c}):\n${proc.output()}`);
-    }),
-  ]);
+  await waitForListen(proc, o.port);
   return { proc, port: o.port, config };
 }

@@ -1,3 +1,5 @@
+import { fmt } from './stats.js';
+
 /** One table of the report, with the commands that produced its numbers. */
 export interface Section {
   id: string;
@@ -15,6 +17,21 @@ export interface Target {
   measured: string;
   limit: string;
   pass: boolean | undefined;
+}
+
+/** A target on a ratio (of throughputs): at least `min`. */
+export function ratioTarget(name: string, ratio: number, min: number): Target {
+  return { name, measured: fmt.ratio(ratio), limit: `>= ${min}`, pass: ratio >= min };
+}
+
+/** A target on a time in milliseconds, shown by `show`: at most `max`. */
+export function msTarget(
+  name: string,
+  ms: number,
+  max: number,
+  show: (ms: number) => string = fmt.ms,
+): Target {
+  return { name, measured: show(ms), limit: `<= ${max} ms`, pass: ms <= max };
 }
 
 export function markdownTable(header: string[], rows: string[][]): string {

@@ -1,6 +1,7 @@
 import { runClient } from './clients.js';
 import { alternate, type Ctx } from './context.js';
-import type { WrkResult } from './wrk.js';
+import { wrkCpu } from './cpu.js';
+import { type WrkResult, wrk } from './wrk.js';
 
 /** `alternate` for wrk runs, recording each distinct command in the section. */
 export function alternateWrk(
@@ -29,4 +30,34 @@ export function alternateClient<T>(
     s.commands.add(command);
     return result;
   });
+}
+
+/** The contenders of a wrk point: where each one listens and which of its processes to watch. */
+export interface WrkTarget {
+  names: string[];
+  url: (name: string) => string;
+  /** The Host header. */
+  host: string;
+  connections: number;
+  /** The processes whose CPU per request each run measures, by label; default none. */
+  pids?: (name: string) => Record<string, number>;
+}
+
+/** An uncounted 1 s wrk run of every contender. */
+export async function warmUp(t: WrkTarget): Promise<void> {
+  for (const n of t.names) await wrk({ url: t.url(n), host: t.host, connections: t.connections, seconds: 1 });
+}
+
+/**
+ * `alternateWrk` of `ctx.seconds` wrk runs that also measure CPU per request (see `wrkCpu`);
+ * `close`: a new connection (and TLS handshake) per request, instead of keep-alive.
+ */
+export function wrkPoint(
+  ctx: Ctx,
+  s: { commands: Set<string> },
+  t: WrkTarget,
+  close = false,
+): Promise<Map<string, WrkResult[]>> {
+  const o = { host: t.host, connections: t.connections, seconds: ctx.seconds, close };
+  return alternateWrk(ctx, t.names, (n) => wrkCpu({ ...o, url: t.url(n) }, t.pids?.(n) ?? {}), s);
 }

@@ -1,4 +1,4 @@
-import { commandLine, run } from './proc.js';
+import { commandLine, runOk } from '../../test/support/proc.js';
 
 export interface WrkOptions {
   url: string;
@@ -65,6 +65,6 @@ export function parseWrk(out: string): Omit<WrkResult, 'command'> {
 
 export async function wrk(o: WrkOptions): Promise<WrkResult> {
   const args = wrkArgs(o);
-  const out = await run(WRK, args, { timeoutMs: (o.seconds + 30) * 1000 });
+  const out = await runOk(WRK, args, { timeoutMs: (o.seconds + 30) * 1000 });
   return { ...parseWrk(out), command: commandLine(WRK, args) };
 }

@@ -6,9 +6,8 @@
 
 import http from 'node:http';
 import httpProxy from 'http-proxy';
+import { serve, target } from './common.mjs';
 
-const port = Number(process.env.PORT);
-const target = Number(process.env.TARGET);
 const agent = new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY, maxFreeSockets: 256 });
 const proxy = httpProxy.createProxyServer({ agent, xfwd: true, target: `http://127.0.0.1:${target}` });
 proxy.on('error', (_err, _req, res) => {
@@ -16,6 +15,4 @@ proxy.on('error', (_err, _req, res) => {
   res.end();
 });
 
-http
-  .createServer((req, res) => proxy.web(req, res))
-  .listen(port, '127.0.0.1', () => console.log(`listening on ${port}`));
+serve((req, res) => proxy.web(req, res));

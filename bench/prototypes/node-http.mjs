@@ -5,34 +5,25 @@
 //   PORT=9001 TARGET=8000 node bench/prototypes/node-http.mjs
 
 import http from 'node:http';
+import { forwarded, serve, target } from './common.mjs';
 
-const port = Number(process.env.PORT);
-const target = Number(process.env.TARGET);
 const agent = new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY, maxFreeSockets: 256 });
 
-http
-  .createServer((req, res) => {
-    const headers = {
-      ...req.headers,
-      'x-forwarded-for': req.socket.remoteAddress,
-      'x-forwarded-proto': 'http',
-      'x-forwarded-host': req.headers.host ?? '',
-      'x-forwarded-port': String(port),
-    };
-    delete headers.connection; // the client's connection is not the one to the app
-    const upstream = http.request(
-      { host: '127.0.0.1', port: target, method: req.method, path: req.url, headers, agent },
-      (answer) => {
-        delete answer.headers.connection;
-        delete answer.headers['keep-alive'];
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    upstream.on('error', () => {
-      if (!res.headersSent) res.writeHead(502);
-      res.end();
-    });
-    req.pipe(upstream);
-  })
-  .listen(port, '127.0.0.1', () => console.log(`listening on ${port}`));
+serve((req, res) => {
+  const headers = { ...req.headers, ...forwarded(req) };
+  delete headers.connection; // the client's connection is not the one to the app
+  const upstream = http.request(
+    { host: '127.0.0.1', port: target, method: req.method, path: req.url, headers, agent },
+    (answer) => {
+      delete answer.headers.connection;
+      delete answer.headers['keep-alive'];
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    },
+  );
+  upstream.on('error', () => {
+    if (!res.headersSent) res.writeHead(502);
+    res.end();
+  });
+  req.pipe(upstream);
+});

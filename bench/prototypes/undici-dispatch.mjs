@@ -4,11 +4,10 @@
 //
 //   PORT=9004 TARGET=8000 node bench/prototypes/undici-dispatch.mjs
 
-import http from 'node:http';
 import { Agent } from 'undici';
+import { forwarded, serve, target } from './common.mjs';
 
-const port = Number(process.env.PORT);
-const origin = `http://127.0.0.1:${Number(process.env.TARGET)}`;
+const origin = `http://127.0.0.1:${target}`;
 const agent = new Agent({ bodyTimeout: 0 });
 const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'upgrade', 'te']);
 
@@ -43,22 +42,18 @@ class Exchange {
   }
 }
 
-http
-  .createServer((req, res) => {
-    const raw = req.rawHeaders;
-    const headers = [];
-    for (let i = 0; i < raw.length; i += 2) {
-      const lower = raw[i].toLowerCase();
-      if (!HOP.has(lower) && lower !== 'host' && !lower.startsWith('x-forwarded-'))
-        headers.push(raw[i], raw[i + 1]);
-    }
-    const host = req.headers.host ?? '';
-    headers.push('host', host, 'x-forwarded-for', req.socket.remoteAddress, 'x-forwarded-proto', 'http');
-    headers.push('x-forwarded-host', host, 'x-forwarded-port', String(port));
-    const bodyless = req.method === 'GET' || req.method === 'HEAD';
-    agent.dispatch(
-      { origin, path: req.url, method: req.method, headers, body: bodyless ? null : req },
-      new Exchange(res),
-    );
-  })
-  .listen(port, '127.0.0.1', () => console.log(`listening on ${port}`));
+serve((req, res) => {
+  const raw = req.rawHeaders;
+  const headers = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const lower = raw[i].toLowerCase();
+    if (!HOP.has(lower) && lower !== 'host' && !lower.startsWith('x-forwarded-'))
+      headers.push(raw[i], raw[i + 1]);
+  }
+  headers.push('host', req.headers.host ?? '', ...Object.entries(forwarded(req)).flat());
+  const bodyless = req.method === 'GET' || req.method === 'HEAD';
+  agent.dispatch(
+    { origin, path: req.url, method: req.method, headers, body: bodyless ? null : req },
+    new Exchange(res),
+  );
+});

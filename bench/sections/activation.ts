@@ -1,7 +1,9 @@
 import { join } from 'node:path';
-import { addSection, type Ctx, HELLO, med, NODE, startArr, writeApps } from '../lib/context.js';
-import { freePort, get, waitForPort } from '../lib/net.js';
-import { start } from '../lib/proc.js';
+import { HELLO } from '../../test/support/arr.js';
+import { start } from '../../test/support/proc.js';
+import { addSection, type Ctx, med, NODE, startArr, writeApps } from '../lib/context.js';
+import { freePort, get, waitForListen } from '../lib/net.js';
+import { msTarget } from '../lib/report.js';
 import { fmt } from '../lib/stats.js';
 
 /** The app's own start-up: spawn it with PORT, poll the port every 5 ms (as arr does) until it accepts. */
@@ -10,12 +12,7 @@ async function startDirect(name: string): Promise<{ ms: number; command: string 
   const t0 = performance.now();
   const app = start(NODE, [HELLO, name], { env: { PORT: String(port) } });
   try {
-    await Promise.race([
-      waitForPort(port, 15_000, 5),
-      app.exited.then((c) => {
-        throw new Error(`${name} exited (${c}): ${app.output()}`);
-      }),
-    ]);
+    await waitForListen(app, port, 15_000, 5);
     return { ms: performance.now() - t0, command: `PORT=${port} ${app.command}` };
   } finally {
     await app.stop();
@@ -88,10 +85,5 @@ export async function activationSection(ctx: Ctx): Promise<void> {
     row("the app's own start-up (direct)", direct),
     ["arr's activation overhead", fmt.ms(overhead), '', ''],
   );
-  ctx.targets.push({
-    name: 'activation overhead',
-    measured: fmt.ms(overhead),
-    limit: '<= 30 ms',
-    pass: overhead <= 30,
-  });
+  ctx.targets.push(msTarget('activation overhead', overhead, 30));
 }

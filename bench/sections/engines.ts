@@ -1,11 +1,10 @@
 import { join } from 'node:path';
+import { type Running, repoRoot, start } from '../../test/support/proc.js';
 import { addSection, type Ctx, HOST, med, NODE, ratioOf } from '../lib/context.js';
-import { cpuOf, wrkCpu } from '../lib/cpu.js';
-import { activate, freePort, waitForPort } from '../lib/net.js';
-import { type Child, repoRoot, start } from '../lib/proc.js';
-import { alternateWrk } from '../lib/runs.js';
+import { cpuOf } from '../lib/cpu.js';
+import { activate, freePort, waitForListen } from '../lib/net.js';
+import { warmUp, wrkPoint } from '../lib/runs.js';
 import { fmt } from '../lib/stats.js';
-import { wrk } from '../lib/wrk.js';
 import { CONNECTIONS, noteErrors } from './http.js';
 import type { Stage } from './stage.js';
 
@@ -37,7 +36,7 @@ export async function enginesSection(ctx: Ctx, st: Stage): Promise<void> {
   });
   const ports: Record<string, number> = { direct: st.backend.port, arr: st.arr.port };
   const pids: Record<string, number> = { arr: st.arr.proc.pid };
-  const procs: Child[] = [];
+  const procs: Running[] = [];
   const protos: [string, string, Record<string, string>][] = [
     ['http-proxy (bare)', 'http-proxy.mjs', {}],
     ['node:http', 'node-http.mjs', {}],
@@ -54,31 +53,23 @@ export async function enginesSection(ctx: Ctx, st: Stage): Promise<void> {
       procs.push(p);
       const vars = Object.entries(env).map(([k, v]) => `${k}=${v} `);
       s.commands.add(`${vars.join('')}PORT=${port} TARGET=${st.backend.port} ${p.command}`);
-      await Promise.race([
-        waitForPort(port),
-        p.exited.then((c) => {
-          throw new Error(`${file} exited (${c}): ${p.output()}`);
-        }),
-      ]);
+      await waitForListen(p, port);
       const r = await activate(port, HOST);
       if (r.pid !== st.backend.pid) throw new Error(`${name} answered from pid ${r.pid}`);
       ports[name] = port;
       pids[name] = p.pid;
     }
     const names = Object.keys(ports);
-    const url = (n: string) => `http://127.0.0.1:${ports[n]}/`;
-    for (const n of names) await wrk({ url: url(n), host: HOST, connections: CONNECTIONS, seconds: 1 });
-    ctx.log('engines: keep-alive');
-    const ka = await alternateWrk(
-      ctx,
+    const target = {
       names,
-      (n) =>
-        wrkCpu(
-          { url: url(n), host: HOST, connections: CONNECTIONS, seconds: ctx.seconds },
-          n === 'direct' ? {} : { proxy: pids[n]! },
-        ),
-      s,
-    );
+      url: (n: string) => `http://127.0.0.1:${ports[n]}/`,
+      host: HOST,
+      connections: CONNECTIONS,
+      pids: (n: string): Record<string, number> => (n === 'direct' ? {} : { proxy: pids[n]! }),
+    };
+    await warmUp(target);
+    ctx.log('engines: keep-alive');
+    const ka = await wrkPoint(ctx, s, target);
     for (const n of names)
       s.rows.push([
         n,

@@ -1,8 +1,10 @@
+import { flags } from '../lib/clients.js';
 import { addSection, type Ctx, diffOf, HOST, med, ratioOf } from '../lib/context.js';
-import { cpuOf, wrkCpu } from '../lib/cpu.js';
-import { alternateClient, alternateWrk } from '../lib/runs.js';
+import { cpuOf } from '../lib/cpu.js';
+import { msTarget, ratioTarget } from '../lib/report.js';
+import { alternateClient, warmUp, wrkPoint } from '../lib/runs.js';
 import { fmt } from '../lib/stats.js';
-import { type WrkResult, wrk } from '../lib/wrk.js';
+import type { WrkResult } from '../lib/wrk.js';
 import type { Stage } from './stage.js';
 
 /** Connections of the keep-alive and latency points (the targets are stated at 50). */
@@ -44,43 +46,34 @@ export async function httpSection(ctx: Ctx, st: Stage): Promise<void> {
   });
   const ports: Record<string, number> = { direct: st.backend.port, arr: st.arr.port, nginx: st.nginx.port };
   const names = ['direct', 'arr', 'nginx'];
-  const url = (n: string) => `http://127.0.0.1:${ports[n]}/`;
-  for (const n of names) await wrk({ url: url(n), host: HOST, connections: CONNECTIONS, seconds: 1 }); // warm-up
-
-  ctx.log('http: keep-alive');
   const pids: Record<string, Record<string, number>> = {
     direct: { app: st.backend.pid },
     arr: { proxy: st.arr.proc.pid, app: st.backend.pid },
     nginx: { proxy: st.nginxWorker, app: st.backend.pid },
   };
-  const ka = await alternateWrk(
-    ctx,
+  const target = {
     names,
-    (n) => wrkCpu({ url: url(n), host: HOST, connections: CONNECTIONS, seconds: ctx.seconds }, pids[n]!),
-    s,
-  );
+    url: (n: string) => `http://127.0.0.1:${ports[n]}/`,
+    host: HOST,
+    connections: CONNECTIONS,
+    pids: (n: string) => pids[n]!,
+  };
+  await warmUp(target);
+  ctx.log('http: keep-alive');
+  const ka = await wrkPoint(ctx, s, target);
   ctx.log('http: a new connection per request');
-  const nc = await alternateWrk(
-    ctx,
-    names,
-    (n) => wrk({ url: url(n), host: HOST, connections: CONNECTIONS, seconds: ctx.seconds, close: true }),
-    s,
-  );
+  const nc = await wrkPoint(ctx, s, target, true);
   ctx.log(`http: open loop at ${FIXED_RATE} req/s`);
-  const rate = await alternateClient<RateResult>(ctx, names, s, (n) => [
-    '--port',
-    String(ports[n]),
-    '--host',
-    HOST,
-    '--connections',
-    String(CONNECTIONS),
-    '--rate',
-    String(FIXED_RATE),
-    '--seconds',
-    String(ctx.seconds),
-    '--warmup',
-    '1',
-  ]);
+  const rate = await alternateClient<RateResult>(ctx, names, s, (n) =>
+    flags({
+      port: ports[n]!,
+      host: HOST,
+      connections: CONNECTIONS,
+      rate: FIXED_RATE,
+      seconds: ctx.seconds,
+      warmup: 1,
+    }),
+  );
 
   const rpsRow = (label: string, m: Map<string, WrkResult[]>) => [
     label,
@@ -123,23 +116,13 @@ export async function httpSection(ctx: Ctx, st: Stage): Promise<void> {
   const addedOpen = diffOf(rate.get('arr'), rate.get('direct'), (r) => r.p99ms);
   const addedSat = diffOf(ka.get('arr'), ka.get('direct'), (r) => r.p99ms);
   ctx.targets.push(
-    {
-      name: 'arr HTTP keep-alive throughput / nginx',
-      measured: fmt.ratio(kaRatio),
-      limit: '>= 0.6',
-      pass: kaRatio >= 0.6,
-    },
-    {
-      name: `p99 latency added by arr, ${CONNECTIONS} connections, open loop at ${FIXED_RATE.toLocaleString('en-US')} req/s`,
-      measured: signed(addedOpen),
-      limit: '<= 1 ms',
-      pass: addedOpen <= 1,
-    },
-    {
-      name: `p99 latency added by arr, ${CONNECTIONS} connections, saturated (wrk)`,
-      measured: signed(addedSat),
-      limit: '<= 1 ms',
-      pass: addedSat <= 1,
-    },
+    ratioTarget('arr HTTP keep-alive throughput / nginx', kaRatio, 0.6),
+    msTarget(
+      `p99 latency added by arr, ${CONNECTIONS} connections, open loop at ${FIXED_RATE.toLocaleString('en-US')} req/s`,
+      addedOpen,
+      1,
+      signed,
+    ),
+    msTarget(`p99 latency added by arr, ${CONNECTIONS} connections, saturated (wrk)`, addedSat, 1, signed),
   );
 }

@@ -1,6 +1,7 @@
 import { addSection, type Ctx, HOST, med, ratioOf } from '../lib/context.js';
-import { cpuOf, wrkCpu } from '../lib/cpu.js';
-import { alternateWrk } from '../lib/runs.js';
+import { cpuOf } from '../lib/cpu.js';
+import { ratioTarget } from '../lib/report.js';
+import { alternateWrk, warmUp, wrkPoint } from '../lib/runs.js';
 import { fmt } from '../lib/stats.js';
 import { type WrkResult, wrk } from '../lib/wrk.js';
 import { CONNECTIONS, noteErrors } from './http.js';
@@ -28,31 +29,17 @@ export async function nlbSection(ctx: Ctx, st: Stage): Promise<void> {
   };
   const names = ['direct', 'nlb', 'haproxy'];
   const url = (n: string, path = '/') => `http://127.0.0.1:${ports[n]}${path}`;
-  for (const n of names) await wrk({ url: url(n), host: HOST, connections: CONNECTIONS, seconds: 1 });
-
   const pids: Record<string, Record<string, number>> = {
     direct: {},
     nlb: { balancer: st.nlb.proc.pid },
     haproxy: { balancer: st.haproxy.proc.pid },
   };
+  const target = { names, url, host: HOST, connections: CONNECTIONS, pids: (n: string) => pids[n]! };
+  await warmUp(target);
   ctx.log('nlb: keep-alive');
-  const ka = await alternateWrk(
-    ctx,
-    names,
-    (n) => wrkCpu({ url: url(n), host: HOST, connections: CONNECTIONS, seconds: ctx.seconds }, pids[n]!),
-    s,
-  );
+  const ka = await wrkPoint(ctx, s, target);
   ctx.log('nlb: new connections');
-  const nc = await alternateWrk(
-    ctx,
-    names,
-    (n) =>
-      wrkCpu(
-        { url: url(n), host: HOST, connections: CONNECTIONS, seconds: ctx.seconds, close: true },
-        pids[n]!,
-      ),
-    s,
-  );
+  const nc = await wrkPoint(ctx, s, target, true);
   ctx.log('nlb: bulk');
   const bulk = await alternateWrk(
     ctx,
@@ -105,17 +92,7 @@ export async function nlbSection(ctx: Ctx, st: Stage): Promise<void> {
   const kaRatio = ratioOf(ka.get('nlb'), ka.get('haproxy'), (r) => r.rps);
   const ncRatio = ratioOf(nc.get('nlb'), nc.get('haproxy'), (r) => r.rps);
   ctx.targets.push(
-    {
-      name: 'nlb / HAProxy, keep-alive throughput',
-      measured: fmt.ratio(kaRatio),
-      limit: '>= 0.9',
-      pass: kaRatio >= 0.9,
-    },
-    {
-      name: 'nlb / HAProxy, new connections per second',
-      measured: fmt.ratio(ncRatio),
-      limit: '>= 0.9',
-      pass: ncRatio >= 0.9,
-    },
+    ratioTarget('nlb / HAProxy, keep-alive throughput', kaRatio, 0.9),
+    ratioTarget('nlb / HAProxy, new connections per second', ncRatio, 0.9),
   );
 }

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { runClient } from '../lib/clients.js';
+import type { ArrUnderTest } from '../../test/support/arr.js';
+import { flags, runClient } from '../lib/clients.js';
 import {
-  type Arr,
   addSection,
   alternate,
   CERT,
@@ -13,12 +13,11 @@ import {
   startArr,
   writeApps,
 } from '../lib/context.js';
-import { cpuOf, wrkCpu } from '../lib/cpu.js';
+import { cpuOf, rssOf } from '../lib/cpu.js';
 import { activate } from '../lib/net.js';
-import { rssOf } from '../lib/proc.js';
-import { alternateWrk } from '../lib/runs.js';
+import { warmUp, wrkPoint } from '../lib/runs.js';
 import { fmt } from '../lib/stats.js';
-import { type WrkResult, wrk } from '../lib/wrk.js';
+import type { WrkResult } from '../lib/wrk.js';
 import { CONNECTIONS, noteErrors, signed } from './http.js';
 
 export const MANY = 10_000;
@@ -91,7 +90,7 @@ export async function registrySection(ctx: Ctx): Promise<void> {
   const lk = (i: number, f: (l: Lookup) => number) => lookups.map((l) => f(l[i]!));
 
   ctx.log('registry: per-request cost and TLS handshakes');
-  const arrs: Record<string, Arr> = {};
+  const arrs: Record<string, ArrUnderTest> = {};
   let hs: Record<string, Handshakes> = {};
   let ka = new Map<string, WrkResult[]>();
   try {
@@ -101,30 +100,23 @@ export async function registrySection(ctx: Ctx): Promise<void> {
       s.commands.add(arrs[n]!.proc.command);
       await activate(arrs[n]!.port, 's1.localhost');
     }
-    const url = (n: string) => `http://127.0.0.1:${arrs[n]!.port}/`;
-    for (const n of names)
-      await wrk({ url: url(n), host: 's1.localhost', connections: CONNECTIONS, seconds: 1 });
-    ka = await alternateWrk(
-      ctx,
+    const target = {
       names,
-      (n) =>
-        wrkCpu(
-          { url: url(n), host: 's1.localhost', connections: CONNECTIONS, seconds: ctx.seconds },
-          { arr: arrs[n]!.proc.pid },
-        ),
-      s,
-    );
+      url: (n: string) => `http://127.0.0.1:${arrs[n]!.port}/`,
+      host: 's1.localhost',
+      connections: CONNECTIONS,
+      pids: (n: string) => ({ arr: arrs[n]!.proc.pid }),
+    };
+    await warmUp(target);
+    ka = await wrkPoint(ctx, s, target);
     const fresh = ctx.quick ? 5 : 20;
-    const hsArgs = (n: string, count: number) => [
-      '--port',
-      String(arrs[n]!.sslport),
-      '--new',
-      Array.from({ length: count }, (_, i) => `s${i + 2}.localhost`).join(','),
-      '--repeat',
-      's1.localhost',
-      '--count',
-      '20',
-    ];
+    const hsArgs = (n: string, count: number) =>
+      flags({
+        port: arrs[n]!.sslport,
+        new: Array.from({ length: count }, (_, i) => `s${i + 2}.localhost`).join(','),
+        repeat: 's1.localhost',
+        count: 20,
+      });
     hs = {};
     for (const [n, count] of [
       ['small', 2],

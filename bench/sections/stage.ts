@@ -1,31 +1,21 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  type Arr,
-  CERT,
-  type Ctx,
-  HOST,
-  KEY,
-  NLB_CLI,
-  NODE,
-  startArr,
-  TLS_HOST,
-  writeApps,
-} from '../lib/context.js';
+import type { ArrUnderTest } from '../../test/support/arr.js';
+import { type Running, startNlb } from '../../test/support/proc.js';
+import { CERT, type Ctx, HOST, KEY, startArr, TLS_HOST, writeApps } from '../lib/context.js';
 import { childrenOf } from '../lib/cpu.js';
-import { activate, freePorts, LOOPBACK, waitForPort } from '../lib/net.js';
+import { activate, freePorts, LOOPBACK, waitForListen } from '../lib/net.js';
 import { type Haproxy, type Nginx, startHaproxy, startNginx } from '../lib/peers.js';
-import { type Child, start } from '../lib/proc.js';
 
 /** The contenders that share one backend: the app instance that arr started, and its proxies. */
 export interface Stage {
   backend: { port: number; pid: number };
-  arr: Arr;
+  arr: ArrUnderTest;
   nginx: Nginx;
   /** The pid of nginx's one worker (the process that does the proxying). */
   nginxWorker: number;
   haproxy: Haproxy;
-  nlb: { proc: Child; port: number; config: string };
+  nlb: { proc: Running; port: number; config: string };
   appsFile: string;
   /** How each contender was started. */
   commands: string[];
@@ -55,13 +45,8 @@ export async function setUpStage(ctx: Ctx): Promise<Stage> {
   ]);
   const nlbFile = join(ctx.tmp, 'nlb.json');
   writeFileSync(nlbFile, `${nlbConfig}\n`);
-  const nlb = start(NODE, [NLB_CLI, '--config', nlbFile, '--log-level', 'warn']);
-  await Promise.race([
-    waitForPort(lp!),
-    nlb.exited.then((c) => {
-      throw new Error(`nlb exited (${c}):\n${nlb.output()}`);
-    }),
-  ]);
+  const nlb = startNlb(['--config', nlbFile, '--log-level', 'warn']);
+  await waitForListen(nlb, lp!);
   // Every contender answers from the same process.
   for (const [name, port] of [
     ['direct', backend.port],

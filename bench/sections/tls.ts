@@ -1,8 +1,8 @@
 import { addSection, type Ctx, diffOf, med, ratioOf, TLS_HOST } from '../lib/context.js';
-import { cpuOf, wrkCpu } from '../lib/cpu.js';
-import { alternateWrk } from '../lib/runs.js';
+import { cpuOf } from '../lib/cpu.js';
+import { warmUp, wrkPoint } from '../lib/runs.js';
 import { fmt } from '../lib/stats.js';
-import { type WrkResult, wrk } from '../lib/wrk.js';
+import type { WrkResult } from '../lib/wrk.js';
 import { CONNECTIONS, noteErrors, signed } from './http.js';
 import type { Stage } from './stage.js';
 
@@ -20,31 +20,19 @@ export async function tlsSection(ctx: Ctx, st: Stage): Promise<void> {
   });
   const ports: Record<string, number> = { arr: st.arr.sslport, nginx: st.nginx.sslport };
   const names = ['arr', 'nginx'];
-  const url = (n: string) => `https://127.0.0.1:${ports[n]}/`;
-  for (const n of names) await wrk({ url: url(n), host: TLS_HOST, connections: CONNECTIONS, seconds: 1 });
-
-  const pids: Record<string, Record<string, number>> = {
-    arr: { proxy: st.arr.proc.pid },
-    nginx: { proxy: st.nginxWorker },
+  const pids: Record<string, number> = { arr: st.arr.proc.pid, nginx: st.nginxWorker };
+  const target = {
+    names,
+    url: (n: string) => `https://127.0.0.1:${ports[n]}/`,
+    host: TLS_HOST,
+    connections: CONNECTIONS,
+    pids: (n: string) => ({ proxy: pids[n]! }),
   };
+  await warmUp(target);
   ctx.log('tls: keep-alive');
-  const ka = await alternateWrk(
-    ctx,
-    names,
-    (n) => wrkCpu({ url: url(n), host: TLS_HOST, connections: CONNECTIONS, seconds: ctx.seconds }, pids[n]!),
-    s,
-  );
+  const ka = await wrkPoint(ctx, s, target);
   ctx.log('tls: a new connection (handshake) per request');
-  const nc = await alternateWrk(
-    ctx,
-    names,
-    (n) =>
-      wrkCpu(
-        { url: url(n), host: TLS_HOST, connections: CONNECTIONS, seconds: ctx.seconds, close: true },
-        pids[n]!,
-      ),
-    s,
-  );
+  const nc = await wrkPoint(ctx, s, target, true);
   const rps = (label: string, m: Map<string, WrkResult[]>) => [
     label,
     ...names.map((n) => fmt.rps(med(m.get(n), (r) => r.rps))),

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { clientPath } from '../lib/clients.js';
+import { start } from '../../test/support/proc.js';
+import { clientPath, flags } from '../lib/clients.js';
 import { addSection, type Ctx, diffOf, HOST, med, NODE, ratioOf } from '../lib/context.js';
-import { rssOf, start } from '../lib/proc.js';
+import { rssOf } from '../lib/cpu.js';
 import { alternateClient } from '../lib/runs.js';
 import { fmt } from '../lib/stats.js';
 import { CONNECTIONS, signed } from './http.js';
@@ -25,17 +26,7 @@ async function holdIdle(
   const t0 = performance.now();
   const client = start(
     NODE,
-    [
-      clientPath('ws'),
-      '--mode',
-      'idle',
-      '--port',
-      String(port),
-      '--host',
-      HOST,
-      '--connections',
-      String(count),
-    ],
+    [clientPath('ws'), ...flags({ mode: 'idle', port, host: HOST, connections: count })],
     { stdin: true },
   );
   commands.add(client.command);
@@ -72,20 +63,15 @@ export async function wsSection(ctx: Ctx, st: Stage): Promise<void> {
     ctx,
     names,
     s,
-    (n) => [
-      '--mode',
-      'echo',
-      '--port',
-      String(ports[n]),
-      '--host',
-      HOST,
-      '--connections',
-      String(CONNECTIONS),
-      '--seconds',
-      String(ctx.seconds),
-      '--warmup',
-      '1',
-    ],
+    (n) =>
+      flags({
+        mode: 'echo',
+        port: ports[n]!,
+        host: HOST,
+        connections: CONNECTIONS,
+        seconds: ctx.seconds,
+        warmup: 1,
+      }),
     'ws',
   );
   s.rows.push(

@@ -3,9 +3,12 @@ import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage 
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MongoClient, ObjectId } from 'mongodb';
+import { BSON, MongoClient, ObjectId } from 'mongodb';
 import { freePorts, freeRange } from './ports.js';
 import { type Running, repoRoot, startArr } from './proc.js';
+
+/** The hello sample: a short text answer naming its app, port and pid; /ws echoes. */
+export const HELLO = join(repoRoot, 'samples/hello/server.js');
 
 /** An application document as tests write them; `_id` is made when missing. */
 export interface AppDoc {
@@ -21,7 +24,7 @@ export interface AppDoc {
 export function helloApp(name: string, hosts: AppDoc['hosts'], instances = 1): AppDoc {
   return {
     _id: new ObjectId(),
-    process: { executable: process.execPath, args: [join(repoRoot, 'samples/hello/server.js'), name] },
+    process: { executable: process.execPath, args: [HELLO, name] },
     hosts,
     instances,
   };
@@ -34,6 +37,8 @@ export interface ArrUnderTest {
   range: [number, number];
   /** Where the apps file is (file registry), for tests that edit it. */
   appsFile?: string;
+  /** Milliseconds from spawning arr to its being ready (see `ArrOptions.ready`). */
+  startMs: number;
   stop(): Promise<number | string>;
 }
 
@@ -52,6 +57,11 @@ export interface ArrOptions {
   /** Listen on these ports and use this range (a node restarted as it was). */
   ports?: [number, number];
   range?: [number, number];
+  /**
+   * Resolves when arr is ready; default: when it prints "arr listening on" (log level info).
+   * The benchmark polls the port instead, at log level warn.
+   */
+  ready?: (arr: { proc: Running; port: number; sslport: number }) => Promise<unknown>;
 }
 
 /** Writes apps to a temporary apps.json (one document per line), or inserts them into MongoDB. */
@@ -68,9 +78,11 @@ export async function provideApps(apps: AppDoc[], mongo?: string): Promise<strin
     }
     return undefined;
   }
-  const dir = mkdtempSync(join(tmpdir(), 'arr-apps-'));
-  const file = join(dir, 'apps.json');
-  const { BSON } = await import('mongodb');
+  return writeAppsFile(join(mkdtempSync(join(tmpdir(), 'arr-apps-')), 'apps.json'), docs);
+}
+
+/** Writes an apps file: one extended-JSON document per line. */
+export function writeAppsFile(file: string, docs: AppDoc[]): string {
   writeFileSync(file, `${docs.map((d) => BSON.EJSON.stringify(d, { relaxed: true })).join('\n')}\n`);
   return file;
 }
@@ -95,14 +107,16 @@ export async function startArrWith(apps: AppDoc[], opts: ArrOptions = {}): Promi
     ...(opts.mongo ? ['-m', opts.mongo] : ['-a', appsFile!]),
     ...(opts.extraArgs ?? []),
   ];
+  const t0 = performance.now();
   const proc = startArr(args, { env: opts.env });
-  await proc.waitFor('arr listening on');
+  await (opts.ready ?? ((a) => a.proc.waitFor('arr listening on')))({ proc, port: port!, sslport: sslport! });
   return {
     proc,
     port: port!,
     sslport: sslport!,
     range,
     appsFile,
+    startMs: performance.now() - t0,
     stop: async () => {
       const code = await proc.stop('SIGTERM', 15_000);
       if (appsFile && !opts.file) rmSync(join(appsFile, '..'), { recursive: true, force: true });

@@ -1,76 +1,120 @@
+// The process harness of the tests and of the benchmark (bench/ imports it from here): start a
+// child, keep its output, wait for a line of it, stop it with a grace, stop them all by pid.
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { until } from './poll.js';
 
-/** The repository root (tests run from dist/test/..., compiled). */
+/** The repository root (this runs compiled, from dist/test/support). */
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 export const ARR_CLI = join(repoRoot, 'dist/src/cli/arr.js');
 export const NLB_CLI = join(repoRoot, 'dist/src/cli/nlb.js');
 
-/** Every process a test file started, so that `stopAll` can end them by pid. */
+/** Every process started here that still runs, so that `stopAll` and `killAllNow` end them by pid. */
 const started = new Set<Running>();
 
 export interface Running {
-  child: ChildProcess;
-  pid: number;
-  /** Everything written to stdout and stderr so far. */
+  readonly child: ChildProcess;
+  readonly pid: number;
+  /** The command line, as run (for messages and the benchmark's report). */
+  readonly command: string;
+  /** What the process wrote to stdout and stderr so far (the last `maxOutput` characters). */
   output(): string;
   /** Waits until the output matches, or the process exits, or the deadline passes. */
   waitFor(pattern: RegExp | string, timeoutMs?: number): Promise<RegExpMatchArray>;
   /** Resolves with the exit code (or signal name) when the process ends. */
-  exited: Promise<number | string>;
+  readonly exited: Promise<number | string>;
   stop(signal?: NodeJS.Signals, graceMs?: number): Promise<number | string>;
 }
 
 export interface StartOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
-  /** Print the process's output as it comes, for debugging a test. */
+  /** Give the child a stdin pipe (clients that run until their stdin closes). */
+  stdin?: boolean;
+  /** Keep only the last this many characters of output; default 16 Mi (in practice: all of it). */
+  maxOutput?: number;
+  /** Print the process's output as it comes, for debugging a test (or set ARR_TEST_ECHO). */
   echo?: boolean;
 }
 
-export function start(command: string, args: string[], opts: StartOptions = {}): Running {
-  const child = spawn(command, args, {
+/** Quotes a word for a shell command line when it needs it. */
+export function shellWord(w: string): string {
+  return /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A command line as one could type it in the repository root. */
+export function commandLine(cmd: string, args: string[]): string {
+  const short = cmd === process.execPath ? 'node' : cmd;
+  return [short, ...args]
+    .map((w) => shellWord(w.startsWith(repoRoot) ? w.slice(repoRoot.length) : w))
+    .join(' ');
+}
+
+const tail = (s: string) => (s.length > 4000 ? `...${s.slice(-4000)}` : s);
+
+export function start(cmd: string, args: string[], opts: StartOptions = {}): Running {
+  const child = spawn(cmd, args, {
     cwd: opts.cwd ?? repoRoot,
     env: { ...process.env, ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
   });
+  const max = opts.maxOutput ?? 16 * 1024 * 1024;
+  const echo = opts.echo || !!process.env.ARR_TEST_ECHO;
   let out = '';
+  let done = false;
   const onData = (d: Buffer) => {
     out += d.toString('utf8');
-    if (opts.echo || process.env.ARR_TEST_ECHO) process.stderr.write(d);
+    if (out.length > max) out = out.slice(-max);
+    if (echo) process.stderr.write(d);
   };
   child.stdout?.on('data', onData);
   child.stderr?.on('data', onData);
   const exited = new Promise<number | string>((resolve) => {
     child.once('exit', (code, signal) => resolve(code ?? signal ?? -1));
-    child.once('error', () => resolve(-1));
+    child.once('error', (err) => {
+      out += `\n${err.message}`;
+      resolve(-1);
+    });
   });
-  let done = false;
-  void exited.then(() => {
-    done = true;
-    started.delete(running);
-  });
-  const running: Running = {
+  const self: Running = {
     child,
     pid: child.pid ?? -1,
+    command: commandLine(cmd, args),
     output: () => out,
     exited,
-    async waitFor(pattern, timeoutMs = 15_000) {
-      return until(
-        `${String(pattern)} in the output of ${command} ${args.join(' ')}\n--- output so far:\n${out}\n---`,
-        () => {
-          const m =
-            typeof pattern === 'string' ? (out.includes(pattern) ? [pattern] : null) : out.match(pattern);
-          if (m) return m as RegExpMatchArray;
-          if (done) throw new Error(`process exited before printing ${String(pattern)}:\n${out}`);
-          return undefined;
-        },
-        { timeoutMs },
-      );
+    waitFor(pattern, timeoutMs = 15_000) {
+      const match = (): RegExpMatchArray | null =>
+        typeof pattern === 'string' ? (out.includes(pattern) ? [pattern] : null) : out.match(pattern);
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const m = match();
+          if (m) finish(() => resolve(m));
+          else if (done)
+            finish(() =>
+              reject(new Error(`${self.command} exited before printing ${pattern}:\n${tail(out)}`)),
+            );
+        };
+        const timer = setTimeout(
+          () =>
+            finish(() =>
+              reject(new Error(`${self.command}: no ${pattern} in ${timeoutMs} ms:\n${tail(out)}`)),
+            ),
+          timeoutMs,
+        );
+        const finish = (f: () => void) => {
+          clearTimeout(timer);
+          child.stdout?.off('data', check);
+          child.stderr?.off('data', check);
+          f();
+        };
+        child.stdout?.on('data', check);
+        child.stderr?.on('data', check);
+        void exited.then(check);
+        check();
+      });
     },
-    async stop(signal = 'SIGTERM', graceMs = 5000) {
+    async stop(signal = 'SIGTERM', graceMs = 5_000) {
       if (done) return exited;
       child.kill(signal);
       const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
@@ -79,21 +123,52 @@ export function start(command: string, args: string[], opts: StartOptions = {}):
       return code;
     },
   };
-  started.add(running);
-  return running;
+  void exited.then(() => {
+    done = true;
+    started.delete(self);
+  });
+  started.add(self);
+  return self;
 }
 
-/** Runs a command to the end and returns its exit code and output. */
+/** `what`, unless the process exits first: then a rejection with its output. */
+export function unlessExited<T>(proc: Running, what: Promise<T>): Promise<T> {
+  return Promise.race([
+    what,
+    proc.exited.then((code): never => {
+      throw new Error(`${proc.command} exited (${code}):\n${tail(proc.output())}`);
+    }),
+  ]);
+}
+
+export interface Ran {
+  code: number | string;
+  output: string;
+  command: string;
+}
+
+/** Runs a command to its end (SIGKILL after `timeoutMs`) and returns its exit code and output. */
 export async function run(
-  command: string,
+  cmd: string,
   args: string[],
   opts: StartOptions & { timeoutMs?: number } = {},
-): Promise<{ code: number | string; output: string }> {
-  const p = start(command, args, opts);
+): Promise<Ran> {
+  const p = start(cmd, args, opts);
   const timer = setTimeout(() => p.child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
   const code = await p.exited;
   clearTimeout(timer);
-  return { code, output: p.output() };
+  return { code, output: p.output(), command: p.command };
+}
+
+/** `run`, but a non-zero exit rejects (with the output); resolves with the output. */
+export async function runOk(
+  cmd: string,
+  args: string[],
+  opts: StartOptions & { timeoutMs?: number } = {},
+): Promise<string> {
+  const r = await run(cmd, args, opts);
+  if (r.code !== 0) throw new Error(`${r.command} failed (${r.code}):\n${tail(r.output)}`);
+  return r.output;
 }
 
 export const startArr = (args: string[], opts?: StartOptions) =>
@@ -105,9 +180,20 @@ export const startNlb = (args: string[], opts?: StartOptions) =>
 export const runNlb = (args: string[], opts?: StartOptions) =>
   run(process.execPath, [NLB_CLI, ...args], opts);
 
-/** Stops every process this test file started that is still running. */
+/** Stops every process started here that is still running (no parameter: it is passed to `after` as it is). */
 export async function stopAll(): Promise<void> {
   await Promise.all([...started].map((p) => p.stop('SIGTERM')));
+}
+
+/** Synchronous last resort (at process exit): SIGKILL what is left, by pid. */
+export function killAllNow(): void {
+  for (const p of started) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
 }
 
 /** True while a process with this pid exists. */
