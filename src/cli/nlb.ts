@@ -116,13 +116,7 @@ async function main(): Promise<void> {
   const level = argv.verbose ? 'debug' : (argv['log-level'] as (typeof LOG_LEVELS)[number]);
   const log = createLogger('nlb', level);
   const balancer = new Balancer(routes, { ...DEFAULT_HEALTH, connectTimeoutMs, idleTimeoutMs, bind }, log);
-  try {
-    await balancer.listen();
-  } catch (err) {
-    if (err instanceof ListenError) fail(`${argv.config}: ${err.message}`, 1);
-    throw err;
-  }
-
+  // Before listening: a signal that comes as soon as the ports are open must stop nlb cleanly.
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -139,6 +133,12 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  try {
+    await balancer.listen();
+  } catch (err) {
+    if (err instanceof ListenError) fail(`${argv.config}: ${err.message}`, 1);
+    throw err;
+  }
 }
 
 main().catch((err: unknown) => {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { isDnsName } from '../util/host-name.js';
+import { isDnsName, normaliseHostName } from '../util/host-name.js';
 
 /** One backend of a route: where connections are handed to. */
 export interface BackendConfig {
@@ -57,7 +57,7 @@ function normaliseHost(v: unknown): { host: string } | { problem: string } {
   if (v === undefined) return { problem: 'is missing (a host name or an IP address is expected)' };
   if (typeof v !== 'string') return { problem: `must be a host name or an IP address (got ${show(v)})` };
   const host = v.startsWith('[') && v.endsWith(']') ? v.slice(1, -1) : v;
-  if (isIP(host) !== 0 || isDnsName(host.endsWith('.') ? host.slice(0, -1) : host)) return { host };
+  if (isIP(host) !== 0 || isDnsName(normaliseHostName(host))) return { host };
   return { problem: `must be a host name or an IP address (got ${show(v)})` };
 }
 

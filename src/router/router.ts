@@ -143,20 +143,30 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     }
     setForwardedHeaders(req, secure);
     const target = this.instances.pick(route.app);
-    if (target) this.sendUpgrade(req, socket, head, target);
-    else
-      this.instances.resolve(route.app).then(
-        (t) => this.sendUpgrade(req, socket, head, t),
-        (err: unknown) =>
-          this.refuse(route.app, err, (status, message, headers) =>
-            this.refuseUpgrade(socket, status, message, headers),
-          ),
-      );
+    if (target) {
+      this.sendUpgrade(req, socket, head, target);
+      return;
+    }
+    // While the instance starts, the client's connection is read (into its buffer, nothing is
+    // lost), so that a client that leaves meanwhile is noticed and not forwarded.
+    socket.read(0);
+    this.instances.resolve(route.app).then(
+      (t) => this.sendUpgrade(req, socket, head, t),
+      (err: unknown) =>
+        this.refuse(route.app, err, (status, message, headers) =>
+          this.refuseUpgrade(socket, status, message, headers),
+        ),
+    );
   }
 
   /** A WebSocket counts as in flight at its instance (for the idle timeout) until it closes. */
   private sendUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: Target): void {
-    if (socket.destroyed) return; // the client left while its instance was being found
+    // The client left while its instance was being found (an upgrade has no body: a client
+    // whose side has ended has gone).
+    if (socket.destroyed || socket.readableEnded) {
+      socket.destroy();
+      return;
+    }
     exchangeBegan(target);
     socket.once('close', () => exchangeEnded(target));
     this.upgrades.ws(req, socket, head, target);

@@ -4,9 +4,9 @@
  * simply names no app.
  */
 
-/** A DNS name: labels of letters, digits, '-' and '_' (no leading or trailing '-'), separated by dots. */
-const DNS_NAME = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/i;
-const IPV6_LITERAL = /^\[[0-9a-f:.]+\]$/i;
+/** A DNS name, lower case: labels of letters, digits, '-' and '_' (no leading or trailing '-'), separated by dots. */
+const DNS_NAME = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
+const IPV6_LITERAL = /^\[[0-9a-f:.]+\]$/;
 
 /** Whether `name` is a DNS name of at most 253 characters (an IPv4 address is one too). */
 export function isDnsName(name: string): boolean {
