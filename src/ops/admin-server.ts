@@ -9,6 +9,26 @@ export function isLoopback(host: string): boolean {
   return h === 'localhost' || h === '::1' || /^(?:::ffff:)?127\./.test(h);
 }
 
+/**
+ * Whether the admin endpoint answers a request with this Host header (undefined: none sent).
+ * Against DNS rebinding: a web page in a browser on this machine, served from a name its owner
+ * then points at 127.0.0.1, may send same-origin requests to the admin port and read the answers
+ * (`/metrics`: the apps' names and traffic). Such a request carries that name in Host. So the
+ * endpoint answers only `localhost`, an IP address (`127.0.0.1`, `[::1]`, or the address a
+ * balancer probes by: a literal address cannot be rebound) and the `--admin` host itself, each
+ * with or without a port. A request without Host (HTTP/1.0) cannot come from a browser, so it
+ * is answered too, wherever the endpoint listens. (A bearer token admitting a request whatever
+ * its Host can be added here.)
+ */
+export function admitsHost(host: string | undefined, adminAddress: AdminAddress): boolean {
+  if (host === undefined) return true;
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::\d{0,5})?$/.exec(host.trim().toLowerCase());
+  if (!m) return false;
+  if (m[1] !== undefined) return isIP(m[1]) === 6;
+  const name = m[2]!;
+  return name === 'localhost' || isIP(name) === 4 || name === adminAddress.host.toLowerCase();
+}
+
 /** What `/healthz` reports. */
 export interface HealthSource {
   /** False once arr has begun to stop. */
@@ -38,6 +58,14 @@ export async function startAdminServer(
   health: HealthSource,
 ): Promise<AdminServer> {
   const server: Server = createServer((req, res) => {
+    if (!admitsHost(req.headers.host, address)) {
+      // 421 rather than 403: what is wrong is the name the request was sent to (this endpoint
+      // does not serve that authority, RFC 9110 §15.5.20), not who sent it; 403 is left for a
+      // missing or wrong credential once the endpoint takes one.
+      const body = 'misdirected: Host must be localhost or an IP address, with or without a port\n';
+      send(res, 421, 'text/plain; charset=utf-8', body, {}, req.method === 'HEAD');
+      return;
+    }
     const [path, query = ''] = (req.url ?? '/').split('?', 2);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(res, 405, 'text/plain; charset=utf-8', 'only GET and HEAD\n', { allow: 'GET, HEAD' });

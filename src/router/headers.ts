@@ -1,5 +1,5 @@
-import type { IncomingMessage } from 'node:http';
-import { forwardedValues } from './forwarded.js';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { clientAddress } from './proxy-protocol.js';
 
 /**
  * Hop-by-hop fields (RFC 9110 §7.6.1): they describe one connection, so neither side's are
@@ -28,6 +28,25 @@ const SET_BY_ARR = new Set([
   'x-forwarded-port',
 ]);
 
+/**
+ * Request fields a client may send but no instance gets: arr does not set them, and an app that
+ * read them would take the client's word for where the request came from. Instances get
+ * X-Forwarded-* (set by arr) only.
+ */
+const CLIENT_CLAIMS = new Set(['forwarded', 'x-real-ip']);
+
+/** Every request field dropped by its name alone: one lookup per field. */
+const NOT_PASSED = new Set([...HOP_BY_HOP, ...SET_BY_ARR, ...CLIENT_CLAIMS]);
+
+/**
+ * A field name with "_" is dropped (nginx's default, `underscores_in_headers off`): CGI and WSGI
+ * turn "-" and "_" alike into "_", so that an app would read `X_Forwarded_Proto: https` as
+ * X-Forwarded-Proto, merged with arr's.
+ */
+function hasUnderscore(name: string): boolean {
+  return name.indexOf('_') !== -1;
+}
+
 /** Names a Connection header lists beyond the usual "keep-alive" and "close"; undefined if none. */
 function connectionOptions(value: string | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;
@@ -41,9 +60,36 @@ function connectionOptions(value: string | undefined): Set<string> | undefined {
   return names.size > 0 ? names : undefined;
 }
 
+/** The X-Forwarded-* values an instance is told about one request. */
+export interface Forwarded {
+  for: string;
+  proto: string;
+  host: string;
+  port: string;
+}
+
+/**
+ * For is appended to (a chain of proxies); Proto, Host and Port describe the connection arr
+ * accepted and replace whatever the client sent, which is never passed through as truth.
+ */
+export function forwardedValues(req: IncomingMessage, secure: boolean): Forwarded {
+  // The socket's peer, or what a PROXY header announced (--trust-proxy-protocol).
+  const address = clientAddress(req.socket) ?? '';
+  // An IPv4 client of a dual-stack listener shows as ::ffff:a.b.c.d; apps expect a.b.c.d.
+  const client = address.startsWith('::ffff:') ? address.slice(7) : address;
+  const prior = req.headers['x-forwarded-for'];
+  return {
+    for: prior ? `${prior}, ${client}` : client,
+    proto: secure ? 'https' : 'http',
+    host: req.headers.host ?? '',
+    port: String(req.socket.localPort ?? ''),
+  };
+}
+
 /**
  * The header list an instance gets for a request, flat ([name, value, name, value...]) as the
- * client sent it, less hop-by-hop fields, with Host and the X-Forwarded-* fields set by arr.
+ * client sent it, less hop-by-hop fields, the fields its Connection header names, client claims
+ * (Forwarded, X-Real-IP) and names with "_", with Host and the X-Forwarded-* fields set by arr.
  */
 export function requestHeaders(req: IncomingMessage, secure: boolean): string[] {
   const raw = req.rawHeaders;
@@ -52,7 +98,7 @@ export function requestHeaders(req: IncomingMessage, secure: boolean): string[] 
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || SET_BY_ARR.has(lower) || named?.has(lower)) continue;
+    if (NOT_PASSED.has(lower) || hasUnderscore(lower) || named?.has(lower)) continue;
     out.push(name, raw[i + 1]!);
   }
   const f = forwardedValues(req, secure);
@@ -69,6 +115,31 @@ export function requestHeaders(req: IncomingMessage, secure: boolean): string[] 
     f.port,
   );
   return out;
+}
+
+/**
+ * The same rules for a request that http-proxy passes on (WebSocket upgrades, `OPTIONS *`): it
+ * sends `req.headers`, so the fields no instance gets are deleted from them. Connection keeps
+ * only what the exchange needs: `Upgrade` for an upgrade (with its Upgrade field), else `close`
+ * or `keep-alive` if the client said so (http-proxy answers the client by it). Transfer-Encoding
+ * stays (node:http frames the piped body by it), and Host and the X-Forwarded-* fields are left
+ * to the caller.
+ */
+export function dropUnpassedHeaders(req: IncomingMessage): void {
+  const headers: IncomingHttpHeaders = req.headers;
+  const connection = headers.connection?.toLowerCase().split(',');
+  const named = connectionOptions(headers.connection);
+  // An upgrade lists Upgrade in Connection (RFC 9110 §7.8), as node:http requires to call it one.
+  const upgrade = named?.has('upgrade') ? headers.upgrade : undefined;
+  for (const name of Object.keys(headers)) {
+    if (SET_BY_ARR.has(name) || name === 'transfer-encoding') continue;
+    if (NOT_PASSED.has(name) || hasUnderscore(name) || named?.has(name)) delete headers[name];
+  }
+  if (upgrade !== undefined) {
+    headers.upgrade = upgrade;
+    headers.connection = 'Upgrade';
+  } else if (connection?.some((t) => t.trim() === 'close')) headers.connection = 'close';
+  else if (connection?.some((t) => t.trim() === 'keep-alive')) headers.connection = 'keep-alive';
 }
 
 /**

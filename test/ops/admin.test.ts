@@ -11,6 +11,7 @@ import { cliEnv } from '../support/cli-env.js';
 import { type MongoServer, mongoUnavailable, startMongo } from '../support/mongo.js';
 import { freePort } from '../support/ports.js';
 import { ARR_CLI, run, stopAll } from '../support/proc.js';
+import { head, parseResponses, rawExchange } from '../support/rawhttp.js';
 
 /** `arr apps` and `arr validate`, run as the real CLI (in the repository root, like arr itself). */
 const arr = (args: string[]) =>
@@ -285,5 +286,80 @@ describe('arr apps on MongoDB', { skip: mongoUnavailable() }, () => {
       ),
     );
     assert.doesNotMatch(r.output, /secret/);
+  });
+});
+
+describe('the --admin endpoint and DNS rebinding', () => {
+  // A page in a browser on this machine, served from a name its owner re-points at 127.0.0.1,
+  // sends same-origin requests to the admin port with its own name in Host. Those are refused.
+  let node: Awaited<ReturnType<typeof startArrWith>>;
+  let admin: number;
+  before(async () => {
+    admin = await freePort();
+    node = await startArrWith([helloApp('alpha', [{ host: 'alpha.localhost', ssl: 'allowed' }])], {
+      extraArgs: ['--admin', `127.0.0.1:${admin}`],
+    });
+  });
+  after(async () => {
+    await node?.stop();
+    await stopAll();
+  });
+
+  /** The one answer to a request with these header lines (`Connection: close` added). */
+  const ask = async (requestLine: string, ...lines: string[]) => {
+    const r = await rawExchange(admin, head(requestLine, ...lines, 'Connection: close'));
+    const responses = parseResponses(r.text);
+    assert.equal(responses.length, 1, `${requestLine} ${lines.join(' ')}: ${r.text}`);
+    return responses[0]!;
+  };
+
+  it('refuses a Host that is neither loopback, an IP address nor the admin address: 421, no metrics', async () => {
+    for (const host of [
+      'evil.example',
+      `evil.example:${admin}`,
+      `localhost.evil.example:${admin}`,
+      `127.0.0.1.nip.io:${admin}`,
+      `alpha.localhost:${admin}`,
+    ]) {
+      for (const path of ['/metrics', '/healthz?verbose', '/']) {
+        const r = await ask(`GET ${path} HTTP/1.1`, `Host: ${host}`);
+        assert.equal(r.status, 421, `${host} ${path}: ${r.status} ${r.body.slice(0, 200)}`);
+        assert.match(r.headers['content-type'] ?? '', /^text\/plain/);
+        assert.match(r.body, /^[^\n]*localhost[^\n]*\n$/, `${host}: one line naming the hosts accepted`);
+        assert.doesNotMatch(r.body, /arr_|process_|nodejs_|"apps"/, `${host}: nothing of arr's state`);
+      }
+    }
+    const headReq = await ask('HEAD /metrics HTTP/1.1', 'Host: evil.example');
+    assert.equal(headReq.status, 421);
+  });
+
+  it('answers Host localhost, 127.0.0.1 and [::1], with or without the port', async () => {
+    for (const host of [
+      `localhost:${admin}`,
+      'localhost',
+      `LOCALHOST:${admin}`,
+      `127.0.0.1:${admin}`,
+      '127.0.0.1',
+      '127.1.2.3',
+      `[::1]:${admin}`,
+    ]) {
+      const metrics = await ask('GET /metrics HTTP/1.1', `Host: ${host}`);
+      assert.equal(metrics.status, 200, `${host}: ${metrics.status} ${metrics.body}`);
+      assert.match(metrics.body, /^# TYPE arr_requests_total counter$/m, host);
+    }
+  });
+
+  it('answers /healthz to a balancer probing by IP address, and to HTTP/1.0 without Host', async () => {
+    // A balancer reaches the admin port by this machine's address: an IP literal in Host is
+    // never what a rebound name sends.
+    for (const host of [`10.1.2.3:${admin}`, '192.0.2.7', `[2001:db8::1]:${admin}`]) {
+      const r = await ask('GET /healthz HTTP/1.1', `Host: ${host}`);
+      assert.equal(r.status, 200, `${host}: ${r.status} ${r.body}`);
+      assert.equal(r.body, 'ok\n');
+    }
+    const bare = await rawExchange(admin, 'GET /healthz HTTP/1.0\r\n\r\n');
+    const [r] = parseResponses(bare.text);
+    assert.equal(r?.status, 200, bare.text);
+    assert.equal(r.body, 'ok\n');
   });
 });
