@@ -67,7 +67,7 @@ function originOf(t: Target): string {
 }
 
 /** Whether the client announced a body (Node has checked the framing already). */
-function hasBody(req: IncomingMessage): boolean {
+export function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }

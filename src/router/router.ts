@@ -8,7 +8,7 @@ import type { App, Route } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
 import { setForwardedHeaders } from './forwarded.js';
 import { absoluteTarget, hostName, manyHosts } from './host.js';
-import { Exchange, type ExchangeOwner, HttpEngine, TIMED_OUT } from './http-engine.js';
+import { Exchange, type ExchangeOwner, HttpEngine, hasBody, TIMED_OUT } from './http-engine.js';
 import type { ExchangeObserver } from './observer.js';
 import { rejectUpgrade, sendError } from './respond.js';
 import { OPTIONS_TIMED_OUT, type UpgradeOwner, UpgradeProxy } from './upgrade-proxy.js';
@@ -227,6 +227,10 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     if (manyHosts(req.rawHeaders))
       return { status: 400, message: 'one Host header is required, not several' };
     const url = req.url ?? '/';
+    // `OPTIONS *` goes through http-proxy, which would not frame a body as it came (a chunked
+    // body would reach the instance unframed: a request smuggled inside it). It has no use for one.
+    if (url === '*' && (req.method !== 'OPTIONS' || hasBody(req)))
+      return { status: 400, message: 'the target * is for OPTIONS without a body', headers: CLOSE };
     if (url.charCodeAt(0) !== 47 /* / */ && url !== '*') {
       // Absolute form (RFC 9112 §3.2.2): the target's authority names the host, and the Host
       // header is made to agree with it, so that no instance sees a request naming another host.
@@ -266,12 +270,11 @@ export class Router implements ExchangeOwner, UpgradeOwner {
   }
 }
 
+/** A refusal after which the connection is closed: what the client sent after it is not read as a request. */
+const CLOSE = { connection: 'close' };
+
 /** A request that can be sent to another instance after the first refused it. */
 function isReplayable(req: IncomingMessage): boolean {
   const m = req.method;
-  return (
-    (m === 'GET' || m === 'HEAD' || m === 'OPTIONS') &&
-    !req.headers['transfer-encoding'] &&
-    (req.headers['content-length'] === undefined || req.headers['content-length'] === '0')
-  );
+  return (m === 'GET' || m === 'HEAD' || m === 'OPTIONS') && !hasBody(req);
 }
