@@ -68,6 +68,15 @@ export interface ActivatorOptions {
 const LOOPBACK = '127.0.0.1';
 
 /**
+ * Why spawn() refused to start an app, for the log: the error code, not the message, which
+ * can quote the arguments (they may hold secrets, or be 100 KiB long).
+ */
+function spawnFailure(app: App, err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
+  return `cannot run "${app.process.executable}" (${code})`;
+}
+
+/**
  * Starts, tracks and stops the instances that run on this node: at most one per app. Any
  * number of concurrent activations of one app share a single start. A program that keeps
  * failing is started again only after a delay that doubles with each failure.
@@ -222,7 +231,7 @@ export class Activator {
       );
     }
     const startedAt = Date.now();
-    const proc = spawnInstance(app, port, this.log);
+    const proc = this.spawnOnPort(app, port);
     this.processes.add(proc);
     const exitedEarly = new AbortController();
     void proc.exited.then((exit) => {
@@ -315,6 +324,26 @@ export class Activator {
       `${app.name} is ready on port ${port} (${Date.now() - startedAt} ms)`,
     );
     return { kind: 'local', target };
+  }
+
+  /**
+   * Spawns the app on a port already taken from the range. A start that fails before there is
+   * a process (a NUL byte or too long an argument list, a path through a file: spawn() throws)
+   * gives the port back and counts for the back-off, or every request to a bad app would keep
+   * one more port of the range until no app could start.
+   */
+  private spawnOnPort(app: App, port: number): SpawnedProcess {
+    try {
+      return spawnInstance(app, port, this.log);
+    } catch (err) {
+      this.ports.release(port);
+      this.recordFailure(app.id);
+      throw new ActivationError(
+        502,
+        'the application could not be started',
+        `${app.name}: ${spawnFailure(app, err)}`,
+      );
+    }
   }
 
   /** The app's instances on other nodes, as the registry has them now. */

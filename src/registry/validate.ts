@@ -14,6 +14,16 @@ const HOST_NAME =
   /^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
 const IPV6_LITERAL = /^\[[0-9a-f:.]+\]$/;
 
+/**
+ * The most bytes the executable and arguments of an app may take together. Linux refuses a
+ * single argument of 128 KiB or more (MAX_ARG_STRLEN, with its NUL) and spawn() then throws:
+ * this keeps every command line under that, and far under the 2 MB or so of ARG_MAX.
+ */
+export const MAX_COMMAND_BYTES = 128 * 1024;
+
+// No program can receive one: spawn() refuses the whole command line.
+const NUL_BYTE = 'contains a NUL byte, which no program can be given';
+
 export type Validated = { ok: true; app: App } | { ok: false; problems: Problem[] };
 
 /** The printable id of a document's `_id`, or undefined when it has none usable. */
@@ -61,6 +71,8 @@ export function validateApp(doc: unknown): Validated {
   } else {
     if (typeof proc.executable !== 'string' || proc.executable.trim() === '') {
       fail('process.executable', 'missing or not a non-empty string');
+    } else if (proc.executable.includes('\0')) {
+      fail('process.executable', NUL_BYTE);
     } else {
       executable = proc.executable;
     }
@@ -70,6 +82,16 @@ export function validateApp(doc: unknown): Validated {
       fail('process.args', 'must be an array of strings');
     } else {
       args = proc.args as string[];
+      args.forEach((a, i) => {
+        if (a.includes('\0')) fail(`process.args[${i}]`, NUL_BYTE);
+      });
+    }
+    const bytes = commandBytes(executable, args);
+    if (bytes > MAX_COMMAND_BYTES) {
+      fail(
+        args.length > 0 ? 'process.args' : 'process.executable',
+        `the executable and its arguments are ${bytes} bytes together; at most ${MAX_COMMAND_BYTES} (128 KiB)`,
+      );
     }
   }
 
@@ -104,6 +126,11 @@ export function validateApp(doc: unknown): Validated {
   if (problems.length > 0 || id === undefined) return { ok: false, problems };
   const name = typeof doc.name === 'string' && doc.name.trim() !== '' ? doc.name.trim() : hosts[0]!.host;
   return { ok: true, app: { id, rawId: doc._id, name, process: { executable, args }, hosts, instances } };
+}
+
+/** The UTF-8 size of a command line, as the kernel counts it against its limits (less the NULs). */
+function commandBytes(executable: string, args: string[]): number {
+  return args.reduce((n, a) => n + Buffer.byteLength(a), Buffer.byteLength(executable));
 }
 
 function validateHost(

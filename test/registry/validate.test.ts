@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ObjectId } from 'mongodb';
 import { type App, formatProblem, type Problem } from '../../src/registry/types.js';
-import { isValidHostName, normaliseHostName, validateApp } from '../../src/registry/validate.js';
+import {
+  isValidHostName,
+  MAX_COMMAND_BYTES,
+  normaliseHostName,
+  validateApp,
+} from '../../src/registry/validate.js';
 
 const OID = '65a0000000000000000000d1';
 
@@ -98,6 +103,30 @@ describe('validateApp', () => {
     rejected(doc({ process: { executable: 'node', args: [null] } }), ['process.args']);
     rejected(doc({ process: { executable: 'node', args: 'server.js' } }), ['process.args']);
     assert.deepEqual(valid(doc({ process: { executable: 'node' } })).process.args, []);
+  });
+
+  it('process: a NUL byte anywhere, which spawn() would refuse, is rejected by field', () => {
+    const [exe] = rejected(doc({ process: { executable: 'node\0x', args: [] } }), ['process.executable']);
+    assert.match(exe?.message ?? '', /NUL byte/);
+    const [arg] = rejected(doc({ process: { executable: 'node', args: ['ok', 'a\0b'] } }), [
+      'process.args[1]',
+    ]);
+    assert.match(formatProblem(arg as Problem), new RegExp(`app ${OID}: process\\.args\\[1\\]: .*NUL byte`));
+  });
+
+  it('process: a command line over 128 KiB, which spawn() would refuse (E2BIG), is rejected', () => {
+    const huge = 'x'.repeat(MAX_COMMAND_BYTES);
+    const [one] = rejected(doc({ process: { executable: 'node', args: [huge] } }), ['process.args']);
+    assert.match(one?.message ?? '', /131076 bytes together; at most 131072 \(128 KiB\)/);
+    const many = Array.from({ length: 2000 }, () => 'y'.repeat(100));
+    rejected(doc({ process: { executable: 'node', args: many } }), ['process.args']);
+    rejected(doc({ process: { executable: `/${'z'.repeat(MAX_COMMAND_BYTES)}` } }), ['process.executable']);
+    // Bytes, not characters: 'é' is two.
+    rejected(doc({ process: { executable: 'node', args: ['é'.repeat(MAX_COMMAND_BYTES / 2)] } }), [
+      'process.args',
+    ]);
+    const fits = 'x'.repeat(MAX_COMMAND_BYTES - 'node'.length);
+    assert.equal(valid(doc({ process: { executable: 'node', args: [fits] } })).process.args[0], fits);
   });
 
   it('hosts: missing, empty or not an array', () => {
