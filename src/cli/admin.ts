@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { Options } from 'yargs';
@@ -10,6 +9,7 @@ import type { Registry } from '../registry/registry.js';
 import { type App, formatProblem, type Machine, type Problem } from '../registry/types.js';
 import { validateApp } from '../registry/validate.js';
 import { redactUrl } from '../server.js';
+import { readFailure, readRegularFile } from '../util/read-limited.js';
 
 /** Options of the admin commands only (checked for unknown flags together with arr's own). */
 export const APPS_OPTIONS = {
@@ -237,9 +237,9 @@ async function checkCertificates(app: App, line: number | undefined): Promise<Pr
 /** The file's content, or why it cannot be read. Relative paths are arr's working directory's. */
 async function readPemFile(path: string): Promise<Buffer | string> {
   try {
-    return await readFile(resolve(path));
+    return await readRegularFile(resolve(path));
   } catch (e) {
-    return `cannot read "${path}" (${(e as NodeJS.ErrnoException).code ?? describeError(e)})`;
+    return `cannot read "${path}" (${readFailure(e)})`;
   }
 }
 

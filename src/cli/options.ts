@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { readFailure, readRegularFileSync } from '../util/read-limited.js';
 
 /** A bad command-line option: the message names the option; the CLI prints it and exits 2. */
 export class UsageError extends Error {}
@@ -39,10 +39,9 @@ export function checkPositive(value: unknown, option: string): number {
 /** Reads a PEM file named by an option, or fails naming the option and the file. */
 export function readPem(path: string, option: string): Buffer {
   try {
-    return readFileSync(path);
+    return readRegularFileSync(path);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
-    throw new UsageError(`${option}: cannot read "${path}" (${code})`);
+    throw new UsageError(`${option}: cannot read "${path}" (${readFailure(err)})`);
   }
 }
 
