@@ -1,6 +1,7 @@
 import type { Registry } from '../registry/registry.js';
 import type { App, Machine } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
+import { cannotSwitchUser, type Identity, IdentityError, resolveIdentity } from './identity.js';
 import type { PortAllocator } from './port-allocator.js';
 import { waitForPort } from './readiness.js';
 import { type SpawnedProcess, signalGroup, spawnInstance } from './spawn.js';
@@ -67,11 +68,20 @@ export interface ActivatorOptions {
 
 const LOOPBACK = '127.0.0.1';
 
+/** The uid and gid the app's instances run as; undefined: arr's own. */
+async function identityOf(app: App): Promise<Identity | undefined> {
+  if (app.user === undefined) return undefined;
+  const refusal = cannotSwitchUser();
+  if (refusal) throw new IdentityError('user', `"${app.user}" is given, but ${refusal}`);
+  return resolveIdentity(app.user, app.group);
+}
+
 /**
  * Why spawn() refused to start an app, for the log: the error code, not the message, which
  * can quote the arguments (they may hold secrets, or be 100 KiB long).
  */
 function spawnFailure(app: App, err: unknown): string {
+  if (err instanceof IdentityError) return `${err.field}: ${err.message}`;
   const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
   return `cannot run "${app.process.executable}" (${code})`;
 }
@@ -231,7 +241,7 @@ export class Activator {
       );
     }
     const startedAt = Date.now();
-    const proc = this.spawnOnPort(app, port);
+    const proc = await this.spawnOnPort(app, port);
     this.processes.add(proc);
     const exitedEarly = new AbortController();
     void proc.exited.then((exit) => {
@@ -327,14 +337,15 @@ export class Activator {
   }
 
   /**
-   * Spawns the app on a port already taken from the range. A start that fails before there is
-   * a process (a NUL byte or too long an argument list, a path through a file: spawn() throws)
-   * gives the port back and counts for the back-off, or every request to a bad app would keep
-   * one more port of the range until no app could start.
+   * Spawns the app, as its `user` when it has one, on a port already taken from the range. A
+   * start that fails before there is a process (an unknown user; a NUL byte or too long an
+   * argument list, a path through a file: spawn() throws) gives the port back and counts for
+   * the back-off, or every request to a bad app would keep one more port of the range until no
+   * app could start.
    */
-  private spawnOnPort(app: App, port: number): SpawnedProcess {
+  private async spawnOnPort(app: App, port: number): Promise<SpawnedProcess> {
     try {
-      return spawnInstance(app, port, this.log);
+      return spawnInstance(app, port, this.log, await identityOf(app));
     } catch (err) {
       this.ports.release(port);
       this.recordFailure(app.id);

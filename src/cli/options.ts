@@ -45,6 +45,26 @@ export function readPem(path: string, option: string): Buffer {
   }
 }
 
+/** A connection string is a line; a file much bigger than that is not one. */
+const MAX_MONGO_FILE_BYTES = 64 * 1024;
+
+/**
+ * The MongoDB URL of --mongo, or read from the file of --mongo-file (trimmed): there it shows in
+ * no command line, which any local user can read in /proc/PID/cmdline.
+ */
+export function mongoUrl(mongo: string | undefined, mongoFile: string | undefined): string | undefined {
+  if (mongoFile === undefined) return mongo;
+  if (mongo !== undefined) throw new UsageError('--mongo and --mongo-file go alone: give one of them');
+  let url: string;
+  try {
+    url = readRegularFileSync(mongoFile, MAX_MONGO_FILE_BYTES).toString('utf8').trim();
+  } catch (err) {
+    throw new UsageError(`--mongo-file: cannot read "${mongoFile}" (${readFailure(err)})`);
+  }
+  if (url === '') throw new UsageError(`--mongo-file: "${mongoFile}" is empty`);
+  return url;
+}
+
 export function checkAddress(value: string, option: string): string {
   if (isIP(value) === 0 && value !== 'localhost') {
     throw new UsageError(`${option} must be an IP address (got "${value}")`);

@@ -24,6 +24,9 @@ export const MAX_COMMAND_BYTES = 128 * 1024;
 // No program can receive one: spawn() refuses the whole command line.
 const NUL_BYTE = 'contains a NUL byte, which no program can be given';
 
+const ACCOUNT_NAME = /^[A-Za-z_][A-Za-z0-9._-]{0,31}\$?$/;
+const NUMERIC_ID = /^\d{1,10}$/;
+
 export type Validated = { ok: true; app: App } | { ok: false; problems: Problem[] };
 
 /** The printable id of a document's `_id`, or undefined when it has none usable. */
@@ -95,6 +98,11 @@ export function validateApp(doc: unknown): Validated {
     }
   }
 
+  const user = optionalAccount(doc.user, 'user', fail);
+  const group = optionalAccount(doc.group, 'group', fail);
+  if (group !== undefined && doc.user === undefined)
+    fail('group', 'goes with "user": give the user the instances run as');
+
   const hosts: HostRule[] = [];
   if (!Array.isArray(doc.hosts) || doc.hosts.length === 0) {
     fail('hosts', 'missing or not a non-empty array');
@@ -125,12 +133,29 @@ export function validateApp(doc: unknown): Validated {
 
   if (problems.length > 0 || id === undefined) return { ok: false, problems };
   const name = typeof doc.name === 'string' && doc.name.trim() !== '' ? doc.name.trim() : hosts[0]!.host;
-  return { ok: true, app: { id, rawId: doc._id, name, process: { executable, args }, hosts, instances } };
+  const app: App = { id, rawId: doc._id, name, process: { executable, args }, hosts, instances };
+  if (user !== undefined) app.user = user;
+  if (group !== undefined) app.group = group;
+  return { ok: true, app };
 }
 
 /** The UTF-8 size of a command line, as the kernel counts it against its limits (less the NULs). */
 function commandBytes(executable: string, args: string[]): number {
   return args.reduce((n, a) => n + Buffer.byteLength(a), Buffer.byteLength(executable));
+}
+
+/** An optional `user` or `group`: a name as /etc/passwd and /etc/group hold them, or a number. */
+function optionalAccount(
+  v: unknown,
+  field: 'user' | 'group',
+  fail: (field: string, message: string) => void,
+): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v === 'string' && (ACCOUNT_NAME.test(v) || (NUMERIC_ID.test(v) && Number(v) < 2 ** 32 - 1)))
+    return v;
+  const what = field === 'user' ? 'a user name or a numeric uid' : 'a group name or a numeric gid';
+  fail(field, `must be ${what}, as a string (got ${JSON.stringify(v)})`);
+  return undefined;
 }
 
 function validateHost(

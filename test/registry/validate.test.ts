@@ -129,6 +129,22 @@ describe('validateApp', () => {
     assert.equal(valid(doc({ process: { executable: 'node', args: [fits] } })).process.args[0], fits);
   });
 
+  it('user and group: names or numbers, kept; group goes with user', () => {
+    const app = valid(doc({ user: 'www-data', group: '33' }));
+    assert.equal(app.user, 'www-data');
+    assert.equal(app.group, '33');
+    assert.equal(valid(doc({ user: '65534' })).group, undefined);
+    const plain = valid(doc());
+    assert.equal('user' in plain || 'group' in plain, false, 'absent when not given');
+    for (const user of ['', 'a b', 'root;id', 65534, '-x', 'a\0', '4294967296', 'x'.repeat(40), null]) {
+      const [p] = rejected(doc({ user }), ['user']);
+      assert.match(p?.message ?? '', /must be a user name or a numeric uid/, String(user));
+    }
+    rejected(doc({ user: 'nobody', group: 'bad group' }), ['group']);
+    const [p] = rejected(doc({ group: 'nogroup' }), ['group']);
+    assert.match(p?.message ?? '', /goes with "user"/);
+  });
+
   it('hosts: missing, empty or not an array', () => {
     for (const hosts of [undefined, [], 'a.test', { host: 'a.test', ssl: 'none' }])
       rejected(doc({ hosts }), ['hosts']);
