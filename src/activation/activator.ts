@@ -2,6 +2,7 @@ import type { Registry } from '../registry/registry.js';
 import type { App, Machine } from '../registry/types.js';
 import { every } from '../util/every.js';
 import type { Logger } from '../util/log.js';
+import { cannotSwitchUser, type Identity, IdentityError, resolveIdentity } from './identity.js';
 import type { PortAllocator } from './port-allocator.js';
 import { waitForPort } from './readiness.js';
 import { type SpawnedProcess, signalGroup, spawnInstance } from './spawn.js';
@@ -94,6 +95,24 @@ export interface ActivatorOptions {
 }
 
 const LOOPBACK = '127.0.0.1';
+
+/** The uid and gid the app's instances run as; undefined: arr's own. */
+async function identityOf(app: App): Promise<Identity | undefined> {
+  if (app.user === undefined) return undefined;
+  const refusal = cannotSwitchUser();
+  if (refusal) throw new IdentityError('user', `"${app.user}" is given, but ${refusal}`);
+  return resolveIdentity(app.user, app.group);
+}
+
+/**
+ * Why spawn() refused to start an app, for the log: the error code, not the message, which
+ * can quote the arguments (they may hold secrets, or be 100 KiB long).
+ */
+function spawnFailure(app: App, err: unknown): string {
+  if (err instanceof IdentityError) return `${err.field}: ${err.message}`;
+  const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
+  return `cannot run "${app.process.executable}" (${code})`;
+}
 
 /**
  * Starts, tracks and stops the instances that run on this node: at most one per app. Any
@@ -260,7 +279,7 @@ export class Activator {
       );
     }
     const startedAt = Date.now();
-    const proc = spawnInstance(app, port, this.log);
+    const proc = await this.spawnOnPort(app, port);
     this.processes.add(proc);
     const exitedEarly = new AbortController();
     void proc.exited.then((exit) => {
@@ -353,6 +372,27 @@ export class Activator {
       `${app.name} is ready on port ${port} (${Date.now() - startedAt} ms)`,
     );
     return { kind: 'local', target };
+  }
+
+  /**
+   * Spawns the app, as its `user` when it has one, on a port already taken from the range. A
+   * start that fails before there is a process (an unknown user; a NUL byte or too long an
+   * argument list, a path through a file: spawn() throws) gives the port back and counts for
+   * the back-off, or every request to a bad app would keep one more port of the range until no
+   * app could start.
+   */
+  private async spawnOnPort(app: App, port: number): Promise<SpawnedProcess> {
+    try {
+      return spawnInstance(app, port, this.log, await identityOf(app));
+    } catch (err) {
+      this.ports.release(port);
+      this.recordFailure(app.id);
+      throw new ActivationError(
+        'failed',
+        'the application could not be started',
+        `${app.name}: ${spawnFailure(app, err)}`,
+      );
+    }
   }
 
   /** The app's instances on other nodes, as the registry has them now. */

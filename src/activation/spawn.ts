@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { App } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
+import type { Identity } from './identity.js';
 
 /**
  * The environment an instance gets: arr's own, less everything that configures arr (ARR_*,
@@ -21,15 +22,29 @@ export interface SpawnedProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>;
 }
 
+/** An instance run as another user gets that user's HOME, USER and LOGNAME, not arr's. */
+function withIdentity(env: NodeJS.ProcessEnv, identity: Identity): NodeJS.ProcessEnv {
+  if (identity.home !== undefined) env.HOME = identity.home;
+  if (identity.name !== undefined) {
+    env.USER = identity.name;
+    env.LOGNAME = identity.name;
+  }
+  return env;
+}
+
 /**
  * Starts one instance of an app in its own process group (so that stopping it also stops
- * whatever it started), with its output logged line by line under the app's id and pid.
+ * whatever it started), with its output logged line by line under the app's id and pid; as
+ * `identity`'s uid and gid when given (libuv then also drops arr's supplementary groups; the
+ * user's own supplementary groups are not set: node's spawn has no way to).
  */
-export function spawnInstance(app: App, port: number, log: Logger): SpawnedProcess {
+export function spawnInstance(app: App, port: number, log: Logger, identity?: Identity): SpawnedProcess {
+  const env = instanceEnv(port);
   const child = spawn(app.process.executable, app.process.args, {
-    env: instanceEnv(port),
+    env: identity ? withIdentity(env, identity) : env,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
+    ...(identity ? { uid: identity.uid, gid: identity.gid } : {}),
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>(
     (resolve) => {

@@ -13,6 +13,7 @@ import {
   checkPort,
   checkPositive,
   defaultAdvertise,
+  mongoUrl,
   parseAdminAddress,
   readPem,
 } from './options.js';
@@ -31,6 +32,11 @@ const OPTIONS = {
     alias: 'm',
     type: 'string',
     describe: 'MongoDB connection string (the farm); without it the file registry is used',
+  },
+  'mongo-file': {
+    type: 'string',
+    describe:
+      'read the MongoDB connection string from this file (trimmed), so that it shows in no command line; instead of --mongo',
   },
   apps: {
     alias: 'a',
@@ -177,9 +183,17 @@ async function main(): Promise<void> {
   const unknown = unknownFlags(hideBin(process.argv), known);
   if (unknown.length > 0) fail(`unknown option ${unknown.join(', ')} (see arr --help)`);
 
+  let mongo: string | undefined;
+  try {
+    mongo = mongoUrl(argv.mongo, argv['mongo-file']);
+  } catch (err) {
+    if (err instanceof UsageError) fail(err.message);
+    throw err;
+  }
+
   if (argv._[0] === 'import') {
     const file = String(argv.file);
-    const url = argv.mongo ?? DEFAULT_IMPORT_MONGO;
+    const url = mongo ?? DEFAULT_IMPORT_MONGO;
     const result = await importApps(file, url).catch((err: Error) => {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR')
@@ -192,7 +206,7 @@ async function main(): Promise<void> {
   const print = (l: string) => process.stdout.write(`${l}\n`);
   const printErr = (l: string) => process.stderr.write(`${l}\n`);
   if (argv._[0] === 'apps')
-    process.exit(await listApps({ apps: argv.apps, mongo: argv.mongo, json: !!argv.json }, print, printErr));
+    process.exit(await listApps({ apps: argv.apps, mongo, json: !!argv.json }, print, printErr));
   if (argv._[0] === 'validate') process.exit(await validateFile(String(argv.file), print, printErr));
   if (argv._.length > 0) fail(`unknown command "${String(argv._[0])}" (see arr --help)`);
 
@@ -203,7 +217,7 @@ async function main(): Promise<void> {
     if (port === sslport && port !== 0)
       throw new UsageError(`--sslport must differ from --port (both are ${port})`);
     config = {
-      mongo: argv.mongo,
+      mongo,
       apps: resolve(argv.apps),
       range: parseRange(argv.range),
       port,

@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { type AdminAddress, UsageError } from '../config.js';
+import { readFailure, readRegularFileSync } from '../util/read-limited.js';
 
 export function checkPort(value: unknown, option: string): number {
   const n = typeof value === 'number' ? value : Number(value);
@@ -21,11 +21,30 @@ export function checkPositive(value: unknown, option: string): number {
 /** Reads a PEM file named by an option, or fails naming the option and the file. */
 export function readPem(path: string, option: string): Buffer {
   try {
-    return readFileSync(path);
+    return readRegularFileSync(path);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
-    throw new UsageError(`${option}: cannot read "${path}" (${code})`);
+    throw new UsageError(`${option}: cannot read "${path}" (${readFailure(err)})`);
   }
+}
+
+/** A connection string is a line; a file much bigger than that is not one. */
+const MAX_MONGO_FILE_BYTES = 64 * 1024;
+
+/**
+ * The MongoDB URL of --mongo, or read from the file of --mongo-file (trimmed): there it shows in
+ * no command line, which any local user can read in /proc/PID/cmdline.
+ */
+export function mongoUrl(mongo: string | undefined, mongoFile: string | undefined): string | undefined {
+  if (mongoFile === undefined) return mongo;
+  if (mongo !== undefined) throw new UsageError('--mongo and --mongo-file go alone: give one of them');
+  let url: string;
+  try {
+    url = readRegularFileSync(mongoFile, MAX_MONGO_FILE_BYTES).toString('utf8').trim();
+  } catch (err) {
+    throw new UsageError(`--mongo-file: cannot read "${mongoFile}" (${readFailure(err)})`);
+  }
+  if (url === '') throw new UsageError(`--mongo-file: "${mongoFile}" is empty`);
+  return url;
 }
 
 export function checkAddress(value: string, option: string): string {

@@ -1,13 +1,14 @@
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { Options } from 'yargs';
+import { IdentityError, resolveIdentity } from '../activation/identity.js';
 import { readAppsFile } from '../registry/apps-file.js';
 import { FileRegistry } from '../registry/file-registry.js';
 import { buildRouteTable } from '../registry/load.js';
 import { MongoRegistry, redactUrl } from '../registry/mongo-registry.js';
 import type { Registry } from '../registry/registry.js';
 import { type App, formatProblem, type Machine, type Problem } from '../registry/types.js';
+import { readFailure, readRegularFile } from '../util/read-limited.js';
 
 /** Options of the admin commands only (checked for unknown flags together with arr's own). */
 export const APPS_OPTIONS = {
@@ -154,7 +155,8 @@ export function formatApps(view: AppsView): string[] {
 /**
  * `arr validate FILE`: everything arr would report on loading the file (documents that do not
  * parse or validate, duplicate ids and host names), plus certificate files that cannot be read
- * or do not match their key; runs nothing. Exits 1 when there is any problem.
+ * or do not match their key, and users and groups this machine does not have; runs nothing.
+ * Exits 1 when there is any problem.
  */
 export async function validateFile(file: string, out: Print, err: Print): Promise<ExitCode> {
   const result = await checkAppsFile(file).catch((e: unknown) => {
@@ -192,8 +194,10 @@ export async function checkAppsFile(file: string): Promise<FileCheck> {
     }
   }
   const all: Problem[] = [...parsed.problems, ...problems];
-  for (const app of table.apps.values())
-    all.push(...(await checkCertificates(app, linesOf.get(app.id)?.[0])));
+  for (const app of table.apps.values()) {
+    const line = linesOf.get(app.id)?.[0];
+    all.push(...(await checkCertificates(app, line)), ...(await checkIdentity(app, line)));
+  }
   all.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
   // Valid: served exactly as written, i.e. no problem on the line of the document served.
   const troubled = new Set(all.map((p) => p.line));
@@ -227,12 +231,24 @@ async function checkCertificates(app: App, line: number | undefined): Promise<Pr
   return problems;
 }
 
+/** The app's `user` and `group` name a user and group of this machine (as a start would find them). */
+async function checkIdentity(app: App, line: number | undefined): Promise<Problem[]> {
+  if (app.user === undefined) return [];
+  try {
+    await resolveIdentity(app.user, app.group);
+    return [];
+  } catch (e) {
+    if (!(e instanceof IdentityError)) throw e;
+    return [{ id: app.id, line, field: e.field, message: e.message }];
+  }
+}
+
 /** The file's content, or why it cannot be read. Relative paths are arr's working directory's. */
 async function readPemFile(path: string): Promise<Buffer | string> {
   try {
-    return await readFile(resolve(path));
+    return await readRegularFile(resolve(path));
   } catch (e) {
-    return `cannot read "${path}" (${(e as NodeJS.ErrnoException).code ?? describeError(e)})`;
+    return `cannot read "${path}" (${readFailure(e)})`;
   }
 }
 

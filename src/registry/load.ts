@@ -25,6 +25,8 @@ export function buildRouteTable(docs: Iterable<{ doc: unknown; line?: number }>)
   const table = new RouteTable(apps);
   const hash = createHash('sha1');
   for (const app of table.apps.values())
-    hash.update(JSON.stringify([app.id, app.name, app.process, app.hosts, app.instances]));
+    hash.update(
+      JSON.stringify([app.id, app.name, app.process, app.hosts, app.instances, app.user, app.group]),
+    );
   return { table, problems: [...problems, ...table.problems], fingerprint: hash.digest('hex'), lines };
 }

@@ -1,10 +1,41 @@
+import { ObjectId } from 'mongodb';
 import type { App, Problem, Route } from './types.js';
+
+/** An `_id` as MongoDB orders it: first by the rank of its BSON type, then by `key`. */
+interface IdOrder {
+  rank: number;
+  key: number | string;
+}
+
+/**
+ * MongoDB's order of the `_id`s arr accepts: numbers (by value) before strings (by code point,
+ * as their UTF-8 bytes compare) before ObjectIds (by their 12 bytes, as their hex compares).
+ * Ordering the printable ids as strings would put `_id: 10` before `_id: 2`.
+ */
+function idOrder(rawId: unknown, id: string): IdOrder {
+  if (typeof rawId === 'number') return { rank: 0, key: rawId };
+  if (rawId instanceof ObjectId) return { rank: 2, key: rawId.toHexString() };
+  return { rank: 1, key: Buffer.from(typeof rawId === 'string' ? rawId : id, 'utf8').toString('latin1') };
+}
+
+function compareIdOrder(a: IdOrder, b: IdOrder): number {
+  if (a.rank !== b.rank) return a.rank - b.rank;
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
+/** The apps in MongoDB's order of their `_id`s; apps with equal ids keep their order. */
+function sortById(apps: Iterable<App>): App[] {
+  return [...apps]
+    .map((app) => ({ app, order: idOrder(app.rawId, app.id) }))
+    .sort((a, b) => compareIdOrder(a.order, b.order))
+    .map(({ app }) => app);
+}
 
 /**
  * The in-memory index from host name to application that answers every request. Built once per
- * load; lookups are one Map access. When two apps claim the same host name, the app with the
- * smaller id keeps it (the same winner whatever order the documents came in) and the other
- * is reported.
+ * load; lookups are one Map access. When two apps claim the same host name, the app whose `_id`
+ * comes first in MongoDB's order keeps it (the same winner whatever order the documents came
+ * in) and the other is reported.
  */
 export class RouteTable {
   readonly apps: ReadonlyMap<string, App>;
@@ -12,7 +43,7 @@ export class RouteTable {
   private readonly byHost = new Map<string, Route>();
 
   constructor(apps: Iterable<App>) {
-    const sorted = [...apps].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const sorted = sortById(apps);
     const byId = new Map<string, App>();
     for (const app of sorted) {
       if (byId.has(app.id)) {

@@ -27,6 +27,10 @@ export interface App {
   hosts: HostRule[];
   /** K: at most this many instances across the whole farm. */
   instances: number;
+  /** The user its instances run as (a name or a uid); only an arr running as root can. Else arr's. */
+  user?: string;
+  /** Their group (a name or a gid); default: the user's primary group. Only with `user`. */
+  group?: string;
 }
 
 /** Where one running instance can be reached; the elements of an app's `machines`. */

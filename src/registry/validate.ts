@@ -10,6 +10,19 @@ const SSL_SPELLINGS: Record<string, SslPolicy> = {
   none: 'none',
 };
 
+/**
+ * The most bytes the executable and arguments of an app may take together. Linux refuses a
+ * single argument of 128 KiB or more (MAX_ARG_STRLEN, with its NUL) and spawn() then throws:
+ * this keeps every command line under that, and far under the 2 MB or so of ARG_MAX.
+ */
+export const MAX_COMMAND_BYTES = 128 * 1024;
+
+// No program can receive one: spawn() refuses the whole command line.
+const NUL_BYTE = 'contains a NUL byte, which no program can be given';
+
+const ACCOUNT_NAME = /^[A-Za-z_][A-Za-z0-9._-]{0,31}\$?$/;
+const NUMERIC_ID = /^\d{1,10}$/;
+
 export type Validated = { ok: true; app: App } | { ok: false; problems: Problem[] };
 
 /** The printable id of a document's `_id`, or undefined when it has none usable. */
@@ -44,6 +57,8 @@ export function validateApp(doc: unknown): Validated {
   } else {
     if (typeof proc.executable !== 'string' || proc.executable.trim() === '') {
       fail('process.executable', 'missing or not a non-empty string');
+    } else if (proc.executable.includes('\0')) {
+      fail('process.executable', NUL_BYTE);
     } else {
       executable = proc.executable;
     }
@@ -53,8 +68,23 @@ export function validateApp(doc: unknown): Validated {
       fail('process.args', 'must be an array of strings');
     } else {
       args = proc.args as string[];
+      args.forEach((a, i) => {
+        if (a.includes('\0')) fail(`process.args[${i}]`, NUL_BYTE);
+      });
+    }
+    const bytes = commandBytes(executable, args);
+    if (bytes > MAX_COMMAND_BYTES) {
+      fail(
+        args.length > 0 ? 'process.args' : 'process.executable',
+        `the executable and its arguments are ${bytes} bytes together; at most ${MAX_COMMAND_BYTES} (128 KiB)`,
+      );
     }
   }
+
+  const user = optionalAccount(doc.user, 'user', fail);
+  const group = optionalAccount(doc.group, 'group', fail);
+  if (group !== undefined && doc.user === undefined)
+    fail('group', 'goes with "user": give the user the instances run as');
 
   const hosts: HostRule[] = [];
   if (!Array.isArray(doc.hosts) || doc.hosts.length === 0) {
@@ -86,7 +116,29 @@ export function validateApp(doc: unknown): Validated {
 
   if (problems.length > 0 || id === undefined) return { ok: false, problems };
   const name = typeof doc.name === 'string' && doc.name.trim() !== '' ? doc.name.trim() : hosts[0]!.host;
-  return { ok: true, app: { id, rawId: doc._id, name, process: { executable, args }, hosts, instances } };
+  const app: App = { id, rawId: doc._id, name, process: { executable, args }, hosts, instances };
+  if (user !== undefined) app.user = user;
+  if (group !== undefined) app.group = group;
+  return { ok: true, app };
+}
+
+/** The UTF-8 size of a command line, as the kernel counts it against its limits (less the NULs). */
+function commandBytes(executable: string, args: string[]): number {
+  return args.reduce((n, a) => n + Buffer.byteLength(a), Buffer.byteLength(executable));
+}
+
+/** An optional `user` or `group`: a name as /etc/passwd and /etc/group hold them, or a number. */
+function optionalAccount(
+  v: unknown,
+  field: 'user' | 'group',
+  fail: (field: string, message: string) => void,
+): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v === 'string' && (ACCOUNT_NAME.test(v) || (NUMERIC_ID.test(v) && Number(v) < 2 ** 32 - 1)))
+    return v;
+  const what = field === 'user' ? 'a user name or a numeric uid' : 'a group name or a numeric gid';
+  fail(field, `must be ${what}, as a string (got ${JSON.stringify(v)})`);
+  return undefined;
 }
 
 function validateHost(

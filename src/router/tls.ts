@@ -1,9 +1,9 @@
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Registry } from '../registry/registry.js';
 import { normaliseHostName } from '../util/host-name.js';
 import type { Logger } from '../util/log.js';
+import { readFailure, readRegularFile } from '../util/read-limited.js';
 
 type SniCallback = (err: Error | null, ctx?: SecureContext) => void;
 
@@ -47,13 +47,13 @@ export class CertificateStore {
     }
     try {
       const [cert, key] = await Promise.all([
-        readFile(resolve(route.rule.cert)),
-        readFile(resolve(route.rule.key)),
+        readRegularFile(resolve(route.rule.cert)),
+        readRegularFile(resolve(route.rule.key)),
       ]);
       return createSecureContext({ cert, key, minVersion: 'TLSv1.2' });
     } catch (err) {
       this.log.error(
-        { app: route.app.id, host, err: (err as Error).message },
+        { app: route.app.id, host, err: readFailure(err) },
         `certificate of ${host} cannot be used; serving the default one`,
       );
       return undefined;

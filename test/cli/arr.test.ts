@@ -102,7 +102,13 @@ describe('arr command line', () => {
   it('an unreadable --cert names the option and the file', async () => {
     const missing = join(dir, 'missing-cert.pem');
     usageError(await run(fine({ '--cert': missing })), '--cert', missing, 'ENOENT');
-    usageError(await run(fine({ '-c': dir })), '--cert', dir);
+    usageError(await run(fine({ '-c': dir })), '--cert', dir, 'not a regular file');
+  });
+
+  it('a --cert or --key that is not a regular file is not read: exit 2 at once', async () => {
+    // Before, /dev/zero was read until memory ran out.
+    usageError(await run(fine({ '--cert': '/dev/zero' })), '--cert', '/dev/zero', 'not a regular file');
+    usageError(await run(fine({ '-k': '/dev/zero' })), '--key', '/dev/zero', 'not a regular file');
   });
 
   it('an unreadable --key names the option and the file', async () => {

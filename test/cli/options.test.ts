@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { checkAddress, checkPort, checkPositive, readPem } from '../../src/cli/options.js';
 import { parseRange, UsageError } from '../../src/config.js';
+import { MAX_PEM_BYTES } from '../../src/util/read-limited.js';
 
 describe('parseRange', () => {
   it('parses A-B', () => {
@@ -89,7 +91,30 @@ describe('readPem', () => {
     );
     assert.throws(
       () => readPem(dir, '--cert'),
-      (e: Error) => e instanceof UsageError && /^--cert: .*EISDIR/.test(e.message),
+      (e: Error) =>
+        e instanceof UsageError && e.message === `--cert: cannot read "${dir}" (not a regular file)`,
     );
+  });
+
+  it('reads regular files of at most 1 MB only: not a device, a FIFO or a bigger file', () => {
+    // Before, /dev/zero was read until memory ran out, and a FIFO blocked arr for good.
+    const fifo = join(dir, 'fifo.pem');
+    execFileSync('mkfifo', [fifo]);
+    for (const path of ['/dev/zero', fifo])
+      assert.throws(
+        () => readPem(path, '--key'),
+        (e: Error) =>
+          e instanceof UsageError && e.message === `--key: cannot read "${path}" (not a regular file)`,
+      );
+    const big = join(dir, 'big.pem');
+    writeFileSync(big, Buffer.alloc(MAX_PEM_BYTES + 1, 'a'));
+    assert.throws(
+      () => readPem(big, '--cert'),
+      (e: Error) =>
+        e instanceof UsageError && e.message === `--cert: cannot read "${big}" (larger than 1 MB)`,
+    );
+    const fits = join(dir, 'fits.pem');
+    writeFileSync(fits, Buffer.alloc(MAX_PEM_BYTES, 'b'));
+    assert.equal(readPem(fits, '--cert').length, MAX_PEM_BYTES);
   });
 });

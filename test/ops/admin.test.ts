@@ -52,7 +52,8 @@ describe('arr validate and arr apps on an apps file', () => {
         line({ ...beta, _id: 'badssl', name: 'badssl', hosts: [{ host: 'x.localhost', ssl: 'maybe' }] }), // 3
         line({
           ...beta,
-          _id: 'dup-host',
+          // After alpha's in MongoDB's order (a string _id would come before any ObjectId).
+          _id: new ObjectId('000000000000000000000d04'),
           name: 'dup-host',
           hosts: [{ host: 'alpha.localhost', ssl: 'allowed' }],
         }), // 4
@@ -96,7 +97,7 @@ describe('arr validate and arr apps on an apps file', () => {
       [3, /^line 3, app badssl: hosts\[0\]\.ssl: must be "allowed", "required" or "none" \(got "maybe"\)$/],
       [
         4,
-        /^line 4, app dup-host: hosts: host "alpha\.localhost" is already served by app 000000000000000000000a01/,
+        /^line 4, app 000000000000000000000d04: hosts: host "alpha\.localhost" is already served by app 000000000000000000000a01/,
       ],
       [5, /^line 5, app nocert: hosts\[0\]\.cert: cannot read "certs\/none\.pem" \(ENOENT\)$/],
       [
@@ -192,7 +193,7 @@ describe('arr validate and arr apps on an apps file', () => {
     assert.match(table!, /^dup-host\s.*\salpha\.localhost \(not served\)\s+allowed/m);
     assert.match(problems, /^ {2}line 2: not valid extended JSON/m);
     assert.match(problems, /^ {2}line 3, app badssl: hosts\[0\]\.ssl: /m);
-    assert.match(problems, /app dup-host: hosts: host "alpha\.localhost" is already served/);
+    assert.match(problems, /app 000000000000000000000d04: hosts: host "alpha\.localhost" is already served/);
     const json = JSON.parse((await arr(['apps', '-a', bad, '--json'])).output) as AppsView;
     assert.ok(json.problems.some((p) => p.id === 'badssl' && p.field === 'hosts[0].ssl' && p.line === 3));
   });

@@ -64,6 +64,51 @@ describe('route table', () => {
     }
   });
 
+  it('ids compare as MongoDB orders them: numbers by value, then strings by code point, then ObjectIds', () => {
+    const oid = (hex: string) => new ObjectId(hex.padStart(24, '0'));
+    // [keeps the host, loses it]
+    const pairs: [unknown, unknown][] = [
+      [2, 10],
+      [-1, 0.5],
+      [10, '1'],
+      ['10', '9'],
+      ['Z', 'a'],
+      // U+FFFF before U+10000 (code points), though its UTF-16 code unit is the greater.
+      ['\uffff', '\u{10000}'],
+      ['zzz', oid('1')],
+      [oid('2'), oid('10')],
+    ];
+    for (const [winner, loser] of pairs) {
+      for (const docs of [
+        [app(winner, ['shared.test']), app(loser, ['shared.test'])],
+        [app(loser, ['shared.test']), app(winner, ['shared.test'])],
+      ]) {
+        const { table, problems } = buildRouteTable(docs);
+        const expected = winner instanceof ObjectId ? winner.toHexString() : String(winner);
+        assert.equal(table.route('shared.test')?.app.id, expected, `${String(winner)} over ${String(loser)}`);
+        assert.deepEqual(
+          problems.map((p) => p.field),
+          ['hosts'],
+        );
+      }
+    }
+  });
+
+  it('a number and a string that print alike are one _id, as before: the number is kept', () => {
+    for (const docs of [
+      [app('10', ['string.test']), app(10, ['number.test'])],
+      [app(10, ['number.test']), app('10', ['string.test'])],
+    ]) {
+      const { table, problems } = buildRouteTable(docs);
+      assert.equal(table.apps.size, 1);
+      assert.equal(table.route('number.test')?.app.rawId, 10);
+      assert.deepEqual(
+        problems.map((p) => [p.id, p.field]),
+        [['10', '_id']],
+      );
+    }
+  });
+
   it('a duplicate _id keeps one document and reports the other on _id', () => {
     const { table, problems } = buildRouteTable([app('a', ['one.test']), app('a', ['two.test'])]);
     assert.equal(table.apps.size, 1);

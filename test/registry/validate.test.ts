@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ObjectId } from 'mongodb';
 import { type App, formatProblem, type Problem } from '../../src/registry/types.js';
-import { validateApp } from '../../src/registry/validate.js';
+import { MAX_COMMAND_BYTES, validateApp } from '../../src/registry/validate.js';
 import { isValidHostName, normaliseHostName } from '../../src/util/host-name.js';
 
 const OID = '65a0000000000000000000d1';
@@ -99,6 +99,46 @@ describe('validateApp', () => {
     rejected(doc({ process: { executable: 'node', args: [null] } }), ['process.args']);
     rejected(doc({ process: { executable: 'node', args: 'server.js' } }), ['process.args']);
     assert.deepEqual(valid(doc({ process: { executable: 'node' } })).process.args, []);
+  });
+
+  it('process: a NUL byte anywhere, which spawn() would refuse, is rejected by field', () => {
+    const [exe] = rejected(doc({ process: { executable: 'node\0x', args: [] } }), ['process.executable']);
+    assert.match(exe?.message ?? '', /NUL byte/);
+    const [arg] = rejected(doc({ process: { executable: 'node', args: ['ok', 'a\0b'] } }), [
+      'process.args[1]',
+    ]);
+    assert.match(formatProblem(arg as Problem), new RegExp(`app ${OID}: process\\.args\\[1\\]: .*NUL byte`));
+  });
+
+  it('process: a command line over 128 KiB, which spawn() would refuse (E2BIG), is rejected', () => {
+    const huge = 'x'.repeat(MAX_COMMAND_BYTES);
+    const [one] = rejected(doc({ process: { executable: 'node', args: [huge] } }), ['process.args']);
+    assert.match(one?.message ?? '', /131076 bytes together; at most 131072 \(128 KiB\)/);
+    const many = Array.from({ length: 2000 }, () => 'y'.repeat(100));
+    rejected(doc({ process: { executable: 'node', args: many } }), ['process.args']);
+    rejected(doc({ process: { executable: `/${'z'.repeat(MAX_COMMAND_BYTES)}` } }), ['process.executable']);
+    // Bytes, not characters: 'é' is two.
+    rejected(doc({ process: { executable: 'node', args: ['é'.repeat(MAX_COMMAND_BYTES / 2)] } }), [
+      'process.args',
+    ]);
+    const fits = 'x'.repeat(MAX_COMMAND_BYTES - 'node'.length);
+    assert.equal(valid(doc({ process: { executable: 'node', args: [fits] } })).process.args[0], fits);
+  });
+
+  it('user and group: names or numbers, kept; group goes with user', () => {
+    const app = valid(doc({ user: 'www-data', group: '33' }));
+    assert.equal(app.user, 'www-data');
+    assert.equal(app.group, '33');
+    assert.equal(valid(doc({ user: '65534' })).group, undefined);
+    const plain = valid(doc());
+    assert.equal('user' in plain || 'group' in plain, false, 'absent when not given');
+    for (const user of ['', 'a b', 'root;id', 65534, '-x', 'a\0', '4294967296', 'x'.repeat(40), null]) {
+      const [p] = rejected(doc({ user }), ['user']);
+      assert.match(p?.message ?? '', /must be a user name or a numeric uid/, String(user));
+    }
+    rejected(doc({ user: 'nobody', group: 'bad group' }), ['group']);
+    const [p] = rejected(doc({ group: 'nogroup' }), ['group']);
+    assert.match(p?.message ?? '', /goes with "user"/);
   });
 
   it('hosts: missing, empty or not an array', () => {

@@ -18,6 +18,8 @@ export interface AppDoc {
   hosts: { host: string; ssl: string; cert?: string; key?: string }[];
   instances?: number;
   machines?: { host: string; port: number }[];
+  user?: string;
+  group?: string;
 }
 
 /** The hello sample as an app document, with its host names. */
