@@ -45,6 +45,10 @@ export interface ArrConfig {
   keepAliveTimeoutMs: number;
   /** A request whose instance has not begun to answer this long gets 504 (WebSockets are exempt). */
   proxyTimeoutMs: number;
+  /** A request body that stalls this long gets 408. */
+  bodyTimeoutMs: number;
+  /** At most this many connections to one instance; further requests wait in arr. */
+  instanceConnections: number;
   /** `--admin`: where /healthz and /metrics are served; off (and no metrics kept) when undefined. */
   admin?: AdminAddress;
   /** `--access-log`: one info line per request and WebSocket. */

@@ -1,4 +1,5 @@
-import { Activator } from './activation/activator.js';
+import { Activator, type Target } from './activation/activator.js';
+import { InstanceCgroups } from './activation/cgroup.js';
 import { InstanceChooser } from './activation/chooser.js';
 import { PortAllocator } from './activation/port-allocator.js';
 import { type ArrConfig, UsageError } from './config.js';
@@ -10,6 +11,7 @@ import { FileRegistry } from './registry/file-registry.js';
 import { MongoRegistry, redactUrl } from './registry/mongo-registry.js';
 import type { LoadReport, Registry } from './registry/registry.js';
 import { formatProblem } from './registry/types.js';
+import { HttpEngine } from './router/http-engine.js';
 import { boundPort, openListeners } from './router/listeners.js';
 import { OpenWebSockets } from './router/open-websockets.js';
 import { Router } from './router/router.js';
@@ -41,13 +43,24 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
   // What the activator and the farm's background work use: with metrics on, every store
   // operation is counted. Lookups (router, certificates) go to the registry itself.
   const store = ops.instrument(registry as Registry);
+  // Connections to instances: those to an instance that is gone are closed at once.
+  const http = new HttpEngine({
+    timeoutMs: config.proxyTimeoutMs,
+    maxConnections: config.instanceConnections,
+    bodyTimeoutMs: config.bodyTimeoutMs,
+  });
+  const forget = (target: Target) => http.forget(target);
+  const cgroups = InstanceCgroups.open();
+  if (typeof cgroups === 'string') log.info(`instances run without a cgroup of their own: ${cgroups}`);
   const activator = new Activator(store, new PortAllocator(config.range), log, {
     advertise: config.advertise,
     startTimeoutMs: config.startTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
     onStart: ops.onStart,
+    onInstanceGone: forget,
+    cgroups: typeof cgroups === 'string' ? undefined : cgroups,
   });
-  const instances = new InstanceChooser(activator, store, log, config.advertise);
+  const instances = new InstanceChooser(activator, store, log, config.advertise, forget);
   const targets = { registry, activator, certs, log };
   const mode: ServingMode =
     registry.kind === 'mongo'
@@ -70,6 +83,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     instances,
     log,
     httpsPort: listeners.httpsPort,
+    http,
     proxyTimeoutMs: config.proxyTimeoutMs,
     observer: ops.observer,
   });

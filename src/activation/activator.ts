@@ -2,6 +2,7 @@ import type { Registry } from '../registry/registry.js';
 import type { App, Machine } from '../registry/types.js';
 import { every } from '../util/every.js';
 import type { Logger } from '../util/log.js';
+import { type InstanceCgroups, killGroup } from './cgroup.js';
 import { cannotSwitchUser, type Identity, IdentityError, resolveIdentity } from './identity.js';
 import type { PortAllocator } from './port-allocator.js';
 import { waitForPort } from './readiness.js';
@@ -92,6 +93,13 @@ export interface ActivatorOptions {
   idleTimeoutMs?: number;
   /** Told of each start of an app (one at a time per app, however many wait for it): metrics. */
   onStart?: (app: App, start: Promise<Activation>) => void;
+  /**
+   * Told when an instance has exited, before its port can be given again: connections kept
+   * to it must go, or another app given the port could be sent what was meant for this one.
+   */
+  onInstanceGone?: (target: Target) => void;
+  /** A cgroup per instance, where arr can make them. */
+  cgroups?: InstanceCgroups;
 }
 
 const LOOPBACK = '127.0.0.1';
@@ -252,6 +260,7 @@ export class Activator {
     this.stopping = true;
     this.running.clear();
     await Promise.all([...this.processes].map((p) => this.stopProcess(p)));
+    await this.options.cgroups?.close();
   }
 
   private async start(app: App): Promise<Activation> {
@@ -280,10 +289,17 @@ export class Activator {
     }
     const startedAt = Date.now();
     const proc = await this.spawnOnPort(app, port);
+    proc.cgroup = this.options.cgroups?.adopt(proc.pid, `${app.id}-${port}`);
     this.processes.add(proc);
+    const machine: Machine = { host: this.options.advertise, port };
+    const target: Target = { appId: app.id, machine, host: LOOPBACK, port, local: true };
     const exitedEarly = new AbortController();
-    void proc.exited.then((exit) => {
+    void proc.exited.then(async (exit) => {
       exitedEarly.abort();
+      // arr's connections to it go, and so does what it started (a daemon that left its
+      // process group too), before the port can be given to another app.
+      this.options.onInstanceGone?.(target);
+      if (proc.cgroup) await killGroup(proc.cgroup);
       this.processes.delete(proc);
       this.ports.release(port);
       this.onExit(app, proc, startedAt, exit);
@@ -320,7 +336,6 @@ export class Activator {
       );
     }
 
-    const machine: Machine = { host: this.options.advertise, port };
     let claim: Awaited<ReturnType<Registry['claim']>>;
     try {
       claim = await this.registry.claim(app.id, machine);
@@ -364,7 +379,6 @@ export class Activator {
         `${app.name} exited right after start`,
       );
     }
-    const target: Target = { appId: app.id, machine, host: LOOPBACK, port, local: true };
     if (this.options.idleTimeoutMs) target.activity = { active: 0, lastActive: Date.now() };
     this.running.set(app.id, { app, proc, target });
     this.log.info(
@@ -459,5 +473,6 @@ export class Activator {
     clearTimeout(timer);
     // Whatever the instance started in its group goes with it.
     signalGroup(proc.pid, 'SIGKILL');
+    if (proc.cgroup) await killGroup(proc.cgroup);
   }
 }

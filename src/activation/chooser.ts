@@ -25,6 +25,8 @@ export class InstanceChooser {
     private readonly log: Logger,
     /** This node's address in `machines`: its own entries are never remote. */
     private readonly advertise: string,
+    /** Told when a remote instance is no longer used: connections kept to it can go. */
+    private readonly forget: (target: Target) => void = () => {},
   ) {}
 
   /** The target when it is known without waiting: the hot path, no allocation. */
@@ -53,6 +55,7 @@ export class InstanceChooser {
     }
     const set = this.remote.get(target.appId);
     if (set) set.targets = set.targets.filter((t) => t !== target);
+    this.forget(target);
     this.log.warn(
       { app: target.appId, machine: target.machine },
       `instance of ${target.appId} at ${target.machine.host}:${target.machine.port} refused; removing it`,
@@ -70,17 +73,17 @@ export class InstanceChooser {
 
   /** Takes in the farm's instances as the registry has them now (polled, off the hot path). */
   updateRemote(all: Map<string, Machine[]>): void {
-    for (const id of this.remote.keys()) if (!all.has(id)) this.remote.delete(id);
+    for (const id of this.remote.keys()) if (!all.has(id)) this.dropRemote(id);
     for (const [id, list] of all) {
       const machines = list.filter((m) => m.host !== this.advertise);
-      if (machines.length === 0) this.remote.delete(id);
+      if (machines.length === 0) this.dropRemote(id);
       else this.setRemote(id, machines);
     }
   }
 
-  /** Forgets what is known of other nodes' instances (the registry was reloaded). */
-  clear(): void {
-    this.remote.clear();
+  private dropRemote(appId: string): void {
+    for (const t of this.remote.get(appId)?.targets ?? []) this.forget(t);
+    this.remote.delete(appId);
   }
 
   /** The app's remote instances become `machines`; targets of machines already known are kept. */
@@ -97,6 +100,7 @@ export class InstanceChooser {
         },
     );
     if (known) {
+      for (const t of known.targets) if (!targets.includes(t)) this.forget(t);
       known.targets = targets;
       return known;
     }

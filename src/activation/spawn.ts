@@ -18,6 +18,8 @@ export function instanceEnv(port: number, base: NodeJS.ProcessEnv = process.env)
 export interface SpawnedProcess {
   child: ChildProcess;
   pid: number;
+  /** The instance's cgroup, where arr could give it one (see cgroup.ts). */
+  cgroup?: string;
   /** Resolves when the process has exited (or could not be started at all). */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>;
 }

@@ -12,6 +12,7 @@ import {
   checkAddress,
   checkPort,
   checkPositive,
+  checkWhole,
   defaultAdvertise,
   mongoUrl,
   parseAdminAddress,
@@ -110,6 +111,16 @@ const OPTIONS = {
     type: 'number',
     default: 60,
     describe: 'seconds an instance has to begin its answer to a request; then 504 (WebSockets are exempt)',
+  },
+  'body-timeout': {
+    type: 'number',
+    default: 60,
+    describe: 'seconds a request body may stall (no byte arriving); then 408 and the connection is closed',
+  },
+  'instance-connections': {
+    type: 'number',
+    default: 256,
+    describe: 'connections arr opens to one instance at most; further requests wait in arr for one',
   },
   'idle-timeout': {
     type: 'number',
@@ -232,6 +243,8 @@ async function main(): Promise<void> {
       headerTimeoutMs: checkPositive(argv['header-timeout'], '--header-timeout') * 1000,
       keepAliveTimeoutMs: checkPositive(argv['keepalive-timeout'], '--keepalive-timeout') * 1000,
       proxyTimeoutMs: checkPositive(argv['proxy-timeout'], '--proxy-timeout') * 1000,
+      bodyTimeoutMs: checkPositive(argv['body-timeout'], '--body-timeout') * 1000,
+      instanceConnections: checkWhole(argv['instance-connections'], '--instance-connections'),
       idleTimeoutMs:
         argv['idle-timeout'] === 0 ? 0 : checkPositive(argv['idle-timeout'], '--idle-timeout') * 1000,
       admin: argv.admin === undefined ? undefined : parseAdminAddress(argv.admin),

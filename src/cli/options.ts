@@ -11,6 +11,14 @@ export function checkPort(value: unknown, option: string): number {
   return n;
 }
 
+/** A whole number of at least 1. */
+export function checkWhole(value: unknown, option: string): number {
+  const n = typeof value === 'number' ? value : Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`${option} must be a whole number of at least 1 (got "${String(value)}")`);
+  return n;
+}
+
 export function checkPositive(value: unknown, option: string): number {
   const n = typeof value === 'number' ? value : Number(value);
   if (!Number.isFinite(n) || n <= 0)

@@ -48,7 +48,7 @@ export class Metrics {
   private readonly apps = new Map<string, AppSeries>();
   private readonly requests = new Counter({
     name: 'arr_requests_total',
-    help: 'HTTP requests answered, by app and status code (0: the connection closed before any answer)',
+    help: 'HTTP requests answered, by app and status code (0: no complete answer, the connection closed before or during it)',
     labelNames: ['app', 'status'] as const,
     registers: [this.registry],
   });

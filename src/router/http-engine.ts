@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { PassThrough, type Readable } from 'node:stream';
-import { Agent, type Dispatcher } from 'undici';
+import type { Socket } from 'node:net';
+import { PassThrough } from 'node:stream';
+import { type Dispatcher, Pool } from 'undici';
 import { exchangeBegan, exchangeEnded, type Target } from '../activation/activator.js';
 import type { App } from '../registry/types.js';
 import { requestHeaders, responseHeaders } from './headers.js';
@@ -13,22 +14,55 @@ export interface ExchangeOwner {
 /** undici's code for an instance that has not begun its answer within headersTimeout. */
 export const TIMED_OUT = 'UND_ERR_HEADERS_TIMEOUT';
 
+/** The code of the error an exchange fails with when the client's body stalls (`--body-timeout`). */
+export const BODY_TIMED_OUT = 'ARR_BODY_TIMEOUT';
+
+/**
+ * An answer that is complete while the client is still sending its body: a body of at most
+ * this many bytes in all is read and discarded, and the connection kept; a larger one (or a
+ * chunked one, of unknown size) gets the answer with `Connection: close`.
+ */
+const DISCARD_MAX_BYTES = 64 * 1024;
+
+/**
+ * How long a connection closed that way keeps being read (and what arrives discarded) after
+ * the answer: closing with unread data would send a reset, and a client can lose the answer
+ * to it. Lingering, as nginx and Go do, lets it read the answer and stop sending.
+ */
+const LINGER_MS = 2_000;
+
+export interface HttpEngineOptions {
+  /** How long an instance has, after the last byte it was sent, to begin its answer. */
+  timeoutMs: number;
+  /** How long a request body may stall (no byte arriving) before the client gets 408. */
+  bodyTimeoutMs: number;
+  /** At most this many connections to one instance; further requests wait in arr for one. */
+  maxConnections: number;
+}
+
+const POOL = Symbol('arr.pool');
+/** A target with the connections kept to it: they belong to that instance, not to its address. */
+type PooledTarget = Target & { [POOL]?: Pool };
+
 /**
  * Plain HTTP requests to instances, on undici: kept-alive connections per instance (an undici
- * Pool per origin, made and dropped by its Agent) and undici's HTTP/1.1 client, which costs
- * about half of what node's http.request does per request (docs/BENCHMARKS.md, "Engine").
- * Each exchange is driven by a handler of undici's raw dispatch interface: the instance's
- * header lines are handed on as read, with no header object built on either side.
+ * Pool per target, that is per running instance: when it goes, `forget` closes them, so that
+ * a port given again never receives what was meant for the instance that had it) and undici's
+ * HTTP/1.1 client, which costs about half of what node's http.request does per request
+ * (docs/BENCHMARKS.md, "Engine"). Each exchange is driven by a handler of undici's raw
+ * dispatch interface: the instance's header lines are handed on as read, with no header
+ * object built on either side.
  */
 export class HttpEngine {
-  private readonly agent: Agent;
+  private readonly pools = new Set<Pool>();
+  private readonly poolOptions: Pool.Options;
+  private readonly bodyTimeoutMs: number;
 
-  constructor(
-    /** How long an instance has, after the last byte it was sent, to begin its answer. */
-    timeoutMs: number,
-  ) {
-    this.agent = new Agent({
-      headersTimeout: timeoutMs,
+  constructor(options: HttpEngineOptions) {
+    this.bodyTimeoutMs = options.bodyTimeoutMs;
+    this.poolOptions = {
+      connections: options.maxConnections,
+      headersTimeout: options.timeoutMs,
       // Once begun, an answer streams at the instance's pace (a long download, a slow feed).
       bodyTimeout: 0,
       // A connection to an instance that is not there fails at once on loopback; across a
@@ -36,7 +70,7 @@ export class HttpEngine {
       connectTimeout: 5_000,
       // The instance's own limit on a reply head is the client's concern; arr's is Node's.
       maxHeaderSize: 64 * 1024,
-    });
+    };
   }
 
   /**
@@ -45,20 +79,38 @@ export class HttpEngine {
    */
   send(x: Exchange): void {
     const req = x.req;
-    this.agent.dispatch(
+    const target = x.target as PooledTarget;
+    (target[POOL] ?? this.poolFor(target)).dispatch(
       {
-        origin: originOf(x.target!),
         path: req.url ?? '/',
         method: req.method ?? 'GET',
         headers: requestHeaders(req, x.secure),
-        body: hasBody(req) ? bodyOf(req) : null,
+        body: hasBody(req) ? x.bodyStream(this.bodyTimeoutMs) : null,
       },
       x,
     );
   }
 
+  /** The instance is gone (exited, stopped, replaced, forgotten): its connections are closed now. */
+  forget(target: Target): void {
+    const t = target as PooledTarget;
+    const pool = t[POOL];
+    if (!pool) return;
+    t[POOL] = undefined;
+    this.pools.delete(pool);
+    void pool.destroy().catch(() => {});
+  }
+
   close(): void {
-    void this.agent.destroy().catch(() => {});
+    for (const pool of this.pools) void pool.destroy().catch(() => {});
+    this.pools.clear();
+  }
+
+  private poolFor(target: PooledTarget): Pool {
+    const pool = new Pool(originOf(target), this.poolOptions);
+    target[POOL] = pool;
+    this.pools.add(pool);
+    return pool;
   }
 }
 
@@ -70,23 +122,6 @@ function originOf(t: Target): string {
 export function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-}
-
-/**
- * The request's body as undici is given it. undici destroys a body stream when the exchange
- * fails, and destroying a request that was not read to its end destroys the client's
- * connection with it: the client would get no answer (504, 502) at all. The body is therefore
- * piped through a stream of its own; once that is dropped, Node discards what is left of the
- * request before reading the client's next one.
- */
-function bodyOf(req: IncomingMessage): Readable {
-  const body = new PassThrough();
-  req.pipe(body);
-  // A client that sends less than it announced leaves the instance's request unfinished.
-  req.once('close', () => {
-    if (!req.complete) body.destroy(new Error('the client did not send its whole body'));
-  });
-  return body;
 }
 
 /**
@@ -109,6 +144,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private unread = -1;
   /** The body's last chunk, held for res.end(). */
   private last: Buffer | undefined = undefined;
+  /** The request's body on its way to the instance, while it is being sent. */
+  private body: PassThrough | undefined = undefined;
+  /** Whether the answer said `Connection: close` (it began before a large body was all sent). */
+  private closeAfter = false;
 
   constructor(
     readonly req: IncomingMessage,
@@ -122,6 +161,40 @@ export class Exchange implements Dispatcher.DispatchHandler {
     res.on('close', onClientClose);
   }
 
+  /**
+   * The request's body as undici is given it. undici destroys a body stream when the exchange
+   * fails, and destroying a request that was not read to its end destroys the client's
+   * connection with it: the client would get no answer (504, 502) at all. The body is
+   * therefore piped through a stream of its own; once that is dropped, what is left of the
+   * request is discarded before the client's next one is read. A body that stalls for
+   * `timeoutMs` fails the exchange (BODY_TIMED_OUT).
+   */
+  bodyStream(timeoutMs: number): PassThrough {
+    const req = this.req as ExchangeRequest;
+    const body = new PassThrough();
+    // undici listens for the body's errors only while the request is under way: one failing
+    // while the request waits for a connection must not be an unhandled 'error'.
+    body.on('error', ignore);
+    this.body = body;
+    req[EXCHANGE] = this;
+    req.pipe(body);
+    req.once('close', onRequestClose);
+    req.once('end', onRequestEnd);
+    req.on('timeout', onBodyTimeout);
+    req.socket.setTimeout(timeoutMs);
+    return body;
+  }
+
+  /**
+   * The client stopped before the end of the body it announced, or sent nothing for too long:
+   * the exchange fails, or, when the answer is done already, the connection goes.
+   */
+  bodyFailed(err: Error): void {
+    const body = this.body;
+    if (body && !body.destroyed) body.destroy(err);
+    else this.req.socket.destroy();
+  }
+
   /** A new attempt, with `target`; it counts as in flight there until the client's answer closes. */
   begin(target: Target): void {
     if (this.target) exchangeEnded(this.target);
@@ -133,6 +206,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.ended = false;
     this.unread = -1;
     this.last = undefined;
+    this.closeAfter = false;
   }
 
   /** The client's response closed: before the answer was complete, the attempt is abandoned. */
@@ -165,6 +239,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const res = this.res;
     if (res.destroyed) return false;
     const headers = responseHeaders((raw ?? []) as Buffer[]);
+    // An answer while the body is still coming: if it completes first, a large body will not
+    // be waited for, and the connection is closed after the answer.
+    if (this.body && !this.req.complete && !discardable(this.req)) {
+      headers.push('connection', 'close');
+      this.closeAfter = true;
+    }
     try {
       res.writeHead(status, statusText, headers);
     } catch (err) {
@@ -194,9 +274,26 @@ export class Exchange implements Dispatcher.DispatchHandler {
   onComplete(trailers: Buffer[] | string[] | null): void {
     this.ended = true;
     const res = this.res;
+    if (this.body && !this.req.complete) this.answeredEarly();
     if (trailers && trailers.length > 0) addTrailers(res, trailers as Buffer[]);
     if (this.last) res.end(this.last);
     else res.end();
+  }
+
+  /**
+   * The instance's answer is complete and the client is still sending its body (the instance
+   * answered from the head alone): the rest is read and discarded, so that the client is not
+   * left writing into a full window. When the answer said `Connection: close`, the connection
+   * closes after it, lingering; otherwise the client's next request is read after the body.
+   */
+  private answeredEarly(): void {
+    const req = this.req;
+    if (this.body) {
+      req.unpipe(this.body);
+      this.body.destroy();
+    }
+    req.resume();
+    if (this.closeAfter) lingerOnClose(req.socket);
   }
 
   onError(err: Error): void {
@@ -221,9 +318,57 @@ function contentLength(headers: string[]): number {
 
 const EXCHANGE = Symbol('arr.exchange');
 type ExchangeResponse = ServerResponse & { [EXCHANGE]?: Exchange };
+type ExchangeRequest = IncomingMessage & { [EXCHANGE]?: Exchange };
 
 function onClientClose(this: ExchangeResponse): void {
   this[EXCHANGE]?.clientClosed();
+}
+
+function ignore(): void {}
+
+/** A client that sends less than it announced leaves the instance's request unfinished. */
+function onRequestClose(this: ExchangeRequest): void {
+  if (!this.complete) this[EXCHANGE]?.bodyFailed(new Error('the client did not send its whole body'));
+}
+
+/** The whole body arrived: its stall timer stops. */
+function onRequestEnd(this: ExchangeRequest): void {
+  this.socket.setTimeout(0);
+  this.off('timeout', onBodyTimeout);
+}
+
+/** No byte of the body for `--body-timeout`: the exchange fails, and the client gets 408. */
+function onBodyTimeout(this: ExchangeRequest): void {
+  if (this.complete) return;
+  lingerOnClose(this.socket);
+  this[EXCHANGE]?.bodyFailed(Object.assign(new Error('the request body stalled'), { code: BODY_TIMED_OUT }));
+}
+
+/** Whether what is left of a request's body is small enough to read and discard. */
+function discardable(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return (
+    length !== undefined &&
+    req.headers['transfer-encoding'] === undefined &&
+    Number(length) <= DISCARD_MAX_BYTES
+  );
+}
+
+/**
+ * Node's server ends a connection that is not kept with destroySoon: a close with unread data,
+ * which the kernel turns into a reset. For this one connection the close lingers instead: the
+ * answer is followed by a FIN, what the client still sends is read (and discarded by the
+ * request it belongs to), and the socket goes when the client closes its side or after LINGER_MS.
+ */
+function lingerOnClose(socket: Socket): void {
+  socket.destroySoon = function lingeringClose(this: Socket) {
+    if (this.writable) this.end();
+    this.resume();
+    const timer = setTimeout(() => this.destroy(), LINGER_MS);
+    timer.unref();
+    this.once('end', () => this.destroy());
+    this.once('close', () => clearTimeout(timer));
+  };
 }
 
 function addTrailers(res: ServerResponse, raw: Buffer[]): void {

@@ -8,7 +8,14 @@ import type { App, Route } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
 import { setForwardedHeaders } from './forwarded.js';
 import { absoluteTarget, hostName, manyHosts } from './host.js';
-import { Exchange, type ExchangeOwner, HttpEngine, hasBody, TIMED_OUT } from './http-engine.js';
+import {
+  BODY_TIMED_OUT,
+  Exchange,
+  type ExchangeOwner,
+  type HttpEngine,
+  hasBody,
+  TIMED_OUT,
+} from './http-engine.js';
 import type { ExchangeObserver } from './observer.js';
 import { rejectUpgrade, sendError } from './respond.js';
 import { OPTIONS_TIMED_OUT, type UpgradeOwner, UpgradeProxy } from './upgrade-proxy.js';
@@ -39,7 +46,9 @@ export interface RouterOptions {
   log: Logger;
   /** The TLS port as clients see it, for redirects to https. */
   httpsPort: number;
-  /** `--proxy-timeout`: how long an instance has to begin its answer before the client gets 504. */
+  /** The HTTP path to instances (it keeps their connections; told by activation when one goes). */
+  http: HttpEngine;
+  /** `--proxy-timeout`: how long an instance has to begin its answer to an `OPTIONS *`. */
   proxyTimeoutMs: number;
   /** Metrics and the access log; undefined when both are off. */
   observer?: ExchangeObserver;
@@ -65,7 +74,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     this.log = options.log;
     this.httpsPort = options.httpsPort;
     this.observer = options.observer;
-    this.http = new HttpEngine(options.proxyTimeoutMs);
+    this.http = options.http;
     this.upgrades = new UpgradeProxy(this, options.proxyTimeoutMs);
   }
 
@@ -109,7 +118,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
    */
   exchangeFailed(x: Exchange, err: NodeJS.ErrnoException): void {
     const unreachable = UNREACHABLE.has(err.code ?? '');
-    this.observer?.proxyError(x.app, unreachable);
+    if (err.code !== BODY_TIMED_OUT) this.observer?.proxyError(x.app, unreachable);
     if (unreachable) this.instances.unreachable(x.target!);
     else this.log.debug({ app: x.app.name, code: err.code }, `proxy error: ${err.message}`);
 
@@ -119,7 +128,9 @@ export class Router implements ExchangeOwner, UpgradeOwner {
       return;
     }
     if (res.destroyed || req.socket.destroyed) return; // the client went away: nothing to answer
-    if (err.code === TIMED_OUT || err.code === OPTIONS_TIMED_OUT) {
+    if (err.code === BODY_TIMED_OUT) {
+      sendError(res, 408, 'the request body did not arrive in time', CLOSE);
+    } else if (err.code === TIMED_OUT || err.code === OPTIONS_TIMED_OUT) {
       sendError(res, 504, 'the application did not answer in time');
     } else if (unreachable && x.attempts < MAX_ATTEMPTS && isReplayable(req)) {
       this.attempt(x);

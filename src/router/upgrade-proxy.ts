@@ -1,4 +1,4 @@
-import { Agent, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { Target } from '../activation/activator.js';
@@ -34,13 +34,11 @@ function timedOut(): Error {
  * abandons is abandoned on the other, and every error reaches the owner; none escapes.
  */
 export class UpgradeProxy {
-  /** For `OPTIONS *`: kept-alive connections. An upgraded connection never goes back to a pool. */
-  private readonly agent = new Agent({
-    keepAlive: true,
-    maxSockets: Number.POSITIVE_INFINITY,
-    maxFreeSockets: 256,
-  });
-  private readonly proxy = httpProxy.createProxyServer({ xfwd: false, agent: this.agent });
+  /**
+   * No connection is kept (an upgraded one never goes back to a pool, and `OPTIONS *` is rare):
+   * nothing kept to a port outlives the instance that had it.
+   */
+  private readonly proxy = httpProxy.createProxyServer({ xfwd: false, agent: false });
   /** Client sockets of upgrades the instance has begun to answer (101 or otherwise). */
   private readonly answered = new WeakSet<Duplex>();
 
@@ -104,7 +102,7 @@ export class UpgradeProxy {
     // Node has answered "Expect: 100-continue" already; without it the instance need not, and
     // http-proxy emits 'proxyReq' (the hooks above) for this request too.
     if (req.headers.expect !== undefined) delete req.headers.expect;
-    this.proxy.web(req, res, { target: { host: target.host, port: target.port } }, (err) =>
+    this.proxy.web(req, res, { target: { host: target.host, port: target.port }, agent: false }, (err) =>
       x.owner.exchangeFailed(x, err as NodeJS.ErrnoException),
     );
   }
@@ -126,7 +124,6 @@ export class UpgradeProxy {
   }
 
   close(): void {
-    this.agent.destroy();
     this.proxy.close();
   }
 }

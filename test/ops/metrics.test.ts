@@ -22,12 +22,19 @@ import { freePort } from '../support/ports.js';
 import { runArr, stopAll } from '../support/proc.js';
 import { inlineApp, openWs } from '../support/wsclient.js';
 
-/** Dies on GET /die before answering (arr answers 502); otherwise "mortal"; WebSockets echo. */
+/**
+ * Dies on GET /die before answering (arr answers 502); breaks off its chunked answer to GET
+ * /cut; otherwise "mortal"; WebSockets echo.
+ */
 const MORTAL_APP = `
 import http from 'node:http';
 import { WebSocketServer } from 'ws';
 const server = http.createServer((req, res) => {
   if (req.url === '/die') process.exit(1);
+  if (req.url === '/cut') {
+    res.write('the start of an answer that never ends');
+    return setTimeout(() => req.socket.destroy(), 20);
+  }
   res.end('mortal (pid ' + process.pid + ')\\n');
 });
 const wss = new WebSocketServer({ server });
@@ -193,6 +200,14 @@ describe('metrics and health on --admin', () => {
     // prom-client's default process and Node.js metrics are there too.
     assert.ok(seriesValue(samples, 'process_cpu_user_seconds_total') !== undefined);
     assert.ok(samples.some((s) => s.name === 'nodejs_eventloop_lag_seconds'));
+  });
+
+  it('counts an answer the instance broke off as what the client got: no complete answer (0)', async () => {
+    const before =
+      seriesValue(await scrape(admin), 'arr_requests_total', { app: 'mortal', status: '200' }) ?? 0;
+    await assert.rejects(fetchVia(arr.port, 'mortal.localhost', false, { path: '/cut' }));
+    const samples = await scrapeUntil(admin, [['arr_requests_total', { app: 'mortal', status: '0' }, 1]]);
+    assert.equal(seriesValue(samples, 'arr_requests_total', { app: 'mortal', status: '200' }) ?? 0, before);
   });
 
   it('answers /healthz, plain and verbose, and nothing else', async () => {
