@@ -98,8 +98,13 @@ export async function openListeners(
   };
   const used = (req: IncomingMessage) => fresh.delete(req.socket as Socket);
   http.on('connection', (s: Socket) => track(s, true));
-  https.on('connection', (s: Socket) => track(s, false));
-  https.on('secureConnection', (s: Socket) => track(s, true));
+  // A TLS connection is fresh from its first byte: one still in its handshake when arr stops
+  // would otherwise hold the stop. Once secure, its TLS socket stands for it.
+  https.on('connection', (s: Socket) => track(s, true));
+  https.on('secureConnection', (s: Socket) => {
+    fresh.delete((s as Socket & { _parent?: Socket })._parent as Socket);
+    track(s, true);
+  });
   for (const server of [http, https]) {
     server.prependListener('request', used);
     server.prependListener('upgrade', used);

@@ -74,6 +74,24 @@ describe('arr command line', () => {
     assert.equal(short.output, r.output);
   });
 
+  it('an apps file that cannot be read: one plain line naming --apps and the cause, exit 2', async () => {
+    const r = await run(fine({ '--apps': '/nonexistent/apps.json' }));
+    usageError(r, '--apps', '/nonexistent/apps.json', 'ENOENT');
+    assert.doesNotMatch(r.output, /\n\s+at |"stack"|"level":60/, 'no stack, no fatal JSON');
+  });
+
+  it('a MongoDB that cannot be reached at start: one plain line naming --mongo, exit 1', async () => {
+    const [closed] = await freePorts(1);
+    const r = await run(fine({ '--mongo': `mongodb://user:secret@127.0.0.1:${closed}/arr` }));
+    assert.equal(r.code, 1, r.output);
+    const line = r.output.split('\n').find((l) => l.startsWith('arr: '));
+    assert.match(
+      line ?? '',
+      /^arr: --mongo: cannot read the registry at mongodb:\/\/\*\*\*@127\.0\.0\.1:\d+\/arr \(/,
+    );
+    assert.doesNotMatch(r.output, /secret|\n\s+at |"stack"/, 'no password, no stack');
+  });
+
   it('equal --port and --sslport', async () => {
     usageError(await run(['--apps', apps, '-p', String(port), '-s', String(port)]), '--sslport', '--port');
     usageError(

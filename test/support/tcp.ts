@@ -161,8 +161,12 @@ export async function blackhole(): Promise<{ port: number; proc: Running; filler
   const script = `
     const s = require('node:net').createServer();
     s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
-      process.stdout.write('port=' + s.address().port + '\\n');
-      setImmediate(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0));
+      // The port is told only when nothing can be accepted any more: the event loop stops in
+      // the same turn (a write to a pipe is synchronous on Linux).
+      setImmediate(() => {
+        process.stdout.write('port=' + s.address().port + '\\n');
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+      });
     });`;
   const proc = start(process.execPath, ['-e', script]);
   const m = await proc.waitFor(/port=(\d+)/);
