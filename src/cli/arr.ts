@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import yargs, { type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { defaultStateDir } from '../activation/state-file.js';
 import { type ArrConfig, parseRange, UsageError } from '../config.js';
 import { StartError, startArr } from '../server.js';
 import { createLogger, LOG_LEVELS } from '../util/log.js';
@@ -116,6 +117,18 @@ const OPTIONS = {
     default: 0,
     describe:
       'seconds an instance may serve nothing (no request, no WebSocket) before it is stopped; 0: never',
+  },
+  drain: {
+    type: 'number',
+    default: 30,
+    describe:
+      'seconds an instance replaced by a deploy keeps its WebSockets (and requests in flight) before it is stopped',
+  },
+  'state-dir': {
+    type: 'string',
+    defaultDescription: '$XDG_STATE_HOME/arr or ~/.local/state/arr',
+    describe:
+      'where arr lists the instances it runs, so that none outlives it (and its next run stops leftovers)',
   },
   admin: {
     type: 'string',
@@ -237,6 +250,8 @@ async function main(): Promise<void> {
       admin: argv.admin === undefined ? undefined : parseAdminAddress(argv.admin),
       accessLog: argv['access-log'],
       trustProxyProtocol: argv['trust-proxy-protocol'],
+      drainMs: argv.drain === 0 ? 0 : checkPositive(argv.drain, '--drain') * 1000,
+      stateDir: resolve(argv['state-dir'] ?? defaultStateDir()),
     };
     const adminPort = config.admin?.port;
     if (adminPort && (adminPort === port || adminPort === sslport))

@@ -16,7 +16,15 @@ export class InstrumentedRegistry<R extends Registry> implements Registry {
     protected readonly metrics: Metrics,
   ) {
     this.kind = inner.kind;
-    metrics.registryOperations(['load', 'allMachines', 'machines', 'claim', 'release', 'releaseMachine']);
+    metrics.registryOperations([
+      'load',
+      'allMachines',
+      'machines',
+      'claim',
+      'move',
+      'release',
+      'releaseMachine',
+    ]);
   }
 
   protected count<T>(operation: RegistryOperation, result: Promise<T>): Promise<T> {
@@ -55,6 +63,9 @@ export class InstrumentedRegistry<R extends Registry> implements Registry {
   }
   claim(appId: string, machine: Machine): Promise<ClaimResult> {
     return this.count('claim', this.inner.claim(appId, machine));
+  }
+  move(appId: string, from: Machine, to: Machine): Promise<boolean> {
+    return this.count('move', this.inner.move(appId, from, to));
   }
   release(appId: string, machine: Machine): Promise<void> {
     return this.count('release', this.inner.release(appId, machine));

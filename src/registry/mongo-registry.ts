@@ -143,6 +143,17 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
     return { granted, machines: await this.slotsOf(appId) };
   }
 
+  async move(appId: string, from: Machine, to: Machine): Promise<boolean> {
+    const app = this.known(appId);
+    const res = await this.instances.updateOne(
+      { app: appId, host: from.host, port: from.port },
+      { $set: { host: to.host, port: to.port, since: new Date() } },
+    );
+    if (res.matchedCount === 0) return false;
+    await this.mirror(appId, app.rawId);
+    return true;
+  }
+
   async release(appId: string, machine: Machine): Promise<void> {
     const app = this.known(appId);
     const res = await this.instances.deleteMany({ app: appId, host: machine.host, port: machine.port });

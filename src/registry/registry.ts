@@ -38,6 +38,11 @@ export interface Registry {
    * against every other caller, in this process or another.
    */
   claim(appId: string, machine: Machine): Promise<ClaimResult>;
+  /**
+   * Points the entry of the instance at `from` to `to` (a rolling replacement: the slot, and
+   * the cap it holds, moves to the new instance). False when there was no such entry.
+   */
+  move(appId: string, from: Machine, to: Machine): Promise<boolean>;
   /** Removes one instance. */
   release(appId: string, machine: Machine): Promise<void>;
   /** Removes every instance recorded for one machine address; returns how many were removed. */
