@@ -448,6 +448,7 @@ export class Activator {
         `${app.name} deployed: ${app.name}[${launched.proc.pid}] serves on port ${launched.port}; draining ${app.name}[${old.proc.pid}]`,
       );
       this.options.events?.deployed?.(app, 'replaced');
+      this.note(app, machine);
       if (current === old) await this.drain(old);
       return true;
     } catch (err) {
@@ -469,6 +470,7 @@ export class Activator {
         `deploy of ${app.name} failed: ${why}; ${app.name}[${old.proc.pid}] (the previous version) keeps serving${output}`,
       );
       this.options.events?.deployed?.(app, 'failed', why);
+      this.note(app, old.target.machine, why);
       return false;
     }
   }
@@ -595,6 +597,7 @@ export class Activator {
     }
     const target = localTarget(app.id, machine, port);
     this.running.set(app.id, { app, proc, target, key: deployKey(app) });
+    this.note(app, machine);
     this.log.info(
       { app: app.name, id: app.id, pid: proc.pid, port, ms: Date.now() - startedAt },
       `${app.name} is ready on port ${port} (${Date.now() - startedAt} ms)`,
@@ -735,6 +738,14 @@ export class Activator {
     if (this.stopping) return;
     if (Date.now() - startedAt < this.stableAfterMs) this.recordFailure(app.id);
     else this.failures.delete(app.id);
+  }
+
+  /** Records in the registry what the instance at `machine` runs, or the deploy that failed there (in the background). */
+  private note(app: App, machine: Machine, failed?: string): void {
+    const note = { revision: app.revision ?? 0, ...(failed === undefined ? {} : { failed }) };
+    void this.registry.noteDeploy(app.id, machine, note).catch((err: unknown) => {
+      this.log.debug({ app: app.name, err: String(err) }, 'could not note a deploy in the registry');
+    });
   }
 
   /** Removes an instance's entry from the registry (in the background). */

@@ -18,7 +18,7 @@ import {
   parseAdminAddress,
   readPem,
 } from './options.js';
-import { APPS_OPTIONS, listApps, validateFile } from './registry-commands.js';
+import { APPS_OPTIONS, listApps, restartApp, validateFile } from './registry-commands.js';
 
 const DEFAULT_IMPORT_MONGO = 'mongodb://127.0.0.1:27017/arr';
 
@@ -178,6 +178,14 @@ async function main(): Promise<void> {
       y.options(APPS_OPTIONS),
     )
     .command(
+      'restart <app>',
+      'replace the instances of an app (its name or _id) on every node, without a dropped request (--apps or --mongo)',
+      (y) =>
+        y
+          .positional('app', { type: 'string', demandOption: true, describe: "the app's name or _id" })
+          .options(APPS_OPTIONS),
+    )
+    .command(
       'validate <file>',
       'check an apps.json (documents, duplicates, certificates) without running it',
       (y) => y.positional('file', { type: 'string', demandOption: true, describe: 'the apps.json to check' }),
@@ -192,7 +200,7 @@ async function main(): Promise<void> {
     .wrap(Math.min(110, process.stdout.columns || 100));
 
   const argv = await cli.parseAsync();
-  const known = argv._[0] === 'apps' ? { ...OPTIONS, ...APPS_OPTIONS } : OPTIONS;
+  const known = argv._[0] === 'apps' || argv._[0] === 'restart' ? { ...OPTIONS, ...APPS_OPTIONS } : OPTIONS;
   const unknown = unknownFlags(hideBin(process.argv), known);
   if (unknown.length > 0) fail(`unknown option ${unknown.join(', ')} (see arr --help)`);
 
@@ -218,8 +226,18 @@ async function main(): Promise<void> {
   }
   const print = (l: string) => process.stdout.write(`${l}\n`);
   const printErr = (l: string) => process.stderr.write(`${l}\n`);
+  const stateDir = resolve(argv['state-dir'] ?? defaultStateDir());
   if (argv._[0] === 'apps')
-    process.exit(await listApps({ apps: argv.apps, mongo, json: !!argv.json }, print, printErr));
+    process.exit(await listApps({ apps: argv.apps, mongo, json: !!argv.json, stateDir }, print, printErr));
+  if (argv._[0] === 'restart')
+    process.exit(
+      await restartApp(
+        String(argv.app),
+        { apps: argv.apps, mongo, wait: !!argv.wait, stateDir },
+        print,
+        printErr,
+      ),
+    );
   if (argv._[0] === 'validate') process.exit(await validateFile(String(argv.file), print, printErr));
   if (argv._.length > 0) fail(`unknown command "${String(argv._[0])}" (see arr --help)`);
 
@@ -251,7 +269,7 @@ async function main(): Promise<void> {
       accessLog: argv['access-log'],
       trustProxyProtocol: argv['trust-proxy-protocol'],
       drainMs: argv.drain === 0 ? 0 : checkPositive(argv.drain, '--drain') * 1000,
-      stateDir: resolve(argv['state-dir'] ?? defaultStateDir()),
+      stateDir,
     };
     const adminPort = config.admin?.port;
     if (adminPort && (adminPort === port || adminPort === sslport))

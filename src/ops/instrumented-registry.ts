@@ -1,4 +1,4 @@
-import type { ClaimResult, FarmRegistry, LoadReport, Registry } from '../registry/registry.js';
+import type { ClaimResult, DeployNote, FarmRegistry, LoadReport, Registry } from '../registry/registry.js';
 import type { App, Machine, Route } from '../registry/types.js';
 import type { Metrics, RegistryOperation } from './metrics.js';
 
@@ -22,6 +22,7 @@ export class InstrumentedRegistry<R extends Registry> implements Registry {
       'machines',
       'claim',
       'move',
+      'noteDeploy',
       'release',
       'releaseMachine',
     ]);
@@ -66,6 +67,9 @@ export class InstrumentedRegistry<R extends Registry> implements Registry {
   }
   move(appId: string, from: Machine, to: Machine): Promise<boolean> {
     return this.count('move', this.inner.move(appId, from, to));
+  }
+  noteDeploy(appId: string, machine: Machine, note: DeployNote): Promise<void> {
+    return this.count('noteDeploy', this.inner.noteDeploy(appId, machine, note));
   }
   release(appId: string, machine: Machine): Promise<void> {
     return this.count('release', this.inner.release(appId, machine));

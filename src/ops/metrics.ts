@@ -25,6 +25,7 @@ const REGISTRY_OPERATIONS = [
   'machines',
   'claim',
   'move',
+  'noteDeploy',
   'release',
   'releaseMachine',
   'beat',

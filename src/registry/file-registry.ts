@@ -53,6 +53,8 @@ export class FileRegistry extends IndexedRegistry implements Registry {
     return true;
   }
 
+  async noteDeploy(): Promise<void> {}
+
   async release(appId: string, machine: Machine): Promise<void> {
     const list = this.running.get(appId);
     if (!list) return;
