@@ -496,8 +496,9 @@ export class Activator {
 
   /**
    * A replaced instance finishes what it serves: it is stopped once nothing is in flight there
-   * (requests, WebSockets), or when the drain period is over, whichever comes first (in a farm,
-   * not before the linger: the other nodes send to it until they learn of its successor).
+   * (requests, WebSockets), or when the drain period is over, whichever comes first. In a farm
+   * it is kept for the whole drain (and at least the linger): the other nodes send their
+   * requests and WebSockets straight to it, unseen here, until they learn of its successor.
    * Its WebSockets still open then are closed with it (SIGTERM: apps say goodbye; then arr).
    */
   private async drain(old: LocalInstance): Promise<void> {
@@ -512,7 +513,8 @@ export class Activator {
     while (!exited && !this.stopping) {
       const now = Date.now();
       if (now >= deadline) break;
-      if (now - began >= lingerMs && (!a || a.active <= 0)) break;
+      // In a farm (a linger), other nodes' exchanges with it are not seen here: the whole drain.
+      if (lingerMs === 0 && (!a || a.active <= 0)) break;
       await new Promise((r) => setTimeout(r, 25));
     }
     if (this.stopping) return; // stopAll stops it

@@ -135,7 +135,7 @@ describe('deploys', () => {
       });
       const switched = Date.now();
       // The old instance's WebSockets are still open; new ones go to the new version.
-      for (const h of held) assert.equal(h.client.ws.readyState, WebSocket.OPEN);
+      for (const h of held) assert.equal(h.ws.readyState, WebSocket.OPEN);
       const fresh = await holdWs(arr.port, host);
       assert.match(fresh.greeting, /^hello v2 \d+$/);
       const closes = await Promise.all(held.map((h) => h.closedAt));
@@ -148,8 +148,8 @@ describe('deploys', () => {
       await load.stop();
       assert.deepEqual(load.failures, []);
       assert.ok(switchedOnce(load, 'v1', 'v2'), 'each client saw v1, then v2 only');
-      assert.equal(fresh.client.ws.readyState, WebSocket.OPEN, 'the new instance keeps its WebSockets');
-      fresh.client.ws.close();
+      assert.equal(fresh.ws.readyState, WebSocket.OPEN, 'the new instance keeps its WebSockets');
+      fresh.ws.close();
       assert.equal(startLines(arr.proc.output(), 'roll1').length, 2, 'one new instance, no more');
     });
 

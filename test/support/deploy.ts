@@ -2,9 +2,9 @@
 // and WebSockets held open across a replacement.
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
+import WebSocket from 'ws';
 import type { AppDoc } from './arr.js';
 import { repoRoot } from './proc.js';
-import { openWs, type WsClient } from './wsclient.js';
 
 /**
  * An app that answers every request with JSON {version, pid, cwd, early} (`early`: answered
@@ -133,16 +133,21 @@ export function switchedOnce(load: Load, from: string, to: string): boolean {
 
 /** A WebSocket through arr with the time it closed, once it does. */
 export interface HeldWs {
-  client: WsClient;
+  ws: WebSocket;
   greeting: string;
   closedAt: Promise<{ at: number; code: number }>;
 }
 
-export async function holdWs(port: number, host: string): Promise<HeldWs> {
-  const client = await openWs(port, host, false, { path: '/' });
-  const greeting = (await client.message(0)).data.toString();
-  const closedAt = client.closed.then((c) => ({ at: Date.now(), code: c.code }));
-  return { client, greeting, closedAt };
+/** Opens a WebSocket through arr at address:port for `host`; resolves with the app's greeting. */
+export function holdWs(port: number, host: string, address = '127.0.0.1'): Promise<HeldWs> {
+  const ws = new WebSocket(`ws://${address}:${port}/`, { headers: { host }, handshakeTimeout: 15_000 });
+  const closedAt = new Promise<{ at: number; code: number }>((resolve) =>
+    ws.on('close', (code) => resolve({ at: Date.now(), code })),
+  );
+  return new Promise((resolve, reject) => {
+    ws.once('error', reject);
+    ws.once('message', (data) => resolve({ ws, greeting: String(data), closedAt }));
+  });
 }
 
 /** The versioned app as a document. */
