@@ -60,6 +60,10 @@ export interface ArrConfig {
    * nlb or another balancer), whose source address is taken for the client's.
    */
   trustProxyProtocol?: boolean;
+  /** `--drain`: how long a replaced instance keeps its WebSockets and requests in flight. */
+  drainMs: number;
+  /** `--state-dir`: where the state files of the no-orphan guarantee are kept. */
+  stateDir: string;
 }
 
 /** Where the admin endpoint listens. */

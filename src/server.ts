@@ -2,6 +2,7 @@ import { Activator, type Target } from './activation/activator.js';
 import { InstanceCgroups } from './activation/cgroup.js';
 import { InstanceChooser } from './activation/chooser.js';
 import { PortAllocator } from './activation/port-allocator.js';
+import { StateFile } from './activation/state-file.js';
 import { type ArrConfig, UsageError } from './config.js';
 import { FarmMode } from './farm/farm-mode.js';
 import { FileMode } from './farm/file-mode.js';
@@ -32,6 +33,14 @@ export class StartError extends Error {}
  * background work (the apps file watch, or the farm's polling and heartbeats).
  */
 export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop(): Promise<void> }> {
+  // No orphans: instances a previous run of this arr left behind are stopped before anything else.
+  const state = new StateFile(
+    config.stateDir,
+    `${config.bind ?? 'all'}_${config.port}_${config.sslport}`,
+    log,
+    config.mongo ? undefined : config.apps,
+  );
+  await state.takeOver();
   const registry = config.mongo ? new MongoRegistry(config.mongo) : new FileRegistry(config.apps);
   const report = await loadAtStart(registry, config);
   for (const p of report.problems) log.warn(`registry: ${formatProblem(p)}`);
@@ -59,6 +68,17 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     onStart: ops.onStart,
     onInstanceGone: forget,
     cgroups: typeof cgroups === 'string' ? undefined : cgroups,
+    drainMs: config.drainMs,
+    // In a farm, the other nodes send to a replaced instance until they have read the registry again.
+    lingerMs: config.mongo ? 2 * config.pollMs + 500 : 0,
+    events: {
+      spawned: (proc, app, port) => state.spawned(proc, app, port),
+      exited: (proc) => state.exited(proc),
+      deployed: (app, result, detail) => {
+        state.deployed(app, result, detail);
+        ops.metrics?.deployed(app, result);
+      },
+    },
   });
   const instances = new InstanceChooser(activator, store, log, config.advertise, forget);
   const targets = { registry, activator, certs, log };
@@ -111,6 +131,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
       // Then the instances stop: an app that closes its WebSockets on SIGTERM (the samples send
       // 1001) says goodbye through arr. WebSockets still open after that are ended.
       await activator.stopAll();
+      state.close();
       webSockets.endAll();
       await listeners.drain(WEBSOCKET_LINGER_MS);
       await closed;

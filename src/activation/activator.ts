@@ -1,11 +1,14 @@
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Duplex } from 'node:stream';
 import type { Registry } from '../registry/registry.js';
-import type { App, Machine } from '../registry/types.js';
+import { type App, deployKey, type Machine, sameMachine } from '../registry/types.js';
 import { every } from '../util/every.js';
 import type { Logger } from '../util/log.js';
 import { type InstanceCgroups, killGroup } from './cgroup.js';
 import { cannotSwitchUser, type Identity, IdentityError, resolveIdentity } from './identity.js';
 import type { PortAllocator } from './port-allocator.js';
-import { waitForPort } from './readiness.js';
+import { waitReady } from './readiness.js';
 import { type SpawnedProcess, signalGroup, spawnInstance } from './spawn.js';
 
 /** Where a request for an app goes: the instance's registry entry and the address to dial. */
@@ -17,8 +20,10 @@ export interface Target {
   host: string;
   port: number;
   local: boolean;
-  /** Local instances, with an idle timeout: what they serve now (kept by the router). */
+  /** Local instances: what they serve now (kept by the router), for the idle timeout and drains. */
   activity?: Activity;
+  /** Local instances: the client connections of their open WebSockets, for drains. */
+  webSockets?: Set<Duplex>;
 }
 
 /** Exchanges (requests, WebSockets) an instance is serving now, and when the last one ended. */
@@ -54,6 +59,9 @@ export class ActivationError extends Error {
     super(detail);
     this.status = FAILURE_STATUS[kind];
   }
+
+  /** The process that did not become ready, when there was one (its last output is logged with a failed deploy). */
+  process?: SpawnedProcess;
 }
 
 /** One more exchange (request or WebSocket) in flight at the target: a counter, no I/O. */
@@ -65,14 +73,37 @@ export function exchangeBegan(t: Target): void {
 export function exchangeEnded(t: Target): void {
   const a = t.activity;
   if (!a) return;
-  a.active--;
-  a.lastActive = Date.now();
+  // Idleness counts from the end of the last exchange: the clock is read only when there is one.
+  if (--a.active === 0) a.lastActive = Date.now();
 }
 
 interface LocalInstance {
   app: App;
   proc: SpawnedProcess;
   target: Target;
+  /** deployKey(app) of the version it runs: a different one in the registry replaces it. */
+  key: string;
+}
+
+/** A process started on its port and ready, not yet recorded in the registry. */
+interface Launched {
+  proc: SpawnedProcess;
+  port: number;
+  /** The instance's target: connections to it belong to it, and go when it exits. */
+  target: Target;
+  startedAt: number;
+  /** Fires when the process exits. */
+  exited: AbortSignal;
+}
+
+/** What the activator tells of its processes and deploys (the state file, metrics). */
+export interface ActivatorEvents {
+  /** A process was spawned (before it is ready). */
+  spawned?(proc: SpawnedProcess, app: App, port: number): void;
+  /** It has exited. */
+  exited?(proc: SpawnedProcess): void;
+  /** A rolling replacement ended: the new version serves, or it failed (and the old one serves). */
+  deployed?(app: App, result: 'replaced' | 'failed', detail?: string): void;
 }
 
 interface FailureRecord {
@@ -87,8 +118,17 @@ export interface ActivatorOptions {
   stableAfterMs?: number;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
-  /** How long a stopped instance has between SIGTERM and SIGKILL. */
+  /** How long a stopped instance has between SIGTERM and SIGKILL, unless its app says (`stopTimeout`). */
   stopGraceMs?: number;
+  /** `--drain`: how long a replaced instance keeps its WebSockets (and requests in flight). */
+  drainMs?: number;
+  /**
+   * In a farm: how long a replaced instance lives at least, so that the other nodes, which send
+   * their requests straight to it, learn of its successor first (a few polls).
+   */
+  lingerMs?: number;
+  /** The process and deploy events (state file, metrics). */
+  events?: ActivatorEvents;
   /** A local instance that served nothing for this long is stopped (see stopIdle); 0: never. */
   idleTimeoutMs?: number;
   /** Told of each start of an app (one at a time per app, however many wait for it): metrics. */
@@ -112,12 +152,41 @@ async function identityOf(app: App): Promise<Identity | undefined> {
   return resolveIdentity(app.user, app.group);
 }
 
+/** The app's `cwd` is not a directory arr can use. */
+class CwdError extends Error {}
+
+/** Throws a CwdError when the app's working directory is not there (spawn would blame the executable). */
+function checkCwd(app: App): void {
+  if (app.cwd === undefined) return;
+  let why: string | undefined;
+  try {
+    if (!statSync(resolve(app.cwd)).isDirectory()) why = 'not a directory';
+  } catch (err) {
+    why = (err as NodeJS.ErrnoException).code ?? 'cannot be read';
+  }
+  if (why) throw new CwdError(`cwd: "${app.cwd}" cannot be used (${why})`);
+}
+
+/** The target of an instance of this node, with the counters drains and the idle timeout read. */
+function localTarget(appId: string, machine: Machine, port: number): Target {
+  return {
+    appId,
+    machine,
+    host: LOOPBACK,
+    port,
+    local: true,
+    activity: { active: 0, lastActive: Date.now() },
+    webSockets: new Set(),
+  };
+}
+
 /**
  * Why spawn() refused to start an app, for the log: the error code, not the message, which
  * can quote the arguments (they may hold secrets, or be 100 KiB long).
  */
 function spawnFailure(app: App, err: unknown): string {
   if (err instanceof IdentityError) return `${err.field}: ${err.message}`;
+  if (err instanceof CwdError) return err.message;
   const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
   return `cannot run "${app.process.executable}" (${code})`;
 }
@@ -131,7 +200,18 @@ export class Activator {
   private readonly running = new Map<string, LocalInstance>();
   private readonly starting = new Map<string, Promise<Activation>>();
   private readonly failures = new Map<string, FailureRecord>();
-  private readonly processes = new Set<SpawnedProcess>();
+  /** Every process started and not yet exited, with the app it runs. */
+  private readonly processes = new Map<SpawnedProcess, App>();
+  /** Rolling replacements under way, by app id (one at a time per app). */
+  private readonly deploys = new Map<string, Promise<void>>();
+  /** Apps whose replacement must look again once the one under way is over. */
+  private readonly deployAgain = new Set<string>();
+  /** A replacement's new instance, while it starts: a request finding no instance waits for it. */
+  private readonly replacing = new Map<string, Promise<Activation>>();
+  /** Replacements that wait for the back-off, by app id. */
+  private readonly deployTimers = new Map<string, NodeJS.Timeout>();
+  /** Bumped when an instance is swapped for another: a reassert that read the registry before is stale. */
+  private generation = 0;
   private stopping = false;
   private readonly stableAfterMs: number;
   private readonly backoffBaseMs: number;
@@ -147,7 +227,7 @@ export class Activator {
     this.stableAfterMs = options.stableAfterMs ?? 2_000;
     this.backoffBaseMs = options.backoffBaseMs ?? 500;
     this.backoffMaxMs = options.backoffMaxMs ?? 30_000;
-    this.stopGraceMs = options.stopGraceMs ?? 5_000;
+    this.stopGraceMs = options.stopGraceMs ?? 10_000;
   }
 
   /** The running instance of this app on this node, if any: the hot path, no I/O. */
@@ -163,6 +243,9 @@ export class Activator {
   activate(app: App): Promise<Activation> {
     const instance = this.running.get(app.id);
     if (instance) return Promise.resolve({ kind: 'local', target: instance.target });
+    // The instance went while its successor starts: that one, rather than a third.
+    const successor = this.replacing.get(app.id);
+    if (successor) return successor;
     let pending = this.starting.get(app.id);
     if (!pending) {
       pending = this.start(app).finally(() => this.starting.delete(app.id));
@@ -198,8 +281,12 @@ export class Activator {
    */
   async reassert(): Promise<void> {
     if (this.stopping || this.running.size === 0) return;
+    const generation = this.generation;
     const all = await this.registry.allMachines();
+    // An instance was swapped for another meanwhile: this picture of the registry is stale.
+    if (generation !== this.generation) return;
     for (const [id, instance] of this.running) {
+      if (this.deploys.has(id)) continue; // its slot is moving
       const listed = all.get(id) ?? [];
       if (
         listed.some((m) => m.host === instance.target.machine.host && m.port === instance.target.machine.port)
@@ -258,9 +345,207 @@ export class Activator {
   /** Stops every instance this node started and waits until they are gone. */
   async stopAll(): Promise<void> {
     this.stopping = true;
+    for (const t of this.deployTimers.values()) clearTimeout(t);
+    this.deployTimers.clear();
     this.running.clear();
-    await Promise.all([...this.processes].map((p) => this.stopProcess(p)));
+    await Promise.all([...this.processes.keys()].map((p) => this.stopProcess(p)));
     await this.options.cgroups?.close();
+  }
+
+  /**
+   * Replaces, one app at a time, each instance of this node whose app has another version in
+   * the registry now (its process, env, cwd, ready, user, group or revision changed).
+   */
+  redeployChanged(): void {
+    for (const id of [...this.running.keys()]) this.redeploy(id);
+  }
+
+  /** Replaces the app's instance when the registry has another version of it (see deployLoop). */
+  redeploy(appId: string): void {
+    if (this.stopping) return;
+    if (this.deploys.has(appId)) {
+      this.deployAgain.add(appId);
+      return;
+    }
+    const instance = this.running.get(appId);
+    const app = this.registry.app(appId);
+    if (!instance || !app || deployKey(app) === instance.key) return;
+    const run = this.deployLoop(appId)
+      .catch((err: unknown) => this.log.error({ id: appId, err: String(err) }, `deploy of ${appId} failed`))
+      .finally(() => {
+        this.deploys.delete(appId);
+        if (this.deployAgain.delete(appId)) this.redeploy(appId);
+      });
+    this.deploys.set(appId, run);
+  }
+
+  /**
+   * Rolling replacement of one app's instance, until it runs the registry's version: a new
+   * instance on a new port, ready; the registry entry (the slot) moved to it; new requests and
+   * WebSockets sent to it; the old one drained and stopped. At most one extra instance at a
+   * time: a further change waits for the drain. A version that fails is tried again only
+   * after the back-off.
+   */
+  private async deployLoop(appId: string): Promise<void> {
+    for (;;) {
+      this.deployAgain.delete(appId);
+      const old = this.running.get(appId);
+      const app = this.registry.app(appId);
+      if (this.stopping || !old || !app) return;
+      const key = deployKey(app);
+      if (key === old.key) return;
+      const failure = this.failures.get(appId);
+      const wait = failure ? failure.notBefore - Date.now() : 0;
+      if (wait > 0) {
+        this.retryDeployIn(appId, wait);
+        return;
+      }
+      if (!(await this.replace(old, app, key))) {
+        const next = this.failures.get(appId);
+        this.retryDeployIn(appId, next ? Math.max(0, next.notBefore - Date.now()) : 0);
+        return;
+      }
+    }
+  }
+
+  /** Tries the app's replacement again after the back-off. */
+  private retryDeployIn(appId: string, ms: number): void {
+    clearTimeout(this.deployTimers.get(appId));
+    const timer = setTimeout(() => {
+      this.deployTimers.delete(appId);
+      this.redeploy(appId);
+    }, ms);
+    timer.unref();
+    this.deployTimers.set(appId, timer);
+  }
+
+  /** One replacement; false when the new version did not come to serve (the old one still does). */
+  private async replace(old: LocalInstance, app: App, key: string): Promise<boolean> {
+    const began = Date.now();
+    this.log.info(
+      { app: app.name, id: app.id, pid: old.proc.pid },
+      `deploying ${app.name}: starting its new version beside ${app.name}[${old.proc.pid}]`,
+    );
+    // Should the old instance go meanwhile, requests wait for the new one rather than start a third.
+    let settle!: (a: Promise<Activation>) => void;
+    const successor = new Promise<Activation>((r) => {
+      settle = r;
+    });
+    successor.catch(() => {});
+    this.replacing.set(app.id, successor);
+    let launched: Launched | undefined;
+    try {
+      launched = await this.launch(app);
+      const {
+        target,
+        target: { machine },
+      } = launched;
+      await this.moveSlot(app, old, machine);
+      if (launched.exited.aborted || this.stopping) {
+        await this.registry.release(app.id, machine).catch(() => {});
+        throw new ActivationError(
+          'failed',
+          'the application exited while starting',
+          'it exited right after start',
+        );
+      }
+      // The switch: from here on, new requests and WebSockets go to the new instance.
+      this.generation++;
+      const current = this.running.get(app.id);
+      this.running.set(app.id, { app, proc: launched.proc, target, key });
+      this.replacing.delete(app.id);
+      settle(Promise.resolve({ kind: 'local', target }));
+      this.failures.delete(app.id);
+      this.log.info(
+        { app: app.name, id: app.id, pid: launched.proc.pid, port: launched.port, ms: Date.now() - began },
+        `${app.name} deployed: ${app.name}[${launched.proc.pid}] serves on port ${launched.port}; draining ${app.name}[${old.proc.pid}]`,
+      );
+      this.options.events?.deployed?.(app, 'replaced');
+      this.note(app, machine);
+      if (current === old) await this.drain(old);
+      return true;
+    } catch (err) {
+      if (this.replacing.get(app.id) === successor) this.replacing.delete(app.id);
+      settle(Promise.reject(err));
+      const proc = launched?.proc ?? (err instanceof ActivationError ? err.process : undefined);
+      if (launched) void this.stopProcess(launched.proc);
+      if (proc) {
+        // Its last lines of output, once its pipes are read to their end (briefly).
+        await Promise.race([
+          new Promise((r) => proc.child.once('close', r)),
+          new Promise((r) => setTimeout(r, 300)),
+        ]);
+      }
+      const why = err instanceof Error ? err.message : String(err);
+      const output = proc && proc.recent.length > 0 ? `; its last output:\n${proc.recent.join('\n')}` : '';
+      this.log.error(
+        { app: app.name, id: app.id, pid: old.proc.pid, output: proc?.recent },
+        `deploy of ${app.name} failed: ${why}; ${app.name}[${old.proc.pid}] (the previous version) keeps serving${output}`,
+      );
+      this.options.events?.deployed?.(app, 'failed', why);
+      this.note(app, old.target.machine, why);
+      return false;
+    }
+  }
+
+  /**
+   * Moves the app's registry entry from the old instance to the new one: the slot, and with it
+   * the farm's cap, is held throughout (not claimed twice). An entry that was gone meanwhile
+   * is claimed again, under the cap. On failure the new process is stopped.
+   */
+  private async moveSlot(app: App, old: LocalInstance, machine: Machine): Promise<void> {
+    let why: string;
+    try {
+      if (await this.registry.move(app.id, old.target.machine, machine)) return;
+      const claim = await this.registry.claim(app.id, machine);
+      if (claim.granted) return;
+      why = 'its registry entry was gone and the cap is full';
+    } catch (err) {
+      why = `the registry is unavailable (${String(err)})`;
+    }
+    this.recordFailure(app.id);
+    throw new ActivationError('unavailable', 'no instance is available', why);
+  }
+
+  /**
+   * A replaced instance finishes what it serves: it is stopped once nothing is in flight there
+   * (requests, WebSockets), or when the drain period is over, whichever comes first. In a farm
+   * it is kept for the whole drain (and at least the linger): the other nodes send their
+   * requests and WebSockets straight to it, unseen here, until they learn of its successor.
+   * Its WebSockets still open then are closed with it (SIGTERM: apps say goodbye; then arr).
+   */
+  private async drain(old: LocalInstance): Promise<void> {
+    const began = Date.now();
+    const lingerMs = this.options.lingerMs ?? 0;
+    const deadline = began + Math.max(this.options.drainMs ?? 30_000, lingerMs);
+    const a = old.target.activity;
+    let exited = false;
+    void old.proc.exited.then(() => {
+      exited = true;
+    });
+    while (!exited && !this.stopping) {
+      const now = Date.now();
+      if (now >= deadline) break;
+      // In a farm (a linger), other nodes' exchanges with it are not seen here: the whole drain.
+      if (lingerMs === 0 && (!a || a.active <= 0)) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    if (this.stopping) return; // stopAll stops it
+    const open = old.target.webSockets?.size ?? 0;
+    this.log.info(
+      { app: old.app.name, id: old.app.id, pid: old.proc.pid },
+      `stopping ${old.app.name}[${old.proc.pid}]: replaced${open > 0 ? ` (${open} WebSockets still open after the drain are closed)` : ''}`,
+    );
+    this.forgetOld(old);
+    await this.stopProcess(old.proc);
+    for (const socket of old.target.webSockets ?? []) socket.end();
+  }
+
+  /** A replaced instance's registry entry, should it still be listed (its slot moved already). */
+  private forgetOld(old: LocalInstance): void {
+    const now = this.running.get(old.app.id);
+    if (now && sameMachine(now.target.machine, old.target.machine)) return;
+    this.forget(old);
   }
 
   private async start(app: App): Promise<Activation> {
@@ -279,62 +564,8 @@ export class Activator {
       );
     }
 
-    const port = await this.ports.acquire();
-    if (port === undefined) {
-      throw new ActivationError(
-        'unavailable',
-        'no capacity to start the application',
-        'every port of the range is taken',
-      );
-    }
-    const startedAt = Date.now();
-    const proc = await this.spawnOnPort(app, port);
-    proc.cgroup = this.options.cgroups?.adopt(proc.pid, `${app.id}-${port}`);
-    this.processes.add(proc);
-    const machine: Machine = { host: this.options.advertise, port };
-    const target: Target = { appId: app.id, machine, host: LOOPBACK, port, local: true };
-    const exitedEarly = new AbortController();
-    void proc.exited.then(async (exit) => {
-      exitedEarly.abort();
-      // arr's connections to it go, and so does what it started (a daemon that left its
-      // process group too), before the port can be given to another app.
-      this.options.onInstanceGone?.(target);
-      if (proc.cgroup) await killGroup(proc.cgroup);
-      this.processes.delete(proc);
-      this.ports.release(port);
-      this.onExit(app, proc, startedAt, exit);
-    });
-    this.log.info({ app: app.name, id: app.id, pid: proc.pid, port }, `starting ${app.name} on port ${port}`);
-
-    const ready = await waitForPort(LOOPBACK, port, {
-      timeoutMs: this.options.startTimeoutMs,
-      signal: exitedEarly.signal,
-    });
-    if (ready !== 'ready') {
-      void this.stopProcess(proc);
-      this.recordFailure(app.id);
-      if (ready === 'timeout') {
-        // Not waiting for it to go: a program that ignores SIGTERM has the stop grace period.
-        throw new ActivationError(
-          'timeout',
-          'the application did not start in time',
-          `${app.name} did not accept connections on port ${port} within ${this.options.startTimeoutMs} ms`,
-        );
-      }
-      const exit = await proc.exited; // at once: 'aborted' means it has exited
-      if (exit.error) {
-        throw new ActivationError(
-          'failed',
-          'the application could not be started',
-          `${app.name}: ${exit.error.message}`,
-        );
-      }
-      throw new ActivationError(
-        'failed',
-        'the application exited while starting',
-        `${app.name} exited (${exit.signal ?? `code ${exit.code}`}) before accepting connections`,
-      );
-    }
+    const { proc, port, target, startedAt, exited } = await this.launch(app);
+    const machine = target.machine;
 
     let claim: Awaited<ReturnType<Registry['claim']>>;
     try {
@@ -370,7 +601,7 @@ export class Activator {
         `${app.name}: claim refused and no instance listed`,
       );
     }
-    if (exitedEarly.signal.aborted || this.stopping) {
+    if (exited.aborted || this.stopping) {
       await this.registry.release(app.id, machine).catch(() => {});
       void this.stopProcess(proc);
       throw new ActivationError(
@@ -379,13 +610,94 @@ export class Activator {
         `${app.name} exited right after start`,
       );
     }
-    if (this.options.idleTimeoutMs) target.activity = { active: 0, lastActive: Date.now() };
-    this.running.set(app.id, { app, proc, target });
+    this.running.set(app.id, { app, proc, target, key: deployKey(app) });
+    this.note(app, machine);
     this.log.info(
       { app: app.name, id: app.id, pid: proc.pid, port, ms: Date.now() - startedAt },
       `${app.name} is ready on port ${port} (${Date.now() - startedAt} ms)`,
     );
+    // The app changed while it started: the version it runs is replaced at once.
+    this.redeploy(app.id);
     return { kind: 'local', target };
+  }
+
+  /**
+   * Takes a free port, spawns the app on it and waits until it is ready (it listens and, with
+   * a `ready` path, answers it with 2xx or 3xx). A process that does not get there is stopped
+   * and counts for the back-off.
+   */
+  private async launch(app: App): Promise<Launched> {
+    const port = await this.ports.acquire();
+    if (port === undefined) {
+      throw new ActivationError(
+        'unavailable',
+        'no capacity to start the application',
+        'every port of the range is taken',
+      );
+    }
+    const startedAt = Date.now();
+    const proc = await this.spawnOnPort(app, port);
+    proc.cgroup = this.options.cgroups?.adopt(proc.pid, `${app.id}-${port}`);
+    this.processes.set(proc, app);
+    this.options.events?.spawned?.(proc, app, port);
+    const target = localTarget(app.id, { host: this.options.advertise, port }, port);
+    const exitedEarly = new AbortController();
+    void proc.exited.then(async (exit) => {
+      exitedEarly.abort();
+      // arr's connections to it go, and so does what it started (a daemon that left its
+      // process group too), before the port can be given to another app.
+      this.options.onInstanceGone?.(target);
+      if (proc.cgroup) await killGroup(proc.cgroup);
+      this.processes.delete(proc);
+      this.ports.release(port);
+      this.options.events?.exited?.(proc);
+      this.onExit(app, proc, startedAt, exit);
+    });
+    this.log.info({ app: app.name, id: app.id, pid: proc.pid, port }, `starting ${app.name} on port ${port}`);
+
+    const ready = await waitReady(LOOPBACK, port, {
+      timeoutMs: this.options.startTimeoutMs,
+      signal: exitedEarly.signal,
+      path: app.ready,
+    });
+    if (ready !== 'ready') {
+      void this.stopProcess(proc);
+      this.recordFailure(app.id);
+      throw Object.assign(await this.notReady(app, port, proc, ready), { process: proc });
+    }
+    return { proc, port, target, startedAt, exited: exitedEarly.signal };
+  }
+
+  /** Why a launched process did not become ready: it timed out, or exited (or never ran). */
+  private async notReady(
+    app: App,
+    port: number,
+    proc: SpawnedProcess,
+    ready: 'timeout' | 'aborted',
+  ): Promise<ActivationError> {
+    if (ready === 'timeout') {
+      // Not waiting for it to go: a program that ignores SIGTERM has the stop grace period.
+      return new ActivationError(
+        'timeout',
+        'the application did not start in time',
+        app.ready === undefined
+          ? `${app.name} did not accept connections on port ${port} within ${this.options.startTimeoutMs} ms`
+          : `${app.name} did not answer GET ${app.ready} with 2xx or 3xx on port ${port} within ${this.options.startTimeoutMs} ms`,
+      );
+    }
+    const exit = await proc.exited; // at once: 'aborted' means it has exited
+    if (exit.error) {
+      return new ActivationError(
+        'failed',
+        'the application could not be started',
+        `${app.name}: ${exit.error.message}`,
+      );
+    }
+    return new ActivationError(
+      'failed',
+      'the application exited while starting',
+      `${app.name} exited (${exit.signal ?? `code ${exit.code}`}) before it was ready`,
+    );
   }
 
   /**
@@ -397,6 +709,7 @@ export class Activator {
    */
   private async spawnOnPort(app: App, port: number): Promise<SpawnedProcess> {
     try {
+      checkCwd(app);
       return spawnInstance(app, port, this.log, await identityOf(app));
     } catch (err) {
       this.ports.release(port);
@@ -447,6 +760,14 @@ export class Activator {
     else this.failures.delete(app.id);
   }
 
+  /** Records in the registry what the instance at `machine` runs, or the deploy that failed there (in the background). */
+  private note(app: App, machine: Machine, failed?: string): void {
+    const note = { revision: app.revision ?? 0, ...(failed === undefined ? {} : { failed }) };
+    void this.registry.noteDeploy(app.id, machine, note).catch((err: unknown) => {
+      this.log.debug({ app: app.name, err: String(err) }, 'could not note a deploy in the registry');
+    });
+  }
+
   /** Removes an instance's entry from the registry (in the background). */
   private forget({ app, target }: LocalInstance): void {
     void this.registry.release(app.id, target.machine).catch((err: unknown) => {
@@ -465,10 +786,16 @@ export class Activator {
     this.failures.set(appId, { count, notBefore: Date.now() + delay });
   }
 
-  /** SIGTERM to the instance's process group, SIGKILL after the grace period. */
+  /**
+   * SIGTERM to the instance's process group, SIGKILL after its app's `stopTimeout` (as the
+   * registry has it now), or the default grace period.
+   */
   private async stopProcess(proc: SpawnedProcess): Promise<void> {
     signalGroup(proc.pid, 'SIGTERM');
-    const timer = setTimeout(() => signalGroup(proc.pid, 'SIGKILL'), this.stopGraceMs);
+    const app = this.processes.get(proc);
+    const seconds = app ? (this.registry.app(app.id) ?? app).stopTimeout : undefined;
+    const graceMs = seconds === undefined ? this.stopGraceMs : seconds * 1000;
+    const timer = setTimeout(() => signalGroup(proc.pid, 'SIGKILL'), graceMs);
     await proc.exited;
     clearTimeout(timer);
     // Whatever the instance started in its group goes with it.

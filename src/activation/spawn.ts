@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { App } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
@@ -6,20 +7,31 @@ import type { Identity } from './identity.js';
 
 /**
  * The environment an instance gets: arr's own, less everything that configures arr (ARR_*,
- * which can carry a MongoDB URL with credentials), plus PORT.
+ * which can carry a MongoDB URL with credentials), then the app's `env`, then PORT (which the
+ * app cannot override: it is the port arr gave it).
  */
-export function instanceEnv(port: number, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+export function instanceEnv(
+  port: number,
+  base: NodeJS.ProcessEnv = process.env,
+  extra?: Record<string, string>,
+): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(base)) if (!k.startsWith('ARR_')) env[k] = v;
+  if (extra) for (const [k, v] of Object.entries(extra)) if (!k.startsWith('ARR_')) env[k] = v;
   env.PORT = String(port);
   return env;
 }
+
+/** How many of an instance's last output lines are kept, to log with a failed start. */
+const RECENT_LINES = 20;
 
 export interface SpawnedProcess {
   child: ChildProcess;
   pid: number;
   /** The instance's cgroup, where arr could give it one (see cgroup.ts). */
   cgroup?: string;
+  /** Its last lines of output (stdout and stderr), for the log of a start that failed. */
+  recent: string[];
   /** Resolves when the process has exited (or could not be started at all). */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>;
 }
@@ -41,9 +53,10 @@ function withIdentity(env: NodeJS.ProcessEnv, identity: Identity): NodeJS.Proces
  * user's own supplementary groups are not set: node's spawn has no way to).
  */
 export function spawnInstance(app: App, port: number, log: Logger, identity?: Identity): SpawnedProcess {
-  const env = instanceEnv(port);
+  const env = instanceEnv(port, process.env, app.env);
   const child = spawn(app.process.executable, app.process.args, {
     env: identity ? withIdentity(env, identity) : env,
+    cwd: app.cwd === undefined ? undefined : resolve(app.cwd),
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
     ...(identity ? { uid: identity.uid, gid: identity.gid } : {}),
@@ -61,16 +74,20 @@ export function spawnInstance(app: App, port: number, log: Logger, identity?: Id
   );
   const pid = child.pid ?? -1;
   const out = log.child({ app: app.name, id: app.id, pid });
+  const recent: string[] = [];
   for (const [stream, level] of [
     [child.stdout, 'info'],
     [child.stderr, 'warn'],
   ] as const) {
     if (!stream) continue;
     const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
-    lines.on('line', (line) => out[level](`${app.name}[${pid}]: ${line}`));
+    lines.on('line', (line) => {
+      out[level](`${app.name}[${pid}]: ${line}`);
+      if (recent.push(line.length > 500 ? `${line.slice(0, 500)}...` : line) > RECENT_LINES) recent.shift();
+    });
     stream.on('error', () => {});
   }
-  return { child, pid, exited };
+  return { child, pid, recent, exited };
 }
 
 /** Sends a signal to an instance's whole process group; quiet when it is already gone. */

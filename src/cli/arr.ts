@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import yargs, { type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { defaultStateDir } from '../activation/state-file.js';
 import { type ArrConfig, parseRange, UsageError } from '../config.js';
 import { StartError, startArr } from '../server.js';
 import { createLogger, LOG_LEVELS } from '../util/log.js';
@@ -18,7 +19,7 @@ import {
   parseAdminAddress,
   readPem,
 } from './options.js';
-import { APPS_OPTIONS, listApps, validateFile } from './registry-commands.js';
+import { APPS_OPTIONS, listApps, restartApp, validateFile } from './registry-commands.js';
 
 const DEFAULT_IMPORT_MONGO = 'mongodb://127.0.0.1:27017/arr';
 
@@ -128,6 +129,18 @@ const OPTIONS = {
     describe:
       'seconds an instance may serve nothing (no request, no WebSocket) before it is stopped; 0: never',
   },
+  drain: {
+    type: 'number',
+    default: 30,
+    describe:
+      'seconds an instance replaced by a deploy keeps its WebSockets (and requests in flight) before it is stopped',
+  },
+  'state-dir': {
+    type: 'string',
+    defaultDescription: '$XDG_STATE_HOME/arr or ~/.local/state/arr',
+    describe:
+      'where arr lists the instances it runs, so that none outlives it (and its next run stops leftovers)',
+  },
   admin: {
     type: 'string',
     defaultDescription: 'off',
@@ -176,6 +189,14 @@ async function main(): Promise<void> {
       y.options(APPS_OPTIONS),
     )
     .command(
+      'restart <app>',
+      'replace the instances of an app (its name or _id) on every node, without a dropped request (--apps or --mongo)',
+      (y) =>
+        y
+          .positional('app', { type: 'string', demandOption: true, describe: "the app's name or _id" })
+          .options(APPS_OPTIONS),
+    )
+    .command(
       'validate <file>',
       'check an apps.json (documents, duplicates, certificates) without running it',
       (y) => y.positional('file', { type: 'string', demandOption: true, describe: 'the apps.json to check' }),
@@ -190,7 +211,7 @@ async function main(): Promise<void> {
     .wrap(Math.min(110, process.stdout.columns || 100));
 
   const argv = await cli.parseAsync();
-  const known = argv._[0] === 'apps' ? { ...OPTIONS, ...APPS_OPTIONS } : OPTIONS;
+  const known = argv._[0] === 'apps' || argv._[0] === 'restart' ? { ...OPTIONS, ...APPS_OPTIONS } : OPTIONS;
   const unknown = unknownFlags(hideBin(process.argv), known);
   if (unknown.length > 0) fail(`unknown option ${unknown.join(', ')} (see arr --help)`);
 
@@ -216,8 +237,18 @@ async function main(): Promise<void> {
   }
   const print = (l: string) => process.stdout.write(`${l}\n`);
   const printErr = (l: string) => process.stderr.write(`${l}\n`);
+  const stateDir = resolve(argv['state-dir'] ?? defaultStateDir());
   if (argv._[0] === 'apps')
-    process.exit(await listApps({ apps: argv.apps, mongo, json: !!argv.json }, print, printErr));
+    process.exit(await listApps({ apps: argv.apps, mongo, json: !!argv.json, stateDir }, print, printErr));
+  if (argv._[0] === 'restart')
+    process.exit(
+      await restartApp(
+        String(argv.app),
+        { apps: argv.apps, mongo, wait: !!argv.wait, stateDir },
+        print,
+        printErr,
+      ),
+    );
   if (argv._[0] === 'validate') process.exit(await validateFile(String(argv.file), print, printErr));
   if (argv._.length > 0) fail(`unknown command "${String(argv._[0])}" (see arr --help)`);
 
@@ -250,6 +281,8 @@ async function main(): Promise<void> {
       admin: argv.admin === undefined ? undefined : parseAdminAddress(argv.admin),
       accessLog: argv['access-log'],
       trustProxyProtocol: argv['trust-proxy-protocol'],
+      drainMs: argv.drain === 0 ? 0 : checkPositive(argv.drain, '--drain') * 1000,
+      stateDir,
     };
     const adminPort = config.admin?.port;
     if (adminPort && (adminPort === port || adminPort === sslport))

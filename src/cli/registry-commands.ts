@@ -1,8 +1,11 @@
-import { resolve } from 'node:path';
+import { readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { Options } from 'yargs';
 import { IdentityError, resolveIdentity } from '../activation/identity.js';
-import { readAppsFile } from '../registry/apps-file.js';
+import { readStatuses } from '../activation/state-file.js';
+import { parseAppsText, readAppsFile } from '../registry/apps-file.js';
+import { setRevision } from '../registry/apps-file-edit.js';
 import { FileRegistry } from '../registry/file-registry.js';
 import { buildRouteTable } from '../registry/load.js';
 import { MongoRegistry, redactUrl } from '../registry/mongo-registry.js';
@@ -13,6 +16,10 @@ import { readFailure, readRegularFile } from '../util/read-limited.js';
 /** Options of the admin commands only (checked for unknown flags together with arr's own). */
 export const APPS_OPTIONS = {
   json: { type: 'boolean', describe: 'with `arr apps`: print JSON instead of a table' },
+  wait: {
+    type: 'boolean',
+    describe: 'with `arr restart`: wait until the new instances serve (or fail), and report it',
+  },
 } as const satisfies Record<string, Options>;
 
 type Print = (line: string) => void;
@@ -41,6 +48,14 @@ export interface AppView {
   hosts: HostView[];
   /** Where its instances run; null when the registry cannot tell (the file registry). */
   machines: Machine[] | null;
+  /** The names of its `env` (never the values). */
+  env?: string[];
+  cwd?: string;
+  ready?: string;
+  stopTimeout?: number;
+  revision?: number;
+  /** Deploys that failed: the instance keeps running the previous version. */
+  deployFailures?: { where: string; revision: number; message: string }[];
 }
 
 /** What `arr apps --json` prints. */
@@ -60,7 +75,7 @@ const FILE_NOTE =
  * the registry cannot be read at all; documents it skips are listed after the apps.
  */
 export async function listApps(
-  opts: { apps: string; mongo?: string; json?: boolean },
+  opts: { apps: string; mongo?: string; json?: boolean; stateDir: string },
   out: Print,
   err: Print,
 ): Promise<ExitCode> {
@@ -77,6 +92,7 @@ export async function listApps(
       apps: [...registry.apps()].sort(byName).map((app) => appView(registry, app, machines)),
       problems: report.problems,
     };
+    await addDeployFailures(view, registry, opts.stateDir);
     if (!machines) view.note = FILE_NOTE;
   } catch (e) {
     err(`arr: apps: cannot read the registry at ${source}: ${describeError(e)}`);
@@ -106,7 +122,39 @@ function appView(registry: Registry, app: App, machines: Map<string, Machine[]> 
       ...(h.cert !== undefined ? { cert: h.cert, key: h.key } : {}),
     })),
     machines: machines ? (machines.get(app.id) ?? []) : null,
+    ...(app.env ? { env: Object.keys(app.env) } : {}),
+    ...(app.cwd !== undefined ? { cwd: app.cwd } : {}),
+    ...(app.ready !== undefined ? { ready: app.ready } : {}),
+    ...(app.stopTimeout !== undefined ? { stopTimeout: app.stopTimeout } : {}),
+    ...(app.revision !== undefined ? { revision: app.revision } : {}),
   };
+}
+
+/**
+ * Failed deploys: in MongoDB, noted on the slot of the instance that kept serving; for a file,
+ * in the state files of the arr serving it (on this machine).
+ */
+async function addDeployFailures(view: AppsView, registry: Registry, stateDir: string): Promise<void> {
+  const byApp = new Map(view.apps.map((a) => [a.id, a]));
+  const add = (id: string, f: { where: string; revision: number; message: string }) => {
+    const app = byApp.get(id);
+    if (!app) return;
+    app.deployFailures ??= [];
+    app.deployFailures.push(f);
+  };
+  if (registry instanceof MongoRegistry) {
+    for (const app of view.apps)
+      for (const slot of await registry.slotNotes(app.id))
+        if (slot.deployFailed && slot.deployFailed.revision >= (app.revision ?? 0))
+          add(app.id, { where: `${slot.host}:${slot.port}`, ...slot.deployFailed });
+    return;
+  }
+  for (const status of readStatuses(stateDir)) {
+    if (status.apps !== view.registry.source) continue;
+    for (const [id, d] of Object.entries(status.deploys))
+      if (d.result === 'failed' && d.revision >= (byApp.get(id)?.revision ?? 0))
+        add(id, { where: `arr ${status.pid}`, revision: d.revision, message: d.detail ?? 'failed' });
+  }
 }
 
 /** The plain, aligned table of `arr apps`: one row per host (and per instance), app columns once. */
@@ -145,6 +193,30 @@ export function formatApps(view: AppsView): string[] {
     `${plural(view.apps.length, 'app')} in ${from}${withMachines ? `, ${plural(running, 'instance')} running` : ''}`,
   );
   if (view.note) lines.push(view.note);
+  const deploy = view.apps.filter(
+    (a) =>
+      a.env ||
+      a.cwd ||
+      a.ready ||
+      a.stopTimeout !== undefined ||
+      a.revision !== undefined ||
+      a.deployFailures,
+  );
+  if (deploy.length > 0) lines.push('');
+  for (const a of deploy) {
+    const parts = [
+      a.env && a.env.length > 0 ? `env ${a.env.join(', ')}` : undefined,
+      a.cwd !== undefined ? `cwd ${a.cwd}` : undefined,
+      a.ready !== undefined ? `ready ${a.ready}` : undefined,
+      a.stopTimeout !== undefined ? `stopTimeout ${a.stopTimeout} s` : undefined,
+      a.revision !== undefined ? `revision ${a.revision}` : undefined,
+    ].filter(Boolean);
+    if (parts.length > 0) lines.push(`${a.name}: ${parts.join('; ')}`);
+    for (const f of a.deployFailures ?? [])
+      lines.push(
+        `${a.name}: deploy of revision ${f.revision} FAILED at ${f.where} (the previous version serves): ${f.message}`,
+      );
+  }
   if (view.problems.length > 0) {
     lines.push('', `${plural(view.problems.length, 'problem')} (these documents or hosts are not served):`);
     for (const p of view.problems) lines.push(`  ${formatProblem(p)}`);
@@ -262,4 +334,136 @@ function describeError(e: unknown): string {
 
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** How long `arr restart --wait` waits for every instance of the app to be replaced (or fail). */
+const RESTART_WAIT_MS = 120_000;
+
+/**
+ * `arr restart NAME|ID`: asks every node that serves the app to replace its instances, by
+ * adding 1 to the app's `revision`: in MongoDB with `$inc`; in an apps file by an edit of that
+ * one value (every other byte kept), written to a temporary file renamed over the original.
+ * Exits 0 once asked; with `wait`, once every instance runs the new revision (or its deploy
+ * failed, then 1), as the slots (MongoDB) or the state files of the arr serving the file say.
+ */
+export async function restartApp(
+  which: string,
+  opts: { apps: string; mongo?: string; wait?: boolean; stateDir: string },
+  out: Print,
+  err: Print,
+): Promise<ExitCode> {
+  const registry = opts.mongo
+    ? new MongoRegistry(opts.mongo, { serverSelectionTimeoutMS: 5000 })
+    : new FileRegistry(resolve(opts.apps));
+  const source = opts.mongo ? redactUrl(opts.mongo) : resolve(opts.apps);
+  try {
+    try {
+      await registry.load();
+    } catch (e) {
+      err(`arr: restart: cannot read the registry at ${source}: ${describeError(e)}`);
+      return 1;
+    }
+    const matches = [...registry.apps()].filter((a) => a.id === which || a.name === which);
+    if (matches.length !== 1) {
+      err(
+        matches.length === 0
+          ? `arr: restart: no app named or with _id "${which}" in ${source}`
+          : `arr: restart: "${which}" names ${matches.length} apps (${matches.map((a) => a.id).join(', ')}): give its _id`,
+      );
+      return 1;
+    }
+    const app = matches[0]!;
+    let revision: number;
+    if (registry instanceof MongoRegistry) revision = await registry.bumpRevision(app.id);
+    else {
+      const bumped = await bumpRevisionInFile(registry.path, app);
+      if (typeof bumped === 'string') {
+        err(`arr: restart: ${bumped}`);
+        return 1;
+      }
+      revision = bumped;
+    }
+    out(`${app.name}: revision ${revision} asked for`);
+    if (!opts.wait) return 0;
+    const deadline = Date.now() + RESTART_WAIT_MS;
+    for (;;) {
+      const state =
+        registry instanceof MongoRegistry
+          ? await slotsState(registry, app.id, revision)
+          : fileState(opts.stateDir, registry.path, app.id, revision);
+      if (state.pending === 0) {
+        for (const line of state.lines) out(`${app.name}: ${line}`);
+        return state.failed > 0 ? 1 : 0;
+      }
+      if (Date.now() > deadline) {
+        err(
+          `arr: restart: ${state.pending} instance(s) of ${app.name} not replaced after ${RESTART_WAIT_MS / 1000} s`,
+        );
+        return 1;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } catch (e) {
+    err(`arr: restart: ${describeError(e)}`);
+    return 1;
+  } finally {
+    await registry.close().catch(() => {});
+  }
+}
+
+/** The apps file with the app's revision one more, written atomically; the new revision, or why not. */
+async function bumpRevisionInFile(file: string, app: App): Promise<number | string> {
+  const text = await readFile(file, 'utf8');
+  const { table, lines } = buildRouteTable(parseAppsText(text).docs);
+  const line = lines.get(app.id)?.[0];
+  if (!table.apps.has(app.id) || line === undefined) return `${file} changed meanwhile; try again`;
+  const revision = (table.apps.get(app.id)?.revision ?? 0) + 1;
+  const edited = setRevision(text, line, revision);
+  if (edited === undefined) return `cannot find the document of ${app.name} in ${file}`;
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
+  const mode = (await stat(file)).mode & 0o7777;
+  await writeFile(tmp, edited, { mode });
+  await rename(tmp, file);
+  return revision;
+}
+
+interface WaitState {
+  pending: number;
+  failed: number;
+  lines: string[];
+}
+
+async function slotsState(registry: MongoRegistry, appId: string, revision: number): Promise<WaitState> {
+  const state: WaitState = { pending: 0, failed: 0, lines: [] };
+  const slots = await registry.slotNotes(appId);
+  if (slots.length === 0) state.lines.push('not running anywhere: the next start runs the new revision');
+  for (const s of slots) {
+    const where = `${s.host}:${s.port}`;
+    if ((s.revision ?? 0) >= revision) state.lines.push(`replaced: ${where} runs revision ${revision}`);
+    else if (s.deployFailed && s.deployFailed.revision >= revision) {
+      state.failed++;
+      state.lines.push(`FAILED at ${where} (the previous version serves): ${s.deployFailed.message}`);
+    } else state.pending++;
+  }
+  return state;
+}
+
+function fileState(stateDir: string, file: string, appId: string, revision: number): WaitState {
+  const state: WaitState = { pending: 0, failed: 0, lines: [] };
+  const serving = readStatuses(stateDir).filter((s) => s.apps === file);
+  for (const s of serving) {
+    const mine = s.instances.filter((i) => i.app === appId);
+    const deploy = s.deploys[appId];
+    if (mine.length === 0)
+      state.lines.push(`not running in arr ${s.pid}: its next start runs the new revision`);
+    else if (deploy && deploy.revision >= revision && deploy.result === 'failed') {
+      state.failed++;
+      state.lines.push(`FAILED in arr ${s.pid} (the previous version serves): ${deploy.detail ?? ''}`);
+    } else if (mine.every((i) => i.revision >= revision) || (deploy && deploy.revision >= revision))
+      state.lines.push(`replaced in arr ${s.pid}: revision ${revision} serves`);
+    else state.pending++;
+  }
+  if (serving.length === 0)
+    state.lines.push(`no arr with state in ${stateDir} serves ${file}: the next start runs the new revision`);
+  return state;
 }

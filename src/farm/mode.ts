@@ -27,10 +27,13 @@ export interface ReloadTargets {
 
 /**
  * What follows a load that changed the apps: certificates are read again at their next
- * handshake, and the instances of apps that left the registry (or now break a rule) stop.
+ * handshake, the instances of apps that left the registry (or now break a rule) stop, and
+ * those of apps whose version changed are replaced.
  */
 export function applyReload(t: ReloadTargets, apps: number, from: string): void {
   t.certs.clear();
   t.activator.evictMissing(new Set([...t.registry.apps()].map((a) => a.id)));
+  // Apps whose process, env, cwd, ready, user, group or revision changed: rolling replacements.
+  t.activator.redeployChanged();
   t.log.info(`registry changed: ${apps} apps from ${from}`);
 }

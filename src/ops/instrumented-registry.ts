@@ -1,4 +1,4 @@
-import type { ClaimResult, FarmRegistry, LoadReport, Registry } from '../registry/registry.js';
+import type { ClaimResult, DeployNote, FarmRegistry, LoadReport, Registry } from '../registry/registry.js';
 import type { App, Machine, Route } from '../registry/types.js';
 import type { Metrics, RegistryOperation } from './metrics.js';
 
@@ -16,7 +16,16 @@ export class InstrumentedRegistry<R extends Registry> implements Registry {
     protected readonly metrics: Metrics,
   ) {
     this.kind = inner.kind;
-    metrics.registryOperations(['load', 'allMachines', 'machines', 'claim', 'release', 'releaseMachine']);
+    metrics.registryOperations([
+      'load',
+      'allMachines',
+      'machines',
+      'claim',
+      'move',
+      'noteDeploy',
+      'release',
+      'releaseMachine',
+    ]);
   }
 
   protected count<T>(operation: RegistryOperation, result: Promise<T>): Promise<T> {
@@ -55,6 +64,12 @@ export class InstrumentedRegistry<R extends Registry> implements Registry {
   }
   claim(appId: string, machine: Machine): Promise<ClaimResult> {
     return this.count('claim', this.inner.claim(appId, machine));
+  }
+  move(appId: string, from: Machine, to: Machine): Promise<boolean> {
+    return this.count('move', this.inner.move(appId, from, to));
+  }
+  noteDeploy(appId: string, machine: Machine, note: DeployNote): Promise<void> {
+    return this.count('noteDeploy', this.inner.noteDeploy(appId, machine, note));
   }
   release(appId: string, machine: Machine): Promise<void> {
     return this.count('release', this.inner.release(appId, machine));

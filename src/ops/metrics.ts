@@ -24,6 +24,8 @@ const REGISTRY_OPERATIONS = [
   'allMachines',
   'machines',
   'claim',
+  'move',
+  'noteDeploy',
   'release',
   'releaseMachine',
   'beat',
@@ -94,6 +96,12 @@ export class Metrics {
     name: 'arr_registry_errors_total',
     help: 'Registry operations that failed, by operation',
     labelNames: ['operation'] as const,
+    registers: [this.registry],
+  });
+  private readonly deploys = new Counter({
+    name: 'arr_deploys_total',
+    help: "Rolling replacements of an app's instance on this node, by result (replaced; failed: the previous version keeps serving)",
+    labelNames: ['app', 'result'] as const,
     registers: [this.registry],
   });
   private runningCount: () => number = () => 0;
@@ -169,6 +177,11 @@ export class Metrics {
       },
       (err: unknown) => this.activations.labels(app.name, activationFailure(err)).inc(),
     );
+  };
+
+  /** For the Activator's `deployed` event: a rolling replacement ended. */
+  readonly deployed = (app: App, result: 'replaced' | 'failed'): void => {
+    this.deploys.labels(app.name, result).inc();
   };
 
   /**

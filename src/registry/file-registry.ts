@@ -45,6 +45,16 @@ export class FileRegistry extends IndexedRegistry implements Registry {
     return { granted, machines: [...list] };
   }
 
+  async move(appId: string, from: Machine, to: Machine): Promise<boolean> {
+    const list = this.running.get(appId);
+    const i = list ? list.findIndex((m) => sameMachine(m, from)) : -1;
+    if (!list || i < 0) return false;
+    list[i] = to;
+    return true;
+  }
+
+  async noteDeploy(): Promise<void> {}
+
   async release(appId: string, machine: Machine): Promise<void> {
     const list = this.running.get(appId);
     if (!list) return;

@@ -26,7 +26,20 @@ export function buildRouteTable(docs: Iterable<{ doc: unknown; line?: number }>)
   const hash = createHash('sha1');
   for (const app of table.apps.values())
     hash.update(
-      JSON.stringify([app.id, app.name, app.process, app.hosts, app.instances, app.user, app.group]),
+      JSON.stringify([
+        app.id,
+        app.name,
+        app.process,
+        app.hosts,
+        app.instances,
+        app.user,
+        app.group,
+        app.env,
+        app.cwd,
+        app.ready,
+        app.stopTimeout,
+        app.revision,
+      ]),
     );
   return { table, problems: [...problems, ...table.problems], fingerprint: hash.digest('hex'), lines };
 }

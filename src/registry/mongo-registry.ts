@@ -1,6 +1,12 @@
 import { type Collection, type Document, MongoClient, type MongoClientOptions } from 'mongodb';
 import { IndexedRegistry } from './indexed-registry.js';
-import { type ClaimResult, type FarmRegistry, type LoadReport, UnknownAppError } from './registry.js';
+import {
+  type ClaimResult,
+  type DeployNote,
+  type FarmRegistry,
+  type LoadReport,
+  UnknownAppError,
+} from './registry.js';
 import { type App, type Machine, sameMachine } from './types.js';
 import { idOf } from './validate.js';
 
@@ -28,6 +34,10 @@ interface InstanceDoc {
   host: string;
   port: number;
   since: Date;
+  /** The app's revision the instance runs. */
+  revision?: number;
+  /** The last deploy that failed there (the instance runs an earlier revision). */
+  deployFailed?: { revision: number; message: string; at: Date };
 }
 
 interface NodeDoc {
@@ -141,6 +151,55 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
     }
     if (granted) await this.mirror(appId, app.rawId);
     return { granted, machines: await this.slotsOf(appId) };
+  }
+
+  async move(appId: string, from: Machine, to: Machine): Promise<boolean> {
+    const app = this.known(appId);
+    const res = await this.instances.updateOne(
+      { app: appId, host: from.host, port: from.port },
+      { $set: { host: to.host, port: to.port, since: new Date() } },
+    );
+    if (res.matchedCount === 0) return false;
+    await this.mirror(appId, app.rawId);
+    return true;
+  }
+
+  async noteDeploy(appId: string, machine: Machine, note: DeployNote): Promise<void> {
+    const slot = { app: appId, host: machine.host, port: machine.port };
+    if (note.failed === undefined)
+      await this.instances.updateOne(slot, {
+        $set: { revision: note.revision },
+        $unset: { deployFailed: '' },
+      });
+    else
+      await this.instances.updateOne(slot, {
+        $set: { deployFailed: { revision: note.revision, message: note.failed, at: new Date() } },
+      });
+  }
+
+  /** `arr restart`: adds 1 to the app's `revision`; every node replaces its instances. Returns the new revision. */
+  async bumpRevision(appId: string): Promise<number> {
+    const app = this.known(appId);
+    const doc = await this.collection.findOneAndUpdate(
+      { _id: app.rawId } as Document,
+      { $inc: { revision: 1 } },
+      { returnDocument: 'after' },
+    );
+    if (!doc) throw new UnknownAppError(appId);
+    return Number(doc.revision);
+  }
+
+  /** The slots of an app with what they run: `arr restart --wait`, `arr apps`. */
+  async slotNotes(
+    appId: string,
+  ): Promise<(Machine & { revision?: number; deployFailed?: { revision: number; message: string } })[]> {
+    const docs = await this.instances.find({ app: appId }).sort({ slot: 1 }).toArray();
+    return docs.map((d) => ({
+      host: d.host,
+      port: d.port,
+      ...(d.revision !== undefined ? { revision: d.revision } : {}),
+      ...(d.deployFailed ? { deployFailed: d.deployFailed } : {}),
+    }));
   }
 
   async release(appId: string, machine: Machine): Promise<void> {

@@ -9,6 +9,13 @@ export interface LoadReport {
   changed: boolean;
 }
 
+/** What an instance runs, or which deploy failed there. */
+export interface DeployNote {
+  revision: number;
+  /** Why the deploy of `revision` failed (the instance runs an earlier version). */
+  failed?: string;
+}
+
 export interface ClaimResult {
   granted: boolean;
   /** The app's instances as the registry knows them after the attempt. */
@@ -38,6 +45,17 @@ export interface Registry {
    * against every other caller, in this process or another.
    */
   claim(appId: string, machine: Machine): Promise<ClaimResult>;
+  /**
+   * Points the entry of the instance at `from` to `to` (a rolling replacement: the slot, and
+   * the cap it holds, moves to the new instance). False when there was no such entry.
+   */
+  move(appId: string, from: Machine, to: Machine): Promise<boolean>;
+  /**
+   * Records what the instance at `machine` runs (its app's revision), or that a deploy of a
+   * revision failed there (the instance runs the previous one): for `arr restart --wait` and
+   * `arr apps`. The file registry keeps none (arr's state file has it).
+   */
+  noteDeploy(appId: string, machine: Machine, note: DeployNote): Promise<void>;
   /** Removes one instance. */
   release(appId: string, machine: Machine): Promise<void>;
   /** Removes every instance recorded for one machine address; returns how many were removed. */

@@ -31,6 +31,16 @@ export interface App {
   user?: string;
   /** Their group (a name or a gid); default: the user's primary group. Only with `user`. */
   group?: string;
+  /** Added to the instance's environment (after arr's own, less ARR_*; PORT is arr's). */
+  env?: Record<string, string>;
+  /** The instance's working directory (relative: against arr's). */
+  cwd?: string;
+  /** An HTTP path: an instance is ready once GET on it answers 2xx or 3xx. */
+  ready?: string;
+  /** Seconds between SIGTERM and SIGKILL when an instance is stopped (default 10). */
+  stopTimeout?: number;
+  /** Bumped by `arr restart`: a new value replaces the running instances. */
+  revision?: number;
 }
 
 /** Where one running instance can be reached; the elements of an app's `machines`. */
@@ -64,6 +74,23 @@ export function formatProblem(p: Problem): string {
     .filter(Boolean)
     .join(', ');
   return `${where || 'document'}: ${p.field ? `${p.field}: ` : ''}${p.message}`;
+}
+
+/**
+ * What a running instance was started from: when it differs from the app's now (its process,
+ * environment, directory, readiness path, user, group or revision changed), the instance is
+ * replaced (a rolling deploy).
+ */
+export function deployKey(app: App): string {
+  return JSON.stringify([
+    app.process,
+    app.env ?? null,
+    app.cwd ?? null,
+    app.ready ?? null,
+    app.user ?? null,
+    app.group ?? null,
+    app.revision ?? 0,
+  ]);
 }
 
 export function sameMachine(a: Machine, b: Machine): boolean {

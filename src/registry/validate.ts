@@ -110,6 +110,8 @@ export function validateApp(doc: unknown): Validated {
     }
   }
 
+  const deploy = validateDeployFields(doc, fail);
+
   if (doc.machines !== undefined && parseMachines(doc.machines) === undefined) {
     fail('machines', 'must be an array of { host, port }');
   }
@@ -119,7 +121,78 @@ export function validateApp(doc: unknown): Validated {
   const app: App = { id, rawId: doc._id, name, process: { executable, args }, hosts, instances };
   if (user !== undefined) app.user = user;
   if (group !== undefined) app.group = group;
+  Object.assign(app, deploy);
   return { ok: true, app };
+}
+
+/** Variable names a program can be given: no `=`, no NUL, not empty. */
+const ENV_NAME = /^[^=\0]+$/;
+
+/** The most seconds `stopTimeout` may be: an hour. */
+const MAX_STOP_TIMEOUT = 3600;
+
+/** `env`, `cwd`, `ready`, `stopTimeout` and `revision`: all optional. */
+function validateDeployFields(
+  doc: Record<string, unknown>,
+  fail: (field: string, message: string) => void,
+): Pick<App, 'env' | 'cwd' | 'ready' | 'stopTimeout' | 'revision'> {
+  const out: Pick<App, 'env' | 'cwd' | 'ready' | 'stopTimeout' | 'revision'> = {};
+  if (doc.env !== undefined) {
+    if (!isRecord(doc.env)) {
+      fail('env', 'must be an object of string values');
+    } else {
+      const env: Record<string, string> = {};
+      let ok = true;
+      for (const [k, v] of Object.entries(doc.env)) {
+        // The names are shown (never the values: they may be secrets).
+        if (!ENV_NAME.test(k)) {
+          fail('env', `${JSON.stringify(k)} is not a variable name (no "=", no NUL, not empty)`);
+          ok = false;
+        } else if (k === 'PORT' || k.startsWith('ARR_')) {
+          fail(
+            `env.${k}`,
+            k === 'PORT'
+              ? 'is set by arr (the port it gives the instance)'
+              : 'ARR_* variables configure arr and are not given to apps',
+          );
+          ok = false;
+        } else if (typeof v !== 'string') {
+          fail(`env.${k}`, 'must be a string');
+          ok = false;
+        } else if (v.includes('\0')) {
+          fail(`env.${k}`, NUL_BYTE);
+          ok = false;
+        } else env[k] = v;
+      }
+      if (ok) out.env = env;
+    }
+  }
+  if (doc.cwd !== undefined) {
+    if (typeof doc.cwd !== 'string' || doc.cwd.trim() === '') fail('cwd', 'must be a non-empty path');
+    else if (doc.cwd.includes('\0')) fail('cwd', NUL_BYTE);
+    else out.cwd = doc.cwd;
+  }
+  if (doc.ready !== undefined) {
+    if (typeof doc.ready !== 'string' || !/^\/[\x21-\x7e]*$/.test(doc.ready) || doc.ready.length > 2048)
+      fail('ready', `must be an HTTP path such as "/healthz" (got ${JSON.stringify(doc.ready)})`);
+    else out.ready = doc.ready;
+  }
+  if (doc.stopTimeout !== undefined) {
+    const t = doc.stopTimeout;
+    if (typeof t !== 'number' || !Number.isFinite(t) || t < 0 || t > MAX_STOP_TIMEOUT)
+      fail(
+        'stopTimeout',
+        `must be a number of seconds from 0 to ${MAX_STOP_TIMEOUT} (got ${JSON.stringify(t)})`,
+      );
+    else out.stopTimeout = t;
+  }
+  if (doc.revision !== undefined) {
+    const r = doc.revision;
+    if (typeof r !== 'number' || !Number.isSafeInteger(r) || r < 0)
+      fail('revision', `must be a whole number of at least 0 (got ${JSON.stringify(r)})`);
+    else out.revision = r;
+  }
+  return out;
 }
 
 /** The UTF-8 size of a command line, as the kernel counts it against its limits (less the NULs). */

@@ -179,7 +179,13 @@ export class Router implements ExchangeOwner, UpgradeOwner {
       return;
     }
     exchangeBegan(target);
-    socket.once('close', () => exchangeEnded(target));
+    // A local instance's WebSockets are known to it, for the drain of a deploy.
+    const open = target.webSockets;
+    open?.add(socket);
+    socket.once('close', () => {
+      exchangeEnded(target);
+      open?.delete(socket);
+    });
     this.upgrades.ws(req, socket, head, target);
   }
 

@@ -91,12 +91,15 @@ describe('an app that never listens', () => {
     arr = await startArrWith(
       [
         scriptApp('never', 'never.localhost', 'setInterval(() => {}, 1000)'),
-        // Not even SIGTERM ends it: only the SIGKILL that follows.
-        scriptApp(
-          'stubborn',
-          'stubborn.localhost',
-          'process.on("SIGTERM", () => {}); setInterval(() => {}, 1000)',
-        ),
+        // Not even SIGTERM ends it: only the SIGKILL that follows, after its stopTimeout.
+        {
+          ...scriptApp(
+            'stubborn',
+            'stubborn.localhost',
+            'process.on("SIGTERM", () => {}); setInterval(() => {}, 1000)',
+          ),
+          stopTimeout: 2,
+        },
         { ...helloApp('fine', [{ host: 'fine.localhost', ssl: 'allowed' }]), name: 'fine' },
       ],
       { extraArgs: ['--start-timeout', '1'] },
@@ -124,8 +127,10 @@ describe('an app that never listens', () => {
     assert.ok(r.ms < 3_000, `answered after the timeout of 1 s (${r.ms} ms)`);
     const starts = startLines(arr.proc.output(), 'stubborn');
     assert.equal(starts.length, 1);
-    // SIGTERM, then SIGKILL after arr's grace period (5 s).
+    // SIGTERM, then SIGKILL after the app's stopTimeout (2 s; arr's default is 10 s).
+    const t0 = Date.now();
     await allGone([starts[0]!.pid!], 8_000);
+    assert.ok(Date.now() - t0 >= 1_000, 'not killed before its stopTimeout');
     await arr.proc.waitFor(`stubborn[${starts[0]!.pid}] exited with signal SIGKILL`, 2_000);
     await assertServes(arr, 'fine.localhost');
   });

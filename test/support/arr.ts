@@ -20,6 +20,11 @@ export interface AppDoc {
   machines?: { host: string; port: number }[];
   user?: string;
   group?: string;
+  env?: Record<string, string>;
+  cwd?: string;
+  ready?: string;
+  stopTimeout?: number;
+  revision?: number;
 }
 
 /** The hello sample as an app document, with its host names. */

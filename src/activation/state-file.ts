@@ -1,0 +1,308 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { App } from '../registry/types.js';
+import type { Logger } from '../util/log.js';
+import type { SpawnedProcess } from './spawn.js';
+
+/**
+ * No orphans. arr records the instances it runs in a state file (pid and start time of each,
+ * the instance being the leader of its own process group), and:
+ *
+ * - a watchdog, a small `sh` started at arr's start in a process group of its own, reads a pipe
+ *   from arr; when arr dies, however (SIGKILL, the OOM killer, a crash), the pipe ends and the
+ *   watchdog stops every process group the file lists (SIGTERM, SIGKILL 2 s later);
+ * - an arr that starts stops whatever instance of a previous run the file still lists (one
+ *   whose watchdog was killed too) before it serves.
+ *
+ * A pid is taken for the same process only when its start time (/proc/PID/stat, field 22) and
+ * the boot are the same: a pid reused by another process is left alone. A group whose leader
+ * is gone is still signalled: Linux gives no new process that pid while its group has members.
+ */
+
+/** The default state directory: $XDG_STATE_HOME/arr, else ~/.local/state/arr. */
+export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_STATE_HOME;
+  return xdg?.startsWith('/') ? join(xdg, 'arr') : join(homedir(), '.local', 'state', 'arr');
+}
+
+/** The start time of a process in clock ticks since boot (/proc/PID/stat field 22), or undefined. */
+export function startTimeOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) S ppid ...": comm may hold spaces and parentheses; field 3 follows the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function bootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** One instance as `arr restart --wait` and `arr apps` read it. */
+export interface InstanceStatus {
+  app: string;
+  pid: number;
+  port: number;
+  revision: number;
+}
+
+/** The last rolling replacement of an app on this arr. */
+export interface DeployStatus {
+  result: 'replaced' | 'failed';
+  revision: number;
+  detail?: string;
+  at: string;
+}
+
+/** What the JSON state file holds, for the admin commands. */
+export interface ArrStatus {
+  pid: number;
+  start: string;
+  /** The apps file served (absolute), or undefined with MongoDB. */
+  apps?: string;
+  instances: InstanceStatus[];
+  deploys: Record<string, DeployStatus>;
+}
+
+/**
+ * Waits for EOF on stdin (arr's end, however it came), then stops the process groups the file
+ * ($1) lists, if it still belongs to this watchdog's arr ($PPID). Ignores the signals a
+ * terminal or a service manager sends to arr's group.
+ */
+const WATCHDOG = `
+trap '' HUP INT TERM QUIT
+while read -r _; do :; done
+f=$1
+list=$(cat "$f" 2>/dev/null) || exit 0
+set -- $(printf '%s\\n' "$list" | head -n 1)
+[ "$1" = arr ] && [ "$2" = "$PPID" ] || exit 0
+stop() {
+  printf '%s\\n' "$list" | while read -r pid start; do
+    case $pid in ''|*[!0-9]*) continue ;; esac
+    now=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)
+    [ -z "$now" ] || [ "$now" = "$start" ] || continue
+    kill -$1 -$pid 2>/dev/null
+  done
+}
+stop TERM
+sleep 2
+stop KILL
+set -- $(head -n 1 "$f" 2>/dev/null)
+[ "$1" = arr ] && [ "$2" = "$PPID" ] && rm -f "$f" "\${f%.pids}.json"
+exit 0
+`;
+
+interface Entry {
+  pid: number;
+  start: string;
+  app: App;
+  port: number;
+}
+
+/** The state files of one arr, named after what no two arr on a machine share: their listen address and ports. */
+export class StateFile {
+  readonly pidsFile: string;
+  readonly statusFile: string;
+  private readonly entries = new Map<SpawnedProcess, Entry>();
+  private readonly deploys: Record<string, DeployStatus> = {};
+  private readonly start = startTimeOf(process.pid) ?? '0';
+  private readonly boot = bootId();
+  private watchdog: ChildProcess | undefined;
+  private broken = false;
+
+  constructor(
+    readonly dir: string,
+    key: string,
+    private readonly log: Logger,
+    private readonly appsFile?: string,
+  ) {
+    const name = key.replace(/[^A-Za-z0-9_.-]/g, '_');
+    this.pidsFile = join(dir, `${name}.pids`);
+    this.statusFile = join(dir, `${name}.json`);
+  }
+
+  /**
+   * Stops the instances a previous run of this arr left (it died without stopping them, and
+   * its watchdog too), then takes the files and starts the watchdog. Before arr serves.
+   */
+  async takeOver(): Promise<void> {
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    await this.sweep();
+    this.write();
+    if (!this.broken) this.startWatchdog();
+  }
+
+  private async sweep(): Promise<void> {
+    let text: string;
+    try {
+      text = readFileSync(this.pidsFile, 'utf8');
+    } catch {
+      return; // no previous run
+    }
+    const [header, ...lines] = text.split('\n');
+    const [tag, owner, ownerStart, boot] = (header ?? '').split(' ');
+    if (tag !== 'arr' || boot !== this.boot) return; // not ours, or from before a reboot: nothing survives that
+    const ownerPid = Number(owner);
+    if (ownerPid !== process.pid && startTimeOf(ownerPid) === ownerStart) {
+      this.log.warn(
+        `${this.pidsFile} belongs to arr ${ownerPid}, which still runs: its instances are left alone`,
+      );
+      this.broken = true;
+      return;
+    }
+    const leftovers: number[] = [];
+    for (const line of lines) {
+      const [pidText, start] = line.split(' ');
+      const pid = Number(pidText);
+      if (!Number.isInteger(pid) || pid <= 1 || !start) continue;
+      const now = startTimeOf(pid);
+      if (now !== undefined && now !== start) continue; // the pid is another process's now
+      if (groupAlive(pid)) leftovers.push(pid);
+    }
+    if (leftovers.length === 0) return;
+    this.log.warn(
+      `stopping ${leftovers.length} instance${leftovers.length === 1 ? '' : 's'} left by a previous run of arr (pids ${leftovers.join(', ')})`,
+    );
+    for (const pid of leftovers) signalGroup(pid, 'SIGTERM');
+    const deadline = Date.now() + 3_000;
+    while (leftovers.some(groupAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    for (const pid of leftovers) signalGroup(pid, 'SIGKILL');
+    const killed = Date.now() + 2_000;
+    while (leftovers.some(groupAlive) && Date.now() < killed) await new Promise((r) => setTimeout(r, 25));
+  }
+
+  private startWatchdog(): void {
+    try {
+      const child = spawn('/bin/sh', ['-c', WATCHDOG, 'arr-watchdog', this.pidsFile], {
+        detached: true,
+        stdio: ['pipe', 'ignore', 'ignore'],
+      });
+      child.on('error', (err) => this.log.warn(`no-orphan watchdog could not start: ${err.message}`));
+      child.stdin?.on('error', () => {});
+      // Neither the watchdog nor its pipe keeps arr's event loop alive; the pipe ends with arr.
+      (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+      child.unref();
+      this.watchdog = child;
+    } catch (err) {
+      this.log.warn(`no-orphan watchdog could not start: ${(err as Error).message}`);
+    }
+  }
+
+  spawned(proc: SpawnedProcess, app: App, port: number): void {
+    const start = proc.pid > 0 ? startTimeOf(proc.pid) : undefined;
+    if (start === undefined) return;
+    this.entries.set(proc, { pid: proc.pid, start, app, port });
+    this.write();
+  }
+
+  exited(proc: SpawnedProcess): void {
+    if (this.entries.delete(proc)) this.write();
+  }
+
+  deployed(app: App, result: 'replaced' | 'failed', detail?: string): void {
+    this.deploys[app.id] = {
+      result,
+      revision: app.revision ?? 0,
+      ...(detail ? { detail } : {}),
+      at: new Date().toISOString(),
+    };
+    this.write();
+  }
+
+  /** arr stopped its instances: the files go, and the watchdog ends with its pipe. */
+  close(): void {
+    this.broken = true;
+    rmSync(this.pidsFile, { force: true });
+    rmSync(this.statusFile, { force: true });
+    this.watchdog?.stdin?.end();
+  }
+
+  private write(): void {
+    if (this.broken) return;
+    const pids = [`arr ${process.pid} ${this.start} ${this.boot}`];
+    for (const e of this.entries.values()) pids.push(`${e.pid} ${e.start}`);
+    const status: ArrStatus = {
+      pid: process.pid,
+      start: this.start,
+      ...(this.appsFile ? { apps: this.appsFile } : {}),
+      instances: [...this.entries.values()].map((e) => ({
+        app: e.app.id,
+        pid: e.pid,
+        port: e.port,
+        revision: e.app.revision ?? 0,
+      })),
+      deploys: this.deploys,
+    };
+    try {
+      atomicWrite(this.pidsFile, `${pids.join('\n')}\n`);
+      atomicWrite(this.statusFile, `${JSON.stringify(status)}\n`);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private fail(err: unknown): void {
+    if (!this.broken)
+      this.log.warn(
+        `state directory ${this.dir} unusable (${(err as NodeJS.ErrnoException).code ?? String(err)}): instances left by a crash of arr will not be stopped by its next run`,
+      );
+    this.broken = true;
+  }
+}
+
+function atomicWrite(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  renameSync(tmp, file);
+}
+
+/** Whether a process group has members (zombies included). */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // gone
+  }
+}
+
+/** The status of every live arr whose state files are in `dir` (for the admin commands). */
+export function readStatuses(dir: string): ArrStatus[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith('.json'));
+  } catch {
+    return [];
+  }
+  const out: ArrStatus[] = [];
+  for (const name of names) {
+    try {
+      const s = JSON.parse(readFileSync(join(dir, name), 'utf8')) as ArrStatus;
+      if (startTimeOf(s.pid) === s.start) out.push(s);
+    } catch {
+      // being replaced, or not ours
+    }
+  }
+  return out;
+}
