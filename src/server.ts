@@ -58,7 +58,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     maxConnections: config.instanceConnections,
     bodyTimeoutMs: config.bodyTimeoutMs,
   });
-  const forget = (target: Target) => http.forget(target);
+  const forget = (target: Target, graceful = false) => http.forget(target, graceful);
   const cgroups = InstanceCgroups.open();
   if (typeof cgroups === 'string') log.info(`instances run without a cgroup of their own: ${cgroups}`);
   const activator = new Activator(store, new PortAllocator(config.range), log, {

@@ -25,8 +25,11 @@ export class InstanceChooser {
     private readonly log: Logger,
     /** This node's address in `machines`: its own entries are never remote. */
     private readonly advertise: string,
-    /** Told when a remote instance is no longer used: connections kept to it can go. */
-    private readonly forget: (target: Target) => void = () => {},
+    /**
+     * Told when a remote instance is no longer used: connections kept to it can go, at once
+     * (`graceful` false: it is unreachable) or once their exchanges are done.
+     */
+    private readonly forget: (target: Target, graceful: boolean) => void = () => {},
   ) {}
 
   /** The target when it is known without waiting: the hot path, no allocation. */
@@ -55,7 +58,7 @@ export class InstanceChooser {
     }
     const set = this.remote.get(target.appId);
     if (set) set.targets = set.targets.filter((t) => t !== target);
-    this.forget(target);
+    this.forget(target, false);
     this.log.warn(
       { app: target.appId, machine: target.machine },
       `instance of ${target.appId} at ${target.machine.host}:${target.machine.port} refused; removing it`,
@@ -82,7 +85,7 @@ export class InstanceChooser {
   }
 
   private dropRemote(appId: string): void {
-    for (const t of this.remote.get(appId)?.targets ?? []) this.forget(t);
+    for (const t of this.remote.get(appId)?.targets ?? []) this.forget(t, true);
     this.remote.delete(appId);
   }
 
@@ -100,7 +103,7 @@ export class InstanceChooser {
         },
     );
     if (known) {
-      for (const t of known.targets) if (!targets.includes(t)) this.forget(t);
+      for (const t of known.targets) if (!targets.includes(t)) this.forget(t, true);
       known.targets = targets;
       return known;
     }

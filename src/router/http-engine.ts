@@ -91,14 +91,18 @@ export class HttpEngine {
     );
   }
 
-  /** The instance is gone (exited, stopped, replaced, forgotten): its connections are closed now. */
-  forget(target: Target): void {
+  /**
+   * The instance is gone (exited, stopped, unreachable): its connections are closed now, those
+   * in use too. With `graceful` (it is only no longer used: the farm's registry no longer lists
+   * it), idle connections close now and those in use when their exchange is done.
+   */
+  forget(target: Target, graceful = false): void {
     const t = target as PooledTarget;
     const pool = t[POOL];
     if (!pool) return;
     t[POOL] = undefined;
     this.pools.delete(pool);
-    void pool.destroy().catch(() => {});
+    void (graceful ? pool.close() : pool.destroy()).catch(() => {});
   }
 
   close(): void {
