@@ -64,6 +64,22 @@ export interface ArrConfig {
   drainMs: number;
   /** `--state-dir`: where the state files of the no-orphan guarantee are kept. */
   stateDir: string;
+  /** `--acme-email`: certificates from an ACME CA (off when undefined). */
+  acme?: AcmeConfig;
+}
+
+/** Automatic HTTPS (src/acme). */
+export interface AcmeConfig {
+  /** The account's contact. */
+  email: string;
+  /** `--acme-directory`: the CA's directory URL. */
+  directory: string;
+  /** `--acme-dir`: the store without --mongo. */
+  dir: string;
+  /** `--acme-challenges`, in order of preference. */
+  challenges: ('http-01' | 'tls-alpn-01')[];
+  /** `ARR_ACME_KEY`: private keys are sealed at rest with a key derived from it. */
+  secret?: string;
 }
 
 /** Where the admin endpoint listens. */

@@ -1,3 +1,8 @@
+import type { Server as TlsServer } from 'node:tls';
+import { FileAcmeStore } from './acme/file-store.js';
+import { KeySeal } from './acme/key-seal.js';
+import { AcmeManager } from './acme/manager.js';
+import { MongoAcmeStore } from './acme/mongo-store.js';
 import { Activator, type Target } from './activation/activator.js';
 import { InstanceCgroups } from './activation/cgroup.js';
 import { InstanceChooser } from './activation/chooser.js';
@@ -9,7 +14,7 @@ import { FileMode } from './farm/file-mode.js';
 import type { ServingMode } from './farm/mode.js';
 import { Operations } from './ops/ops.js';
 import { FileRegistry } from './registry/file-registry.js';
-import { MongoRegistry, redactUrl } from './registry/mongo-registry.js';
+import { databaseName, MongoRegistry, redactUrl } from './registry/mongo-registry.js';
 import type { LoadReport, Registry } from './registry/registry.js';
 import { formatProblem } from './registry/types.js';
 import { HttpEngine } from './router/http-engine.js';
@@ -48,7 +53,8 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
   log.info(`registry: ${report.apps} apps from ${source}`);
 
   const ops = new Operations(config, registry, log); // --admin (health, metrics), --access-log
-  const certs = new CertificateStore(registry, log);
+  const acme = config.acme ? await startAcme(config, registry, log, ops) : undefined;
+  const certs = new CertificateStore(registry, log, acme);
   // What the activator and the farm's background work use: with metrics on, every store
   // operation is counted. Lookups (router, certificates) go to the registry itself.
   const store = ops.instrument(registry as Registry);
@@ -97,7 +103,12 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
 
   await mode.beforeServing();
   await ops.listen(activator);
-  const listeners = await openListeners(certs, config);
+  const listeners = await openListeners(certs, {
+    ...config,
+    alpnChallenge: config.acme?.challenges.includes('tls-alpn-01')
+      ? (host) => acme!.alpnChallenge(host)
+      : undefined,
+  });
   const router = new Router({
     registry,
     instances,
@@ -106,8 +117,11 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     http,
     proxyTimeoutMs: config.proxyTimeoutMs,
     observer: ops.observer,
+    challenges: config.acme?.challenges.includes('http-01') ? acme : undefined,
   });
   listeners.route(router);
+  // Session tickets from the store: the same keys on every node sharing it (and across restarts).
+  acme?.start((keys) => (listeners.https as unknown as TlsServer).setTicketKeys(keys));
   const webSockets = new OpenWebSockets([listeners.http, listeners.https]);
   const where = config.bind ?? '*';
   log.info(
@@ -124,6 +138,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
       log.info('arr stopping: no new connections; finishing what is in flight');
       ops.stopping();
       mode.stopBackground();
+      acme?.stop();
       stopIdleWatch();
       const closed = listeners.stopAccepting();
       // Requests in flight are answered first; WebSockets keep working meanwhile.
@@ -138,6 +153,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
       router.close();
       await mode.afterStopping();
       await registry.close().catch(() => {});
+      await acme?.close();
       await ops.close();
       log.info('arr stopped');
     })();
@@ -155,6 +171,33 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     });
   }
   return { stop };
+}
+
+/** ACME on: its store (MongoDB with --mongo, else --acme-dir) and manager, with what the store has. */
+async function startAcme(
+  config: ArrConfig,
+  registry: Registry,
+  log: Logger,
+  ops: Operations,
+): Promise<AcmeManager> {
+  const acme = config.acme!;
+  const store = config.mongo
+    ? new MongoAcmeStore(config.mongo, databaseName(config.mongo))
+    : new FileAcmeStore(acme.dir);
+  const manager = new AcmeManager(store, registry, log, {
+    email: acme.email,
+    directory: acme.directory,
+    challenges: acme.challenges,
+    node: `${config.advertise}:${config.port}:${config.sslport}:${process.pid}`,
+    pollMs: config.pollMs,
+    seal: new KeySeal(acme.secret),
+    observer: ops.metrics,
+  });
+  await manager.load();
+  log.info(
+    `acme: certificates from ${acme.directory} (${acme.challenges.join(', ')}), stored in ${config.mongo ? 'MongoDB' : acme.dir}${acme.secret ? ', private keys sealed' : ''}`,
+  );
+  return manager;
 }
 
 /**

@@ -2,8 +2,10 @@
 import { resolve } from 'node:path';
 import yargs, { type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { defaultAcmeDir } from '../acme/file-store.js';
+import { LETS_ENCRYPT } from '../acme/manager.js';
 import { defaultStateDir } from '../activation/state-file.js';
-import { type ArrConfig, parseRange, UsageError } from '../config.js';
+import { type AcmeConfig, type ArrConfig, parseRange, UsageError } from '../config.js';
 import { StartError, startArr } from '../server.js';
 import { createLogger, LOG_LEVELS } from '../util/log.js';
 import { DEFAULT_CERT, DEFAULT_KEY } from '../util/paths.js';
@@ -157,6 +159,28 @@ const OPTIONS = {
     describe:
       'expect a PROXY protocol v1 header (nlb "proxyProtocol": true) on every connection and take its source for the client address; arr must then be reachable only through the balancer',
   },
+  'acme-email': {
+    type: 'string',
+    defaultDescription: 'off',
+    describe:
+      'turn on automatic HTTPS: certificates from an ACME CA for every qualifying host, this address as the account contact',
+  },
+  'acme-directory': {
+    type: 'string',
+    default: LETS_ENCRYPT,
+    defaultDescription: "Let's Encrypt production",
+    describe: "with --acme-email: the CA's ACME directory URL",
+  },
+  'acme-dir': {
+    type: 'string',
+    defaultDescription: '$XDG_DATA_HOME/arr/acme or ~/.local/share/arr/acme',
+    describe: 'with --acme-email and without --mongo: where the account, certificates and keys are kept',
+  },
+  'acme-challenges': {
+    type: 'string',
+    default: 'http-01,tls-alpn-01',
+    describe: 'with --acme-email: the challenge types offered to the CA, in order of preference',
+  },
   'log-level': {
     type: 'string',
     choices: LOG_LEVELS,
@@ -164,6 +188,39 @@ const OPTIONS = {
     describe: 'least severe log level written',
   },
 } as const satisfies Record<string, Options>;
+
+/** `--acme-*`: automatic HTTPS, on with --acme-email. */
+function acmeConfig(argv: {
+  'acme-email'?: string;
+  'acme-directory': string;
+  'acme-dir'?: string;
+  'acme-challenges': string;
+}): AcmeConfig | undefined {
+  const email = argv['acme-email'];
+  if (email === undefined || email === '') return undefined;
+  if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email))
+    throw new UsageError(`--acme-email must be an e-mail address (got "${email}")`);
+  let directory: URL;
+  try {
+    directory = new URL(argv['acme-directory']);
+  } catch {
+    throw new UsageError(`--acme-directory must be a URL (got "${argv['acme-directory']}")`);
+  }
+  if (directory.protocol !== 'https:')
+    throw new UsageError(`--acme-directory must be an https:// URL (got "${argv['acme-directory']}")`);
+  const challenges = argv['acme-challenges'].split(',').map((c) => c.trim());
+  if (challenges.length === 0 || challenges.some((c) => c !== 'http-01' && c !== 'tls-alpn-01'))
+    throw new UsageError(
+      `--acme-challenges must list http-01 and/or tls-alpn-01 (got "${argv['acme-challenges']}")`,
+    );
+  return {
+    email,
+    directory: directory.href,
+    dir: resolve(argv['acme-dir'] ?? defaultAcmeDir()),
+    challenges: [...new Set(challenges)] as AcmeConfig['challenges'],
+    secret: process.env.ARR_ACME_KEY || undefined,
+  };
+}
 
 async function main(): Promise<void> {
   const cli = yargs(hideBin(process.argv))
@@ -283,6 +340,7 @@ async function main(): Promise<void> {
       trustProxyProtocol: argv['trust-proxy-protocol'],
       drainMs: argv.drain === 0 ? 0 : checkPositive(argv.drain, '--drain') * 1000,
       stateDir,
+      acme: acmeConfig(argv),
     };
     const adminPort = config.admin?.port;
     if (adminPort && (adminPort === port || adminPort === sslport))

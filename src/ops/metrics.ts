@@ -104,6 +104,18 @@ export class Metrics {
     labelNames: ['app', 'result'] as const,
     registers: [this.registry],
   });
+  private readonly certificateExpiries = new Gauge({
+    name: 'arr_certificate_expiry_seconds',
+    help: 'When the ACME certificate served for a host expires, in seconds since the epoch',
+    labelNames: ['host'] as const,
+    registers: [this.registry],
+  });
+  private readonly acmeOrders = new Counter({
+    name: 'arr_acme_orders_total',
+    help: 'Certificate orders this node placed with the ACME CA, by result (success; failure; dropped: the host left the registry meanwhile)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   private runningCount: () => number = () => 0;
   private lastLoadFailed = false;
 
@@ -134,6 +146,17 @@ export class Metrics {
     }
     counter.inc();
     series.duration.observe(seconds);
+  }
+
+  /** An ACME order ended (src/acme: AcmeObserver). */
+  acmeOrder(result: 'success' | 'failure' | 'dropped'): void {
+    this.acmeOrders.inc({ result });
+  }
+
+  /** The ACME certificate served for a registry host (undefined: none any more). */
+  certificateExpiry(host: string, notAfter: number | undefined): void {
+    if (notAfter === undefined) this.certificateExpiries.remove(host);
+    else this.certificateExpiries.set({ host }, Math.floor(notAfter / 1000));
   }
 
   /** A WebSocket upgrade was answered (or its connection closed unanswered: status 0). */

@@ -13,6 +13,8 @@ export interface HostRule {
   /** Certificate and key files, both or neither; served by SNI for this host. */
   cert?: string;
   key?: string;
+  /** `"acme": false`: never given a certificate from the ACME CA (keeps the default one). */
+  acme?: boolean;
 }
 
 /** One validated application document. */

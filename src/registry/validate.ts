@@ -254,8 +254,13 @@ function validateHost(
     fail(hasCert ? `${path}.key` : `${path}.cert`, 'cert and key go together: give both or neither');
     ok = false;
   }
+  if (h.acme !== undefined && typeof h.acme !== 'boolean') {
+    fail(`${path}.acme`, 'must be true or false');
+    ok = false;
+  }
   if (!ok || ssl === undefined) return undefined;
   const rule: HostRule = { host, ssl };
+  if (h.acme === false) rule.acme = false;
   if (hasCert && hasKey) {
     rule.cert = h.cert as string;
     rule.key = h.key as string;

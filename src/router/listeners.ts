@@ -2,6 +2,8 @@ import { createServer as createHttpServer, type IncomingMessage, type Server } f
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { type SecureContext, TLSSocket } from 'node:tls';
+import { divertAcmeTls } from './client-hello.js';
 import { isWebSocketUpgrade } from './host.js';
 import { expectProxyHeaders } from './proxy-protocol.js';
 import type { Router } from './router.js';
@@ -61,6 +63,8 @@ export async function openListeners(
     key: Buffer;
     /** `--trust-proxy-protocol`: every connection begins with a PROXY v1 header. */
     trustProxyProtocol?: boolean;
+    /** With ACME's TLS-ALPN-01 on: the challenge certificate for a host, when an order waits for it. */
+    alpnChallenge?: (host: string) => Promise<SecureContext | undefined>;
   } & ConnectionLimits,
 ): Promise<Listeners> {
   const limits = serverOptions(options);
@@ -74,7 +78,18 @@ export async function openListeners(
     key: options.key,
     SNICallback: certs.SNICallback,
     minVersion: 'TLSv1.2',
+    // The same on every node, so that with shared ticket keys (setTicketKeys) a session made on
+    // one node resumes on another.
+    sessionIdContext: 'arr',
   });
+
+  const alpnChallenge = options.alpnChallenge;
+  if (alpnChallenge) {
+    // Before the PROXY header reader (installed next), which then hands sockets to this.
+    divertAcmeTls(https, limits.headersTimeout, (socket, host) =>
+      answerAlpnChallenge(socket, host, alpnChallenge),
+    );
+  }
 
   if (options.trustProxyProtocol) {
     // Before any other 'connection' listener: the header is read before the servers see a byte.
@@ -150,6 +165,33 @@ export async function openListeners(
       for (const s of sockets) s.destroy();
     },
   };
+}
+
+/**
+ * A TLS-ALPN-01 validation connection (RFC 8737): the handshake presents the challenge
+ * certificate and selects `acme-tls/1`; then the connection is closed. No such certificate (no
+ * order waits): closed at once.
+ */
+function answerAlpnChallenge(
+  socket: Socket,
+  host: string,
+  challenge: (host: string) => Promise<SecureContext | undefined>,
+): void {
+  socket.on('error', () => socket.destroy());
+  challenge(host).then(
+    (ctx) => {
+      if (!ctx || socket.destroyed) return socket.destroy();
+      const tls = new TLSSocket(socket, {
+        isServer: true,
+        secureContext: ctx,
+        ALPNProtocols: ['acme-tls/1'],
+      });
+      tls.on('error', () => tls.destroy());
+      tls.once('secure', () => tls.end());
+      tls.setTimeout(10_000, () => tls.destroy());
+    },
+    () => socket.destroy(),
+  );
 }
 
 /** Hop-by-hop headers of an upgrade offer, dropped when the offer is declined. */

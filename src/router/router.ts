@@ -52,7 +52,19 @@ export interface RouterOptions {
   proxyTimeoutMs: number;
   /** Metrics and the access log; undefined when both are off. */
   observer?: ExchangeObserver;
+  /** With ACME's HTTP-01 on: the answers to the CA's challenges (see answerChallenge). */
+  challenges?: HttpChallenges;
 }
+
+/** The answers to ACME HTTP-01 challenges, wherever the order that needs them runs. */
+export interface HttpChallenges {
+  /** The key authorization for `token` of `host`, when an order waits for it. */
+  httpChallenge(host: string, token: string): Promise<string | undefined>;
+}
+
+export const CHALLENGE_PATH = '/.well-known/acme-challenge/';
+/** An ACME token: base64url. */
+const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
 
 /**
  * Turns each request and WebSocket upgrade into an exchange with the right instance: the host
@@ -67,8 +79,10 @@ export class Router implements ExchangeOwner, UpgradeOwner {
   private readonly observer: ExchangeObserver | undefined;
   private readonly http: HttpEngine;
   private readonly upgrades: UpgradeProxy;
+  private readonly challenges: HttpChallenges | undefined;
 
   constructor(options: RouterOptions) {
+    this.challenges = options.challenges;
     this.registry = options.registry;
     this.instances = options.instances;
     this.log = options.log;
@@ -79,6 +93,11 @@ export class Router implements ExchangeOwner, UpgradeOwner {
   }
 
   handleRequest(req: IncomingMessage, res: ServerResponse, secure: boolean): void {
+    // Before routing and before the ssl policy: a `required` host must not redirect the CA.
+    if (this.challenges !== undefined && !secure && req.url?.startsWith(CHALLENGE_PATH)) {
+      this.answerChallenge(req, res, this.challenges);
+      return;
+    }
     const route = this.admit(req, secure, true);
     this.observer?.request(req, res, route.app);
     if ('status' in route) {
@@ -230,6 +249,35 @@ export class Router implements ExchangeOwner, UpgradeOwner {
       this.log.error({ app: app.name, id: app.id, err }, `activation of ${app.name} failed`);
       answer(503, 'the application is unavailable');
     }
+  }
+
+  /**
+   * `GET /.well-known/acme-challenge/TOKEN` on the plain port: answered by arr for hosts of the
+   * registry, from the shared store, so that whichever node the CA reaches answers for the node
+   * that placed the order. Anything else there is a 404; no instance sees these paths.
+   */
+  private answerChallenge(req: IncomingMessage, res: ServerResponse, challenges: HttpChallenges): void {
+    const host = hostName(req.headers.host);
+    const token = req.url!.slice(CHALLENGE_PATH.length);
+    if (!host || !this.registry.route(host) || !TOKEN.test(token) || req.method !== 'GET') {
+      sendError(res, 404, 'no such ACME challenge');
+      return;
+    }
+    challenges.httpChallenge(host, token).then(
+      (answer) => {
+        if (answer === undefined) return sendError(res, 404, 'no such ACME challenge');
+        res.writeHead(200, {
+          'content-type': 'application/octet-stream',
+          'content-length': Buffer.byteLength(answer),
+          'cache-control': 'no-store',
+        });
+        res.end(answer);
+      },
+      (err: Error) => {
+        this.log.warn({ host }, `acme: cannot read the challenge store: ${err.message}`);
+        sendError(res, 503, 'the challenge cannot be answered now');
+      },
+    );
   }
 
   close(): void {

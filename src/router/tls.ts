@@ -1,11 +1,20 @@
 import { resolve } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Registry } from '../registry/registry.js';
+import type { HostRule } from '../registry/types.js';
 import { normaliseHostName } from '../util/host-name.js';
 import type { Logger } from '../util/log.js';
 import { readFailure, readRegularFile } from '../util/read-limited.js';
 
 type SniCallback = (err: Error | null, ctx?: SecureContext) => void;
+
+/** Certificates from an ACME CA (src/acme), consulted after a host's own files, before the default. */
+export interface AcmeCertificates {
+  /** At once when one is served; a promise while it is being ordered; undefined: the default. */
+  contextFor(host: string, rule: HostRule): SecureContext | Promise<SecureContext | undefined> | undefined;
+  /** The registry changed: hosts that appeared are ordered, those that left forgotten. */
+  registryChanged(): void;
+}
 
 /**
  * Per-host certificates for SNI. A host's certificate is read when its first handshake comes
@@ -18,10 +27,25 @@ export class CertificateStore {
   constructor(
     private readonly registry: Registry,
     private readonly log: Logger,
+    private readonly acme?: AcmeCertificates,
   ) {}
 
   readonly SNICallback = (servername: string, cb: SniCallback): void => {
     const host = normaliseHostName(servername);
+    if (this.acme) {
+      // Not cached here: a renewed certificate is served from the next handshake on.
+      const route = this.registry.route(host);
+      if (route && !route.rule.cert && route.rule.host === host) {
+        const c = this.acme.contextFor(host, route.rule);
+        if (c === undefined || !('then' in c)) cb(null, c);
+        else
+          c.then(
+            (ctx) => cb(null, ctx),
+            () => cb(null),
+          );
+        return;
+      }
+    }
     let ctx = this.contexts.get(host);
     if (!ctx) {
       ctx = this.load(host);
@@ -36,6 +60,7 @@ export class CertificateStore {
   /** Forgets every loaded certificate (the registry changed). */
   clear(): void {
     this.contexts.clear();
+    this.acme?.registryChanged();
   }
 
   private async load(host: string): Promise<SecureContext | undefined> {
