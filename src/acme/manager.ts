@@ -99,6 +99,8 @@ export class AcmeManager {
   private readonly failing = new Map<string, Failing>();
   /** Records that could not be used, by host and version: logged once each. */
   private readonly unusable = new Map<string, number>();
+  /** Hosts whose stored certificate is unusable: ordered again even while an older one is served. */
+  private readonly reorder = new Set<string>();
   private readonly queue: string[] = [];
   private readonly queued = new Set<string>();
   private readonly running = new Map<string, Promise<void>>();
@@ -116,6 +118,14 @@ export class AcmeManager {
   ) {
     // A CA that accepts a connection and never answers must not hold an order forever.
     acme.axios.defaults.timeout = 30_000;
+    // acme-client retries a failed request (network error, 429, 5xx) five times, waiting up to
+    // 25 s (or the CA's Retry-After) between: once here, soon; arr's own back-off (a minute up
+    // to a day, shared by the farm) does the rest. badNonce is retried apart from this.
+    const settings = (acme.axios.defaults as { acmeSettings?: Record<string, number> }).acmeSettings;
+    if (settings) {
+      settings.retryMaxAttempts = 1;
+      settings.retryDefaultDelay = 1;
+    }
   }
 
   /** Reads what the store has (before the listeners open). Never throws: a store down is logged. */
@@ -204,7 +214,7 @@ export class AcmeManager {
   private due(host: string): boolean {
     const s = this.served.get(host);
     const now = Date.now();
-    if (s && now < renewAt(s.notBefore, s.notAfter)) return false;
+    if (s && now < renewAt(s.notBefore, s.notAfter) && !this.reorder.has(host)) return false;
     const f = this.failing.get(host);
     return !f || f.retryAt <= now;
   }
@@ -365,7 +375,13 @@ export class AcmeManager {
         const fresh = (await acme.crypto.createPrivateEcdsaKey()).toString();
         record = await store.putAccountOnce({ directory: options.directory, key: options.seal.seal(fresh) });
       }
-      return new acme.Client({ directoryUrl: options.directory, accountKey: options.seal.open(record.key) });
+      // Polls of a pending order: from 1 s (the CA usually validates within seconds) up to 10 s.
+      return new acme.Client({
+        directoryUrl: options.directory,
+        accountKey: options.seal.open(record.key),
+        backoffMin: 1000,
+        backoffMax: 10_000,
+      });
     })();
     // A failure (store or CA down) is not kept: the next order tries again.
     this.client.catch(() => {
@@ -394,12 +410,14 @@ export class AcmeManager {
       const notAfter = Date.parse(x509.validTo);
       this.served.set(host, { ctx, notBefore: Date.parse(x509.validFrom), notAfter, updatedAt: r.updatedAt });
       this.unusable.delete(host);
+      this.reorder.delete(host);
       if (!r.lastError) this.failing.delete(host);
       this.options.observer?.certificateExpiry(host, notAfter);
     } catch (err) {
       // Damaged, expired, for another name or with a key that cannot be opened: not served,
       // and ordered again (a served older one stays until then).
       this.unusable.set(host, r.updatedAt);
+      this.reorder.add(host);
       this.log.error(
         `acme: the stored certificate of ${host} cannot be used (${(err as Error).message}); ordering a new one`,
       );

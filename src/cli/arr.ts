@@ -9,6 +9,7 @@ import { type AcmeConfig, type ArrConfig, parseRange, UsageError } from '../conf
 import { StartError, startArr } from '../server.js';
 import { createLogger, LOG_LEVELS } from '../util/log.js';
 import { DEFAULT_CERT, DEFAULT_KEY } from '../util/paths.js';
+import { listCerts } from './certs-command.js';
 import { unknownFlags } from './flags.js';
 import { importApps, reportImport } from './import.js';
 import {
@@ -246,6 +247,11 @@ async function main(): Promise<void> {
       y.options(APPS_OPTIONS),
     )
     .command(
+      'certs',
+      'list every host of the registry (--apps or --mongo) with its certificate: own, acme or default; issuer, expiry, last error',
+      (y) => y.options(APPS_OPTIONS),
+    )
+    .command(
       'restart <app>',
       'replace the instances of an app (its name or _id) on every node, without a dropped request (--apps or --mongo)',
       (y) =>
@@ -268,7 +274,10 @@ async function main(): Promise<void> {
     .wrap(Math.min(110, process.stdout.columns || 100));
 
   const argv = await cli.parseAsync();
-  const known = argv._[0] === 'apps' || argv._[0] === 'restart' ? { ...OPTIONS, ...APPS_OPTIONS } : OPTIONS;
+  const known =
+    argv._[0] === 'apps' || argv._[0] === 'restart' || argv._[0] === 'certs'
+      ? { ...OPTIONS, ...APPS_OPTIONS }
+      : OPTIONS;
   const unknown = unknownFlags(hideBin(process.argv), known);
   if (unknown.length > 0) fail(`unknown option ${unknown.join(', ')} (see arr --help)`);
 
@@ -296,7 +305,27 @@ async function main(): Promise<void> {
   const printErr = (l: string) => process.stderr.write(`${l}\n`);
   const stateDir = resolve(argv['state-dir'] ?? defaultStateDir());
   if (argv._[0] === 'apps')
-    process.exit(await listApps({ apps: argv.apps, mongo, json: !!argv.json, stateDir }, print, printErr));
+    process.exit(
+      await listApps(
+        { apps: argv.apps, mongo, json: !!argv.json, stateDir, acmeOn: !!argv['acme-email'] },
+        print,
+        printErr,
+      ),
+    );
+  if (argv._[0] === 'certs')
+    process.exit(
+      await listCerts(
+        {
+          apps: argv.apps,
+          mongo,
+          json: !!argv.json,
+          acmeDir: resolve(argv['acme-dir'] ?? defaultAcmeDir()),
+          defaultCert: argv.cert,
+        },
+        print,
+        printErr,
+      ),
+    );
   if (argv._[0] === 'restart')
     process.exit(
       await restartApp(

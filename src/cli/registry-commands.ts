@@ -2,6 +2,7 @@ import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { Options } from 'yargs';
+import { qualifies } from '../acme/qualify.js';
 import { IdentityError, resolveIdentity } from '../activation/identity.js';
 import { readStatuses } from '../activation/state-file.js';
 import { parseAppsText, readAppsFile } from '../registry/apps-file.js';
@@ -33,6 +34,8 @@ export interface HostView {
   ssl: string;
   /** Whether the host has its own certificate (served by SNI); else the default one. */
   ownCertificate: boolean;
+  /** Whether its certificate comes from the ACME CA when arr runs with --acme-email. */
+  acme: boolean;
   /** False when another app keeps this host name (listed in the problems). */
   served: boolean;
   cert?: string;
@@ -75,7 +78,7 @@ const FILE_NOTE =
  * the registry cannot be read at all; documents it skips are listed after the apps.
  */
 export async function listApps(
-  opts: { apps: string; mongo?: string; json?: boolean; stateDir: string },
+  opts: { apps: string; mongo?: string; json?: boolean; stateDir: string; acmeOn?: boolean },
   out: Print,
   err: Print,
 ): Promise<ExitCode> {
@@ -101,7 +104,7 @@ export async function listApps(
     await registry.close().catch(() => {});
   }
   if (opts.json) out(JSON.stringify(view, null, 2));
-  else for (const line of formatApps(view)) out(line);
+  else for (const line of formatApps(view, opts.acmeOn)) out(line);
   return 0;
 }
 
@@ -118,6 +121,7 @@ function appView(registry: Registry, app: App, machines: Map<string, Machine[]> 
       host: h.host,
       ssl: h.ssl,
       ownCertificate: h.cert !== undefined && h.key !== undefined,
+      acme: qualifies(h),
       served: registry.route(h.host)?.app.id === app.id,
       ...(h.cert !== undefined ? { cert: h.cert, key: h.key } : {}),
     })),
@@ -158,7 +162,7 @@ async function addDeployFailures(view: AppsView, registry: Registry, stateDir: s
 }
 
 /** The plain, aligned table of `arr apps`: one row per host (and per instance), app columns once. */
-export function formatApps(view: AppsView): string[] {
+export function formatApps(view: AppsView, acmeOn = false): string[] {
   const withMachines = view.registry.kind === 'mongo';
   const header = ['APP', 'ID', 'CAP', 'HOST', 'SSL', 'CERT', ...(withMachines ? ['RUNNING'] : [])];
   const rows: string[][] = [header];
@@ -174,7 +178,7 @@ export function formatApps(view: AppsView): string[] {
         i === 0 ? String(app.instances) : '',
         h ? (h.served ? h.host : `${h.host} (not served)`) : '',
         h?.ssl ?? '',
-        h ? (h.ownCertificate ? 'own' : 'default') : '',
+        h ? (h.ownCertificate ? 'own' : acmeOn && h.acme ? 'acme' : 'default') : '',
         ...(withMachines ? [m ? `${m.host}:${m.port}` : i === 0 ? '-' : ''] : []),
       ]);
     }
@@ -193,6 +197,8 @@ export function formatApps(view: AppsView): string[] {
     `${plural(view.apps.length, 'app')} in ${from}${withMachines ? `, ${plural(running, 'instance')} running` : ''}`,
   );
   if (view.note) lines.push(view.note);
+  if (acmeOn && view.apps.some((a) => a.hosts.some((h) => h.acme)))
+    lines.push('CERT acme: the certificate comes from the ACME CA (--acme-email)');
   const deploy = view.apps.filter(
     (a) =>
       a.env ||
@@ -237,6 +243,8 @@ export async function validateFile(file: string, out: Print, err: Print): Promis
   });
   if (!result) return 1;
   for (const p of result.problems) out(formatProblem(p));
+  if (result.acme.length > 0)
+    out(`ACME-managed with --acme-email (${result.acme.length}): ${result.acme.join(', ')}`);
   out(`${plural(result.valid, 'app')} valid, ${plural(result.problems.length, 'problem')}`);
   return result.problems.length > 0 ? 1 : 0;
 }
@@ -245,6 +253,8 @@ export interface FileCheck {
   /** Apps that would be served exactly as written: no problem on their document's line. */
   valid: number;
   problems: Problem[];
+  /** Hosts whose certificate comes from the ACME CA when arr runs with --acme-email. */
+  acme: string[];
 }
 
 /** Checks an apps file as `arr validate` does, without printing. */
@@ -274,7 +284,12 @@ export async function checkAppsFile(file: string): Promise<FileCheck> {
   // Valid: served exactly as written, i.e. no problem on the line of the document served.
   const troubled = new Set(all.map((p) => p.line));
   const valid = [...table.apps.keys()].filter((id) => !troubled.has(linesOf.get(id)?.[0])).length;
-  return { valid, problems: all };
+  const acme = [...table.apps.values()]
+    .flatMap((a) => a.hosts)
+    .filter((h) => qualifies(h))
+    .map((h) => h.host)
+    .sort();
+  return { valid, problems: all, acme };
 }
 
 /** The certificate and key files of an app's hosts: readable, and a key that fits its certificate. */

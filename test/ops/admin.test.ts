@@ -85,7 +85,10 @@ describe('arr validate and arr apps on an apps file', () => {
   it('validate: a good file exits 0 with a summary', async () => {
     const r = await arr(['validate', good]);
     assert.equal(r.code, 0, r.output);
-    assert.equal(r.output.trim(), '2 apps valid, 0 problems');
+    assert.equal(
+      r.output.trim(),
+      'ACME-managed with --acme-email (1): alpha.example.test\n2 apps valid, 0 problems',
+    );
   });
 
   it('validate: every problem by line, _id and field, then the summary; exit 1', async () => {
@@ -161,11 +164,18 @@ describe('arr validate and arr apps on an apps file', () => {
             host: 'alpha.localhost',
             ssl: 'allowed',
             ownCertificate: true,
+            acme: false,
             served: true,
             cert: 'certs/app1-cert.pem',
             key: 'certs/app1-key.pem',
           },
-          { host: 'alpha.example.test', ssl: 'required', ownCertificate: false, served: true },
+          {
+            host: 'alpha.example.test',
+            ssl: 'required',
+            ownCertificate: false,
+            acme: true,
+            served: true,
+          },
         ],
         machines: null,
       },
@@ -173,7 +183,7 @@ describe('arr validate and arr apps on an apps file', () => {
         id: '000000000000000000000b02',
         name: 'beta',
         instances: 3,
-        hosts: [{ host: 'beta.localhost', ssl: 'none', ownCertificate: false, served: true }],
+        hosts: [{ host: 'beta.localhost', ssl: 'none', ownCertificate: false, acme: false, served: true }],
         machines: null,
       },
     ]);

@@ -1,0 +1,197 @@
+// Pebble (Let's Encrypt's ACME test server) and pebble-challtestsrv (its DNS), for the ACME tests:
+// Pebble's own API certificate made here with openssl, challtestsrv answering every name with
+// the loopback address of the node under test, Pebble validating on arr's ports.
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { get } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { until } from './poll.js';
+import { freePorts } from './ports.js';
+import { type Running, start } from './proc.js';
+
+/** Why the ACME tests cannot run here (no pebble), or undefined. Under CI=true that is a failure. */
+export function pebbleUnavailable(): string | undefined {
+  for (const bin of ['pebble', 'pebble-challtestsrv', 'openssl']) {
+    if (spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0)
+      return `${bin} is not installed (bash scripts/install-pebble.sh)`;
+  }
+  return undefined;
+}
+
+export interface Pebble {
+  /** The ACME directory URL. */
+  directory: string;
+  /** Pebble's API CA (PEM file), for NODE_EXTRA_CA_CERTS of arr. */
+  apiCaFile: string;
+  /** The root of the certificates Pebble issues (PEM file), for curl --cacert. */
+  rootFile: string;
+  rootPem: string;
+  proc: Running;
+  dns: Running;
+  /** Stops Pebble only (the CA down); `restart` brings it back with the same settings and root. */
+  stopCa(): Promise<void>;
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface PebbleOptions {
+  /** The ports Pebble validates on (arr's plain and TLS ports, or nlb's in front). */
+  httpPort: number;
+  tlsPort: number;
+  /** What challtestsrv answers for every name (default 127.0.0.1). */
+  address?: string;
+  /** Issued certificates' validity, seconds (Pebble's default is 5 years). */
+  validitySeconds?: number;
+  /** Do not wait for the root (the CA is started later with restart()). */
+  noStart?: boolean;
+}
+
+function fetchText(url: string, ca: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    get(url, { ca: readFileSync(ca), agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        text += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    }).on('error', reject);
+  });
+}
+
+export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
+  const dir = mkdtempSync(join(tmpdir(), 'arr-pebble-'));
+  const file = (n: string) => join(dir, n);
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+  // Pebble's API: a CA of its own and a leaf for 127.0.0.1 / localhost.
+  ssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=pebble api test CA',
+    '-keyout',
+    file('ca-key.pem'),
+    '-out',
+    file('ca.pem'),
+  );
+  ssl(
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-subj',
+    '/CN=localhost',
+    '-keyout',
+    file('key.pem'),
+    '-out',
+    file('api.csr'),
+  );
+  writeFileSync(file('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    file('api.csr'),
+    '-CA',
+    file('ca.pem'),
+    '-CAkey',
+    file('ca-key.pem'),
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    file('ext.cnf'),
+    '-out',
+    file('cert.pem'),
+  );
+  const [apiPort, mgmtPort, dnsPort, dnsMgmtPort] = await freePorts(4);
+  writeFileSync(
+    file('pebble.json'),
+    JSON.stringify({
+      pebble: {
+        listenAddress: `127.0.0.1:${apiPort}`,
+        managementListenAddress: `127.0.0.1:${mgmtPort}`,
+        certificate: file('cert.pem'),
+        privateKey: file('key.pem'),
+        httpPort: opts.httpPort,
+        tlsPort: opts.tlsPort,
+        ocspResponderURL: '',
+        externalAccountBindingRequired: false,
+        ...(opts.validitySeconds ? { certificateValidityPeriod: opts.validitySeconds } : {}),
+      },
+    }),
+  );
+  const dns = start('pebble-challtestsrv', [
+    '-defaultIPv4',
+    opts.address ?? '127.0.0.1',
+    '-defaultIPv6',
+    '',
+    '-dns01',
+    `127.0.0.1:${dnsPort}`,
+    '-http01',
+    '',
+    '-https01',
+    '',
+    '-tlsalpn01',
+    '',
+    '-management',
+    `127.0.0.1:${dnsMgmtPort}`,
+  ]);
+  await dns.waitFor(/Starting management server|management/i, 10_000).catch(() => {});
+  const apiCa = file('ca.pem');
+  const directory = `https://127.0.0.1:${apiPort}/dir`;
+  // Quick validations; the random nonce rejection stays on (the client must cope with it).
+  const env = { PEBBLE_VA_NOSLEEP: '1' };
+  const run = () =>
+    start('pebble', ['-config', file('pebble.json'), '-dnsserver', `127.0.0.1:${dnsPort}`], { env });
+  let proc = run();
+  const ready = async () => {
+    await until('pebble to answer', async () => (await fetchText(directory, apiCa)).status === 200, {
+      timeoutMs: 15_000,
+      intervalMs: 100,
+    });
+  };
+  let rootPem = '';
+  if (!opts.noStart) {
+    await ready();
+    rootPem = (await fetchText(`https://127.0.0.1:${mgmtPort}/roots/0`, apiCa)).text;
+  } else {
+    await proc.stop();
+  }
+  const self: Pebble = {
+    directory,
+    apiCaFile: apiCa,
+    rootFile: file('root.pem'),
+    rootPem,
+    get proc() {
+      return proc;
+    },
+    dns,
+    async stopCa() {
+      await proc.stop();
+    },
+    async restart() {
+      proc = run();
+      await ready();
+      self.rootPem = (await fetchText(`https://127.0.0.1:${mgmtPort}/roots/0`, apiCa)).text;
+      writeFileSync(self.rootFile, self.rootPem);
+    },
+    async stop() {
+      await Promise.all([proc.stop(), dns.stop()]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  if (rootPem) writeFileSync(self.rootFile, rootPem);
+  return self;
+}
