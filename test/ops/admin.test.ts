@@ -116,7 +116,9 @@ describe('arr validate and arr apps on an apps file', () => {
       );
     // alpha and beta are fine; dup-host, nocert and mismatch are served, but not as written.
     assert.equal(lines.at(-1), `2 apps valid, ${expect.length} problems`);
-    assert.equal(lines.length, expect.length + 1, r.output);
+    // And, before the summary, the hosts that would be ACME-managed.
+    assert.equal(lines.at(-2), 'ACME-managed with --acme-email (1): alpha.example.test');
+    assert.equal(lines.length, expect.length + 2, r.output);
   });
 
   it('validate: a file that cannot be read exits 1 naming it', async () => {
