@@ -98,6 +98,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
   await mode.beforeServing();
   await ops.listen(activator);
   const listeners = await openListeners(certs, config);
+  if (!listeners.h2) log.info('--no-http2: the TLS port speaks HTTP/1.1 only');
   const router = new Router({
     registry,
     instances,
@@ -108,7 +109,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     observer: ops.observer,
   });
   listeners.route(router);
-  const webSockets = new OpenWebSockets([listeners.http, listeners.https]);
+  const webSockets = new OpenWebSockets([listeners.http, listeners.https], listeners.h2);
   const where = config.bind ?? '*';
   log.info(
     `arr listening on http://${where}:${boundPort(listeners.http)} and https://${where}:${listeners.httpsPort}, advertising ${config.advertise}`,

@@ -157,6 +157,12 @@ const OPTIONS = {
     describe:
       'expect a PROXY protocol v1 header (nlb "proxyProtocol": true) on every connection and take its source for the client address; arr must then be reachable only through the balancer',
   },
+  http2: {
+    type: 'boolean',
+    default: true,
+    describe:
+      'offer HTTP/2 on the TLS port (ALPN h2, then http/1.1); --no-http2 (ARR_HTTP2=false) offers HTTP/1.1 only',
+  },
   'log-level': {
     type: 'string',
     choices: LOG_LEVELS,
@@ -283,6 +289,7 @@ async function main(): Promise<void> {
       trustProxyProtocol: argv['trust-proxy-protocol'],
       drainMs: argv.drain === 0 ? 0 : checkPositive(argv.drain, '--drain') * 1000,
       stateDir,
+      http2: argv.http2,
     };
     const adminPort = config.admin?.port;
     if (adminPort && (adminPort === port || adminPort === sslport))

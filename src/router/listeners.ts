@@ -2,6 +2,8 @@ import { createServer as createHttpServer, type IncomingMessage, type Server } f
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { H2Front } from './h2.js';
 import { isWebSocketUpgrade } from './host.js';
 import { expectProxyHeaders } from './proxy-protocol.js';
 import type { Router } from './router.js';
@@ -12,6 +14,8 @@ export interface Listeners {
   https: Server;
   /** The TLS port as bound (the one picked, for port 0). */
   httpsPort: number;
+  /** HTTP/2 on the TLS port; undefined with `--no-http2`. */
+  h2: H2Front | undefined;
   /** Hands every request and upgrade to the router from now on. */
   route(router: Router): void;
   /** Stops accepting and closes connections that have sent nothing yet; exchanges under way go on. */
@@ -61,6 +65,8 @@ export async function openListeners(
     key: Buffer;
     /** `--trust-proxy-protocol`: every connection begins with a PROXY v1 header. */
     trustProxyProtocol?: boolean;
+    /** HTTP/2 on the TLS port (default on; `--no-http2`). */
+    http2?: boolean;
   } & ConnectionLimits,
 ): Promise<Listeners> {
   const limits = serverOptions(options);
@@ -74,7 +80,25 @@ export async function openListeners(
     key: options.key,
     SNICallback: certs.SNICallback,
     minVersion: 'TLSv1.2',
+    // h2 first: a client offering both gets HTTP/2. Without HTTP/2, only http/1.1 is offered.
+    ALPNProtocols: options.http2 === false ? ['http/1.1'] : ['h2', 'http/1.1'],
   });
+  const h2 =
+    options.http2 === false
+      ? undefined
+      : new H2Front({ defaultCert: options.cert, idleTimeoutMs: limits.keepAliveTimeout });
+  if (h2) {
+    // The https server takes a TLS connection in with its one 'secureConnection' listener
+    // (node:http's connection listener). It is wrapped: a connection that chose h2 goes to the
+    // HTTP/2 side instead; every other one is handed to it as before.
+    const [http1] = https.listeners('secureConnection') as ((this: Server, s: TLSSocket) => void)[];
+    if (!http1) throw new Error('the https server has no connection listener to hand sockets to');
+    https.removeListener('secureConnection', http1);
+    https.on('secureConnection', function secureConnection(this: Server, s: TLSSocket) {
+      if (s.alpnProtocol === 'h2') h2.accept(s);
+      else http1.call(this, s);
+    });
+  }
 
   if (options.trustProxyProtocol) {
     // Before any other 'connection' listener: the header is read before the servers see a byte.
@@ -101,9 +125,10 @@ export async function openListeners(
   // A TLS connection is fresh from its first byte: one still in its handshake when arr stops
   // would otherwise hold the stop. Once secure, its TLS socket stands for it.
   https.on('connection', (s: Socket) => track(s, true));
-  https.on('secureConnection', (s: Socket) => {
+  // An HTTP/2 connection is not fresh: it is told to stop with GOAWAY, and its streams finish.
+  https.on('secureConnection', (s: TLSSocket) => {
     fresh.delete((s as Socket & { _parent?: Socket })._parent as Socket);
-    track(s, true);
+    track(s, s.alpnProtocol !== 'h2');
   });
   for (const server of [http, https]) {
     server.prependListener('request', used);
@@ -119,7 +144,9 @@ export async function openListeners(
     http,
     https,
     httpsPort: boundPort(https),
+    h2,
     route(router) {
+      h2?.route(router);
       http.on('request', (req, res) => router.handleRequest(req, res, false));
       http.on('upgrade', (req, socket, head) =>
         isWebSocketUpgrade(req)
@@ -136,6 +163,7 @@ export async function openListeners(
     stopAccepting: () => {
       const closed = Promise.all([http, https].map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const s of fresh) s.destroy();
+      h2?.stopAccepting();
       return closed.then(() => {});
     },
     async drain(graceMs) {
