@@ -3,7 +3,7 @@
 // details and the exact commands. BENCH_QUICK=1: a 1-2 minute smoke run (written to a
 // temporary file instead, so that it never replaces the real numbers).
 //
-// Environment: BENCH_QUICK=1, BENCH_REPS (3), BENCH_SECONDS (5), BENCH_ONLY=http,tls,ws,nlb,
+// Environment: BENCH_QUICK=1, BENCH_REPS (3), BENCH_SECONDS (5), BENCH_ONLY=http,tls,h2,ws,nlb,
 // engines,activation,registry (a subset; not written to docs/), BENCH_OUT=FILE, BENCH_KEEP=1
 // (keep the scratch directory).
 
@@ -19,6 +19,7 @@ import { fmt } from './lib/stats.js';
 import { WRK } from './lib/wrk.js';
 import { activationSection } from './sections/activation.js';
 import { enginesSection } from './sections/engines.js';
+import { h2Section } from './sections/h2.js';
 import { httpSection } from './sections/http.js';
 import { nlbSection } from './sections/nlb.js';
 import { registrySection } from './sections/registry.js';
@@ -97,7 +98,7 @@ async function main(): Promise<number> {
   };
 
   let stage: Stage | undefined;
-  const stageNeeded = ['http', 'tls', 'ws', 'nlb', 'engines'].some(wanted);
+  const stageNeeded = ['http', 'tls', 'h2', 'ws', 'nlb', 'engines'].some(wanted);
   if (stageNeeded) {
     try {
       stage = await setUpStage(ctx);
@@ -111,6 +112,7 @@ async function main(): Promise<number> {
     const st = stage;
     await attempt('http', () => httpSection(ctx, st));
     await attempt('tls', () => tlsSection(ctx, st));
+    await attempt('h2', () => h2Section(ctx, st));
     await attempt('ws', () => wsSection(ctx, st));
     await attempt('nlb', () => nlbSection(ctx, st));
     await attempt('engines', () => enginesSection(ctx, st));

@@ -62,6 +62,8 @@ export interface ArrConfig {
   trustProxyProtocol?: boolean;
   /** `--drain`: how long a replaced instance keeps its WebSockets and requests in flight. */
   drainMs: number;
+  /** HTTP/2 on the TLS port (ALPN h2); `--no-http2` turns it off. */
+  http2: boolean;
   /** `--state-dir`: where the state files of the no-orphan guarantee are kept. */
   stateDir: string;
   /** `--acme-email`: certificates from an ACME CA (off when undefined). */

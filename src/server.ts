@@ -109,6 +109,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
       ? (host) => acme!.alpnChallenge(host)
       : undefined,
   });
+  if (!listeners.h2) log.info('--no-http2: the TLS port speaks HTTP/1.1 only');
   const router = new Router({
     registry,
     instances,
@@ -122,7 +123,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
   listeners.route(router);
   // Session tickets from the store: the same keys on every node sharing it (and across restarts).
   acme?.start((keys) => (listeners.https as unknown as TlsServer).setTicketKeys(keys));
-  const webSockets = new OpenWebSockets([listeners.http, listeners.https]);
+  const webSockets = new OpenWebSockets([listeners.http, listeners.https], listeners.h2);
   const where = config.bind ?? '*';
   log.info(
     `arr listening on http://${where}:${boundPort(listeners.http)} and https://${where}:${listeners.httpsPort}, advertising ${config.advertise}`,

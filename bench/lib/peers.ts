@@ -2,16 +2,17 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Running, runOk, start } from '../../test/support/proc.js';
+import { H2LOAD } from './h2load.js';
 import { waitForListen, waitForPort } from './net.js';
 import { WRK } from './wrk.js';
 
 export const NGINX = '/usr/sbin/nginx';
 export const HAPROXY = '/usr/sbin/haproxy';
-const PACKAGES = ['nginx-light', 'haproxy', 'wrk'];
+const PACKAGES = ['nginx-light', 'haproxy', 'wrk', 'nghttp2-client'];
 
-/** Installs Debian's nginx, haproxy and wrk with apt-get when one of them is missing (as root). */
+/** Installs Debian's nginx, haproxy, wrk and h2load with apt-get when one of them is missing (as root). */
 export async function ensurePeers(log: (line: string) => void): Promise<void> {
-  const missing = [NGINX, HAPROXY, WRK].filter((p) => !existsSync(p));
+  const missing = [NGINX, HAPROXY, WRK, H2LOAD].filter((p) => !existsSync(p));
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0)
     throw new Error(
@@ -24,7 +25,7 @@ export async function ensurePeers(log: (line: string) => void): Promise<void> {
     env,
     timeoutMs: 600_000,
   });
-  const still = [NGINX, HAPROXY, WRK].filter((p) => !existsSync(p));
+  const still = [NGINX, HAPROXY, WRK, H2LOAD].filter((p) => !existsSync(p));
   if (still.length > 0) throw new Error(`apt-get did not provide ${still.join(', ')}`);
 }
 
@@ -39,6 +40,8 @@ export interface Nginx {
   proc: Running;
   port: number;
   sslport: number;
+  /** HTTPS with HTTP/2 (ALPN h2, http/1.1), the same server otherwise. */
+  h2port: number;
   config: string;
 }
 
@@ -49,7 +52,7 @@ export interface Nginx {
  */
 export async function startNginx(
   dir: string,
-  o: { port: number; sslport: number; backend: number; cert: string; key: string },
+  o: { port: number; sslport: number; h2port: number; backend: number; cert: string; key: string },
 ): Promise<Nginx> {
   const d = join(dir, 'nginx');
   mkdirSync(d, { recursive: true });
@@ -71,6 +74,9 @@ http {
   server {
     listen 127.0.0.1:${o.port};
     listen 127.0.0.1:${o.sslport} ssl;
+    # HTTP/2 on a port of its own, so that the HTTP/1.1 HTTPS points stay as they were. (nginx
+    # 1.25.1 and later write this as "http2 on;"; Debian 12 has 1.22.)
+    listen 127.0.0.1:${o.h2port} ssl http2;
     ssl_certificate ${o.cert};
     ssl_certificate_key ${o.key};
     location / {
@@ -91,7 +97,8 @@ http {
   const proc = start(NGINX, ['-c', file, '-p', d, '-e', `${d}/error.log`, '-g', 'daemon off;']);
   await waitForListen(proc, o.port);
   await waitForPort(o.sslport);
-  return { proc, port: o.port, sslport: o.sslport, config };
+  await waitForPort(o.h2port);
+  return { proc, port: o.port, sslport: o.sslport, h2port: o.h2port, config };
 }
 
 export interface Haproxy {

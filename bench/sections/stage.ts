@@ -31,10 +31,11 @@ export async function setUpStage(ctx: Ctx): Promise<Stage> {
   // Direct, nginx, HAProxy and nlb all go to that same process.
   const backend = await activate(arr.port, HOST);
   ctx.log(`arr on ${arr.port}/${arr.sslport}, app instance on ${backend.port} (pid ${backend.pid})`);
-  const [np, ns, hp, lp] = await freePorts(4);
+  const [np, ns, hp, lp, n2] = await freePorts(5);
   const nginx = await startNginx(ctx.tmp, {
     port: np!,
     sslport: ns!,
+    h2port: n2!,
     backend: backend.port,
     cert: CERT,
     key: KEY,

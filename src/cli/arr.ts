@@ -182,6 +182,12 @@ const OPTIONS = {
     default: 'http-01,tls-alpn-01',
     describe: 'with --acme-email: the challenge types offered to the CA, in order of preference',
   },
+  http2: {
+    type: 'boolean',
+    default: true,
+    describe:
+      'offer HTTP/2 on the TLS port (ALPN h2, then http/1.1); --no-http2 (ARR_HTTP2=false) offers HTTP/1.1 only',
+  },
   'log-level': {
     type: 'string',
     choices: LOG_LEVELS,
@@ -370,6 +376,7 @@ async function main(): Promise<void> {
       drainMs: argv.drain === 0 ? 0 : checkPositive(argv.drain, '--drain') * 1000,
       stateDir,
       acme: acmeConfig(argv),
+      http2: argv.http2,
     };
     const adminPort = config.admin?.port;
     if (adminPort && (adminPort === port || adminPort === sslport))

@@ -33,6 +33,9 @@ const REGISTRY_OPERATIONS = [
   'forgetNode',
 ] as const;
 
+/** The protocol of a client's connection, as ALPN names it (HTTP/1.0 counts as http/1.1). */
+export type Protocol = 'http/1.1' | 'h2';
+
 export type RegistryOperation = (typeof REGISTRY_OPERATIONS)[number];
 
 /** The label children of one app, looked up once: the hot path only increments and observes. */
@@ -61,6 +64,17 @@ export class Metrics {
     buckets: REQUEST_BUCKETS,
     registers: [this.registry],
   });
+  private readonly byProtocol = new Counter({
+    name: 'arr_requests_by_protocol_total',
+    help: 'Requests and WebSocket upgrades that reached arr, by the protocol of their connection (http/1.1, h2)',
+    labelNames: ['protocol'] as const,
+    registers: [this.registry],
+  });
+  /** The two series, looked up once (0 at start, so that a rate sees the first one). */
+  private readonly protocols = {
+    'http/1.1': this.byProtocol.labels('http/1.1'),
+    h2: this.byProtocol.labels('h2'),
+  };
   private readonly upgrades = new Counter({
     name: 'arr_websocket_upgrades_total',
     help: 'WebSocket upgrade requests, by app and the status of their answer (101: upgraded; 0: none)',
@@ -121,6 +135,8 @@ export class Metrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    this.protocols['http/1.1'].inc(0);
+    this.protocols.h2.inc(0);
     const running = () => this.runningCount();
     new Gauge({
       name: 'arr_instances_running',
@@ -157,6 +173,11 @@ export class Metrics {
   certificateExpiry(host: string, notAfter: number | undefined): void {
     if (notAfter === undefined) this.certificateExpiries.remove(host);
     else this.certificateExpiries.set({ host }, Math.floor(notAfter / 1000));
+  }
+
+  /** A request or upgrade reached arr on a connection of this protocol. */
+  protocol(protocol: Protocol): void {
+    this.protocols[protocol].inc();
   }
 
   /** A WebSocket upgrade was answered (or its connection closed unanswered: status 0). */

@@ -1,9 +1,11 @@
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { connectionOf } from '../router/headers.js';
 import type { ExchangeObserver } from '../router/observer.js';
 import { clientAddress } from '../router/proxy-protocol.js';
 import type { Logger } from '../util/log.js';
-import { type Metrics, NO_APP } from './metrics.js';
+import { type Metrics, NO_APP, type Protocol } from './metrics.js';
 
 /** What is known of an upgrade until its connection closes. */
 interface UpgradeState {
@@ -25,7 +27,12 @@ interface Access {
   ms: number;
   app: string;
   client: string | null;
+  protocol: Protocol;
   websocket?: true;
+}
+
+function protocolOf(req: IncomingMessage): Protocol {
+  return req.httpVersionMajor === 2 ? 'h2' : 'http/1.1';
 }
 
 /**
@@ -44,7 +51,10 @@ export function createObserver(
     request(req, res, app) {
       const began = performance.now();
       const name = app?.name ?? NO_APP;
-      const socket = req.socket;
+      const protocol = protocolOf(req);
+      metrics?.protocol(protocol);
+      // On HTTP/2 the bytes are the connection's over the exchange: its other streams' too.
+      const socket = connectionOf(req);
       const before = write ? socket.bytesWritten : 0;
       const client = write ? (clientAddress(socket) ?? null) : null;
       res.once('close', () => {
@@ -62,6 +72,7 @@ export function createObserver(
           ms: seconds * 1000,
           app: name,
           client,
+          protocol,
         });
       });
     },
@@ -69,7 +80,9 @@ export function createObserver(
     upgrade(req, socket, app) {
       const began = performance.now();
       const name = app?.name ?? NO_APP;
-      const client = write ? (clientAddress(socket) ?? null) : null;
+      const protocol = protocolOf(req);
+      metrics?.protocol(protocol);
+      const client = write ? (clientAddress(protocol === 'h2' ? connectionOf(req) : socket) ?? null) : null;
       const state: UpgradeState = { name, status: 0 };
       (socket as ObservedSocket)[UPGRADE] = state;
       socket.once('close', () => {
@@ -85,6 +98,7 @@ export function createObserver(
           ms: performance.now() - began,
           app: name,
           client,
+          protocol,
           websocket: true,
         });
       });
@@ -112,7 +126,7 @@ function accessWriter(log: Logger): (a: Access) => void {
   const fields = !process.stdout.isTTY;
   return (a) => {
     a.ms = Math.round(a.ms * 10) / 10;
-    const msg = `${a.client ?? '-'} ${a.method} ${a.host ?? '-'}${a.path} ${a.websocket ? 'ws ' : ''}${a.status} ${a.bytes} B ${a.ms} ms ${a.app}`;
+    const msg = `${a.client ?? '-'} ${a.method} ${a.host ?? '-'}${a.path} ${a.protocol === 'h2' ? 'h2 ' : ''}${a.websocket ? 'ws ' : ''}${a.status} ${a.bytes} B ${a.ms} ms ${a.app}`;
     if (fields) log.info(a, msg);
     else log.info(msg);
   };

@@ -1,5 +1,18 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { clientAddress } from './proxy-protocol.js';
+
+/**
+ * On an HTTP/2 request (src/router/h2.ts), the TLS socket of its connection. Node's `req.socket`
+ * of an HTTP/2 request is a proxy object that no WeakMap (the PROXY header's client addresses)
+ * recognises; on HTTP/1.1 this is unset and `req.socket` is the connection.
+ */
+export const CONNECTION = Symbol('arr.connection');
+
+/** The connection a request came on (its TLS socket, for HTTP/1.1 and HTTP/2 alike). */
+export function connectionOf(req: IncomingMessage): Socket {
+  return (req as IncomingMessage & { [CONNECTION]?: Socket })[CONNECTION] ?? req.socket;
+}
 
 /**
  * Hop-by-hop fields (RFC 9110 §7.6.1): they describe one connection, so neither side's are
@@ -74,7 +87,8 @@ export interface Forwarded {
  */
 export function forwardedValues(req: IncomingMessage, secure: boolean): Forwarded {
   // The socket's peer, or what a PROXY header announced (--trust-proxy-protocol).
-  const address = clientAddress(req.socket) ?? '';
+  const socket = connectionOf(req);
+  const address = clientAddress(socket) ?? '';
   // An IPv4 client of a dual-stack listener shows as ::ffff:a.b.c.d; apps expect a.b.c.d.
   const client = address.startsWith('::ffff:') ? address.slice(7) : address;
   const prior = req.headers['x-forwarded-for'];
@@ -82,7 +96,7 @@ export function forwardedValues(req: IncomingMessage, secure: boolean): Forwarde
     for: prior ? `${prior}, ${client}` : client,
     proto: secure ? 'https' : 'http',
     host: req.headers.host ?? '',
-    port: String(req.socket.localPort ?? ''),
+    port: String(socket.localPort ?? ''),
   };
 }
 
@@ -102,6 +116,45 @@ export function requestHeaders(req: IncomingMessage, secure: boolean): string[] 
     out.push(name, raw[i + 1]!);
   }
   const f = forwardedValues(req, secure);
+  out.push(
+    'host',
+    req.headers.host ?? '',
+    'x-forwarded-for',
+    f.for,
+    'x-forwarded-proto',
+    f.proto,
+    'x-forwarded-host',
+    f.host,
+    'x-forwarded-port',
+    f.port,
+  );
+  return out;
+}
+
+/**
+ * The same for an HTTP/2 request (an instance gets HTTP/1.1): pseudo-header fields (`:method`,
+ * `:authority`...) are not fields, the Host is the `:authority` (h2.ts put it in `headers.host`),
+ * and the cookie crumbs an HTTP/2 client may send as separate fields (RFC 9113 §8.2.3) are one
+ * Cookie field again, as HTTP/1.1 apps expect. HTTP/2 has no Connection field (a request with
+ * one is refused by Node), so there are no named options to drop.
+ */
+export function h2RequestHeaders(req: IncomingMessage): string[] {
+  const raw = req.rawHeaders;
+  const out: string[] = [];
+  let cookie = false;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.charCodeAt(0) === 58 /* : */) continue;
+    const lower = name.toLowerCase();
+    if (NOT_PASSED.has(lower) || hasUnderscore(lower)) continue;
+    if (lower === 'cookie') {
+      if (!cookie) out.push('cookie', String(req.headers.cookie));
+      cookie = true;
+      continue;
+    }
+    out.push(name, raw[i + 1]!);
+  }
+  const f = forwardedValues(req, true);
   out.push(
     'host',
     req.headers.host ?? '',

@@ -4,7 +4,7 @@ import { PassThrough } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
 import { exchangeBegan, exchangeEnded, type Target } from '../activation/activator.js';
 import type { App } from '../registry/types.js';
-import { requestHeaders, responseHeaders } from './headers.js';
+import { h2RequestHeaders, requestHeaders, responseHeaders } from './headers.js';
 
 /** Where an exchange reports that an attempt failed: the router, which decides what follows. */
 export interface ExchangeOwner {
@@ -84,7 +84,7 @@ export class HttpEngine {
       {
         path: req.url ?? '/',
         method: req.method ?? 'GET',
-        headers: requestHeaders(req, x.secure),
+        headers: x.h2 ? h2RequestHeaders(req) : requestHeaders(req, x.secure),
         body: hasBody(req) ? x.bodyStream(this.bodyTimeoutMs) : null,
       },
       x,
@@ -122,10 +122,20 @@ function originOf(t: Target): string {
   return t.host.includes(':') ? `http://[${t.host}]:${t.port}` : `http://${t.host}:${t.port}`;
 }
 
-/** Whether the client announced a body (Node has checked the framing already). */
+/**
+ * Whether the client announced a body (Node has checked the framing already). An HTTP/2
+ * request has one unless its HEADERS frame ended the stream (Content-Length is optional there).
+ */
 export function hasBody(req: IncomingMessage): boolean {
+  if (req.httpVersionMajor === 2) return !(req as unknown as H2Request).stream.endAfterHeaders;
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** The part of node:http2's compatibility request that is not in IncomingMessage. */
+interface H2Request {
+  stream: { endAfterHeaders: boolean };
+  setTimeout(ms: number): void;
 }
 
 /**
@@ -152,6 +162,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private body: PassThrough | undefined = undefined;
   /** Whether the answer said `Connection: close` (it began before a large body was all sent). */
   private closeAfter = false;
+  /**
+   * An HTTP/2 stream (node:http2's compatibility objects stand for req and res): its timeouts
+   * are the stream's own, not the connection's, and it has no Connection field, no status text
+   * and no lingering close.
+   */
+  readonly h2: boolean;
 
   constructor(
     readonly req: IncomingMessage,
@@ -163,6 +179,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // One listener shared by every exchange (no closure per request): it finds this one on res.
     (res as ExchangeResponse)[EXCHANGE] = this;
     res.on('close', onClientClose);
+    this.h2 = req.httpVersionMajor === 2;
   }
 
   /**
@@ -185,7 +202,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     req.once('close', onRequestClose);
     req.once('end', onRequestEnd);
     req.on('timeout', onBodyTimeout);
-    req.socket.setTimeout(timeoutMs);
+    if (this.h2) (req as unknown as H2Request).setTimeout(timeoutMs);
+    else req.socket.setTimeout(timeoutMs);
     return body;
   }
 
@@ -245,12 +263,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const headers = responseHeaders((raw ?? []) as Buffer[]);
     // An answer while the body is still coming: if it completes first, a large body will not
     // be waited for, and the connection is closed after the answer.
-    if (this.body && !this.req.complete && !discardable(this.req)) {
+    // (On HTTP/2, the rest of the body is read and discarded: the stream is not the connection.)
+    if (this.body && !this.h2 && !this.req.complete && !discardable(this.req)) {
       headers.push('connection', 'close');
       this.closeAfter = true;
     }
     try {
-      res.writeHead(status, statusText, headers);
+      // HTTP/2 has no status text (Node warns when given one).
+      if (this.h2) res.writeHead(status, headers);
+      else res.writeHead(status, statusText, headers);
     } catch (err) {
       // A header Node will not send (an invalid value): as if the instance had failed.
       this.abort?.(err as Error);
@@ -279,7 +300,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.ended = true;
     const res = this.res;
     if (this.body && !this.req.complete) this.answeredEarly();
-    if (trailers && trailers.length > 0) addTrailers(res, trailers as Buffer[]);
+    if (trailers && trailers.length > 0) addTrailers(res, trailers as Buffer[], this.h2);
     if (this.last) res.end(this.last);
     else res.end();
   }
@@ -337,14 +358,15 @@ function onRequestClose(this: ExchangeRequest): void {
 
 /** The whole body arrived: its stall timer stops. */
 function onRequestEnd(this: ExchangeRequest): void {
-  this.socket.setTimeout(0);
+  if (this.httpVersionMajor === 2) (this as unknown as H2Request).setTimeout(0);
+  else this.socket.setTimeout(0);
   this.off('timeout', onBodyTimeout);
 }
 
 /** No byte of the body for `--body-timeout`: the exchange fails, and the client gets 408. */
 function onBodyTimeout(this: ExchangeRequest): void {
   if (this.complete) return;
-  lingerOnClose(this.socket);
+  if (this.httpVersionMajor !== 2) lingerOnClose(this.socket);
   this[EXCHANGE]?.bodyFailed(Object.assign(new Error('the request body stalled'), { code: BODY_TIMED_OUT }));
 }
 
@@ -375,12 +397,15 @@ function lingerOnClose(socket: Socket): void {
   };
 }
 
-function addTrailers(res: ServerResponse, raw: Buffer[]): void {
+function addTrailers(res: ServerResponse, raw: Buffer[], h2: boolean): void {
+  // Hop-by-hop names are dropped as in a head (HTTP/2 would refuse them when sending).
+  const flat = responseHeaders(raw);
   const trailers: [string, string][] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2)
-    trailers.push([raw[i]!.toString('latin1'), raw[i + 1]!.toString('latin1')]);
+  for (let i = 0; i + 1 < flat.length; i += 2) trailers.push([flat[i]!, flat[i + 1]!]);
+  if (trailers.length === 0) return;
   try {
-    res.addTrailers(trailers);
+    // node:http2's compatibility response takes an object only (a repeated name keeps its last value).
+    res.addTrailers(h2 ? Object.fromEntries(trailers.map(([k, v]) => [k.toLowerCase(), v])) : trailers);
   } catch {
     // an invalid trailer is dropped; the body is complete
   }

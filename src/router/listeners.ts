@@ -4,6 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import { divertAcmeTls } from './client-hello.js';
+import { H2Front } from './h2.js';
 import { isWebSocketUpgrade } from './host.js';
 import { expectProxyHeaders } from './proxy-protocol.js';
 import type { Router } from './router.js';
@@ -14,6 +15,8 @@ export interface Listeners {
   https: Server;
   /** The TLS port as bound (the one picked, for port 0). */
   httpsPort: number;
+  /** HTTP/2 on the TLS port; undefined with `--no-http2`. */
+  h2: H2Front | undefined;
   /** Hands every request and upgrade to the router from now on. */
   route(router: Router): void;
   /** Stops accepting and closes connections that have sent nothing yet; exchanges under way go on. */
@@ -65,6 +68,8 @@ export async function openListeners(
     trustProxyProtocol?: boolean;
     /** With ACME's TLS-ALPN-01 on: the challenge certificate for a host, when an order waits for it. */
     alpnChallenge?: (host: string) => Promise<SecureContext | undefined>;
+    /** HTTP/2 on the TLS port (default on; `--no-http2`). */
+    http2?: boolean;
   } & ConnectionLimits,
 ): Promise<Listeners> {
   const limits = serverOptions(options);
@@ -81,7 +86,25 @@ export async function openListeners(
     // The same on every node, so that with shared ticket keys (setTicketKeys) a session made on
     // one node resumes on another.
     sessionIdContext: 'arr',
+    // h2 first: a client offering both gets HTTP/2. Without HTTP/2, only http/1.1 is offered.
+    ALPNProtocols: options.http2 === false ? ['http/1.1'] : ['h2', 'http/1.1'],
   });
+  const h2 =
+    options.http2 === false
+      ? undefined
+      : new H2Front({ defaultCert: options.cert, idleTimeoutMs: limits.keepAliveTimeout });
+  if (h2) {
+    // The https server takes a TLS connection in with its one 'secureConnection' listener
+    // (node:http's connection listener). It is wrapped: a connection that chose h2 goes to the
+    // HTTP/2 side instead; every other one is handed to it as before.
+    const [http1] = https.listeners('secureConnection') as ((this: Server, s: TLSSocket) => void)[];
+    if (!http1) throw new Error('the https server has no connection listener to hand sockets to');
+    https.removeListener('secureConnection', http1);
+    https.on('secureConnection', function secureConnection(this: Server, s: TLSSocket) {
+      if (s.alpnProtocol === 'h2') h2.accept(s);
+      else http1.call(this, s);
+    });
+  }
 
   const alpnChallenge = options.alpnChallenge;
   if (alpnChallenge) {
@@ -116,9 +139,10 @@ export async function openListeners(
   // A TLS connection is fresh from its first byte: one still in its handshake when arr stops
   // would otherwise hold the stop. Once secure, its TLS socket stands for it.
   https.on('connection', (s: Socket) => track(s, true));
-  https.on('secureConnection', (s: Socket) => {
+  // An HTTP/2 connection is not fresh: it is told to stop with GOAWAY, and its streams finish.
+  https.on('secureConnection', (s: TLSSocket) => {
     fresh.delete((s as Socket & { _parent?: Socket })._parent as Socket);
-    track(s, true);
+    track(s, s.alpnProtocol !== 'h2');
   });
   for (const server of [http, https]) {
     server.prependListener('request', used);
@@ -134,7 +158,9 @@ export async function openListeners(
     http,
     https,
     httpsPort: boundPort(https),
+    h2,
     route(router) {
+      h2?.route(router);
       http.on('request', (req, res) => router.handleRequest(req, res, false));
       http.on('upgrade', (req, socket, head) =>
         isWebSocketUpgrade(req)
@@ -151,6 +177,7 @@ export async function openListeners(
     stopAccepting: () => {
       const closed = Promise.all([http, https].map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const s of fresh) s.destroy();
+      h2?.stopAccepting();
       return closed.then(() => {});
     },
     async drain(graceMs) {

@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { H2Front } from './h2.js';
 import { isWebSocketUpgrade } from './host.js';
 
 /**
@@ -10,7 +11,11 @@ import { isWebSocketUpgrade } from './host.js';
 export class OpenWebSockets {
   private readonly sockets = new Set<Duplex>();
 
-  constructor(private readonly servers: Server[]) {
+  constructor(
+    private readonly servers: Server[],
+    /** HTTP/2 connections (counted by the TLS server too): their streams are told apart there. */
+    private readonly h2?: H2Front,
+  ) {
     for (const server of servers) {
       server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
         if (!isWebSocketUpgrade(req) || socket.closed) return;
@@ -28,7 +33,9 @@ export class OpenWebSockets {
     for (;;) {
       for (const s of this.servers) s.closeIdleConnections();
       const open = (await Promise.all(this.servers.map(connections))).reduce((a, b) => a + b, 0);
-      if (open <= this.sockets.size || Date.now() >= deadline) return;
+      const http1 = open - (this.h2?.connections ?? 0);
+      const settled = http1 <= this.sockets.size && (this.h2?.busyStreams() ?? 0) === 0;
+      if (settled || Date.now() >= deadline) return;
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -40,6 +47,7 @@ export class OpenWebSockets {
    */
   endAll(): void {
     for (const s of this.sockets) s.end();
+    this.h2?.endWebSockets();
   }
 }
 

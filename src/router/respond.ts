@@ -16,13 +16,28 @@ export function sendError(
     return;
   }
   const body = `${status} ${STATUS_CODES[status] ?? ''}: ${message}\n`;
+  // On HTTP/2 (node:http2's compatibility response has `stream`) there is no Connection field:
+  // Node would refuse the whole head.
+  const h2 = 'stream' in res;
   res.writeHead(status, {
     'content-type': 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
-    ...headers,
+    ...(h2 ? withoutConnection(headers) : headers),
   });
   res.end(body);
+}
+
+function withoutConnection(headers: Record<string, string> | undefined): Record<string, string> | undefined {
+  if (!headers?.connection) return headers;
+  const { connection: _, ...rest } = headers;
+  return rest;
+}
+
+/** What a refused HTTP/2 extended CONNECT (h2-websocket.ts) is answered on: its stream. */
+interface H2Stream extends Duplex {
+  headersSent: boolean;
+  respond(headers: Record<string, string | number>, options?: { endStream?: boolean }): void;
 }
 
 /** The same answer on a raw socket, for a WebSocket upgrade that is refused. */
@@ -37,6 +52,22 @@ export function rejectUpgrade(
     return;
   }
   const body = `${status} ${STATUS_CODES[status] ?? ''}: ${message}\n`;
+  if ('respond' in socket) {
+    const stream = socket as H2Stream;
+    if (stream.headersSent) {
+      stream.destroy();
+      return;
+    }
+    stream.respond({
+      ':status': status,
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'no-store',
+      ...withoutConnection(headers),
+    });
+    stream.end(body);
+    return;
+  }
   const extra = Object.entries(headers ?? {})
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('');

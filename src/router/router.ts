@@ -7,6 +7,8 @@ import type { Registry } from '../registry/registry.js';
 import type { App, Route } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
 import { setForwardedHeaders } from './forwarded.js';
+import { misdirected } from './h2.js';
+import { H2WebSocketJoiner } from './h2-websocket.js';
 import { absoluteTarget, hostName, manyHosts } from './host.js';
 import {
   BODY_TIMED_OUT,
@@ -80,6 +82,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
   private readonly http: HttpEngine;
   private readonly upgrades: UpgradeProxy;
   private readonly challenges: HttpChallenges | undefined;
+  private readonly h2WebSockets: H2WebSocketJoiner;
 
   constructor(options: RouterOptions) {
     this.challenges = options.challenges;
@@ -90,6 +93,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     this.observer = options.observer;
     this.http = options.http;
     this.upgrades = new UpgradeProxy(this, options.proxyTimeoutMs);
+    this.h2WebSockets = new H2WebSocketJoiner(this);
   }
 
   handleRequest(req: IncomingMessage, res: ServerResponse, secure: boolean): void {
@@ -205,7 +209,9 @@ export class Router implements ExchangeOwner, UpgradeOwner {
       exchangeEnded(target);
       open?.delete(socket);
     });
-    this.upgrades.ws(req, socket, head, target);
+    // An extended CONNECT on an HTTP/2 stream (h2.ts): joined to an HTTP/1.1 upgrade.
+    if (req.httpVersionMajor === 2) this.h2WebSockets.join(req, socket, target);
+    else this.upgrades.ws(req, socket, head, target);
   }
 
   upgradeAnswered(socket: Duplex, status: number): void {
@@ -312,11 +318,17 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     if (secure) {
       if (route.rule.ssl === 'none')
         return { status: 403, message: `${host} is not served over HTTPS; use http://`, app };
-      // The certificate was chosen by SNI: a request for another host on this connection would
-      // be answered under the wrong name.
-      const sni = (req.socket as TLSSocket).servername;
-      if (typeof sni === 'string' && sni.toLowerCase() !== host) {
-        return { status: 421, message: `this connection was opened for ${sni}, not ${host}`, app };
+      if (req.httpVersionMajor === 2) {
+        // HTTP/2 connections are shared by the hosts their certificate covers (coalescing).
+        const why = misdirected(req, host, !!(route.rule.cert && route.rule.key));
+        if (why) return { status: 421, message: why, app };
+      } else {
+        // The certificate was chosen by SNI: a request for another host on this connection would
+        // be answered under the wrong name.
+        const sni = (req.socket as TLSSocket).servername;
+        if (typeof sni === 'string' && sni.toLowerCase() !== host) {
+          return { status: 421, message: `this connection was opened for ${sni}, not ${host}`, app };
+        }
       }
     } else if (route.rule.ssl === 'required') {
       if (redirectable && (req.method === 'GET' || req.method === 'HEAD')) {

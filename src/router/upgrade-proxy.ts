@@ -144,7 +144,7 @@ function abandonWith(res: ServerResponse, upstream: ClientRequest | IncomingMess
  * it still has to send is delivered), what it sends from now on is read and discarded (so that
  * it is not stuck writing to nobody), and it is destroyed if it has not closed in a while.
  */
-function closeTogether(a: Duplex, b: Duplex): void {
+export function closeTogether(a: Duplex, b: Duplex): void {
   const follow = (gone: Duplex, other: Duplex) =>
     gone.once('close', () => {
       if (other.destroyed) return;

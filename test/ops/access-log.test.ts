@@ -30,7 +30,7 @@ const apps = (): AppDoc[] => [
   { ...inlineApp(ECHO_WS, [{ host: 'echo.localhost', ssl: 'allowed' }]), name: 'echo' },
 ];
 
-const ACCESS_FIELDS = ['app', 'bytes', 'client', 'host', 'method', 'ms', 'path', 'status'];
+const ACCESS_FIELDS = ['app', 'bytes', 'client', 'host', 'method', 'ms', 'path', 'protocol', 'status'];
 
 /** The access lines in arr's output: JSON lines with a status and a method. */
 function accessLines(output: string) {

@@ -1,0 +1,129 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { type IncomingMessage, type OutgoingHttpHeaders, request } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Target } from '../activation/activator.js';
+import { closeTogether, type UpgradeOwner } from './upgrade-proxy.js';
+
+/** The stream an extended CONNECT came on (node:http2's ServerHttp2Stream, as much as is used). */
+interface H2Stream extends Duplex {
+  headersSent: boolean;
+  respond(headers: OutgoingHttpHeaders, options?: { endStream?: boolean }): void;
+}
+
+/** RFC 6455 §1.3: what Sec-WebSocket-Accept is made from. */
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/** Fields of the instance's answer that describe its connection with arr, not the stream. */
+const NOT_ANSWERED = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+  'sec-websocket-accept',
+]);
+
+/**
+ * WebSockets over HTTP/2 (RFC 8441): an extended CONNECT with `:protocol: websocket`, admitted
+ * by the router like an upgrade, is joined to an ordinary HTTP/1.1 WebSocket upgrade to the
+ * instance (apps need not know HTTP/2). arr makes the instance side's Sec-WebSocket-Key and
+ * checks its Accept; Sec-WebSocket-Version, -Protocol and -Extensions pass as the client sent
+ * them, and the instance's choice of protocol and extensions comes back on the stream's 200.
+ * Then bytes are relayed both ways with backpressure (pipes); either side ending or failing
+ * ends the other. An answer other than 101 is passed on as the stream's answer.
+ */
+export class H2WebSocketJoiner {
+  constructor(private readonly owner: UpgradeOwner) {}
+
+  /** `req` is the compatibility request of `socket`, whose headers the router has prepared. */
+  join(req: IncomingMessage, socket: Duplex, target: Target): void {
+    const stream = socket as H2Stream;
+    const key = randomBytes(16).toString('base64');
+    const up = request({
+      host: target.host,
+      port: target.port,
+      method: 'GET',
+      path: req.url,
+      headers: instanceHeaders(req, key),
+      agent: false,
+      setHost: false,
+    });
+    let answered = false;
+    const abandon = () => up.destroy();
+    stream.once('close', abandon);
+
+    up.once('upgrade', (res: IncomingMessage, upstream: Socket, head: Buffer) => {
+      answered = true;
+      stream.off('close', abandon);
+      upstream.on('error', () => upstream.destroy());
+      if (stream.destroyed || !stream.writable) {
+        upstream.destroy();
+        return;
+      }
+      if (res.headers['sec-websocket-accept'] !== acceptFor(key)) {
+        upstream.destroy();
+        this.owner.upgradeFailed(stream, target, Object.assign(new Error('a wrong Sec-WebSocket-Accept')));
+        return;
+      }
+      this.owner.upgradeAnswered(stream, 101);
+      stream.respond(answerHeaders(200, res));
+      if (head.length > 0) stream.write(head);
+      // What the client sends reaches arr through the compatibility request (it reads the stream).
+      req.pipe(upstream);
+      upstream.pipe(stream);
+      closeTogether(stream, upstream);
+    });
+
+    up.once('response', (res: IncomingMessage) => {
+      // The instance declined: its answer is the stream's.
+      answered = true;
+      this.owner.upgradeAnswered(stream, res.statusCode ?? 0);
+      if (stream.destroyed || stream.headersSent) {
+        res.destroy();
+        return;
+      }
+      stream.respond(answerHeaders(res.statusCode ?? 502, res));
+      res.pipe(stream);
+      res.once('close', () => {
+        if (!res.complete) stream.destroy();
+      });
+    });
+
+    up.on('error', (err: NodeJS.ErrnoException) => {
+      if (!answered) this.owner.upgradeFailed(stream, target, err);
+      else stream.destroy();
+    });
+    up.end();
+  }
+}
+
+/** The instance's upgrade request: the client's fields (less pseudo-fields) and the handshake's. */
+function instanceHeaders(req: IncomingMessage, key: string): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (name.charCodeAt(0) === 58 /* : */ || value === undefined) continue;
+    headers[name] = value;
+  }
+  headers.connection = 'Upgrade';
+  headers.upgrade = 'websocket';
+  headers['sec-websocket-key'] = key;
+  headers['sec-websocket-version'] ??= '13';
+  return headers;
+}
+
+function answerHeaders(status: number, res: IncomingMessage): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = { ':status': status };
+  for (const [name, value] of Object.entries(res.headers)) {
+    if (value !== undefined && !NOT_ANSWERED.has(name)) headers[name] = value;
+  }
+  return headers;
+}
+
+function acceptFor(key: string): string {
+  return createHash('sha1')
+    .update(key + WS_GUID)
+    .digest('base64');
+}

@@ -1,0 +1,307 @@
+import { X509Certificate } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  createServer,
+  type Http2Server,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import { BlockList, isIP } from 'node:net';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
+import { CONNECTION } from './headers.js';
+import { sendError } from './respond.js';
+import type { Router } from './router.js';
+
+/**
+ * HTTP/2 on the TLS port. The TLS listener (listeners.ts) offers ALPN `h2` before `http/1.1`;
+ * a connection that chose `h2` is handed here, to a node:http2 server that never listens itself,
+ * and every other connection stays on the https server's own HTTP/1.1 path, untouched (so that
+ * path is exactly as fast as without HTTP/2: one property read per connection). That is why
+ * this is not `http2.createSecureServer({ allowHTTP1 })`: its HTTP/1.1 fallback is node:http's
+ * parser without the https server's limits (header and keep-alive timeouts, closing idle
+ * connections on stop).
+ *
+ * Each stream is one request, given to the same Router as HTTP/1.1 requests through node:http2's
+ * compatibility objects (Http2ServerRequest/Response stand for IncomingMessage/ServerResponse);
+ * the few places that differ ask `req.httpVersionMajor === 2`. Instances get HTTP/1.1 over
+ * the same pools. An extended CONNECT (RFC 8441) for `websocket` goes to h2-websocket.ts.
+ */
+
+/**
+ * What a client may do on one connection. Node 20's nghttp2 also bounds, on its own, what the
+ * known floods need: RST_STREAM after HEADERS (rapid reset, CVE-2023-44487: a rate limit, then
+ * GOAWAY), SETTINGS and PING frames whose ACKs pile up unread (at most 1000 queued ACKs, then
+ * GOAWAY), and CONTINUATION frames (at most 8 after a HEADERS frame).
+ */
+export const H2_LIMITS = {
+  settings: {
+    // Streams open at once on one connection (nginx's default is 128 too).
+    maxConcurrentStreams: 128,
+    // The request head, as HTTP/1.1's 16 KB (pseudo-header fields and HPACK overhead are counted).
+    maxHeaderListSize: 20 * 1024,
+    // RFC 8441: WebSockets over HTTP/2.
+    enableConnectProtocol: true,
+  },
+  maxHeaderListPairs: 128,
+  // Frames that break the protocol, and streams refused (over the stream limit), before the
+  // connection is closed.
+  maxSessionInvalidFrames: 100,
+  maxSessionRejectedStreams: 100,
+  // PINGs and SETTINGS arr sends and has no answer for yet; entries in one SETTINGS frame.
+  maxOutstandingPings: 10,
+  maxSettings: 32,
+  // Memory nghttp2 may hold for one connection (MB), its buffers and HPACK tables.
+  maxSessionMemory: 10,
+} as const;
+
+/** What a connection's certificate is, for coalescing (RFC 9113 §9.1.1). */
+interface Identity {
+  /** The SNI name the connection was opened with (lower case), if any. */
+  sni: string | undefined;
+  /** Whether its certificate is arr's default one (the SNI name had none of its own). */
+  isDefault: boolean;
+  cert: PeerCertificate | undefined;
+  /** Host names looked at so far: whether the certificate covers them. */
+  covered: Map<string, boolean>;
+}
+
+/** At most this many host names are remembered per connection (a client names what it wants). */
+const MAX_COVERED = 64;
+
+const IDENTITY = Symbol('arr.h2.identity');
+const SOCKET = Symbol('arr.h2.socket');
+const STREAMS = Symbol('arr.h2.streams');
+/** On a stream that carries a WebSocket: a graceful stop does not wait for it. */
+export const WEBSOCKET = Symbol('arr.h2.websocket');
+
+type MarkedSocket = TLSSocket & { [IDENTITY]?: Identity };
+type MarkedSession = ServerHttp2Session & { [SOCKET]?: TLSSocket; [STREAMS]?: Set<ServerHttp2Stream> };
+type MarkedStream = ServerHttp2Stream & { [STREAMS]?: Set<ServerHttp2Stream>; [WEBSOCKET]?: true };
+type MarkedRequest = Http2ServerRequest & { [CONNECTION]?: TLSSocket };
+
+const EMPTY = Buffer.alloc(0);
+
+export interface H2Options {
+  /** arr's default certificate (PEM), the one a connection gets when its SNI name has none. */
+  defaultCert: Buffer;
+  /** A connection with no stream open, or whose streams are stalled, for this long is closed. */
+  idleTimeoutMs: number;
+}
+
+/** The HTTP/2 side of the TLS port: sessions, their streams, and a graceful stop. */
+export class H2Front {
+  private readonly server: Http2Server;
+  private readonly sessions = new Set<MarkedSession>();
+  private readonly defaultFingerprint: string;
+  private readonly idleTimeoutMs: number;
+  /** The socket being handed to the server (its 'session' event comes within that call). */
+  private accepting: TLSSocket | undefined;
+  private stopping = false;
+
+  constructor(options: H2Options) {
+    this.defaultFingerprint = new X509Certificate(options.defaultCert).fingerprint256;
+    this.idleTimeoutMs = options.idleTimeoutMs;
+    this.server = createServer(H2_LIMITS);
+    this.server.on('session', (session: MarkedSession) => this.opened(session));
+    // Before the compatibility layer's own 'stream' listener (added with the first 'request' one).
+    this.server.on('stream', onStream);
+    // A session's errors end it (Node destroys it); nothing to tell anyone.
+    this.server.on('sessionError', ignore);
+  }
+
+  /** A TLS connection that negotiated `h2`. */
+  accept(socket: TLSSocket): void {
+    if (this.stopping) {
+      socket.destroy();
+      return;
+    }
+    socket.on('error', ignore);
+    (socket as MarkedSocket)[IDENTITY] = identityOf(socket, this.defaultFingerprint);
+    this.accepting = socket;
+    this.server.emit('connection', socket);
+    this.accepting = undefined;
+  }
+
+  /** Hands every stream to the router from now on. */
+  route(router: Router): void {
+    this.server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
+      prepare(req as MarkedRequest);
+      if (req.url === '*') {
+        // `OPTIONS *` is passed on through http-proxy, which speaks to node:http's objects only.
+        sendError(asResponse(res), 400, 'the target * is served over HTTP/1.1 only');
+        return;
+      }
+      router.handleRequest(req as unknown as IncomingMessage, asResponse(res), true);
+    });
+    this.server.on('connect', (req: Http2ServerRequest, res: Http2ServerResponse) => {
+      prepare(req as MarkedRequest);
+      if (req.headers[':protocol'] !== 'websocket') {
+        // A plain CONNECT asks for a tunnel: arr is no forward proxy.
+        const what = req.headers[':protocol'] === undefined ? 'CONNECT' : 'this protocol';
+        sendError(asResponse(res), 501, `${what} is not served here; WebSockets are`);
+        return;
+      }
+      (req.stream as MarkedStream)[WEBSOCKET] = true;
+      router.handleUpgrade(req as unknown as IncomingMessage, req.stream, EMPTY, true);
+    });
+  }
+
+  /** Connections open now. */
+  get connections(): number {
+    return this.sessions.size;
+  }
+
+  /** Streams open now that are not WebSockets (requests in flight). */
+  busyStreams(): number {
+    let n = 0;
+    for (const session of this.sessions)
+      for (const stream of session[STREAMS] ?? []) if (!(stream as MarkedStream)[WEBSOCKET]) n++;
+    return n;
+  }
+
+  /**
+   * A graceful stop: every connection gets GOAWAY (no new stream is taken; those open finish),
+   * and closes once its streams are done. New connections are refused.
+   */
+  stopAccepting(): void {
+    this.stopping = true;
+    for (const session of this.sessions) session.close();
+  }
+
+  /** Ends every WebSocket's stream (its end of stream, as a TCP FIN on HTTP/1.1). */
+  endWebSockets(): void {
+    for (const session of this.sessions)
+      for (const stream of session[STREAMS] ?? []) if ((stream as MarkedStream)[WEBSOCKET]) stream.end();
+  }
+
+  private opened(session: MarkedSession): void {
+    session[SOCKET] = this.accepting;
+    session[STREAMS] = new Set();
+    this.sessions.add(session);
+    session.once('close', () => this.sessions.delete(session));
+    session.setTimeout(this.idleTimeoutMs, onSessionTimeout);
+    if (this.stopping) session.close();
+  }
+}
+
+function ignore(): void {}
+
+/** Node's types give the compatibility response its own class; to the router it is a ServerResponse. */
+function asResponse(res: Http2ServerResponse): ServerResponse {
+  return res as unknown as ServerResponse;
+}
+
+/** Each stream is known to its session until it closes (for the idle timeout and a graceful stop). */
+function onStream(this: Http2Server, stream: MarkedStream): void {
+  const streams = (stream.session as MarkedSession | undefined)?.[STREAMS];
+  if (!streams) return;
+  streams.add(stream);
+  stream[STREAMS] = streams;
+  stream.once('close', onStreamClose);
+  // A stream reset by the client must not be an unhandled 'error'.
+  stream.on('error', ignore);
+}
+
+function onStreamClose(this: MarkedStream): void {
+  this[STREAMS]?.delete(this);
+}
+
+/**
+ * Nothing came or went on the connection for the idle timeout. Without a stream open, it is
+ * idle: GOAWAY, as an idle HTTP/1.1 keep-alive connection is closed. With a stream that has an
+ * answer waiting to be sent, the client stopped reading (a zero flow-control window): the
+ * connection goes. Streams that merely wait (a slow answer, a quiet event stream) are left.
+ */
+function onSessionTimeout(this: MarkedSession): void {
+  const streams = this[STREAMS];
+  if (!streams || streams.size === 0) {
+    this.close();
+    return;
+  }
+  for (const stream of streams) {
+    if (stream.writableLength > 0) {
+      this.destroy();
+      return;
+    }
+  }
+}
+
+/**
+ * An HTTP/2 request as the router reads an HTTP/1.1 one: the host is `:authority` (Host when a
+ * client sends none; RFC 9113 §8.3.1), and its connection is the TLS socket itself.
+ */
+function prepare(req: MarkedRequest): void {
+  const authority = req.headers[':authority'];
+  if (typeof authority === 'string') req.headers.host = authority;
+  req[CONNECTION] = (req.stream.session as MarkedSession | undefined)?.[SOCKET];
+}
+
+function identityOf(socket: TLSSocket, defaultFingerprint: string): Identity {
+  const cert = socket.getCertificate() as PeerCertificate | null;
+  const known = cert && typeof cert.fingerprint256 === 'string' ? cert : undefined;
+  const sni = socket.servername;
+  return {
+    sni: typeof sni === 'string' ? sni.toLowerCase() : undefined,
+    isDefault: known?.fingerprint256 === defaultFingerprint,
+    cert: known,
+    covered: new Map(),
+  };
+}
+
+/**
+ * Why a stream for `host` on this HTTP/2 connection is misdirected (421), or undefined when it
+ * is not. Browsers send a stream for every host the connection's certificate covers (RFC 9113
+ * §9.1.1), whichever name opened it; arr serves it when that certificate is the one the host
+ * would get by SNI itself: a host with a certificate of its own only on a connection opened for
+ * it, any other host when the connection has arr's default certificate and that covers the
+ * name. No host is answered under a certificate that is not its own.
+ */
+export function misdirected(req: IncomingMessage, host: string, ownCertificate: boolean): string | undefined {
+  const id = ((req as unknown as MarkedRequest)[CONNECTION] as MarkedSocket | undefined)?.[IDENTITY];
+  if (!id) return 'this connection cannot be told apart from another';
+  if (ownCertificate) {
+    return id.sni === host ? undefined : `${host} has a certificate of its own; open a connection for it`;
+  }
+  let covered = id.covered.get(host);
+  if (covered === undefined) {
+    covered = id.isDefault && id.cert !== undefined && covers(id.cert, host);
+    if (id.covered.size < MAX_COVERED) id.covered.set(host, covered);
+  }
+  return covered
+    ? undefined
+    : `this connection's certificate does not cover ${host}; open a connection for it`;
+}
+
+/**
+ * Whether the certificate's subjectAltName names the host (RFC 6125 §6.4): a DNS name equal to
+ * it, a wildcard `*.` that stands for its whole first label (one label only), or its IP
+ * address. Node's checkServerIdentity is not used: it refuses a wildcard over two labels, such
+ * as arr's default `*.localhost`, which browsers do coalesce on.
+ */
+function covers(cert: PeerCertificate, host: string): boolean {
+  const ip = host.startsWith('[') ? host.slice(1, -1) : isIP(host) ? host : undefined;
+  const dot = host.indexOf('.');
+  const parent = dot > 0 ? host.slice(dot) : undefined;
+  for (const entry of (cert.subjectaltname ?? '').split(', ')) {
+    if (ip !== undefined) {
+      if (entry.startsWith('IP Address:') && sameAddress(entry.slice(11), ip)) return true;
+      continue;
+    }
+    if (!entry.startsWith('DNS:')) continue;
+    const name = entry.slice(4).toLowerCase();
+    if (name === host) return true;
+    if (parent !== undefined && name.startsWith('*.') && name.slice(1) === parent) return true;
+  }
+  return false;
+}
+
+function sameAddress(a: string, b: string): boolean {
+  if (a === b) return true;
+  const block = new BlockList();
+  const family = isIP(a) === 6 ? 'ipv6' : 'ipv4';
+  if (isIP(a) === 0 || isIP(b) === 0) return false;
+  block.addAddress(a, family);
+  return block.check(b, isIP(b) === 6 ? 'ipv6' : 'ipv4');
+}
