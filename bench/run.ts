@@ -4,8 +4,9 @@
 // temporary file instead, so that it never replaces the real numbers).
 //
 // Environment: BENCH_QUICK=1, BENCH_REPS (3), BENCH_SECONDS (5), BENCH_ONLY=http,tls,ws,nlb,
-// engines,activation,registry (a subset; not written to docs/), BENCH_OUT=FILE, BENCH_KEEP=1
-// (keep the scratch directory).
+// engines,activation,registry,profile (a subset; not written to docs/), BENCH_OUT=FILE, BENCH_KEEP=1
+// (keep the scratch directory), BENCH_PROFILE=1 (also CPU profiles of arr: bench/sections/profile.ts;
+// only then, or when BENCH_ONLY names it, as profiling takes a few minutes).
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,6 +22,7 @@ import { activationSection } from './sections/activation.js';
 import { enginesSection } from './sections/engines.js';
 import { httpSection } from './sections/http.js';
 import { nlbSection } from './sections/nlb.js';
+import { profileSection } from './sections/profile.js';
 import { registrySection } from './sections/registry.js';
 import { type Stage, setUpStage, tearDownStage } from './sections/stage.js';
 import { tlsSection } from './sections/tls.js';
@@ -30,6 +32,9 @@ const env = process.env;
 const quick = env.BENCH_QUICK !== undefined && env.BENCH_QUICK !== '' && env.BENCH_QUICK !== '0';
 const only = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined;
 const wanted = (id: string) => !only || only.has(id);
+const profiling =
+  (env.BENCH_PROFILE !== undefined && env.BENCH_PROFILE !== '' && env.BENCH_PROFILE !== '0') ||
+  !!only?.has('profile');
 const started = Date.now();
 const log = (line: string) =>
   process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
@@ -118,6 +123,7 @@ async function main(): Promise<number> {
   }
   await attempt('activation', () => activationSection(ctx));
   await attempt('registry', () => registrySection(ctx));
+  if (profiling) await attempt('profile', () => profileSection(ctx));
   facts.push([
     'load average at end (1, 5, 15 min)',
     loadavg()
