@@ -1,7 +1,7 @@
 // The floor of nlb's new-connection point: a Node.js process that accepts a connection, connects
 // to the backend, and closes both once that connection is up. No relay, so a client gets no
-// answer: bench/clients/connect.ts counts the connections instead. Whatever nlb spends per new
-// connection beyond this is nlb's own (bench/decisions.md, "nlb stays one thread").
+// answer: wrk counts each connection as a read error (bench/sections/nlb.ts). Whatever nlb spends
+// per new connection beyond this is nlb's own (bench/decisions.md, "nlb stays one thread").
 //
 //   PORT=9000 TARGET=40000 node dist/bench/floors/accept-close.js
 

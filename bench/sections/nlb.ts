@@ -1,4 +1,3 @@
-import { flags, runClient } from '../lib/clients.js';
 import { addSection, alternate, type Ctx, HOST, med, ratioOf } from '../lib/context.js';
 import { type CpuResult, cpuOf, cpuSeconds, wrkCpu } from '../lib/cpu.js';
 import { type Floor, startAcceptCloseFloor } from '../lib/floors.js';
@@ -27,34 +26,24 @@ export async function nlbSection(ctx: Ctx, st: Stage): Promise<void> {
 }
 
 /**
- * One run of the floor: bench/clients/connect.ts opens connections that it closes, and the
- * floor's CPU is divided by the connections, as wrkCpu divides nlb's by wrk's requests.
+ * One run of the floor, driven by wrk like the others: the floor closes each connection without
+ * an answer, which wrk counts as a read error and reconnects at once. So the connections are
+ * wrk's socket errors, and the floor's CPU is divided by them (wrkCpu divides by requests).
  */
-async function floorRun(ctx: Ctx, s: Section, floor: Floor): Promise<CpuResult> {
+async function floorRun(ctx: Ctx, s: Section, t: WrkTarget, floor: Floor): Promise<CpuResult> {
+  const url = `http://127.0.0.1:${floor.port}/`;
   const before = cpuSeconds(floor.proc.pid);
-  const { result, command } = await runClient<{ completed: number; perSecond: number; errors: number }>(
-    'connect',
-    flags({ port: floor.port, connections: CONNECTIONS, seconds: ctx.seconds }),
-  );
-  s.commands.add(command);
-  const cpuUs = ((cpuSeconds(floor.proc.pid) - before) * 1e6) / result.completed;
-  return {
-    rps: result.perSecond,
-    p50ms: Number.NaN,
-    p99ms: Number.NaN,
-    bytesPerSec: Number.NaN,
-    requests: result.completed,
-    errors: result.errors,
-    command,
-    cpuUs: { balancer: cpuUs },
-  };
+  const r = await wrk({ url, host: t.host, connections: t.connections, seconds: ctx.seconds, close: true });
+  const cpuUs = ((cpuSeconds(floor.proc.pid) - before) * 1e6) / r.errors;
+  s.commands.add(r.command);
+  return { ...r, rps: r.errors / ctx.seconds, requests: r.errors, errors: 0, cpuUs: { balancer: cpuUs } };
 }
 
-/** The new-connection point: wrk for direct, nlb and HAProxy, the floor's own client for it, alternating. */
+/** The new-connection point: wrk for direct, nlb, HAProxy and the floor, alternating. */
 function newConnections(ctx: Ctx, s: Section, t: WrkTarget, floor: Floor) {
   const o = { host: t.host, connections: t.connections, seconds: ctx.seconds, close: true };
   return alternate(ctx, [...t.names, FLOOR], async (n): Promise<CpuResult> => {
-    if (n === FLOOR) return floorRun(ctx, s, floor);
+    if (n === FLOOR) return floorRun(ctx, s, t, floor);
     const r = await wrkCpu({ ...o, url: t.url(n) }, t.pids?.(n) ?? {});
     s.commands.add(r.command);
     return r;
@@ -71,8 +60,8 @@ async function measure(ctx: Ctx, st: Stage, floor: Floor): Promise<void> {
       `(${CONNECTIONS} connections), and bulk transfer (GET /bytes?n=${BULK}, ${BULK_CONNECTIONS} connections, ` +
       `bytes/s read by wrk). ${ctx.seconds} s per run, median of ${ctx.reps} runs, alternating. ` +
       'The floor of a new connection (bench/floors/accept-close.ts) is a Node.js process that accepts ' +
-      'a connection, connects to the app and closes both, with no relay; as it never answers, ' +
-      'bench/clients/connect.ts drives it instead of wrk (same connections, alternating with the others).',
+      'a connection, connects to the app and closes both, with no relay; wrk counts each of its ' +
+      'connections as a read error (no answer) and opens the next at once, and those are its connections/s.',
     header: ['point', 'direct', 'nlb', 'haproxy', 'floor', 'nlb / haproxy', 'nlb / direct', 'nlb / floor'],
   });
   const ports: Record<string, number> = {
