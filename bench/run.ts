@@ -196,6 +196,11 @@ function report(ctx: Ctx, facts: [string, string][], stage: Stage | undefined, f
       'by the requests wrk completed in it; for nginx, its worker process. It is less sensitive to the ' +
       "machine's noise than throughput, and it tells where the time goes: a proxy that needs k times the " +
       'CPU per request serves about 1/k the requests once it has a core to itself.',
+    '- Floors: what Node.js itself costs on this machine, measured beside arr in the same repetitions. ' +
+      'A bare node:http and node:https server (bench/floors/hello.ts) sending the same bytes as the hello ' +
+      "sample's `/` answer (the harness checks the length) with arr's certificate; for nlb, a process that " +
+      'only accepts, connects to the app and closes both (bench/floors/accept-close.ts). A target that a ' +
+      "floor makes impossible shows in the floor's own numbers.",
     '',
     '## Commands',
     '',

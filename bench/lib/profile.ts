@@ -143,6 +143,13 @@ export function topRows(s: ProfileSummary, n = 12): string[][] {
     .map((f) => [f.name, f.where, f.category, ms(f.selfMs), pct(f.selfMs, busy)]);
 }
 
+/** The top `n` functions of one category, as `name (where) self time (share)`, for a note. */
+export function topOf(s: ProfileSummary, category: string, n = 6): string {
+  const busy = s.totalMs - s.idleMs;
+  const fs = s.functions.filter((f) => f.category === category).slice(0, n);
+  return fs.map((f) => `${f.name} (${f.where}) ${ms(f.selfMs)} (${pct(f.selfMs, busy)})`).join(', ');
+}
+
 export const TOP_HEADER = ['function', 'where', 'category', 'self time', 'share of busy time'];
 
 /** Self time and share of the busy time of one category ('' when the profile has none). */
@@ -171,5 +178,7 @@ export function summaryMarkdown(s: ProfileSummary, n = 12): string {
     ),
     '',
     markdownTable(TOP_HEADER, topRows(s, n)),
+    '',
+    `arr's own functions with the most self time: ${topOf(s, ARR) || 'none sampled'}.`,
   ].join('\n');
 }

@@ -13,6 +13,7 @@ import {
   type ProfileSummary,
   readProfile,
   TOP_HEADER,
+  topOf,
   topRows,
 } from '../lib/profile.js';
 import { wrk } from '../lib/wrk.js';
@@ -126,5 +127,7 @@ export async function profileSection(ctx: Ctx): Promise<void> {
       header: TOP_HEADER,
     });
     t.rows.push(...topRows(summary));
+    // arr's own functions rarely reach the overall top: they are the ones a change to arr can cut.
+    t.notes.push(`arr's own functions with the most self time: ${topOf(summary, ARR) || 'none sampled'}.`);
   }
 }
