@@ -50,7 +50,8 @@ async function measure(ctx: Ctx, st: Stage, floor: Floor): Promise<void> {
     text:
       `One app instance (the hello sample) reached directly, through arr, and through nginx (1 worker, ` +
       'upstream keep-alive); "bare" is a bare node:http server sending the same answer bytes ' +
-      `(bench/floors/hello.ts), the floor of a Node.js server on this machine. wrk, 1 thread, ${CONNECTIONS} connections, ${ctx.seconds} s per run; ` +
+      '(bench/floors/hello.ts), the floor of a Node.js server on this machine (its CPU is in the ' +
+      `"app process" rows). wrk, 1 thread, ${CONNECTIONS} connections, ${ctx.seconds} s per run; ` +
       `median of ${ctx.reps} runs, contenders alternating. Ratios and differences are the median of ` +
       'the per-run values (each pair measured back to back). The open-loop point sends ' +
       `${FIXED_RATE.toLocaleString('en-US')} req/s in all on ${CONNECTIONS} kept-alive connections on a fixed ` +
@@ -109,13 +110,18 @@ async function measure(ctx: Ctx, st: Stage, floor: Floor): Promise<void> {
     signed(diffOf(m.get('arr'), m.get('nginx'), f)),
     m.has('bare') ? signed(diffOf(m.get('arr'), m.get('bare'), f)) : '',
   ];
-  // "app process" of bare: the bare server itself.
+  // "app process" of bare: the bare server itself. "all": proxy and app together, the whole cost
+  // of a request, which is what compares with a bare server.
+  const cpu = (r: WrkResult, who: string) =>
+    who === 'all' ? (cpuOf(r, 'proxy') || 0) + cpuOf(r, 'app') : cpuOf(r, who);
   const cpuRow = (label: string, who: string, m = ka) => [
     label,
-    ...names.map((n) => (pids[n]![who] ? `${fmt.num(med(m.get(n), (r) => cpuOf(r, who)))} µs` : '')),
-    who === 'proxy' ? '' : fmt.ratio(ratioOf(m.get('arr'), m.get('direct'), (r) => cpuOf(r, who))),
-    fmt.ratio(ratioOf(m.get('arr'), m.get('nginx'), (r) => cpuOf(r, who))),
-    who === 'proxy' ? '' : fmt.ratio(ratioOf(m.get('arr'), m.get('bare'), (r) => cpuOf(r, who))),
+    ...names.map((n) =>
+      who === 'all' || pids[n]![who] ? `${fmt.num(med(m.get(n), (r) => cpu(r, who)))} µs` : '',
+    ),
+    who === 'proxy' ? '' : fmt.ratio(ratioOf(m.get('arr'), m.get('direct'), (r) => cpu(r, who))),
+    fmt.ratio(ratioOf(m.get('arr'), m.get('nginx'), (r) => cpu(r, who))),
+    who === 'all' ? fmt.ratio(ratioOf(m.get('arr'), m.get('bare'), (r) => cpu(r, who))) : '',
   ];
   s.rows.push(
     rpsRow('keep-alive: requests/s', ka),
@@ -123,11 +129,13 @@ async function measure(ctx: Ctx, st: Stage, floor: Floor): Promise<void> {
     latRow('keep-alive: p99 latency', ka, (r) => r.p99ms),
     cpuRow('keep-alive: CPU per request, proxy process', 'proxy'),
     cpuRow('keep-alive: CPU per request, app process', 'app'),
+    cpuRow('keep-alive: CPU per request, proxy and app', 'all'),
     rpsRow('new connection per request: requests/s', nc),
     latRow('new connection per request: p50 latency', nc, (r) => r.p50ms),
     latRow('new connection per request: p99 latency', nc, (r) => r.p99ms),
     cpuRow('new connection per request: CPU per request, proxy process', 'proxy', nc),
     cpuRow('new connection per request: CPU per request, app process', 'app', nc),
+    cpuRow('new connection per request: CPU per request, proxy and app', 'all', nc),
     latRow(`open loop ${FIXED_RATE.toLocaleString('en-US')} req/s: p50 latency`, rate, (r) => r.p50ms),
     latRow(`open loop ${FIXED_RATE.toLocaleString('en-US')} req/s: p99 latency`, rate, (r) => r.p99ms),
   );
