@@ -5,8 +5,8 @@
 //
 // Environment: BENCH_QUICK=1, BENCH_REPS (3), BENCH_SECONDS (5), BENCH_ONLY=http,tls,ws,nlb,
 // engines,activation,registry,profile (a subset; not written to docs/), BENCH_OUT=FILE, BENCH_KEEP=1
-// (keep the scratch directory), BENCH_PROFILE=1 (also CPU profiles of arr: bench/sections/profile.ts;
-// only then, or when BENCH_ONLY names it, as profiling takes a few minutes).
+// (keep the scratch directory), BENCH_PROFILE=0|1 (CPU profiles of arr, bench/sections/profile.ts:
+// by default in a full run, not with BENCH_QUICK or a BENCH_ONLY that does not name them).
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,9 +32,8 @@ const env = process.env;
 const quick = env.BENCH_QUICK !== undefined && env.BENCH_QUICK !== '' && env.BENCH_QUICK !== '0';
 const only = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined;
 const wanted = (id: string) => !only || only.has(id);
-const profiling =
-  (env.BENCH_PROFILE !== undefined && env.BENCH_PROFILE !== '' && env.BENCH_PROFILE !== '0') ||
-  !!only?.has('profile');
+// Profiles are part of a full run (so that docs/BENCHMARKS.md always has them), not of a smoke run.
+const profiling = env.BENCH_PROFILE ? env.BENCH_PROFILE !== '0' : only ? only.has('profile') : !quick;
 const started = Date.now();
 const log = (line: string) =>
   process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);

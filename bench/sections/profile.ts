@@ -86,7 +86,7 @@ async function profileOne(
   return { summary: readProfile(join(dir, file), window), commands: [arr.proc.command, command] };
 }
 
-/** `BENCH_PROFILE=1` (or BENCH_ONLY=profile): CPU profiles of arr on three workloads, summarised. */
+/** CPU profiles of arr on three workloads, summarised (bench/run.ts says when: BENCH_PROFILE). */
 export async function profileSection(ctx: Ctx): Promise<void> {
   const appsFile = writeApps(join(ctx.tmp, 'profile-apps.json'), [
     { name: 'hello', hosts: [{ host: HOST }, { host: TLS_HOST }] },
