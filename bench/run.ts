@@ -4,8 +4,9 @@
 // temporary file instead, so that it never replaces the real numbers).
 //
 // Environment: BENCH_QUICK=1, BENCH_REPS (3), BENCH_SECONDS (5), BENCH_ONLY=http,tls,h2,ws,nlb,
-// engines,activation,registry (a subset; not written to docs/), BENCH_OUT=FILE, BENCH_KEEP=1
-// (keep the scratch directory).
+// engines,activation,registry,profile (a subset; not written to docs/), BENCH_OUT=FILE, BENCH_KEEP=1
+// (keep the scratch directory), BENCH_PROFILE=0|1 (CPU profiles of arr, bench/sections/profile.ts:
+// by default in a full run, not with BENCH_QUICK or a BENCH_ONLY that does not name them).
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,6 +23,7 @@ import { enginesSection } from './sections/engines.js';
 import { h2Section } from './sections/h2.js';
 import { httpSection } from './sections/http.js';
 import { nlbSection } from './sections/nlb.js';
+import { profileSection } from './sections/profile.js';
 import { registrySection } from './sections/registry.js';
 import { type Stage, setUpStage, tearDownStage } from './sections/stage.js';
 import { tlsSection } from './sections/tls.js';
@@ -31,6 +33,8 @@ const env = process.env;
 const quick = env.BENCH_QUICK !== undefined && env.BENCH_QUICK !== '' && env.BENCH_QUICK !== '0';
 const only = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined;
 const wanted = (id: string) => !only || only.has(id);
+// Profiles are part of a full run (so that docs/BENCHMARKS.md always has them), not of a smoke run.
+const profiling = env.BENCH_PROFILE ? env.BENCH_PROFILE !== '0' : only ? only.has('profile') : !quick;
 const started = Date.now();
 const log = (line: string) =>
   process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
@@ -120,6 +124,7 @@ async function main(): Promise<number> {
   }
   await attempt('activation', () => activationSection(ctx));
   await attempt('registry', () => registrySection(ctx));
+  if (profiling) await attempt('profile', () => profileSection(ctx));
   facts.push([
     'load average at end (1, 5, 15 min)',
     loadavg()
@@ -192,6 +197,11 @@ function report(ctx: Ctx, facts: [string, string][], stage: Stage | undefined, f
       'by the requests wrk completed in it; for nginx, its worker process. It is less sensitive to the ' +
       "machine's noise than throughput, and it tells where the time goes: a proxy that needs k times the " +
       'CPU per request serves about 1/k the requests once it has a core to itself.',
+    '- Floors: what Node.js itself costs on this machine, measured beside arr in the same repetitions. ' +
+      'A bare node:http and node:https server (bench/floors/hello.ts) sending the same bytes as the hello ' +
+      "sample's `/` answer (the harness checks the length) with arr's certificate; for nlb, a process that " +
+      'only accepts, connects to the app and closes both (bench/floors/accept-close.ts). A target that a ' +
+      "floor makes impossible shows in the floor's own numbers.",
     '',
     '## Commands',
     '',

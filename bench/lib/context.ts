@@ -96,9 +96,14 @@ export function writeApps(file: string, apps: AppSpec[]): string {
  * spawning to the "arr listening on" line (log level info) or, at warn, where arr prints nothing
  * then, to its port accepting (polled every 5 ms, as arr polls an app's).
  */
-export async function startArr(apps: string, level: 'warn' | 'info' = 'warn'): Promise<ArrUnderTest> {
+export async function startArr(
+  apps: string,
+  level: 'warn' | 'info' = 'warn',
+  nodeArgs: string[] = [],
+): Promise<ArrUnderTest> {
   const arr = await startArrWith([], {
     file: apps,
+    nodeArgs,
     extraArgs: ['--log-level', level],
     ready: (a) =>
       level === 'info'

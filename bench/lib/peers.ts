@@ -48,7 +48,8 @@ export interface Nginx {
 /**
  * Debian's nginx as a reverse proxy in front of one backend: 1 worker, kept-alive upstream
  * connections, no access log, and the same X-Forwarded-* headers arr adds, so that both do
- * the same work. Runs in the foreground as a child of the harness.
+ * the same work; /ws proxies WebSockets, and TLS sessions resume (tickets and a cache). Runs in
+ * the foreground as a child of the harness.
  */
 export async function startNginx(
   dir: string,
@@ -79,6 +80,22 @@ http {
     listen 127.0.0.1:${o.h2port} ssl http2;
     ssl_certificate ${o.cert};
     ssl_certificate_key ${o.key};
+    # Resumption, for the resumed-handshake rows (tickets are on by default; said so here).
+    ssl_session_tickets on;
+    ssl_session_cache shared:SSL:10m;
+    # The hello sample's WebSocket echo, proxied as nginx's documentation says (Upgrade passed on).
+    location /ws {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection "upgrade";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Forwarded-Port $server_port;
+      proxy_read_timeout 1h;
+    }
     location / {
       proxy_pass http://app;
       proxy_http_version 1.1;

@@ -1,6 +1,7 @@
 import { flags } from '../lib/clients.js';
 import { addSection, type Ctx, diffOf, HOST, med, ratioOf } from '../lib/context.js';
 import { cpuOf } from '../lib/cpu.js';
+import { type Floor, startHelloFloor } from '../lib/floors.js';
 import { msTarget, ratioTarget } from '../lib/report.js';
 import { alternateClient, warmUp, wrkPoint } from '../lib/runs.js';
 import { fmt } from '../lib/stats.js';
@@ -32,22 +33,42 @@ export function noteErrors(notes: string[], label: string, results: Map<string, 
 }
 
 export async function httpSection(ctx: Ctx, st: Stage): Promise<void> {
+  // The hello sample does a little more than a bare server (it parses the URL and query, builds
+  // its answer per request, handles upgrades): the bare node:http floor is a column of its own.
+  const floor = await startHelloFloor(st.backend.port);
+  try {
+    await measure(ctx, st, floor);
+  } finally {
+    await floor.proc.stop();
+  }
+}
+
+async function measure(ctx: Ctx, st: Stage, floor: Floor): Promise<void> {
   const s = addSection(ctx, {
     id: 'http',
     title: 'HTTP: direct vs arr vs nginx',
     text:
       `One app instance (the hello sample) reached directly, through arr, and through nginx (1 worker, ` +
-      `upstream keep-alive). wrk, 1 thread, ${CONNECTIONS} connections, ${ctx.seconds} s per run; ` +
+      'upstream keep-alive); "bare" is a bare node:http server sending the same answer bytes ' +
+      '(bench/floors/hello.ts), the floor of a Node.js server on this machine (its CPU is in the ' +
+      `"app process" rows). wrk, 1 thread, ${CONNECTIONS} connections, ${ctx.seconds} s per run; ` +
       `median of ${ctx.reps} runs, contenders alternating. Ratios and differences are the median of ` +
       'the per-run values (each pair measured back to back). The open-loop point sends ' +
       `${FIXED_RATE.toLocaleString('en-US')} req/s in all on ${CONNECTIONS} kept-alive connections on a fixed ` +
       'schedule (bench/clients/rate.ts) and times each request from when it was due.',
-    header: ['point', 'direct', 'arr', 'nginx', 'arr vs direct', 'arr vs nginx'],
+    header: ['point', 'direct', 'bare', 'arr', 'nginx', 'arr vs direct', 'arr vs nginx', 'arr vs bare'],
   });
-  const ports: Record<string, number> = { direct: st.backend.port, arr: st.arr.port, nginx: st.nginx.port };
-  const names = ['direct', 'arr', 'nginx'];
+  s.commands.add(floor.command);
+  const ports: Record<string, number> = {
+    direct: st.backend.port,
+    bare: floor.port,
+    arr: st.arr.port,
+    nginx: st.nginx.port,
+  };
+  const names = ['direct', 'bare', 'arr', 'nginx'];
   const pids: Record<string, Record<string, number>> = {
     direct: { app: st.backend.pid },
+    bare: { app: floor.proc.pid },
     arr: { proxy: st.arr.proc.pid, app: st.backend.pid },
     nginx: { proxy: st.nginxWorker, app: st.backend.pid },
   };
@@ -64,7 +85,7 @@ export async function httpSection(ctx: Ctx, st: Stage): Promise<void> {
   ctx.log('http: a new connection per request');
   const nc = await wrkPoint(ctx, s, target, true);
   ctx.log(`http: open loop at ${FIXED_RATE} req/s`);
-  const rate = await alternateClient<RateResult>(ctx, names, s, (n) =>
+  const rate = await alternateClient<RateResult>(ctx, ['direct', 'arr', 'nginx'], s, (n) =>
     flags({
       port: ports[n]!,
       host: HOST,
@@ -80,18 +101,27 @@ export async function httpSection(ctx: Ctx, st: Stage): Promise<void> {
     ...names.map((n) => fmt.rps(med(m.get(n), (r) => r.rps))),
     fmt.ratio(ratioOf(m.get('arr'), m.get('direct'), (r) => r.rps)),
     fmt.ratio(ratioOf(m.get('arr'), m.get('nginx'), (r) => r.rps)),
+    fmt.ratio(ratioOf(m.get('arr'), m.get('bare'), (r) => r.rps)),
   ];
   const latRow = <T>(label: string, m: Map<string, T[]>, f: (r: T) => number) => [
     label,
-    ...names.map((n) => fmt.ms(med(m.get(n), f))),
+    ...names.map((n) => (m.has(n) ? fmt.ms(med(m.get(n), f)) : '')),
     signed(diffOf(m.get('arr'), m.get('direct'), f)),
     signed(diffOf(m.get('arr'), m.get('nginx'), f)),
+    m.has('bare') ? signed(diffOf(m.get('arr'), m.get('bare'), f)) : '',
   ];
-  const cpuRow = (label: string, who: string) => [
+  // "app process" of bare: the bare server itself. "all": proxy and app together, the whole cost
+  // of a request, which is what compares with a bare server.
+  const cpu = (r: WrkResult, who: string) =>
+    who === 'all' ? (cpuOf(r, 'proxy') || 0) + cpuOf(r, 'app') : cpuOf(r, who);
+  const cpuRow = (label: string, who: string, m = ka) => [
     label,
-    ...names.map((n) => (pids[n]![who] ? `${fmt.num(med(ka.get(n), (r) => cpuOf(r, who)))} µs` : '')),
-    who === 'proxy' ? '' : fmt.ratio(ratioOf(ka.get('arr'), ka.get('direct'), (r) => cpuOf(r, who))),
-    fmt.ratio(ratioOf(ka.get('arr'), ka.get('nginx'), (r) => cpuOf(r, who))),
+    ...names.map((n) =>
+      who === 'all' || pids[n]![who] ? `${fmt.num(med(m.get(n), (r) => cpu(r, who)))} µs` : '',
+    ),
+    who === 'proxy' ? '' : fmt.ratio(ratioOf(m.get('arr'), m.get('direct'), (r) => cpu(r, who))),
+    fmt.ratio(ratioOf(m.get('arr'), m.get('nginx'), (r) => cpu(r, who))),
+    who === 'all' ? fmt.ratio(ratioOf(m.get('arr'), m.get('bare'), (r) => cpu(r, who))) : '',
   ];
   s.rows.push(
     rpsRow('keep-alive: requests/s', ka),
@@ -99,9 +129,13 @@ export async function httpSection(ctx: Ctx, st: Stage): Promise<void> {
     latRow('keep-alive: p99 latency', ka, (r) => r.p99ms),
     cpuRow('keep-alive: CPU per request, proxy process', 'proxy'),
     cpuRow('keep-alive: CPU per request, app process', 'app'),
+    cpuRow('keep-alive: CPU per request, proxy and app', 'all'),
     rpsRow('new connection per request: requests/s', nc),
     latRow('new connection per request: p50 latency', nc, (r) => r.p50ms),
     latRow('new connection per request: p99 latency', nc, (r) => r.p99ms),
+    cpuRow('new connection per request: CPU per request, proxy process', 'proxy', nc),
+    cpuRow('new connection per request: CPU per request, app process', 'app', nc),
+    cpuRow('new connection per request: CPU per request, proxy and app', 'all', nc),
     latRow(`open loop ${FIXED_RATE.toLocaleString('en-US')} req/s: p50 latency`, rate, (r) => r.p50ms),
     latRow(`open loop ${FIXED_RATE.toLocaleString('en-US')} req/s: p99 latency`, rate, (r) => r.p99ms),
   );
@@ -113,10 +147,12 @@ export async function httpSection(ctx: Ctx, st: Stage): Promise<void> {
   }
 
   const kaRatio = ratioOf(ka.get('arr'), ka.get('nginx'), (r) => r.rps);
+  const ncDirect = ratioOf(nc.get('arr'), nc.get('direct'), (r) => r.rps);
   const addedOpen = diffOf(rate.get('arr'), rate.get('direct'), (r) => r.p99ms);
   const addedSat = diffOf(ka.get('arr'), ka.get('direct'), (r) => r.p99ms);
   ctx.targets.push(
     ratioTarget('arr HTTP keep-alive throughput / nginx', kaRatio, 0.6),
+    ratioTarget('HTTP new connection per request: arr / the app directly', ncDirect, 0.55),
     msTarget(
       `p99 latency added by arr, ${CONNECTIONS} connections, open loop at ${FIXED_RATE.toLocaleString('en-US')} req/s`,
       addedOpen,

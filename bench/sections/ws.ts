@@ -3,6 +3,7 @@ import { start } from '../../test/support/proc.js';
 import { clientPath, flags } from '../lib/clients.js';
 import { addSection, type Ctx, diffOf, HOST, med, NODE, ratioOf } from '../lib/context.js';
 import { rssOf } from '../lib/cpu.js';
+import { ratioTarget } from '../lib/report.js';
 import { alternateClient } from '../lib/runs.js';
 import { fmt } from '../lib/stats.js';
 import { CONNECTIONS, signed } from './http.js';
@@ -47,17 +48,18 @@ async function holdIdle(
 export async function wsSection(ctx: Ctx, st: Stage): Promise<void> {
   const s = addSection(ctx, {
     id: 'ws',
-    title: 'WebSocket: direct vs arr',
+    title: 'WebSocket: direct vs arr vs nginx',
     text:
-      `Echo: ${CONNECTIONS} WebSockets to the app's /ws echo, each sending a 32-byte message and ` +
+      `Echo: ${CONNECTIONS} WebSockets to the app's /ws echo (directly, through arr, through nginx: ` +
+      '`proxy_pass` with Upgrade, as bench/lib/peers.ts configures it), each sending a 32-byte message and ' +
       `waiting for its echo before the next (bench/clients/ws.ts), ${ctx.seconds} s per run after 1 s ` +
       `of warm-up, median of ${ctx.reps} runs, alternating. Idle: N WebSockets opened and held ` +
       "(each got the app's greeting); RSS growth of the process that holds them (VmRSS before, and 2 s " +
       'after the last one opened) divided by N: the app for direct, arr for arr.',
-    header: ['point', 'direct', 'arr', 'arr vs direct'],
+    header: ['point', 'direct', 'arr', 'nginx', 'arr vs direct', 'arr vs nginx'],
   });
-  const ports: Record<string, number> = { direct: st.backend.port, arr: st.arr.port };
-  const names = ['direct', 'arr'];
+  const ports: Record<string, number> = { direct: st.backend.port, arr: st.arr.port, nginx: st.nginx.port };
+  const names = ['direct', 'arr', 'nginx'];
   ctx.log('ws: echo');
   const echo = await alternateClient<EchoResult>(
     ctx,
@@ -79,12 +81,21 @@ export async function wsSection(ctx: Ctx, st: Stage): Promise<void> {
       'echo: round trips/s (a message each way)',
       ...names.map((n) => fmt.rps(med(echo.get(n), (r) => r.perSecond))),
       fmt.ratio(ratioOf(echo.get('arr'), echo.get('direct'), (r) => r.perSecond)),
+      fmt.ratio(ratioOf(echo.get('arr'), echo.get('nginx'), (r) => r.perSecond)),
     ],
     ...(['p50ms', 'p99ms'] as const).map((k) => [
       `echo: ${k.slice(0, 3)} round trip`,
       ...names.map((n) => fmt.ms(med(echo.get(n), (r) => r[k]))),
       signed(diffOf(echo.get('arr'), echo.get('direct'), (r) => r[k])),
+      signed(diffOf(echo.get('arr'), echo.get('nginx'), (r) => r[k])),
     ]),
+  );
+  ctx.targets.push(
+    ratioTarget(
+      'WebSocket echo round trips: arr / nginx',
+      ratioOf(echo.get('arr'), echo.get('nginx'), (r) => r.perSecond),
+      0.9,
+    ),
   );
 
   const count = ctx.quick ? 500 : 5000;
@@ -94,13 +105,15 @@ export async function wsSection(ctx: Ctx, st: Stage): Promise<void> {
   ctx.log(`ws: ${count} idle connections, through arr`);
   const viaArr = await holdIdle(st.arr.port, count, st.arr.proc.pid, s.commands);
   s.rows.push(
-    ['idle: WebSockets held', String(direct.held), String(viaArr.held), ''],
-    ['idle: time to open them all (100 at a time)', fmt.ms(direct.openMs), fmt.ms(viaArr.openMs), ''],
+    ['idle: WebSockets held', String(direct.held), String(viaArr.held), '', '', ''],
+    ['idle: time to open them all (100 at a time)', fmt.ms(direct.openMs), fmt.ms(viaArr.openMs), '', '', ''],
     [
       'idle: RSS per held connection',
       `${fmt.bytes(direct.rssPerConn)} (app)`,
       `${fmt.bytes(viaArr.rssPerConn)} (arr)`,
+      '',
       fmt.ratio(viaArr.rssPerConn / direct.rssPerConn),
+      '',
     ],
   );
   s.notes.push(

@@ -61,6 +61,8 @@ export interface ArrOptions {
   keepApps?: boolean;
   /** Serve this apps file as it is (the caller made it and removes it). */
   file?: string;
+  /** Options of node itself, before arr's script (the benchmark's `--cpu-prof`). */
+  nodeArgs?: string[];
   /** Listen on these ports and use this range (a node restarted as it was). */
   ports?: [number, number];
   range?: [number, number];
@@ -115,7 +117,7 @@ export async function startArrWith(apps: AppDoc[], opts: ArrOptions = {}): Promi
     ...(opts.extraArgs ?? []),
   ];
   const t0 = performance.now();
-  const proc = startArr(args, { env: opts.env });
+  const proc = startArr(args, { env: opts.env }, opts.nodeArgs);
   await (opts.ready ?? ((a) => a.proc.waitFor('arr listening on')))({ proc, port: port!, sslport: sslport! });
   return {
     proc,

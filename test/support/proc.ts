@@ -171,8 +171,8 @@ export async function runOk(
   return r.output;
 }
 
-export const startArr = (args: string[], opts?: StartOptions) =>
-  start(process.execPath, [ARR_CLI, ...args], opts);
+export const startArr = (args: string[], opts?: StartOptions, nodeArgs: string[] = []) =>
+  start(process.execPath, [...nodeArgs, ARR_CLI, ...args], opts);
 export const runArr = (args: string[], opts?: StartOptions) =>
   run(process.execPath, [ARR_CLI, ...args], opts);
 export const startNlb = (args: string[], opts?: StartOptions) =>

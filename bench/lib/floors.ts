@@ -1,0 +1,60 @@
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { type Running, repoRoot, start } from '../../test/support/proc.js';
+import { CERT, HOST, KEY, NODE } from './context.js';
+import { freePorts, get, LOOPBACK, waitForListen, waitForPort } from './net.js';
+
+const FLOORS = join(repoRoot, 'dist/bench/floors');
+
+export interface Floor {
+  proc: Running;
+  port: number;
+  sslport: number;
+  /** How it was started, for the report. */
+  command: string;
+}
+
+/** Every byte of one answer to `GET /` on a new connection (Connection: close), as received. */
+export function rawAnswer(port: number, host = HOST): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = connect({ host: LOOPBACK, port }, () =>
+      socket.write(`GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`),
+    );
+    socket.setTimeout(10_000, () => socket.destroy(new Error(`no answer from port ${port}`)));
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('error', reject);
+    socket.on('end', () => resolve(Buffer.concat(chunks)));
+  });
+}
+
+/**
+ * Starts bench/floors/hello.ts (bare node:http and node:https, arr's default certificate) with
+ * the body of the app instance's `/` answer, and checks that its answer has exactly as many
+ * bytes as the app's (the Date header has a fixed length), so both send the same.
+ */
+export async function startHelloFloor(backendPort: number): Promise<Floor> {
+  const body = (await get(backendPort, HOST)).body;
+  const [port, sslport] = await freePorts(2);
+  const env = { BODY: body, PORT: String(port), SSLPORT: String(sslport), CERT, KEY };
+  const proc = start(NODE, [join(FLOORS, 'hello.js')], { env });
+  await waitForListen(proc, port!);
+  await waitForPort(sslport!);
+  const [mine, app] = await Promise.all([rawAnswer(port!), rawAnswer(backendPort)]);
+  if (mine.length !== app.length) {
+    await proc.stop();
+    throw new Error(`the bare hello answers ${mine.length} bytes, the app ${app.length}:\n${mine}\n${app}`);
+  }
+  const vars = `BODY='${body.replace(/\n/g, '\\n')}' PORT=${port} SSLPORT=${sslport} CERT=${CERT} KEY=${KEY} `;
+  return { proc, port: port!, sslport: sslport!, command: vars.replaceAll(repoRoot, '') + proc.command };
+}
+
+/** Starts bench/floors/accept-close.ts in front of the backend: accept, connect, close both. */
+export async function startAcceptCloseFloor(backendPort: number): Promise<Floor> {
+  const [port] = await freePorts(1);
+  const proc = start(NODE, [join(FLOORS, 'accept-close.js')], {
+    env: { PORT: String(port), TARGET: String(backendPort) },
+  });
+  await waitForListen(proc, port!);
+  return { proc, port: port!, sslport: 0, command: `PORT=${port} TARGET=${backendPort} ${proc.command}` };
+}
