@@ -254,16 +254,18 @@ function identityOf(socket: TLSSocket, defaultFingerprint: string): Identity {
  * Why a stream for `host` on this HTTP/2 connection is misdirected (421), or undefined when it
  * is not. Browsers send a stream for every host the connection's certificate covers (RFC 9113
  * §9.1.1), whichever name opened it; arr serves it when that certificate is the one the host
- * would get by SNI itself: a host with a certificate of its own only on a connection opened for
- * it, any other host when the connection has arr's default certificate and that covers the
+ * would get by SNI itself: any host on a connection opened for it (SNI), a host with files of its
+ * own only there,
+ * and any other host when the connection has arr's default certificate and that covers the
  * name. No host is answered under a certificate that is not its own.
  */
 export function misdirected(req: IncomingMessage, host: string, ownCertificate: boolean): string | undefined {
   const id = ((req as unknown as MarkedRequest)[CONNECTION] as MarkedSocket | undefined)?.[IDENTITY];
   if (!id) return 'this connection cannot be told apart from another';
-  if (ownCertificate) {
-    return id.sni === host ? undefined : `${host} has a certificate of its own; open a connection for it`;
-  }
+  // Opened for this very name: its certificate is the one SNI chose for the host (own files,
+  // ACME or the default), as on HTTP/1.1.
+  if (id.sni === host) return undefined;
+  if (ownCertificate) return `${host} has a certificate of its own; open a connection for it`;
   let covered = id.covered.get(host);
   if (covered === undefined) {
     covered = id.isDefault && id.cert !== undefined && covers(id.cert, host);
