@@ -47,7 +47,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
   const source = config.mongo ? `MongoDB ${redactUrl(config.mongo)}` : config.apps;
   log.info(`registry: ${report.apps} apps from ${source}`);
 
-  const ops = new Operations(config, registry, log); // --admin (health, metrics), --access-log
+  const ops = new Operations(config, registry, log); // --admin (health, metrics, dashboard), --access-log
   const certs = new CertificateStore(registry, log);
   // What the activator and the farm's background work use: with metrics on, every store
   // operation is counted. Lookups (router, certificates) go to the registry itself.
@@ -66,6 +66,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     startTimeoutMs: config.startTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
     onStart: ops.onStart,
+    onOutput: ops.onOutput,
     onInstanceGone: forget,
     cgroups: typeof cgroups === 'string' ? undefined : cgroups,
     drainMs: config.drainMs,
