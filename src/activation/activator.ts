@@ -157,8 +157,11 @@ export interface InstanceSnapshot {
   startedAt: number;
 }
 
-/** An app this node will not start again before `until` (it kept failing). */
-export interface BackOffSnapshot {
+/**
+ * An app without a process here whose last starts failed (or whose instance crashed soon after
+ * its start); this node starts it again at `until` at the earliest (back-off), or at once.
+ */
+export interface FailureSnapshot {
   appId: string;
   failures: number;
   until: number;
@@ -166,7 +169,7 @@ export interface BackOffSnapshot {
 
 export interface ActivatorSnapshot {
   instances: InstanceSnapshot[];
-  backingOff: BackOffSnapshot[];
+  failing: FailureSnapshot[];
 }
 
 /** What is known of a process besides its app, for snapshots: set at spawn, changed on drain and stop. */
@@ -286,7 +289,7 @@ export class Activator {
    * Every process of this node with its state, and the apps in restart back-off: for the
    * dashboard, read about once a second, off the request path.
    */
-  snapshot(now = Date.now()): ActivatorSnapshot {
+  snapshot(): ActivatorSnapshot {
     const instances: InstanceSnapshot[] = [];
     const busy = new Set<string>();
     for (const [proc, d] of this.processes) {
@@ -295,11 +298,10 @@ export class Activator {
       busy.add(d.app.id);
       instances.push({ appId: d.app.id, pid: proc.pid, port: d.port, state, startedAt: d.startedAt });
     }
-    const backingOff: BackOffSnapshot[] = [];
+    const failing: FailureSnapshot[] = [];
     for (const [appId, f] of this.failures)
-      if (f.notBefore > now && !busy.has(appId))
-        backingOff.push({ appId, failures: f.count, until: f.notBefore });
-    return { instances, backingOff };
+      if (!busy.has(appId)) failing.push({ appId, failures: f.count, until: f.notBefore });
+    return { instances, failing };
   }
 
   /** Finds or starts an instance for the app; concurrent callers share one attempt. */

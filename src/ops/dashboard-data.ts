@@ -35,6 +35,8 @@ export interface AppView {
   cap: number;
   hosts: HostView[];
   instances: InstanceView[];
+  /** Its last starts on this node that failed in a row (0: none; counted while it has no process here). */
+  failedStarts: number;
   /** This node will not start it before `retryIn` seconds: it kept failing. */
   backoff: { failures: number; retryIn: number } | null;
   /** Its last complete second on this node. */
@@ -143,12 +145,12 @@ export function buildOverview(s: OverviewSources, query: OverviewQuery = {}): Ov
     });
     remote.set(r.appId, list);
   }
-  const backoff = new Map(s.activator.backingOff.map((b) => [b.appId, b]));
+  const failing = new Map(s.activator.failing.map((f) => [f.appId, f]));
 
   const summary: Summary = {
     apps: 0,
     instances: s.activator.instances.length,
-    backingOff: s.activator.backingOff.length,
+    backingOff: backingOff(s.activator, s.now),
     requests: 0,
     errors: 0,
     websockets: 0,
@@ -164,14 +166,18 @@ export function buildOverview(s: OverviewSources, query: OverviewQuery = {}): Ov
     summary.errors += traffic.errors;
     summary.websockets += traffic.websockets;
     if (q && !matches(app, q)) continue;
-    const b = backoff.get(app.id);
+    const f = failing.get(app.id);
     all.push({
       id: app.id,
       name: app.name,
       cap: app.instances,
       hosts: hostsOf(app),
       instances: [...(local.get(app.id) ?? []), ...(remote.get(app.id) ?? [])],
-      backoff: b ? { failures: b.failures, retryIn: Math.max(1, Math.ceil((b.until - s.now) / 1000)) } : null,
+      failedStarts: f?.failures ?? 0,
+      backoff:
+        f && f.until > s.now
+          ? { failures: f.failures, retryIn: Math.max(1, Math.ceil((f.until - s.now) / 1000)) }
+          : null,
       traffic,
     });
   }
@@ -190,6 +196,12 @@ export function buildOverview(s: OverviewSources, query: OverviewQuery = {}): Ov
   };
   if (s.farm?.error !== undefined) overview.farmError = s.farm.error;
   return overview;
+}
+
+function backingOff(a: ActivatorSnapshot, now: number): number {
+  let n = 0;
+  for (const f of a.failing) if (f.until > now) n++;
+  return n;
 }
 
 function byName(a: AppView, b: AppView): number {
@@ -254,7 +266,7 @@ export function buildTick(
   const summary: Summary = {
     apps,
     instances: activator.instances.length,
-    backingOff: activator.backingOff.length,
+    backingOff: backingOff(activator, now),
     requests: 0,
     errors: 0,
     websockets: 0,

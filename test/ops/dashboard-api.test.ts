@@ -135,6 +135,7 @@ describe('the dashboard API on --admin', () => {
     ]);
     assert.deepEqual(a.instances, [], 'nothing started yet');
     assert.equal(a.backoff, null);
+    assert.equal(a.failedStarts, 0);
     assert.deepEqual(a.traffic, { requests: 0, errors: 0, p50: 0, p99: 0, websockets: 0 });
     assert.equal(app(o, 'beta').cap, 2);
     assert.equal(app(o, HOSTILE).name, HOSTILE, 'a name is data: returned as it is');
@@ -240,6 +241,8 @@ describe('the dashboard API on --admin', () => {
     );
     assert.ok(seen.c.backoff!.failures >= 2, JSON.stringify(seen.c.backoff));
     assert.ok(seen.c.backoff!.retryIn >= 1);
+    assert.equal(seen.c.failedStarts, seen.c.backoff!.failures);
+    assert.deepEqual(seen.c.instances, [], 'no process while it backs off');
     assert.equal(seen.o.summary.backingOff, 1);
     const s = await until('crashy 5xx in its series', async () => {
       const x = await getJson<Series>(admin, '/api/apps/crashy/series');

@@ -192,6 +192,7 @@ function showOverview(o) {
   $('prev').disabled = o.offset === 0;
   $('next').disabled = o.offset + o.apps.length >= o.matched;
   $('empty').hidden = o.apps.length > 0;
+  overviewTime = o.time;
   const body = el('tbody');
   body.id = 'apps';
   state.rows.clear();
@@ -201,6 +202,7 @@ function showOverview(o) {
 }
 
 function showRegistry(reachable, kind) {
+  $('registry').hidden = false;
   const what = kind === 'mongo' ? 'MongoDB registry' : 'apps file';
   if (reachable) setPill('registry', `${what} ok`, 'ok');
   else setPill('registry', `${what} UNREACHABLE: serving from memory`, 'bad');
@@ -241,6 +243,9 @@ function showFarm(nodes, error) {
   $('nodes').replaceWith(body);
 }
 
+/** The time of the overview shown (arr's clock): uptimes count on from it with the ticks. */
+let overviewTime = 0;
+
 function appRow(app) {
   const tr = el('tr');
   if (app.id === state.selected) tr.className = 'selected';
@@ -264,6 +269,7 @@ function appRow(app) {
   tr.append(el('td', 'num', app.cap));
 
   const instances = el('td');
+  const uptimes = [];
   if (app.backoff) {
     const chip = el('span', 'chip');
     chip.append(
@@ -275,11 +281,21 @@ function appRow(app) {
   for (const i of app.instances) {
     const chip = el('span', 'chip', `${i.node}:${i.port} `);
     if (i.pid !== null) chip.append(document.createTextNode(`pid ${i.pid} `));
-    chip.append(el('span', `state ${i.state}`, i.state));
-    chip.append(document.createTextNode(` ${duration(i.uptime)}`));
+    chip.append(el('span', `state ${i.state}`, i.state), document.createTextNode(' '));
+    const uptime = el('span', 'uptime', duration(i.uptime));
+    uptime.title = 'uptime';
+    chip.append(uptime);
+    if (i.uptime !== null) uptimes.push({ span: uptime, seconds: i.uptime, at: overviewTime });
     instances.append(chip);
   }
-  if (!app.backoff && app.instances.length === 0) instances.append(el('span', 'none-running', 'not running'));
+  if (!app.backoff && app.instances.length === 0) {
+    instances.append(el('span', 'none-running', 'not running'));
+    if (app.failedStarts > 0) {
+      const s =
+        app.failedStarts === 1 ? 'its last start failed' : `its last ${app.failedStarts} starts failed`;
+      instances.append(el('span', 'failed', ` · ${s}`));
+    }
+  }
   tr.append(instances);
 
   const requests = el('td', 'num');
@@ -292,7 +308,7 @@ function appRow(app) {
   spark.height = 24;
   sparkCell.append(spark);
   tr.append(requests, errors, latency, websockets, sparkCell);
-  const row = { requests, errors, latency, websockets, spark };
+  const row = { requests, errors, latency, websockets, spark, uptimes };
   state.rows.set(app.id, row);
   showTraffic(row, app.traffic);
   return tr;
@@ -351,6 +367,7 @@ function onTick(t) {
     const v = t.traffic[id];
     showTraffic(row, v ? { requests: v[0], errors: v[1], p50: v[2], p99: v[3], websockets: v[4] } : QUIET);
     drawSpark(id, row);
+    for (const u of row.uptimes) u.span.textContent = duration(u.seconds + (t.time - u.at) / 1000);
   }
   if (t.version !== state.version || Date.now() - state.overviewAt > OVERVIEW_EVERY_MS) {
     state.version = t.version;
