@@ -156,7 +156,8 @@ export function buildOverview(s: OverviewSources, query: OverviewQuery = {}): Ov
     websockets: 0,
   };
   const q = query.q?.trim().toLowerCase() ?? '';
-  const all: AppView[] = [];
+  // Every app is counted and sorted; only the page asked for is built (10,000 apps, 50 shown).
+  const all: Entry[] = [];
   const names = new Map<string, string>();
   for (const app of s.apps) {
     summary.apps++;
@@ -166,8 +167,15 @@ export function buildOverview(s: OverviewSources, query: OverviewQuery = {}): Ov
     summary.errors += traffic.errors;
     summary.websockets += traffic.websockets;
     if (q && !matches(app, q)) continue;
+    const running = (local.get(app.id)?.length ?? 0) + (remote.get(app.id)?.length ?? 0);
+    all.push({ app, traffic, running, key: app.name.toLowerCase() });
+  }
+  all.sort(query.sort === 'busy' ? byBusy : byName);
+  const offset = Math.max(0, query.offset ?? 0);
+  const limit = query.limit ?? all.length;
+  const page = all.slice(offset, offset + limit).map(({ app, traffic }): AppView => {
     const f = failing.get(app.id);
-    all.push({
+    return {
       id: app.id,
       name: app.name,
       cap: app.instances,
@@ -179,11 +187,8 @@ export function buildOverview(s: OverviewSources, query: OverviewQuery = {}): Ov
           ? { failures: f.failures, retryIn: Math.max(1, Math.ceil((f.until - s.now) / 1000)) }
           : null,
       traffic,
-    });
-  }
-  all.sort(query.sort === 'busy' ? byBusy : byName);
-  const offset = Math.max(0, query.offset ?? 0);
-  const limit = query.limit ?? all.length;
+    };
+  });
   const overview: Overview = {
     time: s.now,
     node: s.node,
@@ -191,7 +196,7 @@ export function buildOverview(s: OverviewSources, query: OverviewQuery = {}): Ov
     summary,
     matched: all.length,
     offset,
-    apps: all.slice(offset, offset + limit),
+    apps: page,
     nodes: s.farm ? nodesOf(s, names) : null,
   };
   if (s.farm?.error !== undefined) overview.farmError = s.farm.error;
@@ -204,18 +209,26 @@ function backingOff(a: ActivatorSnapshot, now: number): number {
   return n;
 }
 
-function byName(a: AppView, b: AppView): number {
-  const x = a.name.toLowerCase();
-  const y = b.name.toLowerCase();
-  if (x !== y) return x < y ? -1 : 1;
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+/** An app that matches the query, with what the orders need. */
+interface Entry {
+  app: App;
+  traffic: SecondStats;
+  /** Its instances, here and elsewhere. */
+  running: number;
+  /** Its name in lower case. */
+  key: string;
 }
 
-function byBusy(a: AppView, b: AppView): number {
+function byName(a: Entry, b: Entry): number {
+  if (a.key !== b.key) return a.key < b.key ? -1 : 1;
+  return a.app.id < b.app.id ? -1 : a.app.id > b.app.id ? 1 : 0;
+}
+
+function byBusy(a: Entry, b: Entry): number {
   return (
     b.traffic.requests - a.traffic.requests ||
     b.traffic.websockets - a.traffic.websockets ||
-    b.instances.length - a.instances.length ||
+    b.running - a.running ||
     byName(a, b)
   );
 }

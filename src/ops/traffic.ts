@@ -135,6 +135,7 @@ class AppTraffic {
 export class Traffic {
   private readonly apps = new Map<string, AppTraffic>();
   private now = Math.floor(Date.now() / 1000);
+  private swept = this.now;
   private readonly timer: NodeJS.Timeout;
 
   constructor() {
@@ -145,7 +146,8 @@ export class Traffic {
   private tick(): void {
     this.now = Math.floor(Date.now() / 1000);
     // Once a window: forget apps that were silent for all of it.
-    if (this.now % WINDOW_SECONDS !== 0) return;
+    if (this.now - this.swept < WINDOW_SECONDS) return;
+    this.swept = this.now;
     for (const [id, t] of this.apps) {
       t.roll(this.now);
       if (t.websockets === 0 && this.now - t.lastActive > WINDOW_SECONDS) this.apps.delete(id);
