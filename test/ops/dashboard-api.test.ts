@@ -13,6 +13,7 @@ import {
   helloApp,
   type Reply,
   startArrWith,
+  writeAppsFile,
 } from '../support/arr.js';
 import { type MongoServer, mongoUnavailable, startMongo } from '../support/mongo.js';
 import { until } from '../support/poll.js';
@@ -311,6 +312,72 @@ describe('the dashboard API on --admin', () => {
       (await adminGet(admin, '/dashboard.js')).text,
       /innerHTML|outerHTML|insertAdjacentHTML|document\.write/,
     );
+  });
+});
+
+describe('instance states on the dashboard: starting, ready, draining', () => {
+  let arr: ArrUnderTest;
+  let admin: number;
+  // Listens 3 s after it starts: long enough to be seen starting.
+  const slow = scriptApp(
+    'slow',
+    'slow.localhost',
+    "setTimeout(() => require('node:http').createServer((q, s) => s.end('slow ' + process.env.V)).listen(process.env.PORT), 3000)",
+  );
+  const docs = [alpha(), slow];
+
+  before(async () => {
+    admin = await freePort();
+    arr = await startArrWith(docs, { extraArgs: ['--admin', `127.0.0.1:${admin}`, '--drain', '60'] });
+  });
+  after(async () => {
+    await arr?.stop();
+    await stopAll();
+  });
+
+  const instancesOf = async (name: string) => {
+    const o = await getJson<Overview>(admin, `/api/overview?q=${name}`);
+    return o.apps.find((a) => a.name === name)!.instances;
+  };
+
+  it('an instance that does not listen yet is starting, then ready', async () => {
+    const reply = fetchVia(arr.port, 'slow.localhost', false);
+    const starting = await until('slow to be starting', async () => {
+      const [i] = await instancesOf('slow');
+      return i?.state === 'starting' ? i : undefined;
+    });
+    assert.ok(starting.pid! > 0 && starting.port > 0);
+    assert.equal((await reply).status, 200);
+    const [ready] = await instancesOf('slow');
+    assert.deepEqual([ready!.state, ready!.pid, ready!.port], ['ready', starting.pid, starting.port]);
+  });
+
+  it('a replaced instance with an open WebSocket drains beside its successor', async () => {
+    assert.equal((await fetchVia(arr.port, 'alpha.localhost', false)).status, 200);
+    const [old] = await instancesOf('alpha');
+    const ws = await openWs(arr.port, 'alpha.localhost', false);
+    try {
+      // A change of env: a rolling replacement; the WebSocket holds the old one for the drain.
+      writeAppsFile(arr.appsFile!, [{ ...docs[0]!, env: { V: '2' } }, slow]);
+      const both = await until(
+        'alpha to run a new instance beside the draining one',
+        async () => {
+          const list = await instancesOf('alpha');
+          return list.length === 2 && list.some((i) => i.state === 'draining') ? list : undefined;
+        },
+        { timeoutMs: 20_000 },
+      );
+      const draining = both.find((i) => i.state === 'draining')!;
+      const fresh = both.find((i) => i !== draining)!;
+      assert.equal(draining.pid, old!.pid);
+      assert.equal(fresh.state, 'ready');
+      assert.notEqual(fresh.pid, old!.pid);
+    } finally {
+      ws.ws.close();
+    }
+    await until('the drained instance to be gone', async () => (await instancesOf('alpha')).length === 1, {
+      timeoutMs: 20_000,
+    });
   });
 });
 
