@@ -27,6 +27,8 @@ if (skip) {
 const ARTIFACTS = join(repoRoot, 'test-artifacts');
 /** Were it ever parsed as HTML, it would call alert() and set a global. */
 const HOSTILE = '<img src=x onerror="alert(1);globalThis.pwned=1">';
+/** The same in an output line. */
+const HOSTILE_LINE = '<script>alert(2)</script><img src=x onerror="alert(3);globalThis.pwned=3">';
 const TOKEN = 'browser-token-0123456789abcdef';
 
 const sample = (name: string, hosts: AppDoc['hosts'], instances = 1): AppDoc => ({
@@ -67,7 +69,7 @@ function samples(): AppDoc[] {
     scriptApp(
       'crashy',
       'crashy.localhost',
-      "console.log('crashy: starting'); console.error('crashy: cannot read /etc/crashy.conf'); process.exit(3)",
+      `console.log('crashy: starting'); console.log(${JSON.stringify(HOSTILE_LINE)}); console.error('crashy: cannot read /etc/crashy.conf'); process.exit(3)`,
     ),
   ];
 }
@@ -207,6 +209,11 @@ describe('the dashboard in a browser', { skip }, () => {
     const err = page.locator('#d-output li.stderr', { hasText: 'crashy: cannot read /etc/crashy.conf' });
     await err.first().waitFor({ timeout: 10_000 });
     assert.ok((await page.locator('#d-output li.stdout', { hasText: 'crashy: starting' }).count()) >= 1);
+    // Markup in an output line is text too.
+    assert.ok((await page.locator('#d-output li', { hasText: HOSTILE_LINE }).count()) >= 1);
+    assert.equal(await page.locator('img, #d-output script').count(), 0);
+    assert.equal(await page.evaluate('globalThis.pwned'), undefined);
+    assert.deepEqual(dialogs, []);
     assert.match((await rowOf(page, 'crashy'))[3]!, /backing off|not running/);
     await page.locator('#apps .app-name', { hasText: /^app1$/ }).click();
     await page.locator('#d-output li', { hasText: /app1 listening on \d+/ }).waitFor({ timeout: 10_000 });
