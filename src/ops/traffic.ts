@@ -96,6 +96,8 @@ class AppTraffic {
     r.p99[slot] = percentile(this.hist, this.requests, 0.99);
     r.websockets[slot] = this.websockets;
     if (this.requests > 0 || this.websockets > 0) this.lastActive = this.second;
+    // Seconds without requests still count as active while a WebSocket is open.
+    if (this.websockets > 0) this.lastActive = now - 1;
     const quiet = Math.min(now - this.second - 1, WINDOW_SECONDS);
     for (let i = 1; i <= quiet; i++) {
       const s = (this.second + i) % WINDOW_SECONDS;
@@ -134,18 +136,21 @@ class AppTraffic {
  */
 export class Traffic {
   private readonly apps = new Map<string, AppTraffic>();
-  private now = Math.floor(Date.now() / 1000);
-  private swept = this.now;
+  private now: number;
+  private swept: number;
   private readonly timer: NodeJS.Timeout;
 
-  constructor() {
+  /** `clock`: ms since the epoch (tests give their own). */
+  constructor(private readonly clockMs: () => number = Date.now) {
+    this.now = Math.floor(clockMs() / 1000);
+    this.swept = this.now;
     this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref();
   }
 
-  private tick(): void {
-    this.now = Math.floor(Date.now() / 1000);
-    // Once a window: forget apps that were silent for all of it.
+  /** Reads the clock for the requests to come; once a window, forgets the apps silent for all of it. Run by the timer. */
+  tick(): void {
+    this.now = Math.floor(this.clockMs() / 1000);
     if (this.now - this.swept < WINDOW_SECONDS) return;
     this.swept = this.now;
     for (const [id, t] of this.apps) {
@@ -178,6 +183,11 @@ export class Traffic {
   websocketClosed(appId: string): void {
     const t = this.of(appId);
     if (t.websockets > 0) t.websockets--;
+  }
+
+  /** How many apps have a ring now. */
+  get size(): number {
+    return this.apps.size;
   }
 
   /** The app's last complete second, or undefined when it had no traffic in the window. */
@@ -218,7 +228,7 @@ export class Traffic {
 
   /** The current second, read now (the timer's may be up to a second old: readers want it exact). */
   private clock(): number {
-    this.now = Math.floor(Date.now() / 1000);
+    this.now = Math.floor(this.clockMs() / 1000);
     return this.now;
   }
 
