@@ -49,8 +49,13 @@ export interface ArrConfig {
   bodyTimeoutMs: number;
   /** At most this many connections to one instance; further requests wait in arr. */
   instanceConnections: number;
-  /** `--admin`: where /healthz and /metrics are served; off (and no metrics kept) when undefined. */
+  /** `--admin`: where /healthz, /metrics and the dashboard are served; off (and no metrics kept) when undefined. */
   admin?: AdminAddress;
+  /**
+   * `--admin-token`: required (as `Authorization: Bearer`) by every admin path but /healthz and
+   * the dashboard's files; without it the endpoint may only listen on loopback.
+   */
+  adminToken?: string;
   /** `--access-log`: one info line per request and WebSocket. */
   accessLog?: boolean;
   /** A local instance that served nothing for this long is stopped; 0: never. */

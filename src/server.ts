@@ -52,7 +52,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
   const source = config.mongo ? `MongoDB ${redactUrl(config.mongo)}` : config.apps;
   log.info(`registry: ${report.apps} apps from ${source}`);
 
-  const ops = new Operations(config, registry, log); // --admin (health, metrics), --access-log
+  const ops = new Operations(config, registry, log); // --admin (health, metrics, dashboard), --access-log
   const acme = config.acme ? await startAcme(config, registry, log, ops) : undefined;
   const certs = new CertificateStore(registry, log, acme);
   // What the activator and the farm's background work use: with metrics on, every store
@@ -72,6 +72,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     startTimeoutMs: config.startTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
     onStart: ops.onStart,
+    onOutput: ops.onOutput,
     onInstanceGone: forget,
     cgroups: typeof cgroups === 'string' ? undefined : cgroups,
     drainMs: config.drainMs,

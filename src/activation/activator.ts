@@ -9,7 +9,7 @@ import { type InstanceCgroups, killGroup } from './cgroup.js';
 import { cannotSwitchUser, type Identity, IdentityError, resolveIdentity } from './identity.js';
 import type { PortAllocator } from './port-allocator.js';
 import { waitReady } from './readiness.js';
-import { type SpawnedProcess, signalGroup, spawnInstance } from './spawn.js';
+import { type OutputListener, type SpawnedProcess, signalGroup, spawnInstance } from './spawn.js';
 
 /** Where a request for an app goes: the instance's registry entry and the address to dial. */
 export interface Target {
@@ -140,6 +140,45 @@ export interface ActivatorOptions {
   onInstanceGone?: (target: Target) => void;
   /** A cgroup per instance, where arr can make them. */
   cgroups?: InstanceCgroups;
+  /** Told of each line of an instance's output (the dashboard's output ring; --admin only). */
+  onOutput?: OutputListener;
+}
+
+/** What an instance of this node is doing, as the dashboard shows it. */
+export type InstanceState = 'starting' | 'ready' | 'draining' | 'stopping';
+
+/** One process of this node, for the dashboard (Activator.snapshot). */
+export interface InstanceSnapshot {
+  appId: string;
+  pid: number;
+  port: number;
+  state: InstanceState;
+  /** When it was spawned (ms since the epoch). */
+  startedAt: number;
+}
+
+/**
+ * An app without a process here whose last starts failed (or whose instance crashed soon after
+ * its start); this node starts it again at `until` at the earliest (back-off), or at once.
+ */
+export interface FailureSnapshot {
+  appId: string;
+  failures: number;
+  until: number;
+}
+
+export interface ActivatorSnapshot {
+  instances: InstanceSnapshot[];
+  failing: FailureSnapshot[];
+}
+
+/** What is known of a process besides its app, for snapshots: set at spawn, changed on drain and stop. */
+interface ProcessDetail {
+  app: App;
+  port: number;
+  startedAt: number;
+  /** Set once it is replaced (draining) or being stopped; else its state follows `running`. */
+  phase?: 'draining' | 'stopping';
 }
 
 const LOOPBACK = '127.0.0.1';
@@ -200,8 +239,10 @@ export class Activator {
   private readonly running = new Map<string, LocalInstance>();
   private readonly starting = new Map<string, Promise<Activation>>();
   private readonly failures = new Map<string, FailureRecord>();
-  /** Every process started and not yet exited, with the app it runs. */
-  private readonly processes = new Map<SpawnedProcess, App>();
+  /** Every process started and not yet exited, with the app it runs, its port and phase. */
+  private readonly processes = new Map<SpawnedProcess, ProcessDetail>();
+  /** Bumped whenever an instance starts, becomes ready, drains, stops or exits (snapshots tell it). */
+  private changes = 0;
   /** Rolling replacements under way, by app id (one at a time per app). */
   private readonly deploys = new Map<string, Promise<void>>();
   /** Apps whose replacement must look again once the one under way is over. */
@@ -237,6 +278,30 @@ export class Activator {
 
   get runningCount(): number {
     return this.running.size;
+  }
+
+  /** A number that changes whenever the snapshot's instances or states do. */
+  get version(): number {
+    return this.changes;
+  }
+
+  /**
+   * Every process of this node with its state, and the apps in restart back-off: for the
+   * dashboard, read about once a second, off the request path.
+   */
+  snapshot(): ActivatorSnapshot {
+    const instances: InstanceSnapshot[] = [];
+    const busy = new Set<string>();
+    for (const [proc, d] of this.processes) {
+      const state: InstanceState =
+        d.phase ?? (this.running.get(d.app.id)?.proc === proc ? 'ready' : 'starting');
+      busy.add(d.app.id);
+      instances.push({ appId: d.app.id, pid: proc.pid, port: d.port, state, startedAt: d.startedAt });
+    }
+    const failing: FailureSnapshot[] = [];
+    for (const [appId, f] of this.failures)
+      if (!busy.has(appId)) failing.push({ appId, failures: f.count, until: f.notBefore });
+    return { instances, failing };
   }
 
   /** Finds or starts an instance for the app; concurrent callers share one attempt. */
@@ -453,6 +518,7 @@ export class Activator {
       this.generation++;
       const current = this.running.get(app.id);
       this.running.set(app.id, { app, proc: launched.proc, target, key });
+      this.changes++;
       this.replacing.delete(app.id);
       settle(Promise.resolve({ kind: 'local', target }));
       this.failures.delete(app.id);
@@ -519,6 +585,7 @@ export class Activator {
     const lingerMs = this.options.lingerMs ?? 0;
     const deadline = began + Math.max(this.options.drainMs ?? 30_000, lingerMs);
     const a = old.target.activity;
+    this.setPhase(old.proc, 'draining');
     let exited = false;
     void old.proc.exited.then(() => {
       exited = true;
@@ -611,6 +678,7 @@ export class Activator {
       );
     }
     this.running.set(app.id, { app, proc, target, key: deployKey(app) });
+    this.changes++;
     this.note(app, machine);
     this.log.info(
       { app: app.name, id: app.id, pid: proc.pid, port, ms: Date.now() - startedAt },
@@ -638,7 +706,8 @@ export class Activator {
     const startedAt = Date.now();
     const proc = await this.spawnOnPort(app, port);
     proc.cgroup = this.options.cgroups?.adopt(proc.pid, `${app.id}-${port}`);
-    this.processes.set(proc, app);
+    this.processes.set(proc, { app, port, startedAt });
+    this.changes++;
     this.options.events?.spawned?.(proc, app, port);
     const target = localTarget(app.id, { host: this.options.advertise, port }, port);
     const exitedEarly = new AbortController();
@@ -649,6 +718,7 @@ export class Activator {
       this.options.onInstanceGone?.(target);
       if (proc.cgroup) await killGroup(proc.cgroup);
       this.processes.delete(proc);
+      this.changes++;
       this.ports.release(port);
       this.options.events?.exited?.(proc);
       this.onExit(app, proc, startedAt, exit);
@@ -710,7 +780,7 @@ export class Activator {
   private async spawnOnPort(app: App, port: number): Promise<SpawnedProcess> {
     try {
       checkCwd(app);
-      return spawnInstance(app, port, this.log, await identityOf(app));
+      return spawnInstance(app, port, this.log, await identityOf(app), this.options.onOutput);
     } catch (err) {
       this.ports.release(port);
       this.recordFailure(app.id);
@@ -778,6 +848,15 @@ export class Activator {
     });
   }
 
+  /** A process is draining or being stopped (snapshots show it). */
+  private setPhase(proc: SpawnedProcess, phase: 'draining' | 'stopping'): void {
+    const d = this.processes.get(proc);
+    if (d && d.phase !== phase) {
+      d.phase = phase;
+      this.changes++;
+    }
+  }
+
   private recordFailure(appId: string): void {
     const count = (this.failures.get(appId)?.count ?? 0) + 1;
     // One failure may be bad luck (a kill, a port grabbed at the wrong moment): start again at
@@ -792,7 +871,8 @@ export class Activator {
    */
   private async stopProcess(proc: SpawnedProcess): Promise<void> {
     signalGroup(proc.pid, 'SIGTERM');
-    const app = this.processes.get(proc);
+    this.setPhase(proc, 'stopping');
+    const app = this.processes.get(proc)?.app;
     const seconds = app ? (this.registry.app(app.id) ?? app).stopTimeout : undefined;
     const graceMs = seconds === undefined ? this.stopGraceMs : seconds * 1000;
     const timer = setTimeout(() => signalGroup(proc.pid, 'SIGKILL'), graceMs);

@@ -25,6 +25,12 @@ export function instanceEnv(
 /** How many of an instance's last output lines are kept, to log with a failed start. */
 const RECENT_LINES = 20;
 
+/** Longest output line kept whole for the log of a failed start. */
+const MAX_LINE = 500;
+
+/** Told of each line of an instance's output (the dashboard keeps the last ones per app). */
+export type OutputListener = (app: App, pid: number, stream: 'stdout' | 'stderr', line: string) => void;
+
 export interface SpawnedProcess {
   child: ChildProcess;
   pid: number;
@@ -52,7 +58,13 @@ function withIdentity(env: NodeJS.ProcessEnv, identity: Identity): NodeJS.Proces
  * `identity`'s uid and gid when given (libuv then also drops arr's supplementary groups; the
  * user's own supplementary groups are not set: node's spawn has no way to).
  */
-export function spawnInstance(app: App, port: number, log: Logger, identity?: Identity): SpawnedProcess {
+export function spawnInstance(
+  app: App,
+  port: number,
+  log: Logger,
+  identity?: Identity,
+  onLine?: OutputListener,
+): SpawnedProcess {
   const env = instanceEnv(port, process.env, app.env);
   const child = spawn(app.process.executable, app.process.args, {
     env: identity ? withIdentity(env, identity) : env,
@@ -75,15 +87,17 @@ export function spawnInstance(app: App, port: number, log: Logger, identity?: Id
   const pid = child.pid ?? -1;
   const out = log.child({ app: app.name, id: app.id, pid });
   const recent: string[] = [];
-  for (const [stream, level] of [
-    [child.stdout, 'info'],
-    [child.stderr, 'warn'],
+  for (const [stream, level, name] of [
+    [child.stdout, 'info', 'stdout'],
+    [child.stderr, 'warn', 'stderr'],
   ] as const) {
     if (!stream) continue;
     const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
     lines.on('line', (line) => {
       out[level](`${app.name}[${pid}]: ${line}`);
-      if (recent.push(line.length > 500 ? `${line.slice(0, 500)}...` : line) > RECENT_LINES) recent.shift();
+      const kept = line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}...` : line;
+      if (recent.push(kept) > RECENT_LINES) recent.shift();
+      onLine?.(app, pid, name, line);
     });
     stream.on('error', () => {});
   }

@@ -14,6 +14,7 @@ import { unknownFlags } from './flags.js';
 import { importApps, reportImport } from './import.js';
 import {
   checkAddress,
+  checkAdminAccess,
   checkPort,
   checkPositive,
   checkWhole,
@@ -147,7 +148,13 @@ const OPTIONS = {
   admin: {
     type: 'string',
     defaultDescription: 'off',
-    describe: 'serve GET /healthz and /metrics (Prometheus) on [ADDR:]PORT, 127.0.0.1 unless ADDR is given',
+    describe:
+      'serve the dashboard (/), its JSON API (/api), /healthz and /metrics (Prometheus) on [ADDR:]PORT, 127.0.0.1 unless ADDR is given; an ADDR other than loopback needs --admin-token',
+  },
+  'admin-token': {
+    type: 'string',
+    describe:
+      'require "Authorization: Bearer TOKEN" on every --admin path but /healthz (at least 16 characters; ARR_ADMIN_TOKEN keeps it out of the command line)',
   },
   'access-log': {
     type: 'boolean',
@@ -371,6 +378,8 @@ async function main(): Promise<void> {
       idleTimeoutMs:
         argv['idle-timeout'] === 0 ? 0 : checkPositive(argv['idle-timeout'], '--idle-timeout') * 1000,
       admin: argv.admin === undefined ? undefined : parseAdminAddress(argv.admin),
+      // An empty ARR_ADMIN_TOKEN= (a unit file's placeholder) is no token.
+      adminToken: argv['admin-token'] === '' ? undefined : argv['admin-token'],
       accessLog: argv['access-log'],
       trustProxyProtocol: argv['trust-proxy-protocol'],
       drainMs: argv.drain === 0 ? 0 : checkPositive(argv.drain, '--drain') * 1000,
@@ -378,6 +387,7 @@ async function main(): Promise<void> {
       acme: acmeConfig(argv),
       http2: argv.http2,
     };
+    checkAdminAccess(config.admin, config.adminToken);
     const adminPort = config.admin?.port;
     if (adminPort && (adminPort === port || adminPort === sslport))
       throw new UsageError(`--admin must use a port other than --port and --sslport (got ${adminPort})`);

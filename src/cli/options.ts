@@ -1,6 +1,8 @@
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { type AdminAddress, UsageError } from '../config.js';
+import { tokenProblem } from '../ops/admin-auth.js';
+import { isLoopback } from '../ops/admin-server.js';
 import { readFailure, readRegularFileSync } from '../util/read-limited.js';
 
 export function checkPort(value: unknown, option: string): number {
@@ -82,4 +84,21 @@ export function parseAdminAddress(text: string, option = '--admin'): AdminAddres
   const host = m[1] ?? m[2] ?? '127.0.0.1';
   if (m[1] !== undefined && isIP(m[1]) !== 6) throw bad();
   return { host: checkAddress(host, option), port: checkPort(m[3], option) };
+}
+
+/**
+ * The admin endpoint tells the apps' names, hosts, traffic and output: off loopback it needs a
+ * token. Checked before anything listens (or any leftover instance is stopped).
+ */
+export function checkAdminAccess(admin: AdminAddress | undefined, token: string | undefined): void {
+  if (token !== undefined) {
+    if (!admin) throw new UsageError('--admin-token is given without --admin: give both, or neither');
+    const problem = tokenProblem(token);
+    if (problem) throw new UsageError(`--admin-token ${problem}`);
+    return;
+  }
+  if (admin && !isLoopback(admin.host))
+    throw new UsageError(
+      `--admin ${admin.host} is not a loopback address: give --admin-token TOKEN (or ARR_ADMIN_TOKEN), which every admin path but /healthz will then require, or listen on 127.0.0.1`,
+    );
 }

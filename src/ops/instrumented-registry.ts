@@ -1,4 +1,12 @@
-import type { ClaimResult, DeployNote, FarmRegistry, LoadReport, Registry } from '../registry/registry.js';
+import type {
+  ClaimResult,
+  DeployNote,
+  FarmRegistry,
+  InstanceRecord,
+  LoadReport,
+  NodeRecord,
+  Registry,
+} from '../registry/registry.js';
 import type { App, Machine, Route } from '../registry/types.js';
 import type { Metrics, RegistryOperation } from './metrics.js';
 
@@ -99,6 +107,12 @@ export class InstrumentedFarmRegistry extends InstrumentedRegistry<FarmRegistry>
   }
   forgetNode(node: string): Promise<void> {
     return this.count('forgetNode', this.inner.forgetNode(node));
+  }
+  nodeRecords(): Promise<NodeRecord[]> {
+    return this.inner.nodeRecords();
+  }
+  instanceRecords(): Promise<InstanceRecord[]> {
+    return this.inner.instanceRecords();
   }
   watchChanges(onChange: () => void, onUnavailable: (why: string) => void): () => void {
     return this.inner.watchChanges(onChange, onUnavailable);

@@ -130,6 +130,12 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+  private readonly adminRefusals = new Counter({
+    name: 'arr_admin_unauthorized_total',
+    help: 'Admin requests refused for want of the --admin-token, by reason (missing, wrong)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   private runningCount: () => number = () => 0;
   private lastLoadFailed = false;
 
@@ -191,6 +197,16 @@ export class Metrics {
 
   websocketClosed(app: string): void {
     this.websocketsOpen.labels(app).dec();
+  }
+
+  /** An admin request came without the token, or with another (the token is never logged). */
+  adminUnauthorized(reason: 'missing' | 'wrong'): void {
+    this.adminRefusals.labels(reason).inc();
+  }
+
+  /** Lists the refusal counts at 0 (with --admin-token), so that an alert sees the first one. */
+  adminTokenRequired(): void {
+    for (const reason of ['missing', 'wrong']) this.adminRefusals.labels(reason).inc(0);
   }
 
   proxyError(app: string, kind: 'unreachable' | 'failed'): void {

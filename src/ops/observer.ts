@@ -6,10 +6,13 @@ import type { ExchangeObserver } from '../router/observer.js';
 import { clientAddress } from '../router/proxy-protocol.js';
 import type { Logger } from '../util/log.js';
 import { type Metrics, NO_APP, type Protocol } from './metrics.js';
+import type { Traffic } from './traffic.js';
 
 /** What is known of an upgrade until its connection closes. */
 interface UpgradeState {
   name: string;
+  /** The app's id, for the dashboard's traffic (undefined: no app owns the host). */
+  id: string | undefined;
   /** The status of its answer; 0 until it has one. */
   status: number;
 }
@@ -43,6 +46,7 @@ function protocolOf(req: IncomingMessage): Protocol {
 export function createObserver(
   metrics: Metrics | undefined,
   accessLog: Logger | undefined,
+  traffic?: Traffic,
 ): ExchangeObserver | undefined {
   const log = accessLog?.isLevelEnabled('info') ? accessLog : undefined;
   if (!metrics && !log) return undefined;
@@ -63,6 +67,7 @@ export function createObserver(
         // left) counts as none.
         const status = res.headersSent && res.writableFinished ? res.statusCode : 0;
         metrics?.request(name, status, seconds);
+        if (app) traffic?.request(app.id, status, seconds);
         write?.({
           method: req.method,
           host: req.headers.host ?? null,
@@ -83,12 +88,15 @@ export function createObserver(
       const protocol = protocolOf(req);
       metrics?.protocol(protocol);
       const client = write ? (clientAddress(protocol === 'h2' ? connectionOf(req) : socket) ?? null) : null;
-      const state: UpgradeState = { name, status: 0 };
+      const state: UpgradeState = { name, id: app?.id, status: 0 };
       (socket as ObservedSocket)[UPGRADE] = state;
       socket.once('close', () => {
         const status = state.status;
         if (status === 0) metrics?.upgrade(name, 0);
-        else if (status === 101) metrics?.websocketClosed(name);
+        else if (status === 101) {
+          metrics?.websocketClosed(name);
+          if (state.id !== undefined) traffic?.websocketClosed(state.id);
+        }
         write?.({
           method: req.method,
           host: req.headers.host ?? null,
@@ -109,7 +117,10 @@ export function createObserver(
       if (state?.status !== 0) return;
       state.status = status;
       metrics?.upgrade(state.name, status);
-      if (status === 101) metrics?.websocketOpened(state.name);
+      if (status === 101) {
+        metrics?.websocketOpened(state.name);
+        if (state.id !== undefined) traffic?.websocketOpened(state.id);
+      }
     },
 
     proxyError(app, unreachable) {

@@ -4,7 +4,9 @@ import {
   type ClaimResult,
   type DeployNote,
   type FarmRegistry,
+  type InstanceRecord,
   type LoadReport,
+  type NodeRecord,
   UnknownAppError,
 } from './registry.js';
 import { type App, type Machine, sameMachine } from './types.js';
@@ -113,6 +115,22 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
     const hosts: string[] = await this.instances.distinct('host');
     for (const h of hosts) if (h !== self && !known.has(h)) dead.push(h);
     return [...new Set(dead)];
+  }
+
+  async nodeRecords(): Promise<NodeRecord[]> {
+    const docs = await this.nodes.find({}).sort({ _id: 1 }).toArray();
+    return docs.map((d) => ({ node: d._id, beat: d.beat.getTime(), expires: d.expires.getTime() }));
+  }
+
+  async instanceRecords(): Promise<InstanceRecord[]> {
+    const docs = await this.instances.find({}).sort({ app: 1, slot: 1 }).toArray();
+    return docs.map((d) => ({
+      appId: d.app,
+      host: d.host,
+      port: d.port,
+      since: d.since instanceof Date ? d.since.getTime() : 0,
+      ...(d.revision !== undefined ? { revision: d.revision } : {}),
+    }));
   }
 
   async forgetNode(node: string): Promise<void> {

@@ -78,8 +78,31 @@ export interface NodeLiveness {
   forgetNode(node: string): Promise<void>;
 }
 
+/** A node of the farm as its liveness record has it (the dashboard). */
+export interface NodeRecord {
+  node: string;
+  /** Its last beat, and when it is taken for dead without another (ms since the epoch). */
+  beat: number;
+  expires: number;
+}
+
+/** An instance entry of the farm (the dashboard): which node runs which app, on which port, since when. */
+export interface InstanceRecord {
+  appId: string;
+  host: string;
+  port: number;
+  since: number;
+  revision?: number;
+}
+
+/** What the farm's store tells of its nodes and instances, read for the dashboard (off the request path). */
+export interface FarmRecords {
+  nodeRecords(): Promise<NodeRecord[]>;
+  instanceRecords(): Promise<InstanceRecord[]>;
+}
+
 /** The farm's shared registry: instances, node liveness, and news of changes. */
-export interface FarmRegistry extends Registry, NodeLiveness {
+export interface FarmRegistry extends Registry, NodeLiveness, FarmRecords {
   readonly kind: 'mongo';
   /**
    * Calls `onChange` whenever an app or an instance entry changes, where the store can tell

@@ -210,7 +210,7 @@ describe('metrics and health on --admin', () => {
     assert.equal(seriesValue(samples, 'arr_requests_total', { app: 'mortal', status: '200' }) ?? 0, before);
   });
 
-  it('answers /healthz, plain and verbose, and nothing else', async () => {
+  it('answers /healthz, plain and verbose; 404 for unknown paths', async () => {
     const plain = await adminGet(admin, '/healthz');
     assert.equal(plain.status, 200);
     assert.equal(plain.text, 'ok\n');
@@ -225,7 +225,8 @@ describe('metrics and health on --admin', () => {
     assert.equal(typeof report.instances, 'number');
     assert.equal(report.registry, 'ok');
 
-    assert.equal((await adminGet(admin, '/')).status, 404);
+    assert.equal((await adminGet(admin, '/nothing')).status, 404);
+    assert.equal((await adminGet(admin, '/')).status, 200, 'the dashboard');
     assert.equal((await adminGet(admin, '/metrics', 'POST')).status, 405);
     const head = await adminGet(admin, '/healthz', 'HEAD');
     assert.equal(head.status, 200);
@@ -296,14 +297,17 @@ describe('--admin', () => {
     assert.match(same.output, /--admin must use a port other than --port/);
   });
 
-  it('warns when the address is not loopback', async () => {
-    const admin = await freePort('0.0.0.0');
-    const arr = await startArrWith(apps().slice(0, 1), { extraArgs: ['--admin', `0.0.0.0:${admin}`] });
-    try {
-      await arr.proc.waitFor('is not a loopback address');
-      assert.equal((await adminGet(admin, '/healthz')).status, 200);
-    } finally {
-      await arr.stop();
+  it('refuses to start on an address other than loopback without --admin-token (exit 2), before it binds anything', async () => {
+    // 192.0.2.1 (TEST-NET-1) is on no interface here: had arr tried to bind it, it would have
+    // failed with EADDRNOTAVAIL (exit 1), not this usage error.
+    for (const address of ['192.0.2.1:0', '0.0.0.0:0', '[::]:0']) {
+      const r = await runArr(['--admin', address, '-p', '0', '-s', '0', '--log-level', 'info']);
+      assert.equal(r.code, 2, `--admin ${address}: ${r.output}`);
+      assert.match(
+        r.output,
+        /--admin .* is not a loopback address: give --admin-token TOKEN \(or ARR_ADMIN_TOKEN\)/,
+      );
+      assert.doesNotMatch(r.output, /listening|admin endpoint|registry:/, 'nothing was started');
     }
   });
 
