@@ -193,7 +193,7 @@ async function startAcme(
     node: `${config.advertise}:${config.port}:${config.sslport}:${process.pid}`,
     pollMs: config.pollMs,
     seal: new KeySeal(acme.secret),
-    observer: ops.metrics,
+    observer: ops.acmeObserver,
   });
   await manager.load();
   log.info(

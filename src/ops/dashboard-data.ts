@@ -1,3 +1,4 @@
+import { type CertificateSource, certificateSource } from '../acme/qualify.js';
 import type { ActivatorSnapshot, InstanceState } from '../activation/activator.js';
 import type { App, SslPolicy } from '../registry/types.js';
 import type { FarmPicture } from './farm-view.js';
@@ -6,13 +7,14 @@ import type { SecondStats } from './traffic.js';
 // The JSON of the dashboard's API (GET /api/overview, /api/events), built from what arr holds
 // in memory. Plain data in, plain data out: admin-server.ts serves it, the README documents it.
 
-/** Where a host's certificate comes from. ACME adds `acme` (with its expiry) later. */
-export type CertificateSource = 'own' | 'default';
-
 export interface HostView {
   host: string;
   ssl: SslPolicy;
-  certificate: { source: CertificateSource };
+  /**
+   * Where its certificate comes from; for `acme`, when the one served expires (ISO 8601; null
+   * while none has been obtained yet: the default certificate is served meanwhile).
+   */
+  certificate: { source: CertificateSource; expires?: string | null };
 }
 
 export interface InstanceView {
@@ -99,16 +101,26 @@ export interface OverviewSources {
   activator: ActivatorSnapshot;
   traffic: (appId: string) => SecondStats | undefined;
   farm?: FarmPicture;
+  acme?: AcmeView;
 }
 
 const QUIET: SecondStats = Object.freeze({ requests: 0, errors: 0, p50: 0, p99: 0, websockets: 0 });
 
-function hostsOf(app: App): HostView[] {
-  return app.hosts.map((h) => ({
-    host: h.host,
-    ssl: h.ssl,
-    certificate: { source: h.cert && h.key ? 'own' : 'default' },
-  }));
+/** What the dashboard knows of ACME: on or off, and the expiry of each certificate served. */
+export interface AcmeView {
+  on: boolean;
+  /** When the ACME certificate served for a host expires (ms since the epoch). */
+  expiries: ReadonlyMap<string, number>;
+}
+
+function hostsOf(app: App, acme: AcmeView | undefined): HostView[] {
+  return app.hosts.map((h) => {
+    const source = certificateSource(h, acme?.on ?? false);
+    if (source !== 'acme') return { host: h.host, ssl: h.ssl, certificate: { source } };
+    const notAfter = acme?.expiries.get(h.host);
+    const expires = notAfter === undefined ? null : new Date(notAfter).toISOString();
+    return { host: h.host, ssl: h.ssl, certificate: { source, expires } };
+  });
 }
 
 function matches(app: App, q: string): boolean {
@@ -179,7 +191,7 @@ export function buildOverview(s: OverviewSources, query: OverviewQuery = {}): Ov
       id: app.id,
       name: app.name,
       cap: app.instances,
-      hosts: hostsOf(app),
+      hosts: hostsOf(app, s.acme),
       instances: [...(local.get(app.id) ?? []), ...(remote.get(app.id) ?? [])],
       failedStarts: f?.failures ?? 0,
       backoff:

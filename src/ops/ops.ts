@@ -1,3 +1,4 @@
+import type { AcmeObserver } from '../acme/manager.js';
 import type { Activation, Activator } from '../activation/activator.js';
 import type { OutputListener } from '../activation/spawn.js';
 import type { AdminAddress } from '../config.js';
@@ -24,6 +25,8 @@ export interface OpsOptions {
   accessLog?: boolean;
   /** This node's address in the farm (the dashboard names nodes by it). */
   advertise: string;
+  /** `--acme-email`: ACME is on (the dashboard says which hosts it manages). */
+  acme?: unknown;
 }
 
 /**
@@ -41,6 +44,10 @@ export class Operations {
   readonly onOutput: OutputListener | undefined;
   private readonly traffic: Traffic | undefined;
   private readonly output: OutputLog | undefined;
+  /** When the ACME certificate served for each host expires (ms since the epoch), for the dashboard. */
+  private readonly certificateExpiries = new Map<string, number>();
+  /** For the ACME manager: its orders and certificates counted and shown (--admin only). */
+  readonly acmeObserver: AcmeObserver | undefined;
   private admin: AdminServer | undefined;
   private serving = true;
 
@@ -55,6 +62,7 @@ export class Operations {
     this.onStart = this.metrics?.activationStarted;
     this.onOutput = this.output?.add;
     this.observer = createObserver(this.metrics, options.accessLog ? log : undefined, this.traffic);
+    this.acmeObserver = this.metrics && acmeObserver(this.metrics, this.certificateExpiries);
   }
 
   /** The registry as the activator and the farm use it: its operations counted when metrics are on. */
@@ -123,6 +131,7 @@ export class Operations {
             activator: activator.snapshot(),
             traffic: (id) => traffic.last(id),
             ...(picture ? { farm: picture } : {}),
+            acme: { on: this.options.acme !== undefined, expiries: this.certificateExpiries },
           },
           query,
         );
@@ -161,4 +170,15 @@ export class Operations {
     await this.admin?.close();
     this.traffic?.close();
   }
+}
+
+function acmeObserver(metrics: Metrics, expiries: Map<string, number>): AcmeObserver {
+  return {
+    acmeOrder: (result) => metrics.acmeOrder(result),
+    certificateExpiry(host, notAfter) {
+      metrics.certificateExpiry(host, notAfter);
+      if (notAfter === undefined) expiries.delete(host);
+      else expiries.set(host, notAfter);
+    },
+  };
 }

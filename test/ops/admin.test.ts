@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BSON, MongoClient, ObjectId } from 'mongodb';
 import type { AppsView } from '../../src/cli/registry-commands.js';
-import { claimInRegistry } from '../support/activation.js';
+import { beatInRegistry, claimInRegistry } from '../support/activation.js';
 import { type AppDoc, fetchVia, helloApp, pidOf, provideApps, startArrWith } from '../support/arr.js';
 import { cliEnv } from '../support/cli-env.js';
 import { type MongoServer, mongoUnavailable, startMongo } from '../support/mongo.js';
@@ -242,6 +242,8 @@ describe('arr apps on MongoDB', { skip: mongoUnavailable() }, () => {
     await provideApps(apps, mongo.url);
     // One instance of beta as another node would record it...
     await claimInRegistry(mongo.url, apps[1]!._id, { host: '127.0.0.9', port: 8123 });
+    // A node that beats: the live arr's heartbeat would remove the entries of one that does not.
+    await beatInRegistry(mongo.url, '127.0.0.9');
     // ...and alpha started for real by an arr of the farm.
     const node = await startArrWith([], { mongo: mongo.url, keepApps: true });
     const reply = await fetchVia(node.port, 'alpha.localhost', false);

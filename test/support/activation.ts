@@ -98,6 +98,11 @@ export async function claimInRegistry(url: string, id: RawId, machine: Machine):
     throw new Error(`claim of ${JSON.stringify(machine)} refused: ${JSON.stringify(claim)}`);
 }
 
+/** A liveness record for `node` as a live node of the farm writes it (so no node sweeps its entries). */
+export async function beatInRegistry(url: string, node: string, ttlMs = 120_000): Promise<void> {
+  await withRegistry(url, (r) => r.beat(node, ttlMs));
+}
+
 /**
  * Waits until the app's instances are exactly `expected`, in the registry and in the `machines`
  * of its document (written a moment after an instance ends, in the background).

@@ -262,7 +262,7 @@ function appRow(app) {
   for (const h of app.hosts) {
     const line = el('span', 'host', h.host);
     line.append(el('span', `tag ${h.ssl}`, h.ssl));
-    line.append(el('span', `tag ${h.certificate.source}`, `${h.certificate.source} cert`));
+    line.append(el('span', `tag ${h.certificate.source}`, certificateLabel(h.certificate)));
     hosts.append(line);
   }
   tr.append(hosts);
@@ -522,3 +522,9 @@ function start() {
 }
 
 start();
+
+/** "own cert", "default cert", "acme cert, expires 2027-03-01" or "acme cert pending". */
+function certificateLabel(c) {
+  if (c.source !== 'acme') return `${c.source} cert`;
+  return c.expires ? `acme cert, expires ${String(c.expires).slice(0, 10)}` : 'acme cert pending';
+}
