@@ -49,7 +49,11 @@ describe('a real browser reads the ws1 sample through arr', { skip }, () => {
     }
     mkdirSync(ARTIFACTS, { recursive: true });
     // A stanza every 300 ms instead of every 2 s (the instance gets arr's environment).
-    arr = await startArrWith([ws1App()], { env: { WS1_INTERVAL_MS: '300' } });
+    arr = await startArrWith([ws1App()], {
+      env: { WS1_INTERVAL_MS: '300' },
+      // Which protocol the page and its WebSocket came over (HTTP/2 over HTTPS: RFC 8441).
+      extraArgs: ['--access-log'],
+    });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
@@ -85,6 +89,11 @@ describe('a real browser reads the ws1 sample through arr', { skip }, () => {
         const response = await page.goto(url, { waitUntil: 'load', timeout: 20_000 });
         assert.equal(response?.status(), 200, `GET ${url}`);
         assert.equal(await page.title(), 'Dante — Inferno, Canto I');
+        // HTTPS is HTTP/2 (ALPN h2); plain HTTP stays HTTP/1.1.
+        const protocol = await page.evaluate(
+          () => (performance.getEntries()[0] as unknown as { nextHopProtocol: string }).nextHopProtocol,
+        );
+        assert.equal(protocol, secure ? 'h2' : 'http/1.1');
 
         // The second stanza arrives 300 ms after the first.
         await page.locator('p.stanza').nth(1).waitFor({ state: 'attached', timeout: 15_000 });
@@ -98,6 +107,8 @@ describe('a real browser reads the ws1 sample through arr', { skip }, () => {
           `connected to ${secure ? 'wss' : 'ws'}://ws1.localhost:${port}/stream`,
           'the page reports its WebSocket open',
         );
+        // Chromium opens its WebSocket on the HTTP/2 connection (extended CONNECT) when arr offers it.
+        if (secure) assert.match(arr.proc.output(), /"protocol":"h2","websocket":true/);
 
         const file = join(ARTIFACTS, `ws1-${scheme}.png`);
         rmSync(file, { force: true }); // not last run's
