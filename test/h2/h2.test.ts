@@ -305,13 +305,33 @@ describe('graceful stop over HTTP/2', () => {
     await stopAll();
   });
 
-  it('sends GOAWAY and lets the open stream finish', async () => {
+  it('sends GOAWAY and lets the open stream finish; a WebSocket over HTTP/2 is ended', async () => {
     const session = await h2Connect(arr.sslport, 'stream.localhost');
     try {
       let goaway = false;
       session.on('goaway', () => {
         goaway = true;
       });
+      // A WebSocket (RFC 8441) on the same connection: it must not hold the stop.
+      await until('SETTINGS_ENABLE_CONNECT_PROTOCOL', () => session.remoteSettings.enableConnectProtocol);
+      const ws = session.request(
+        {
+          ':method': 'CONNECT',
+          ':protocol': 'websocket',
+          ':scheme': 'https',
+          ':path': '/ws',
+          ':authority': 'app2.localhost',
+          'sec-websocket-version': '13',
+        },
+        { endStream: false },
+      );
+      let wsData = Buffer.alloc(0);
+      ws.on('data', (c: Buffer) => {
+        wsData = Buffer.concat([wsData, c]);
+      });
+      ws.on('error', () => {});
+      const wsClosed = new Promise((r) => ws.once('close', r));
+      await until('the WebSocket greeting', () => wsTexts(wsData).length >= 1);
       const stream = session.request({ ':path': '/feed?ms=1500', ':authority': 'stream.localhost' });
       const reply = readH2(stream);
       let seen = '';
@@ -324,6 +344,7 @@ describe('graceful stop over HTTP/2', () => {
       const r = await reply;
       assert.equal(r.status, 200);
       assert.equal(r.text, 'data: event 1\n\ndata: event 2\n\n');
+      await wsClosed;
       assert.equal(await exited, 0);
     } finally {
       session.destroy();
