@@ -69,7 +69,10 @@ export class H2WebSocketJoiner {
         return;
       }
       this.owner.upgradeAnswered(stream, 101);
-      stream.respond(answerHeaders(200, res));
+      if (!respond(stream, answerHeaders(200, res))) {
+        upstream.destroy();
+        return;
+      }
       if (head.length > 0) stream.write(head);
       // What the client sends reaches arr through the compatibility request (it reads the stream).
       req.pipe(upstream);
@@ -85,7 +88,10 @@ export class H2WebSocketJoiner {
         res.destroy();
         return;
       }
-      stream.respond(answerHeaders(res.statusCode ?? 502, res));
+      if (!respond(stream, answerHeaders(res.statusCode ?? 502, res))) {
+        res.destroy();
+        return;
+      }
       res.pipe(stream);
       res.once('close', () => {
         if (!res.complete) stream.destroy();
@@ -120,6 +126,20 @@ function answerHeaders(status: number, res: IncomingMessage): OutgoingHttpHeader
     if (value !== undefined && !NOT_ANSWERED.has(name)) headers[name] = value;
   }
   return headers;
+}
+
+/**
+ * Sends the stream's head; false (and the stream destroyed) when Node refuses it: a field HTTP/2
+ * cannot carry, or a session already going.
+ */
+function respond(stream: H2Stream, headers: OutgoingHttpHeaders): boolean {
+  try {
+    stream.respond(headers);
+    return true;
+  } catch {
+    stream.destroy();
+    return false;
+  }
 }
 
 function acceptFor(key: string): string {

@@ -30,10 +30,10 @@ import type { Router } from './router.js';
  */
 
 /**
- * What a client may do on one connection. Node 20's nghttp2 also bounds, on its own, what the
- * known floods need: RST_STREAM after HEADERS (rapid reset, CVE-2023-44487: a rate limit, then
- * GOAWAY), SETTINGS and PING frames whose ACKs pile up unread (at most 1000 queued ACKs, then
- * GOAWAY), and CONTINUATION frames (at most 8 after a HEADERS frame).
+ * What a client may do on one connection. Node 20's nghttp2 bounds the known floods on its own
+ * (test/h2/abuse.test.ts shows each connection closed): RST_STREAM after HEADERS (rapid reset,
+ * CVE-2023-44487: a rate limit on resets), SETTINGS and PING frames whose ACKs pile up unread
+ * (a bound on queued ACKs), and endless CONTINUATION frames.
  */
 export const H2_LIMITS = {
   settings: {

@@ -132,6 +132,20 @@ export function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
+/** What is used of an HTTP/2 stream. */
+interface H2Stream {
+  destroyed: boolean;
+  once(event: 'wantTrailers', listener: () => void): void;
+  close(code: number): void;
+}
+
+/** NGHTTP2_NO_ERROR. */
+const NO_ERROR = 0;
+
+function stopSending(stream: H2Stream): void {
+  if (!stream.destroyed) stream.close(NO_ERROR);
+}
+
 /** The part of node:http2's compatibility request that is not in IncomingMessage. */
 interface H2Request {
   stream: { endAfterHeaders: boolean };
@@ -319,6 +333,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     req.resume();
     if (this.closeAfter) lingerOnClose(req.socket);
+    else if (this.h2) {
+      // RFC 9113 §8.1: once the answer is complete (its END_STREAM is sent, after the trailers
+      // node:http2 asks for), the client is asked to stop sending with RST_STREAM NO_ERROR,
+      // rather than made to send the rest for nothing (curl waits to finish its upload).
+      const stream = (this.res as unknown as { stream: H2Stream }).stream;
+      stream.once('wantTrailers', () => setImmediate(stopSending, stream));
+    }
   }
 
   onError(err: Error): void {

@@ -58,14 +58,18 @@ export function rejectUpgrade(
       stream.destroy();
       return;
     }
-    stream.respond({
-      ':status': status,
-      'content-type': 'text/plain; charset=utf-8',
-      'content-length': Buffer.byteLength(body),
-      'cache-control': 'no-store',
-      ...withoutConnection(headers),
-    });
-    stream.end(body);
+    try {
+      stream.respond({
+        ':status': status,
+        'content-type': 'text/plain; charset=utf-8',
+        'content-length': Buffer.byteLength(body),
+        'cache-control': 'no-store',
+        ...withoutConnection(headers),
+      });
+      stream.end(body);
+    } catch {
+      stream.destroy(); // its session is going: nothing can be answered on it
+    }
     return;
   }
   const extra = Object.entries(headers ?? {})

@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { ObjectId } from 'mongodb';
 import { type Browser, chromium } from 'playwright-core';
 import { type AppDoc, type ArrUnderTest, startArrWith } from '../support/arr.js';
+import { until } from '../support/poll.js';
 import { repoRoot, stopAll } from '../support/proc.js';
 import { CRASH } from '../support/wsclient.js';
 
@@ -49,7 +50,11 @@ describe('a real browser reads the ws1 sample through arr', { skip }, () => {
     }
     mkdirSync(ARTIFACTS, { recursive: true });
     // A stanza every 300 ms instead of every 2 s (the instance gets arr's environment).
-    arr = await startArrWith([ws1App()], { env: { WS1_INTERVAL_MS: '300' } });
+    arr = await startArrWith([ws1App()], {
+      env: { WS1_INTERVAL_MS: '300' },
+      // Which protocol the page and its WebSocket came over (HTTP/2 over HTTPS: RFC 8441).
+      extraArgs: ['--access-log'],
+    });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
@@ -85,6 +90,11 @@ describe('a real browser reads the ws1 sample through arr', { skip }, () => {
         const response = await page.goto(url, { waitUntil: 'load', timeout: 20_000 });
         assert.equal(response?.status(), 200, `GET ${url}`);
         assert.equal(await page.title(), 'Dante — Inferno, Canto I');
+        // HTTPS is HTTP/2 (ALPN h2); plain HTTP stays HTTP/1.1.
+        const protocol = await page.evaluate(
+          () => (performance.getEntries()[0] as unknown as { nextHopProtocol: string }).nextHopProtocol,
+        );
+        assert.equal(protocol, secure ? 'h2' : 'http/1.1');
 
         // The second stanza arrives 300 ms after the first.
         await page.locator('p.stanza').nth(1).waitFor({ state: 'attached', timeout: 15_000 });
@@ -116,6 +126,12 @@ describe('a real browser reads the ws1 sample through arr', { skip }, () => {
       } finally {
         await context.close();
       }
+      // Chromium opens its WebSocket on the HTTP/2 connection (extended CONNECT) when arr offers
+      // it: its access line (written when it closes) says so.
+      if (secure)
+        await until('the access line of the WebSocket over h2', () =>
+          /"protocol":"h2","websocket":true/.test(arr.proc.output()),
+        );
       assert.doesNotMatch(arr.proc.output(), CRASH, 'no escaped error in arr output');
     });
   }

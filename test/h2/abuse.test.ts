@@ -13,6 +13,7 @@ import {
   h2Request,
   headerBlock,
   rawH2,
+  readH2,
   SETTING,
   settings,
 } from '../support/h2.js';
@@ -49,7 +50,7 @@ describe('HTTP/2 abuse', () => {
   let good: ClientHttp2Session;
   before(async () => {
     arr = await startArrWith([helloApp('app2', [{ host: HOST, ssl: 'allowed' }])], {
-      extraArgs: ['--keepalive-timeout', String(IDLE_S)],
+      extraArgs: ['--keepalive-timeout', String(IDLE_S), '--body-timeout', '1'],
     });
     good = await h2Connect(arr.sslport, HOST);
     // Keeps the good connection busy enough never to be idle for the short keep-alive timeout.
@@ -114,6 +115,24 @@ describe('HTTP/2 abuse', () => {
     const crumb = frame(FRAME.CONTINUATION, 0, 1, headerBlock([['x-crumb', 'a'.repeat(100)]]));
     for (let i = 0; i < 10_000 && !s.destroyed; i++) s.write(crumb);
     await closed;
+    await stillServes();
+  });
+
+  it('a stalled upload: the stream gets 408 after --body-timeout, the connection serves on', async () => {
+    const session = await h2Connect(arr.sslport, HOST);
+    try {
+      const stream = session.request(
+        { ':method': 'POST', ':path': '/sha256', ':authority': HOST, 'content-length': '1000' },
+        { endStream: false },
+      );
+      const reply = readH2(stream);
+      stream.write(Buffer.alloc(10, 1)); // 10 bytes of the 1,000 announced, then nothing
+      const r = await reply;
+      assert.equal(r.status, 408, r.text);
+      assert.equal((await h2Request(session, HOST, '/')).status, 200, 'the same connection serves on');
+    } finally {
+      await closeSession(session);
+    }
     await stillServes();
   });
 

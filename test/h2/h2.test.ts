@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import type { ClientHttp2Session } from 'node:http2';
+import { type ClientHttp2Session, connect as h2ConnectWith } from 'node:http2';
+import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
 import { type AppDoc, type ArrUnderTest, fetchVia, helloApp, startArrWith } from '../support/arr.js';
 import { closeSession, h2Connect, h2Request, negotiated, readH2, wsText, wsTexts } from '../support/h2.js';
 import { until } from '../support/poll.js';
@@ -31,6 +33,10 @@ http.createServer((req, res) => {
   if (path === '/release') {
     for (const done of waiting.splice(0)) done();
     return res.end('released\\n');
+  }
+  if (path === '/early') {
+    // Answers before reading the body (and never reads it).
+    return res.end('early\\n');
   }
   if (path === '/trailers') {
     res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
@@ -109,6 +115,32 @@ describe('HTTP/2 on the TLS port', () => {
     assert.deepEqual(JSON.parse(r.text), { sha256: sha, bytes: body.length });
     const echoed = await h2Request(session, 'app2.localhost', '/echo', { method: 'POST', body });
     assert.equal(createHash('sha256').update(echoed.body).digest('hex'), sha);
+  });
+
+  it('an answer that comes before the body is read: the client gets it whole, then RST_STREAM NO_ERROR', async () => {
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': '/early',
+      ':authority': 'stream.localhost',
+    });
+    const reply = readH2(stream);
+    const chunk = Buffer.alloc(64 * 1024, 1);
+    // Sends (with backpressure) until arr asks it to stop, at most 64 MB.
+    let sent = 0;
+    const pump = () => {
+      while (!stream.destroyed && !stream.closed && sent < 64 * 1024 * 1024) {
+        sent += chunk.length;
+        if (!stream.write(chunk)) return void stream.once('drain', pump);
+      }
+      if (!stream.destroyed) stream.end();
+    };
+    pump();
+    const r = await reply;
+    assert.equal(r.status, 200);
+    assert.equal(r.text, 'early\n');
+    await until('the stream to close', () => stream.closed);
+    assert.equal(stream.rstCode, 0, 'NO_ERROR');
+    assert.equal((await h2Request(session, 'app2.localhost', '/')).status, 200, 'the connection serves on');
   });
 
   it('streams an answer as it comes (an event stream)', async () => {
@@ -273,13 +305,33 @@ describe('graceful stop over HTTP/2', () => {
     await stopAll();
   });
 
-  it('sends GOAWAY and lets the open stream finish', async () => {
+  it('sends GOAWAY and lets the open stream finish; a WebSocket over HTTP/2 is ended', async () => {
     const session = await h2Connect(arr.sslport, 'stream.localhost');
     try {
       let goaway = false;
       session.on('goaway', () => {
         goaway = true;
       });
+      // A WebSocket (RFC 8441) on the same connection: it must not hold the stop.
+      await until('SETTINGS_ENABLE_CONNECT_PROTOCOL', () => session.remoteSettings.enableConnectProtocol);
+      const ws = session.request(
+        {
+          ':method': 'CONNECT',
+          ':protocol': 'websocket',
+          ':scheme': 'https',
+          ':path': '/ws',
+          ':authority': 'app2.localhost',
+          'sec-websocket-version': '13',
+        },
+        { endStream: false },
+      );
+      let wsData = Buffer.alloc(0);
+      ws.on('data', (c: Buffer) => {
+        wsData = Buffer.concat([wsData, c]);
+      });
+      ws.on('error', () => {});
+      const wsClosed = new Promise((r) => ws.once('close', r));
+      await until('the WebSocket greeting', () => wsTexts(wsData).length >= 1);
       const stream = session.request({ ':path': '/feed?ms=1500', ':authority': 'stream.localhost' });
       const reply = readH2(stream);
       let seen = '';
@@ -292,9 +344,46 @@ describe('graceful stop over HTTP/2', () => {
       const r = await reply;
       assert.equal(r.status, 200);
       assert.equal(r.text, 'data: event 1\n\ndata: event 2\n\n');
+      await wsClosed;
       assert.equal(await exited, 0);
     } finally {
       session.destroy();
+    }
+  });
+});
+
+describe('HTTP/2 behind a balancer (--trust-proxy-protocol)', () => {
+  let arr: ArrUnderTest;
+  before(async () => {
+    arr = await startArrWith([helloApp('app2', [{ host: 'app2.localhost', ssl: 'allowed' }])], {
+      extraArgs: ['--trust-proxy-protocol'],
+    });
+  });
+  after(async () => {
+    await arr?.stop();
+    await stopAll();
+  });
+
+  it("takes the PROXY header's source for X-Forwarded-For on every stream", async () => {
+    const carrier = tcpConnect({ host: '127.0.0.1', port: arr.sslport });
+    carrier.write('PROXY TCP4 203.0.113.7 127.0.0.1 40000 443\r\n');
+    const tls = tlsConnect({
+      socket: carrier,
+      servername: 'app2.localhost',
+      rejectUnauthorized: false,
+      ALPNProtocols: ['h2'],
+    });
+    const session = h2ConnectWith(`https://app2.localhost:${arr.sslport}`, { createConnection: () => tls });
+    session.on('error', () => {});
+    try {
+      for (let i = 0; i < 2; i++) {
+        const r = await h2Request(session, 'app2.localhost', '/headers');
+        assert.equal(r.status, 200, r.text);
+        const seen = JSON.parse(r.text) as { headers: Record<string, string> };
+        assert.equal(seen.headers['x-forwarded-for'], '203.0.113.7');
+      }
+    } finally {
+      await closeSession(session);
     }
   });
 });
