@@ -4,6 +4,7 @@ import { KeySeal } from '../../src/acme/key-seal.js';
 import { backOffMs, renewAt } from '../../src/acme/manager.js';
 import { certificateSource, isPublicName, qualifies } from '../../src/acme/qualify.js';
 import { offeredProtocols, serverName } from '../../src/router/client-hello.js';
+import { runArr } from '../support/proc.js';
 
 describe('ACME qualification', () => {
   it('public names only: not localhost, *.localhost, IP addresses or single labels', () => {
@@ -114,5 +115,25 @@ describe('ClientHello: SNI and ALPN read before the TLS server sees it', () => {
     }
     assert.equal(offeredProtocols(Buffer.from('GET / HTTP/1.1\r\n\r\n')), undefined);
     assert.equal(serverName(Buffer.from([22, 3, 1, 0xff, 0xff, 1])), undefined);
+  });
+});
+
+describe('--acme-* options', () => {
+  it('a bad e-mail, directory or challenge type is a usage error (exit 2) naming the option', async () => {
+    for (const [args, re] of [
+      [['--acme-email', 'not-an-address'], /--acme-email must be an e-mail address/],
+      [
+        ['--acme-email', 'a@b.org', '--acme-directory', 'http://ca.test/dir'],
+        /--acme-directory must be an https:\/\/ URL/,
+      ],
+      [
+        ['--acme-email', 'a@b.org', '--acme-challenges', 'dns-01'],
+        /--acme-challenges must list http-01 and\/or tls-alpn-01/,
+      ],
+    ] as const) {
+      const r = await runArr([...args, '-p', '0', '-s', '0']);
+      assert.equal(r.code, 2, r.output);
+      assert.match(r.output, re);
+    }
   });
 });
