@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect } from 'node:tls';
 import { type ArrUnderTest, fetchVia, helloApp, startArrWith, writeAppsFile } from '../support/arr.js';
-import { type Pebble, pebbleUnavailable, startPebble } from '../support/pebble.js';
+import { handshake, type Pebble, pebbleUnavailable, startPebble } from '../support/pebble.js';
 import { until } from '../support/poll.js';
 import { freePorts } from '../support/ports.js';
 import { runArr, stopAll } from '../support/proc.js';
@@ -170,11 +170,15 @@ describe('ACME on one node (HTTP-01, file store)', { skip: missing }, () => {
     assert.match(apps.output, /local\.localhost\s+allowed\s+default/);
   });
 
-  it('a restart serves the stored certificate without a new order', async () => {
-    const serial = await servedSerial(arr.sslport, 'app1.test', pebble.rootPem);
+  it('a restart serves the stored certificate without a new order, and resumes sessions of before', async () => {
+    const before = await handshake('127.0.0.1', arr.sslport, 'app1.test', pebble.rootPem);
+    assert.ok(before.ticket, 'a session ticket');
     await arr.stop();
     arr = await start();
-    assert.equal(await servedSerial(arr.sslport, 'app1.test', pebble.rootPem), serial);
+    assert.equal(await servedSerial(arr.sslport, 'app1.test', pebble.rootPem), before.serial);
+    // The ticket keys are kept in the store too: a session of the previous run resumes.
+    const resumed = await handshake('127.0.0.1', arr.sslport, 'app1.test', pebble.rootPem, before.ticket);
+    assert.equal(resumed.reused, true, 'the session resumed after the restart');
     assert.doesNotMatch(arr.proc.output(), /ordering a certificate/);
   });
 

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { connect, type TLSSocket } from 'node:tls';
 import { MongoClient } from 'mongodb';
 import { type ArrUnderTest, helloApp, provideApps, startArrWith } from '../support/arr.js';
 import { type MongoServer, mongoUnavailable, startMongo } from '../support/mongo.js';
 import { runningNlb } from '../support/nlb.js';
-import { type Pebble, pebbleUnavailable, startPebble } from '../support/pebble.js';
+import { handshake, type Pebble, pebbleUnavailable, startPebble } from '../support/pebble.js';
 import { until } from '../support/poll.js';
 import { freePorts } from '../support/ports.js';
 import { stopAll } from '../support/proc.js';
@@ -15,31 +14,6 @@ if (missing && process.env.CI === 'true') throw new Error(`the ACME tests need P
 
 const HOSTS = ['farm1.test', 'farm2.test', 'farm3.test'];
 const NODES = ['127.0.0.2', '127.0.0.3', '127.0.0.4'];
-
-/**
- * A TLS connection to a node for `servername`, verified against `ca`, offering `session` to
- * resume: the certificate's serial, whether the session was resumed, and the session ticket the
- * node sent (undefined if none came before the connection closed).
- */
-function handshake(address: string, port: number, servername: string, ca: string, session?: Buffer) {
-  return new Promise<{ serial: string; reused: boolean; ticket: Buffer | undefined }>((resolve, reject) => {
-    let ticket: Buffer | undefined;
-    let serial = '';
-    let reused = false;
-    const s: TLSSocket = connect({ host: address, port, servername, ca, session }, () => {
-      serial = s.getPeerCertificate().serialNumber;
-      reused = s.isSessionReused();
-      s.write(`GET / HTTP/1.1\r\nHost: ${servername}\r\nConnection: close\r\n\r\n`);
-    });
-    // TLS 1.3 sends its tickets after the handshake (possibly before the callback above runs).
-    s.on('session', (t: Buffer) => {
-      ticket = t;
-    });
-    s.resume();
-    s.on('error', reject);
-    s.on('close', () => resolve({ serial, reused, ticket }));
-  });
-}
 
 describe('ACME in a farm: three nodes on FerretDB behind nlb', {
   skip: missing ?? mongoUnavailable(),
