@@ -108,6 +108,8 @@ export class AcmeManager {
   private client: Promise<acme.Client> | undefined;
   private stopPoll: (() => void) | undefined;
   private ticketPeriod = -1;
+  /** The current period's ticket keys, once read; applied by `start` before the first handshake. */
+  private tickets: Buffer | undefined;
   private stopped = false;
 
   constructor(
@@ -131,6 +133,7 @@ export class AcmeManager {
   /** Reads what the store has (before the listeners open). Never throws: a store down is logged. */
   async load(): Promise<void> {
     await this.poll().catch((err: Error) => this.log.error(`acme: cannot read the store: ${err.message}`));
+    await this.rotateTickets(() => {});
   }
 
   /**
@@ -138,6 +141,7 @@ export class AcmeManager {
    * again (certificates from other nodes, renewals due) and the ticket keys kept current.
    */
   start(onTicketKeys?: (keys: Buffer) => void): void {
+    if (onTicketKeys && this.tickets) onTicketKeys(this.tickets);
     const round = async () => {
       await this.poll().catch((err: Error) => this.log.warn(`acme: cannot read the store: ${err.message}`));
       if (onTicketKeys) await this.rotateTickets(onTicketKeys);
@@ -429,8 +433,9 @@ export class AcmeManager {
     const period = Math.floor(Date.now() / TICKET_PERIOD_MS);
     if (period === this.ticketPeriod) return;
     try {
-      apply(await this.store.ticketKeys(period, randomBytes(48)));
+      this.tickets = await this.store.ticketKeys(period, randomBytes(48));
       this.ticketPeriod = period;
+      apply(this.tickets);
     } catch (err) {
       this.log.warn(`acme: cannot read the session ticket keys: ${(err as Error).message}`);
     }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect } from 'node:tls';
 import { type ArrUnderTest, fetchVia, helloApp, startArrWith, writeAppsFile } from '../support/arr.js';
-import { type Pebble, pebbleUnavailable, startPebble } from '../support/pebble.js';
+import { handshake, type Pebble, pebbleUnavailable, startPebble } from '../support/pebble.js';
 import { until } from '../support/poll.js';
 import { freePorts } from '../support/ports.js';
 import { runArr, stopAll } from '../support/proc.js';
@@ -170,11 +170,15 @@ describe('ACME on one node (HTTP-01, file store)', { skip: missing }, () => {
     assert.match(apps.output, /local\.localhost\s+allowed\s+default/);
   });
 
-  it('a restart serves the stored certificate without a new order', async () => {
-    const serial = await servedSerial(arr.sslport, 'app1.test', pebble.rootPem);
+  it('a restart serves the stored certificate without a new order, and resumes sessions of before', async () => {
+    const before = await handshake('127.0.0.1', arr.sslport, 'app1.test', pebble.rootPem);
+    assert.ok(before.ticket, 'a session ticket');
     await arr.stop();
     arr = await start();
-    assert.equal(await servedSerial(arr.sslport, 'app1.test', pebble.rootPem), serial);
+    assert.equal(await servedSerial(arr.sslport, 'app1.test', pebble.rootPem), before.serial);
+    // The ticket keys are kept in the store too: a session of the previous run resumes.
+    const resumed = await handshake('127.0.0.1', arr.sslport, 'app1.test', pebble.rootPem, before.ticket);
+    assert.equal(resumed.reused, true, 'the session resumed after the restart');
     assert.doesNotMatch(arr.proc.output(), /ordering a certificate/);
   });
 
@@ -247,5 +251,42 @@ describe('ACME: TLS-ALPN-01 only, and the CA down at start', { skip: missing }, 
       `https://app2.test:${arr.sslport}/`,
     ]);
     assert.match(body, /hello from app2/);
+  });
+});
+
+describe('ACME: renewal of a short-lived certificate, without a restart', { skip: missing }, () => {
+  let pebble: Pebble;
+  let arr: ArrUnderTest;
+  const dir = mkdtempSync(join(tmpdir(), 'arr-acme-renew-'));
+
+  before(async () => {
+    const ports = (await freePorts(3)) as [number, number, number];
+    // 30 s certificates: renewed at two thirds of their lifetime, 20 s after they begin.
+    pebble = await startPebble({ httpPort: ports[0], tlsPort: ports[1], validitySeconds: 30 });
+    const opts = arrOptions(pebble, [ports[0], ports[1]], dir, ['--admin', String(ports[2])]);
+    arr = await startArrWith([helloApp('short', [{ host: 'short.test', ssl: 'allowed' }])], opts);
+  });
+  after(async () => {
+    await stopAll();
+    await pebble?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves the renewed certificate (a new serial) from the next handshake on', async () => {
+    await arr.proc.waitFor(/certificate for short\.test obtained/, 30_000);
+    const first = await servedSerial(arr.sslport, 'short.test', pebble.rootPem);
+    const second = await until(
+      'a renewed certificate for short.test',
+      async () => {
+        const s = await servedSerial(arr.sslport, 'short.test', pebble.rootPem);
+        return s !== first ? s : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+    assert.notEqual(second, first);
+    assert.equal(arr.proc.child.exitCode, null, 'the same arr process');
+    const metrics = curl([`http://127.0.0.1:${arr.proc.command.match(/--admin (\d+)/)![1]}/metrics`]);
+    assert.match(metrics, /arr_acme_orders_total\{result="success"\} [2-9]/);
+    assert.match(metrics, /arr_certificate_expiry_seconds\{host="short\.test"\} \d+/);
   });
 });

@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect, type TLSSocket } from 'node:tls';
 import { until } from './poll.js';
 import { freePorts } from './ports.js';
 import { type Running, start } from './proc.js';
@@ -194,4 +195,29 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
   };
   if (rootPem) writeFileSync(self.rootFile, rootPem);
   return self;
+}
+
+/**
+ * A TLS connection to a node for `servername`, verified against `ca`, offering `session` to
+ * resume: the certificate's serial, whether the session was resumed, and the session ticket the
+ * node sent (undefined if none came before the connection closed).
+ */
+export function handshake(address: string, port: number, servername: string, ca: string, session?: Buffer) {
+  return new Promise<{ serial: string; reused: boolean; ticket: Buffer | undefined }>((resolve, reject) => {
+    let ticket: Buffer | undefined;
+    let serial = '';
+    let reused = false;
+    const s: TLSSocket = connect({ host: address, port, servername, ca, session }, () => {
+      serial = s.getPeerCertificate().serialNumber;
+      reused = s.isSessionReused();
+      s.write(`GET / HTTP/1.1\r\nHost: ${servername}\r\nConnection: close\r\n\r\n`);
+    });
+    // TLS 1.3 sends its tickets after the handshake (possibly before the callback above runs).
+    s.on('session', (t: Buffer) => {
+      ticket = t;
+    });
+    s.resume();
+    s.on('error', reject);
+    s.on('close', () => resolve({ serial, reused, ticket }));
+  });
 }
