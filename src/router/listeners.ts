@@ -94,37 +94,18 @@ export async function openListeners(
     options.http2 === false
       ? undefined
       : new H2Front({ defaultCert: options.cert, idleTimeoutMs: limits.keepAliveTimeout });
-  // Upgraded sockets leave the servers' own bookkeeping, so they are tracked here to be closed
-  // on shutdown.
-  const sockets = new Set<Socket>();
-  // Connections that have not sent a request yet: Node does not count them as idle, so a
-  // silent client would hold a graceful stop for its whole grace period.
-  const fresh = new Set<Socket>();
-  // One handler shared by every connection: nothing is made per connection but two set entries.
-  function forget(this: Socket) {
-    sockets.delete(this);
-    fresh.delete(this);
+  if (h2) {
+    // The https server takes a TLS connection in with its one 'secureConnection' listener
+    // (node:http's connection listener). It is wrapped: a connection that chose h2 goes to the
+    // HTTP/2 side instead; every other one is handed to it as before.
+    const [http1] = https.listeners('secureConnection') as ((this: Server, s: TLSSocket) => void)[];
+    if (!http1) throw new Error('the https server has no connection listener to hand sockets to');
+    https.removeListener('secureConnection', http1);
+    https.on('secureConnection', function secureConnection(this: Server, s: TLSSocket) {
+      if (s.alpnProtocol === 'h2') h2.accept(s);
+      else http1.call(this, s);
+    });
   }
-
-  // The https server takes a TLS connection in with its one 'secureConnection' listener
-  // (node:http's connection listener). It is replaced by one that tracks the connection and
-  // hands it on: a connection that chose h2 to the HTTP/2 side, every other one to node:http,
-  // so that HTTP/1.1 over TLS costs one listener call, as without HTTP/2.
-  const [http1] = https.listeners('secureConnection') as ((this: Server, s: TLSSocket) => void)[];
-  if (!http1) throw new Error('the https server has no connection listener to hand sockets to');
-  https.removeListener('secureConnection', http1);
-  https.on('secureConnection', function secureConnection(this: Server, s: TLSSocket) {
-    // Once secure, the TLS socket stands for the connection.
-    fresh.delete((s as Socket & { _parent?: Socket })._parent as Socket);
-    sockets.add(s);
-    s.on('close', forget);
-    // An HTTP/2 connection is not fresh: it is told to stop with GOAWAY, and its streams finish.
-    if (h2 !== undefined && s.alpnProtocol === 'h2') h2.accept(s);
-    else {
-      fresh.add(s);
-      http1.call(this, s);
-    }
-  });
 
   const alpnChallenge = options.alpnChallenge;
   if (alpnChallenge) {
@@ -140,17 +121,34 @@ export async function openListeners(
     expectProxyHeaders(https, true, limits.headersTimeout);
   }
 
-  http.on('connection', (s: Socket) => {
+  // Upgraded sockets leave the servers' own bookkeeping, so they are tracked here to be closed
+  // on shutdown.
+  const sockets = new Set<Socket>();
+  // Connections that have not sent a request yet: Node does not count them as idle, so a
+  // silent client would hold a graceful stop for its whole grace period.
+  const fresh = new Set<Socket>();
+  const track = (s: Socket, isFresh: boolean) => {
     sockets.add(s);
-    fresh.add(s);
-    s.on('close', forget);
-  });
+    if (isFresh) fresh.add(s);
+    s.once('close', () => {
+      sockets.delete(s);
+      fresh.delete(s);
+    });
+  };
+  const used = (req: IncomingMessage) => fresh.delete(req.socket as Socket);
+  http.on('connection', (s: Socket) => track(s, true));
   // A TLS connection is fresh from its first byte: one still in its handshake when arr stops
-  // would otherwise hold the stop. (It is not waited for in `drain`: its TLS socket is, once secure.)
-  https.on('connection', (s: Socket) => {
-    fresh.add(s);
-    s.on('close', forget);
+  // would otherwise hold the stop. Once secure, its TLS socket stands for it.
+  https.on('connection', (s: Socket) => track(s, true));
+  // An HTTP/2 connection is not fresh: it is told to stop with GOAWAY, and its streams finish.
+  https.on('secureConnection', (s: TLSSocket) => {
+    fresh.delete((s as Socket & { _parent?: Socket })._parent as Socket);
+    track(s, s.alpnProtocol !== 'h2');
   });
+  for (const server of [http, https]) {
+    server.prependListener('request', used);
+    server.prependListener('upgrade', used);
+  }
 
   await Promise.all([
     listenOn(http, options.port, options.bind),
@@ -165,25 +163,18 @@ export async function openListeners(
     h2,
     route(router) {
       h2?.route(router);
-      // A connection that has sent a request is no longer fresh (see `fresh`).
-      http.on('request', (req, res) => {
-        fresh.delete(req.socket);
-        router.handleRequest(req, res, false);
-      });
-      http.on('upgrade', (req, socket, head) => {
-        fresh.delete(req.socket);
-        if (isWebSocketUpgrade(req)) router.handleUpgrade(req, socket, head, false);
-        else reinject(http, 'connection', req, socket, head);
-      });
-      https.on('request', (req, res) => {
-        fresh.delete(req.socket);
-        router.handleRequest(req, res, true);
-      });
-      https.on('upgrade', (req, socket, head) => {
-        fresh.delete(req.socket);
-        if (isWebSocketUpgrade(req)) router.handleUpgrade(req, socket, head, true);
-        else reinject(https, 'secureConnection', req, socket, head);
-      });
+      http.on('request', (req, res) => router.handleRequest(req, res, false));
+      http.on('upgrade', (req, socket, head) =>
+        isWebSocketUpgrade(req)
+          ? router.handleUpgrade(req, socket, head, false)
+          : reinject(http, 'connection', req, socket, head),
+      );
+      https.on('request', (req, res) => router.handleRequest(req, res, true));
+      https.on('upgrade', (req, socket, head) =>
+        isWebSocketUpgrade(req)
+          ? router.handleUpgrade(req, socket, head, true)
+          : reinject(https, 'secureConnection', req, socket, head),
+      );
     },
     stopAccepting: () => {
       const closed = Promise.all([http, https].map((s) => new Promise<void>((r) => s.close(() => r()))));
