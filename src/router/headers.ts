@@ -82,18 +82,6 @@ export interface Forwarded {
 }
 
 /**
- * X-Forwarded-Port of the plain and of the TLS listener, as bound (listeners.ts): an accepted
- * connection's local port is its listener's, and asking the socket for it costs a system call
- * (getsockname) per connection. Empty until the listeners are bound: the socket is asked then.
- */
-const listenerPorts = { plain: '', secure: '' };
-
-export function setListenerPorts(plain: number, secure: number): void {
-  listenerPorts.plain = String(plain);
-  listenerPorts.secure = String(secure);
-}
-
-/**
  * For is appended to (a chain of proxies); Proto, Host and Port describe the connection arr
  * accepted and replace whatever the client sent, which is never passed through as truth.
  */
@@ -108,7 +96,7 @@ export function forwardedValues(req: IncomingMessage, secure: boolean): Forwarde
     for: prior ? `${prior}, ${client}` : client,
     proto: secure ? 'https' : 'http',
     host: req.headers.host ?? '',
-    port: (secure ? listenerPorts.secure : listenerPorts.plain) || String(socket.localPort ?? ''),
+    port: String(socket.localPort ?? ''),
   };
 }
 

@@ -5,7 +5,6 @@ import type { Duplex } from 'node:stream';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import { divertAcmeTls } from './client-hello.js';
 import { H2Front } from './h2.js';
-import { setListenerPorts } from './headers.js';
 import { isWebSocketUpgrade } from './host.js';
 import { expectProxyHeaders } from './proxy-protocol.js';
 import type { Router } from './router.js';
@@ -154,7 +153,6 @@ export async function openListeners(
     listenOn(http, options.port, options.bind),
     listenOn(https, options.sslport, options.bind),
   ]);
-  setListenerPorts(boundPort(http), boundPort(https));
 
   return {
     http,
