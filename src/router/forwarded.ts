@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { dropUnpassedHeaders, forwardedValues } from './headers.js';
 
 /**
- * Prepares a request that http-proxy passes on from `req.headers` (WebSocket upgrades,
+ * Prepares a request that is passed on from `req.headers` (WebSocket upgrades,
  * `OPTIONS *`): the fields no instance gets are deleted, as on the main path (requestHeaders),
  * and the X-Forwarded-* fields are set by arr.
  */

@@ -171,7 +171,7 @@ export function h2RequestHeaders(req: IncomingMessage): string[] {
 }
 
 /**
- * The same rules for a request that http-proxy passes on (WebSocket upgrades, `OPTIONS *`): it
+ * The same rules for a request passed on from `req.headers` (WebSocket upgrades, `OPTIONS *`): it
  * sends `req.headers`, so the fields no instance gets are deleted from them. Connection keeps
  * only what the exchange needs: `Upgrade` for an upgrade (with its Upgrade field), else `close`
  * or `keep-alive` if the client said so (http-proxy answers the client by it). Transfer-Encoding

@@ -1,5 +1,6 @@
-import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { type ClientRequest, type IncomingMessage, request, type ServerResponse } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { Target } from '../activation/activator.js';
 import { setForwardedHeaders } from './forwarded.js';
@@ -29,8 +30,8 @@ function timedOut(): Error {
 }
 
 /**
- * The exchanges undici cannot carry, on node:http through http-proxy: WebSocket upgrades, and
- * `OPTIONS *` (undici only sends paths). As on the HTTP path, an exchange that one side
+ * The exchanges undici cannot carry: WebSocket upgrades (relayed by arr itself, see `ws`), and
+ * `OPTIONS *` (undici only sends paths; on node:http through http-proxy). As on the HTTP path, an exchange that one side
  * abandons is abandoned on the other, and every error reaches the owner; none escapes.
  */
 export class UpgradeProxy {
@@ -39,8 +40,6 @@ export class UpgradeProxy {
    * nothing kept to a port outlives the instance that had it.
    */
   private readonly proxy = httpProxy.createProxyServer({ xfwd: false, agent: false });
-  /** Client sockets of upgrades the instance has begun to answer (101 or otherwise). */
-  private readonly answered = new WeakSet<Duplex>();
 
   constructor(
     private readonly owner: UpgradeOwner,
@@ -69,29 +68,6 @@ export class UpgradeProxy {
         if (!proxyRes.complete) res.destroy();
       });
     });
-
-    // WebSockets: the same, and http-proxy's own handling of the answer is corrected.
-    this.proxy.on('proxyReqWs', (proxyReq, _req, socket) => {
-      const abandon = () => proxyReq.destroy();
-      socket.once('close', abandon);
-      proxyReq.once('response', (res: IncomingMessage) => {
-        // Not an upgrade: http-proxy copies these headers and pipes the decoded body, so a
-        // chunked answer would reach the client unframed. The end of the connection frames it.
-        this.answered.add(socket);
-        this.owner.upgradeAnswered(socket, res.statusCode ?? 0);
-        delete res.headers['transfer-encoding'];
-        res.headers.connection = 'close';
-        res.once('close', () => {
-          if (!res.complete) socket.destroy();
-        });
-      });
-      proxyReq.once('upgrade', (_res: IncomingMessage, proxySocket: Duplex) => {
-        this.answered.add(socket);
-        this.owner.upgradeAnswered(socket, 101);
-        socket.off('close', abandon);
-        closeTogether(socket, proxySocket);
-      });
-    });
   }
 
   /** Sends an `OPTIONS *` exchange to its target; a failure goes to the exchange's owner. */
@@ -107,25 +83,167 @@ export class UpgradeProxy {
     );
   }
 
-  /** Proxies a WebSocket upgrade to its target (X-Forwarded-* set by the caller). */
+  /**
+   * Proxies a WebSocket upgrade to its target (X-Forwarded-* set by the caller), with no HTTP
+   * client in between: the request head is written on a new connection to the instance, its 101
+   * is passed on byte for byte, and from then on the two sockets are piped to each other. An
+   * answer other than 101 (a refusal, rare) is read by node:http's parser (see `passRefusal`).
+   */
   ws(req: IncomingMessage, socket: Duplex, head: Buffer, target: Target): void {
-    this.proxy.ws(
-      req,
-      socket,
-      head,
-      { target: { host: target.host, port: target.port }, agent: false },
-      (err) => {
-        // Once the instance has answered, the client's socket carries that answer (or WebSocket
-        // frames): closeTogether, or the 'response' handler above, ends it.
-        if (!this.answered.has(socket))
-          this.owner.upgradeFailed(socket, target, err as NodeJS.ErrnoException);
+    const up = connect({ host: target.host, port: target.port });
+    up.setNoDelay(true);
+    // A WebSocket has no idle timeout of arr's; TCP keep-alive probes find a peer that vanished.
+    const client = socket as Socket;
+    client.setTimeout(0);
+    client.setKeepAlive(true, 0);
+    // What the client sent after its request head reaches the instance after the 101, not before.
+    if (head.length > 0) socket.unshift(head);
+
+    let answered = false;
+    let received: Buffer | undefined;
+    const abandon = () => up.destroy();
+    socket.once('close', abandon);
+    const fail = (err: NodeJS.ErrnoException) => {
+      up.destroy();
+      if (answered) return;
+      answered = true;
+      socket.off('close', abandon);
+      this.owner.upgradeFailed(socket, target, err);
+    };
+    const hungUp = () => fail(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+    const onData = (chunk: Buffer) => {
+      received = received === undefined ? chunk : Buffer.concat([received, chunk]);
+      const end = received.indexOf('\r\n\r\n');
+      if (end === -1) {
+        if (received.length > MAX_ANSWER_HEAD)
+          fail(Object.assign(new Error('the answer head is too large'), { code: 'HPE_HEADER_OVERFLOW' }));
+        return;
+      }
+      up.off('data', onData);
+      up.off('close', hungUp);
+      if (!isSwitching(received)) {
+        this.passRefusal(
+          socket,
+          up,
+          received,
+          (status) => {
+            answered = true;
+            this.owner.upgradeAnswered(socket, status);
+          },
+          fail,
+        );
+        return;
+      }
+      answered = true;
+      socket.off('close', abandon);
+      this.owner.upgradeAnswered(socket, 101);
+      socket.write(received); // the 101, and whatever the instance sent right after it
+      socket.pipe(up);
+      up.pipe(socket);
+      closeTogether(socket, up);
+    };
+    up.on('error', fail);
+    up.on('close', hungUp);
+    up.on('data', onData);
+    up.write(requestHead(req), 'latin1');
+  }
+
+  /**
+   * The instance answered the upgrade with another status. What was read so far, and the rest,
+   * goes through node:http's parser (a request on a stream that replays it), which frames the
+   * body as the instance sent it; the client gets the head and the decoded body, and the end
+   * of its connection frames it. A parse failure is the instance's failure (502).
+   */
+  private passRefusal(
+    socket: Duplex,
+    up: Socket,
+    received: Buffer,
+    answered: (status: number) => void,
+    fail: (err: NodeJS.ErrnoException) => void,
+  ): void {
+    const replay = new Duplex({
+      read: () => up.resume(),
+      // The request went out already: node:http's own copy of it is dropped.
+      write: (_chunk, _encoding, done) => done(),
+      destroy: (err, done) => {
+        up.destroy();
+        done(err);
       },
-    );
+    });
+    up.on('data', (chunk: Buffer) => {
+      if (!replay.push(chunk)) up.pause();
+    });
+    up.on('end', () => replay.push(null));
+    up.on('close', () => replay.destroy());
+    replay.push(received);
+    const parse = request({
+      createConnection: () => replay as Socket,
+      method: 'GET',
+      path: '/',
+      headers: {},
+    });
+    parse.on('error', fail);
+    // A 1xx before a 101: not passed on (node:http would hand the stream over as upgraded).
+    parse.once('upgrade', () => fail(Object.assign(new Error('an upgrade after an interim answer'))));
+    parse.once('response', (res: IncomingMessage) => {
+      answered(res.statusCode ?? 0);
+      if (socket.destroyed) {
+        up.destroy();
+        return;
+      }
+      socket.write(refusalHead(res), 'latin1');
+      res.pipe(socket);
+      res.once('close', () => {
+        if (!res.complete) socket.destroy();
+        up.destroy();
+      });
+    });
+    parse.end();
   }
 
   close(): void {
     this.proxy.close();
   }
+}
+
+/** The longest answer head to an upgrade read (node:http's default limit for a head). */
+const MAX_ANSWER_HEAD = 16 * 1024;
+
+/** The instance's upgrade request: the client's, as the router prepared it (HTTP/1.1, latin1). */
+function requestHead(req: IncomingMessage): string {
+  let head = `GET ${req.url} HTTP/1.1\r\n`;
+  const headers = req.headers;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (typeof value === 'string') head += `${name}: ${value}\r\n`;
+    else for (const v of value) head += `${name}: ${v}\r\n`;
+  }
+  return `${head}\r\n`;
+}
+
+/** Whether an answer head is a 101 Switching Protocols. */
+function isSwitching(answer: Buffer): boolean {
+  return (
+    answer.toString('latin1', 0, 9) === 'HTTP/1.1 ' &&
+    answer.toString('latin1', 9, 12) === '101' &&
+    (answer[12] === 0x20 || answer[12] === 0x0d)
+  );
+}
+
+/**
+ * The head of a refusal for the client: as the instance sent it, less the fields of its
+ * connection with arr (the body is decoded, and the end of the connection frames it).
+ */
+function refusalHead(res: IncomingMessage): string {
+  let head = `HTTP/1.1 ${res.statusCode} ${res.statusMessage}\r\n`;
+  const raw = res.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const lower = raw[i]!.toLowerCase();
+    if (lower === 'transfer-encoding' || lower === 'connection' || lower === 'keep-alive') continue;
+    head += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  }
+  return `${head}connection: close\r\n\r\n`;
 }
 
 /** When the client's response closes before it is complete, the exchange with the instance goes too. */

@@ -379,7 +379,8 @@ describe('errors on either side never take arr down', () => {
     }
 
     it(`a ${scheme} upgrade answered with a plain HTTP response is passed on`, async () => {
-      for (const path of ['/plain', '/chunked']) {
+      // /keepalive: the instance keeps its connection open after the answer; the client's ends with it.
+      for (const path of ['/plain', '/chunked', '/keepalive']) {
         const r = await refusedUpgrade(portFor(), 'trouble.localhost', secure, { path });
         assert.equal(r.status, 418, path);
         assert.equal(r.body, 'teapot', path);
@@ -387,6 +388,9 @@ describe('errors on either side never take arr down', () => {
       const hangup = await refusedUpgrade(portFor(), 'trouble.localhost', secure, { path: '/hangup' });
       assert.equal(hangup.status, 502);
       assert.match(hangup.body, /^502 Bad Gateway: /);
+      // An answer head longer than any arr reads (16 KB) is the instance's failure, not a hang.
+      const endless = await refusedUpgrade(portFor(), 'trouble.localhost', secure, { path: '/endless-head' });
+      assert.equal(endless.status, 502);
       await assertArrServes(arr, 'trouble.localhost', secure);
     });
 

@@ -14,6 +14,8 @@ import { readFileSync } from 'node:fs';
  * WS:    /plain            the upgrade is answered 418 with a 6-byte body (content-length)
  *        /chunked          the same answer with a chunked body
  *        /hangup           the upgrade's connection is destroyed without an answer
+ *        /endless-head     a 101 whose head never ends (32 KB of one field, the connection kept)
+ *        /keepalive        the 418 of /chunked, the connection kept open (keep-alive)
  *        /ws-reset         accepted; sends "bye", then the TCP connection is reset
  *        /ws-burst         accepted; sends 4 MB (bytes i % 251) and closes at once (1000 "done")
  *        /ws-flood?id=I    accepted; sends 16 KB messages as fast as the client reads;
@@ -70,6 +72,10 @@ server.on('upgrade', (req, socket, head) => {
       return socket.end("HTTP/1.1 418 I'm a Teapot\\r\\ncontent-type: text/plain\\r\\ntransfer-encoding: chunked\\r\\nconnection: close\\r\\n\\r\\n6\\r\\nteapot\\r\\n0\\r\\n\\r\\n");
     case '/hangup':
       return socket.destroy();
+    case '/endless-head':
+      return void socket.write('HTTP/1.1 101 Switching Protocols\\r\\nx-pad: ' + 'a'.repeat(32 * 1024));
+    case '/keepalive':
+      return void socket.write("HTTP/1.1 418 I'm a Teapot\\r\\ncontent-type: text/plain\\r\\ntransfer-encoding: chunked\\r\\n\\r\\n6\\r\\nteapot\\r\\n0\\r\\n\\r\\n");
     case '/ws-burst':
       return accept((ws) => {
         const big = Buffer.alloc(4 * 1024 * 1024);
