@@ -3,6 +3,7 @@ import { type IncomingMessage, type OutgoingHttpHeaders, request } from 'node:ht
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Target } from '../activation/activator.js';
+import { HOP_BY_HOP } from './headers.js';
 import { closeTogether, type UpgradeOwner } from './upgrade-proxy.js';
 
 /** The stream an extended CONNECT came on (node:http2's ServerHttp2Stream, as much as is used). */
@@ -15,16 +16,7 @@ interface H2Stream extends Duplex {
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 /** Fields of the instance's answer that describe its connection with arr, not the stream. */
-const NOT_ANSWERED = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'transfer-encoding',
-  'upgrade',
-  'http2-settings',
-  'sec-websocket-accept',
-]);
+const NOT_ANSWERED = new Set([...HOP_BY_HOP, 'sec-websocket-accept']);
 
 /**
  * WebSockets over HTTP/2 (RFC 8441): an extended CONNECT with `:protocol: websocket`, admitted

@@ -18,7 +18,7 @@ export function connectionOf(req: IncomingMessage): Socket {
  * Hop-by-hop fields (RFC 9110 §7.6.1): they describe one connection, so neither side's are
  * passed to the other. A proxy also drops the fields its Connection header names.
  */
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -115,20 +115,7 @@ export function requestHeaders(req: IncomingMessage, secure: boolean): string[] 
     if (NOT_PASSED.has(lower) || hasUnderscore(lower) || named?.has(lower)) continue;
     out.push(name, raw[i + 1]!);
   }
-  const f = forwardedValues(req, secure);
-  out.push(
-    'host',
-    req.headers.host ?? '',
-    'x-forwarded-for',
-    f.for,
-    'x-forwarded-proto',
-    f.proto,
-    'x-forwarded-host',
-    f.host,
-    'x-forwarded-port',
-    f.port,
-  );
-  return out;
+  return withForwarded(out, req, secure);
 }
 
 /**
@@ -154,20 +141,7 @@ export function h2RequestHeaders(req: IncomingMessage): string[] {
     }
     out.push(name, raw[i + 1]!);
   }
-  const f = forwardedValues(req, true);
-  out.push(
-    'host',
-    req.headers.host ?? '',
-    'x-forwarded-for',
-    f.for,
-    'x-forwarded-proto',
-    f.proto,
-    'x-forwarded-host',
-    f.host,
-    'x-forwarded-port',
-    f.port,
-  );
-  return out;
+  return withForwarded(out, req, true);
 }
 
 /**
@@ -221,5 +195,23 @@ function withoutNamed(headers: string[], named: Set<string>): string[] {
   for (let i = 0; i < headers.length; i += 2) {
     if (!named.has(headers[i]!.toLowerCase())) out.push(headers[i]!, headers[i + 1]!);
   }
+  return out;
+}
+
+/** Appends the Host and the X-Forwarded-* fields arr sets to an instance's header list. */
+function withForwarded(out: string[], req: IncomingMessage, secure: boolean): string[] {
+  const f = forwardedValues(req, secure);
+  out.push(
+    'host',
+    req.headers.host ?? '',
+    'x-forwarded-for',
+    f.for,
+    'x-forwarded-proto',
+    f.proto,
+    'x-forwarded-host',
+    f.host,
+    'x-forwarded-port',
+    f.port,
+  );
   return out;
 }
