@@ -5,8 +5,9 @@
 //
 // Environment: BENCH_QUICK=1, BENCH_REPS (3), BENCH_SECONDS (5), BENCH_ONLY=http,tls,h2,ws,nlb,
 // engines,activation,registry,profile (a subset; not written to docs/), BENCH_OUT=FILE, BENCH_KEEP=1
-// (keep the scratch directory), BENCH_PROFILE=0|1 (CPU profiles of arr, bench/sections/profile.ts:
-// by default in a full run, not with BENCH_QUICK or a BENCH_ONLY that does not name them).
+// (keep the scratch directory), BENCH_PROFILE=0|1|ID,... (CPU profiles of arr,
+// bench/sections/profile.ts: by default in a full run, not with BENCH_QUICK or a BENCH_ONLY that
+// does not name them; IDs pick workloads: http-new,https-new,h2,ws-echo).
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,6 +36,10 @@ const only = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((s) => s.tri
 const wanted = (id: string) => !only || only.has(id);
 // Profiles are part of a full run (so that docs/BENCHMARKS.md always has them), not of a smoke run.
 const profiling = env.BENCH_PROFILE ? env.BENCH_PROFILE !== '0' : only ? only.has('profile') : !quick;
+const profiled =
+  env.BENCH_PROFILE && !['0', '1'].includes(env.BENCH_PROFILE)
+    ? new Set(env.BENCH_PROFILE.split(',').map((s) => s.trim()))
+    : undefined;
 const started = Date.now();
 const log = (line: string) =>
   process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
@@ -124,7 +129,7 @@ async function main(): Promise<number> {
   }
   await attempt('activation', () => activationSection(ctx));
   await attempt('registry', () => registrySection(ctx));
-  if (profiling) await attempt('profile', () => profileSection(ctx));
+  if (profiling) await attempt('profile', () => profileSection(ctx, profiled));
   facts.push([
     'load average at end (1, 5, 15 min)',
     loadavg()

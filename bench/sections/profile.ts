@@ -2,6 +2,7 @@ import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ArrUnderTest } from '../../test/support/arr.js';
 import { flags, runClient } from '../lib/clients.js';
+import { h2load } from '../lib/h2load.js';
 import { addSection, type Ctx, HOST, startArr, TLS_HOST, writeApps } from '../lib/context.js';
 import { activate } from '../lib/net.js';
 import {
@@ -41,6 +42,15 @@ const WORKLOADS: Workload[] = [
     drive: async (arr, seconds) => {
       const url = `https://127.0.0.1:${arr.sslport}/`;
       return (await wrk({ url, host: TLS_HOST, connections: CONNECTIONS, seconds, close: true })).command;
+    },
+  },
+  {
+    id: 'h2',
+    label: 'HTTP/2, 1 connection x 100 streams',
+    drive: async (arr, seconds) => {
+      const url = `https://127.0.0.1:${arr.sslport}/`;
+      const o = { url, authority: TLS_HOST, clients: 1, streams: 100, seconds };
+      return (await h2load(o, {})).command;
     },
   },
   {
@@ -86,8 +96,11 @@ async function profileOne(
   return { summary: readProfile(join(dir, file), window), commands: [arr.proc.command, command] };
 }
 
-/** CPU profiles of arr on three workloads, summarised (bench/run.ts says when: BENCH_PROFILE). */
-export async function profileSection(ctx: Ctx): Promise<void> {
+/**
+ * CPU profiles of arr on each workload, summarised (bench/run.ts says when: BENCH_PROFILE, which
+ * may also name the workloads: `BENCH_PROFILE=h2,ws-echo`).
+ */
+export async function profileSection(ctx: Ctx, ids?: Set<string>): Promise<void> {
   const appsFile = writeApps(join(ctx.tmp, 'profile-apps.json'), [
     { name: 'hello', hosts: [{ host: HOST }, { host: TLS_HOST }] },
   ]);
@@ -95,6 +108,7 @@ export async function profileSection(ctx: Ctx): Promise<void> {
   const results: { w: Workload; summary: ProfileSummary }[] = [];
   const commands = new Set<string>();
   for (const w of WORKLOADS) {
+    if (ids && !ids.has(w.id)) continue;
     ctx.log(`profile: ${w.label}, ${seconds} s`);
     const r = await profileOne(ctx, w, appsFile, seconds);
     results.push({ w, summary: r.summary });
