@@ -2,8 +2,8 @@ import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ArrUnderTest } from '../../test/support/arr.js';
 import { flags, runClient } from '../lib/clients.js';
-import { h2load } from '../lib/h2load.js';
 import { addSection, type Ctx, HOST, startArr, TLS_HOST, writeApps } from '../lib/context.js';
+import { h2load } from '../lib/h2load.js';
 import { activate } from '../lib/net.js';
 import {
   ARR,

@@ -30,7 +30,7 @@ const NOT_ANSWERED = new Set([...HOP_BY_HOP, 'sec-websocket-accept']);
 export class H2WebSocketJoiner {
   constructor(private readonly owner: UpgradeOwner) {}
 
-  /** `req` is the compatibility request of `socket`, whose headers the router has prepared. */
+  /** `req` is the H2Request of `socket` (h2-messages.ts), whose headers the router has prepared. */
   join(req: IncomingMessage, socket: Duplex, target: Target): void {
     const stream = socket as H2Stream;
     const key = randomBytes(16).toString('base64');
@@ -66,8 +66,7 @@ export class H2WebSocketJoiner {
         return;
       }
       if (head.length > 0) stream.write(head);
-      // What the client sends reaches arr through the compatibility request (it reads the stream).
-      req.pipe(upstream);
+      stream.pipe(upstream);
       upstream.pipe(stream);
       closeTogether(stream, upstream);
     });

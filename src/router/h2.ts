@@ -1,16 +1,11 @@
 import { X509Certificate } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import {
-  createServer,
-  type Http2Server,
-  type Http2ServerRequest,
-  type Http2ServerResponse,
-  type ServerHttp2Session,
-  type ServerHttp2Stream,
-} from 'node:http2';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import { BlockList, isIP } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
+import { H2Request, H2Response } from './h2-messages.js';
 import { CONNECTION } from './headers.js';
+import { hasBody } from './http-engine.js';
 import { sendError } from './respond.js';
 import type { Router } from './router.js';
 
@@ -23,10 +18,11 @@ import type { Router } from './router.js';
  * parser without the https server's limits (header and keep-alive timeouts, closing idle
  * connections on stop).
  *
- * Each stream is one request, given to the same Router as HTTP/1.1 requests through node:http2's
- * compatibility objects (Http2ServerRequest/Response stand for IncomingMessage/ServerResponse);
- * the few places that differ ask `req.httpVersionMajor === 2`. Instances get HTTP/1.1 over
- * the same pools. An extended CONNECT (RFC 8441) for `websocket` goes to h2-websocket.ts.
+ * Each stream is one request, given to the same Router as HTTP/1.1 requests as an H2Request and
+ * H2Response (h2-messages.ts: the parts of IncomingMessage and ServerResponse the router uses,
+ * on the stream's own API); the few places that differ ask `req.httpVersionMajor === 2`.
+ * Instances get HTTP/1.1 over the same pools. An extended CONNECT (RFC 8441) for `websocket`
+ * goes to h2-websocket.ts.
  */
 
 /**
@@ -79,7 +75,7 @@ export const WEBSOCKET = Symbol('arr.h2.websocket');
 type MarkedSocket = TLSSocket & { [IDENTITY]?: Identity };
 type MarkedSession = ServerHttp2Session & { [SOCKET]?: TLSSocket; [STREAMS]?: Set<ServerHttp2Stream> };
 type MarkedStream = ServerHttp2Stream & { [STREAMS]?: Set<ServerHttp2Stream>; [WEBSOCKET]?: true };
-type MarkedRequest = Http2ServerRequest & { [CONNECTION]?: TLSSocket };
+type MarkedRequest = H2Request & { [CONNECTION]?: TLSSocket };
 
 const EMPTY = Buffer.alloc(0);
 
@@ -105,7 +101,7 @@ export class H2Front {
     this.idleTimeoutMs = options.idleTimeoutMs;
     this.server = createServer(H2_LIMITS);
     this.server.on('session', (session: MarkedSession) => this.opened(session));
-    // Before the compatibility layer's own 'stream' listener (added with the first 'request' one).
+    // Before route()'s listener: a stream is known to its session before it is served.
     this.server.on('stream', onStream);
     // A session's errors end it (Node destroys it); nothing to tell anyone.
     this.server.on('sessionError', ignore);
@@ -126,26 +122,11 @@ export class H2Front {
 
   /** Hands every stream to the router from now on. */
   route(router: Router): void {
-    this.server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
-      prepare(req as MarkedRequest);
-      if (req.url === '*') {
-        // `OPTIONS *` is passed on through http-proxy, which speaks to node:http's objects only.
-        sendError(asResponse(res), 400, 'the target * is served over HTTP/1.1 only');
-        return;
-      }
-      router.handleRequest(req as unknown as IncomingMessage, asResponse(res), true);
-    });
-    this.server.on('connect', (req: Http2ServerRequest, res: Http2ServerResponse) => {
-      prepare(req as MarkedRequest);
-      if (req.headers[':protocol'] !== 'websocket') {
-        // A plain CONNECT asks for a tunnel: arr is no forward proxy.
-        const what = req.headers[':protocol'] === undefined ? 'CONNECT' : 'this protocol';
-        sendError(asResponse(res), 501, `${what} is not served here; WebSockets are`);
-        return;
-      }
-      (req.stream as MarkedStream)[WEBSOCKET] = true;
-      router.handleUpgrade(req as unknown as IncomingMessage, req.stream, EMPTY, true);
-    });
+    this.server.on(
+      'stream',
+      (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) =>
+        serve(router, stream, headers, rawHeaders),
+    );
   }
 
   /** Connections open now. */
@@ -188,8 +169,48 @@ export class H2Front {
 
 function ignore(): void {}
 
-/** Node's types give the compatibility response its own class; to the router it is a ServerResponse. */
-function asResponse(res: Http2ServerResponse): ServerResponse {
+/** One stream: a request for the router, a WebSocket (RFC 8441), or a refusal. */
+function serve(
+  router: Router,
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  rawHeaders: string[],
+): void {
+  // A stream reset or a session gone before its turn came (streams are emitted on next tick).
+  if (stream.destroyed) return;
+  const connection = (stream.session as MarkedSession | undefined)?.[SOCKET];
+  const req = new H2Request(stream, headers, rawHeaders, connection);
+  if (req.method === 'CONNECT') {
+    if (headers[':protocol'] === 'websocket') {
+      (stream as MarkedStream)[WEBSOCKET] = true;
+      router.handleUpgrade(req as unknown as IncomingMessage, stream, EMPTY, true);
+      return;
+    }
+    // A plain CONNECT asks for a tunnel: arr is no forward proxy.
+    const what = headers[':protocol'] === undefined ? 'CONNECT' : 'this protocol';
+    sendError(asResponse(new H2Response(stream)), 501, `${what} is not served here; WebSockets are`);
+    return;
+  }
+  const res = asResponse(new H2Response(stream));
+  const expect = headers.expect;
+  if (expect !== undefined) {
+    // As node:http answers it for HTTP/1.1: 100 Continue at once, any other expectation 417.
+    if (expect.toLowerCase() !== '100-continue') {
+      sendError(res, 417, 'only Expect: 100-continue is understood');
+      return;
+    }
+    if (hasBody(req as unknown as IncomingMessage)) stream.additionalHeaders({ ':status': 100 });
+  }
+  if (req.url === '*') {
+    // `OPTIONS *` is passed on through http-proxy, which speaks to node:http's objects only.
+    sendError(res, 400, 'the target * is served over HTTP/1.1 only');
+    return;
+  }
+  router.handleRequest(req as unknown as IncomingMessage, res, true);
+}
+
+/** To the router, an H2Response is a ServerResponse (the parts it uses). */
+function asResponse(res: H2Response): ServerResponse {
   return res as unknown as ServerResponse;
 }
 
@@ -226,16 +247,6 @@ function onSessionTimeout(this: MarkedSession): void {
       return;
     }
   }
-}
-
-/**
- * An HTTP/2 request as the router reads an HTTP/1.1 one: the host is `:authority` (Host when a
- * client sends none; RFC 9113 §8.3.1), and its connection is the TLS socket itself.
- */
-function prepare(req: MarkedRequest): void {
-  const authority = req.headers[':authority'];
-  if (typeof authority === 'string') req.headers.host = authority;
-  req[CONNECTION] = (req.stream.session as MarkedSession | undefined)?.[SOCKET];
 }
 
 function identityOf(socket: TLSSocket, defaultFingerprint: string): Identity {

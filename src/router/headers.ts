@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { clientAddress } from './proxy-protocol.js';
 
@@ -188,6 +188,31 @@ export function responseHeaders(raw: Buffer[]): string[] {
   }
   const named = connectionOptions(connection);
   return named ? withoutNamed(out, named) : out;
+}
+
+/**
+ * The same for an HTTP/2 client (h2-messages.ts): one object of lower-case names, a repeated
+ * field's values in an array (Set-Cookie), as node:http2's `stream.respond` takes it. The object
+ * has no prototype, so that no field name (`__proto__`) can be anything but a field.
+ */
+export function h2ResponseHeaders(raw: Buffer[]): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = Object.create(null);
+  let connection: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1').toLowerCase();
+    const value = raw[i + 1]!.toString('latin1');
+    if (HOP_BY_HOP.has(name)) {
+      if (name === 'connection') connection = value;
+      continue;
+    }
+    const prior = out[name];
+    if (prior === undefined) out[name] = value;
+    else if (Array.isArray(prior)) prior.push(value);
+    else out[name] = [prior as string, value];
+  }
+  const named = connectionOptions(connection);
+  if (named) for (const name of named) delete out[name];
+  return out;
 }
 
 function withoutNamed(headers: string[], named: Set<string>): string[] {

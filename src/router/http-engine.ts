@@ -4,7 +4,8 @@ import { PassThrough } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
 import { exchangeBegan, exchangeEnded, type Target } from '../activation/activator.js';
 import type { App } from '../registry/types.js';
-import { h2RequestHeaders, requestHeaders, responseHeaders } from './headers.js';
+import type { H2Request, H2Response } from './h2-messages.js';
+import { h2RequestHeaders, h2ResponseHeaders, requestHeaders, responseHeaders } from './headers.js';
 
 /** Where an exchange reports that an attempt failed: the router, which decides what follows. */
 export interface ExchangeOwner {
@@ -132,25 +133,12 @@ export function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
-/** What is used of an HTTP/2 stream. */
-interface H2Stream {
-  destroyed: boolean;
-  once(event: 'wantTrailers', listener: () => void): void;
-  close(code: number): void;
-}
-
-/** NGHTTP2_NO_ERROR. */
-const NO_ERROR = 0;
-
-function stopSending(stream: H2Stream): void {
-  if (!stream.destroyed) stream.close(NO_ERROR);
-}
-
-/** The part of node:http2's compatibility request that is not in IncomingMessage. */
-interface H2Request {
-  stream: { endAfterHeaders: boolean };
-  setTimeout(ms: number): void;
-}
+/**
+ * Where a request's body is read from: the request itself on HTTP/1.1, the stream on HTTP/2
+ * (h2-messages.ts). Its 'timeout' is the body's stall: on HTTP/1.1 the server passes the
+ * socket's on to the request.
+ */
+type BodySource = (IncomingMessage | H2Request['stream']) & { [EXCHANGE]?: Exchange };
 
 /**
  * One request and its answer, over one or more attempts (each with an instance: `target`).
@@ -177,9 +165,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /** Whether the answer said `Connection: close` (it began before a large body was all sent). */
   private closeAfter = false;
   /**
-   * An HTTP/2 stream (node:http2's compatibility objects stand for req and res): its timeouts
-   * are the stream's own, not the connection's, and it has no Connection field, no status text
-   * and no lingering close.
+   * An HTTP/2 stream (h2-messages.ts: req and res stand for it): its body and timeouts are the
+   * stream's own, not the connection's, its head is one object, and it has no Connection
+   * field, no status text and no lingering close.
    */
   readonly h2: boolean;
 
@@ -205,20 +193,23 @@ export class Exchange implements Dispatcher.DispatchHandler {
    * `timeoutMs` fails the exchange (BODY_TIMED_OUT).
    */
   bodyStream(timeoutMs: number): PassThrough {
-    const req = this.req as ExchangeRequest;
+    const source = this.bodySource();
     const body = new PassThrough();
     // undici listens for the body's errors only while the request is under way: one failing
     // while the request waits for a connection must not be an unhandled 'error'.
     body.on('error', ignore);
     this.body = body;
-    req[EXCHANGE] = this;
-    req.pipe(body);
-    req.once('close', onRequestClose);
-    req.once('end', onRequestEnd);
-    req.on('timeout', onBodyTimeout);
-    if (this.h2) (req as unknown as H2Request).setTimeout(timeoutMs);
-    else req.socket.setTimeout(timeoutMs);
+    source[EXCHANGE] = this;
+    source.pipe(body);
+    source.once('close', onRequestClose);
+    source.once('end', onRequestEnd);
+    source.on('timeout', onBodyTimeout);
+    source.setTimeout(timeoutMs);
     return body;
+  }
+
+  private bodySource(): BodySource {
+    return this.h2 ? (this.req as unknown as H2Request).stream : this.req;
   }
 
   /**
@@ -274,24 +265,40 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.resume = resume;
     const res = this.res;
     if (res.destroyed) return false;
+    if (this.h2) return this.h2Head(status, (raw ?? []) as Buffer[]);
     const headers = responseHeaders((raw ?? []) as Buffer[]);
     // An answer while the body is still coming: if it completes first, a large body will not
     // be waited for, and the connection is closed after the answer.
-    // (On HTTP/2, the rest of the body is read and discarded: the stream is not the connection.)
-    if (this.body && !this.h2 && !this.req.complete && !discardable(this.req)) {
+    if (this.body && !this.req.complete && !discardable(this.req)) {
       headers.push('connection', 'close');
       this.closeAfter = true;
     }
     try {
-      // HTTP/2 has no status text (Node warns when given one).
-      if (this.h2) res.writeHead(status, headers);
-      else res.writeHead(status, statusText, headers);
+      res.writeHead(status, statusText, headers);
     } catch (err) {
       // A header Node will not send (an invalid value): as if the instance had failed.
       this.abort?.(err as Error);
       return false;
     }
     this.unread = contentLength(headers);
+    return true;
+  }
+
+  /**
+   * The head on an HTTP/2 stream: one header object, no status text. While the body is still
+   * coming, the rest of it is read and discarded (the stream is not the connection).
+   */
+  private h2Head(status: number, raw: Buffer[]): boolean {
+    const headers = h2ResponseHeaders(raw);
+    try {
+      (this.res as unknown as H2Response).writeHead(status, headers);
+    } catch (err) {
+      // A head Node will not send (a repeated Content-Type...): as if the instance had failed.
+      this.abort?.(err as Error);
+      return false;
+    }
+    const length = headers['content-length'];
+    this.unread = typeof length === 'string' && /^\d{1,15}$/.test(length) ? Number(length) : -1;
     return true;
   }
 
@@ -326,20 +333,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
    * closes after it, lingering; otherwise the client's next request is read after the body.
    */
   private answeredEarly(): void {
-    const req = this.req;
+    const source = this.bodySource();
     if (this.body) {
-      req.unpipe(this.body);
+      source.unpipe(this.body);
       this.body.destroy();
     }
-    req.resume();
-    if (this.closeAfter) lingerOnClose(req.socket);
-    else if (this.h2) {
-      // RFC 9113 §8.1: once the answer is complete (its END_STREAM is sent, after the trailers
-      // node:http2 asks for), the client is asked to stop sending with RST_STREAM NO_ERROR,
-      // rather than made to send the rest for nothing (curl waits to finish its upload).
-      const stream = (this.res as unknown as { stream: H2Stream }).stream;
-      stream.once('wantTrailers', () => setImmediate(stopSending, stream));
-    }
+    source.resume();
+    if (this.closeAfter) lingerOnClose(this.req.socket);
+    else if (this.h2) (this.res as unknown as H2Response).stopClient();
   }
 
   onError(err: Error): void {
@@ -364,7 +365,6 @@ function contentLength(headers: string[]): number {
 
 const EXCHANGE = Symbol('arr.exchange');
 type ExchangeResponse = ServerResponse & { [EXCHANGE]?: Exchange };
-type ExchangeRequest = IncomingMessage & { [EXCHANGE]?: Exchange };
 
 function onClientClose(this: ExchangeResponse): void {
   this[EXCHANGE]?.clientClosed();
@@ -373,22 +373,23 @@ function onClientClose(this: ExchangeResponse): void {
 function ignore(): void {}
 
 /** A client that sends less than it announced leaves the instance's request unfinished. */
-function onRequestClose(this: ExchangeRequest): void {
-  if (!this.complete) this[EXCHANGE]?.bodyFailed(new Error('the client did not send its whole body'));
+function onRequestClose(this: BodySource): void {
+  const x = this[EXCHANGE];
+  if (x && !x.req.complete) x.bodyFailed(new Error('the client did not send its whole body'));
 }
 
 /** The whole body arrived: its stall timer stops. */
-function onRequestEnd(this: ExchangeRequest): void {
-  if (this.httpVersionMajor === 2) (this as unknown as H2Request).setTimeout(0);
-  else this.socket.setTimeout(0);
+function onRequestEnd(this: BodySource): void {
+  this.setTimeout(0);
   this.off('timeout', onBodyTimeout);
 }
 
 /** No byte of the body for `--body-timeout`: the exchange fails, and the client gets 408. */
-function onBodyTimeout(this: ExchangeRequest): void {
-  if (this.complete) return;
-  if (this.httpVersionMajor !== 2) lingerOnClose(this.socket);
-  this[EXCHANGE]?.bodyFailed(Object.assign(new Error('the request body stalled'), { code: BODY_TIMED_OUT }));
+function onBodyTimeout(this: BodySource): void {
+  const x = this[EXCHANGE];
+  if (!x || x.req.complete) return;
+  if (!x.h2) lingerOnClose(x.req.socket);
+  x.bodyFailed(Object.assign(new Error('the request body stalled'), { code: BODY_TIMED_OUT }));
 }
 
 /** Whether what is left of a request's body is small enough to read and discard. */
@@ -420,13 +421,16 @@ function lingerOnClose(socket: Socket): void {
 
 function addTrailers(res: ServerResponse, raw: Buffer[], h2: boolean): void {
   // Hop-by-hop names are dropped as in a head (HTTP/2 would refuse them when sending).
+  if (h2) {
+    (res as unknown as H2Response).addTrailers(h2ResponseHeaders(raw));
+    return;
+  }
   const flat = responseHeaders(raw);
   const trailers: [string, string][] = [];
   for (let i = 0; i + 1 < flat.length; i += 2) trailers.push([flat[i]!, flat[i + 1]!]);
   if (trailers.length === 0) return;
   try {
-    // node:http2's compatibility response takes an object only (a repeated name keeps its last value).
-    res.addTrailers(h2 ? Object.fromEntries(trailers.map(([k, v]) => [k.toLowerCase(), v])) : trailers);
+    res.addTrailers(trailers);
   } catch {
     // an invalid trailer is dropped; the body is complete
   }

@@ -16,7 +16,7 @@ export function sendError(
     return;
   }
   const body = `${status} ${STATUS_CODES[status] ?? ''}: ${message}\n`;
-  // On HTTP/2 (node:http2's compatibility response has `stream`) there is no Connection field:
+  // On HTTP/2 (an H2Response, h2-messages.ts, has `stream`) there is no Connection field:
   // Node would refuse the whole head.
   const h2 = 'stream' in res;
   res.writeHead(status, {

@@ -1,0 +1,193 @@
+import { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import { CONNECTION } from './headers.js';
+
+/**
+ * One HTTP/2 stream seen as the request and response the router reads and writes for
+ * HTTP/1.1: the few parts of IncomingMessage and ServerResponse it uses, on the stream's own API
+ * (`stream.respond` with one header object, `write`, `end`, `sendTrailers`).
+ *
+ * node:http2's compatibility objects (Http2ServerRequest/Response) do the same for any program,
+ * and cost a quarter of arr's CPU per HTTP/2 request (the "h2" profile of `npm run bench`): a
+ * Readable and a Stream per stream, eleven listeners on it (two of them closures), every
+ * response field validated, lower-cased and copied twice, and a trailers round on every
+ * answer. arr's answers come from undici's parser, whose names and values are valid already.
+ */
+
+/** The request of a stream: its head; its body is the stream itself (`body` below). */
+export class H2Request {
+  readonly httpVersionMajor = 2;
+  readonly httpVersionMinor = 0;
+  readonly httpVersion = '2.0';
+  readonly headers: IncomingHttpHeaders;
+  readonly rawHeaders: string[];
+  url: string;
+  readonly method: string;
+  readonly stream: ServerHttp2Stream;
+  /** The TLS socket of the stream's connection (the router's connectionOf reads it). */
+  readonly [CONNECTION]: TLSSocket | undefined;
+
+  constructor(
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    rawHeaders: string[],
+    connection: TLSSocket | undefined,
+  ) {
+    this.stream = stream;
+    this.headers = headers;
+    this.rawHeaders = rawHeaders;
+    // The host is `:authority` (Host when a client sends none; RFC 9113 §8.3.1).
+    const authority = headers[':authority'];
+    if (typeof authority === 'string') headers.host = authority;
+    this.url = String(headers[':path'] ?? '');
+    this.method = String(headers[':method'] ?? '');
+    this[CONNECTION] = connection;
+  }
+
+  /** What the router closes or checks as a request's "connection": on HTTP/2, the stream. */
+  get socket(): ServerHttp2Stream {
+    return this.stream;
+  }
+
+  /** Whether the whole request has arrived (or never will: the stream is gone). */
+  get complete(): boolean {
+    const s = this.stream;
+    return s.endAfterHeaders || s.readableEnded || s.destroyed || s.closed;
+  }
+}
+
+const RESPONSE = Symbol('arr.h2.response');
+type ResponseStream = ServerHttp2Stream & { [RESPONSE]?: H2Response };
+
+/** NGHTTP2_NO_ERROR. */
+const NO_ERROR = 0;
+
+/**
+ * The answer of a stream. An EventEmitter for the 'close' and 'drain' the router and the
+ * access log listen to, forwarded from the stream by two shared listeners.
+ */
+export class H2Response extends EventEmitter {
+  statusCode = 200;
+  readonly stream: ResponseStream;
+  /** Trailers to send after the body (the stream asks for them: 'wantTrailers'). */
+  private trailers: OutgoingHttpHeaders | undefined = undefined;
+  /** Whether the client is asked to stop sending once the answer is complete (see stopClient). */
+  private stopping = false;
+
+  constructor(stream: ServerHttp2Stream) {
+    super();
+    this.stream = stream;
+    (stream as ResponseStream)[RESPONSE] = this;
+    stream.once('close', onStreamClose);
+    stream.on('drain', onStreamDrain);
+  }
+
+  get headersSent(): boolean {
+    return this.stream.headersSent;
+  }
+
+  get destroyed(): boolean {
+    return this.stream.destroyed;
+  }
+
+  get writableFinished(): boolean {
+    return this.stream.writableFinished;
+  }
+
+  /**
+   * Sends the head. `headers` is an object of lower-case names (arrays for repeated fields), as
+   * h2ResponseHeaders makes it; arr's own answers (respond.ts) give theirs the same way. The
+   * stream waits for trailers when the answer may have some (no Content-Length: a chunked
+   * answer) or when the request's body is still coming (see stopClient).
+   */
+  writeHead(status: number, headers: OutgoingHttpHeaders): this {
+    const stream = this.stream;
+    if (stream.destroyed || stream.closed) return this;
+    headers[':status'] = status;
+    this.statusCode = status;
+    const waitForTrailers =
+      headers['content-length'] === undefined || !(stream.endAfterHeaders || stream.readableEnded);
+    stream.respond(headers, { waitForTrailers });
+    if (waitForTrailers) stream.once('wantTrailers', onWantTrailers);
+    return this;
+  }
+
+  write(chunk: Buffer): boolean {
+    const stream = this.stream;
+    // A HEAD, 204 or 304 answer ended the stream with its head.
+    if (stream.writableEnded || stream.destroyed) return true;
+    return stream.write(chunk);
+  }
+
+  end(chunk?: Buffer | string): this {
+    const stream = this.stream;
+    if (!stream.writableEnded && !stream.destroyed) {
+      if (chunk === undefined) stream.end();
+      else stream.end(chunk);
+    }
+    return this;
+  }
+
+  destroy(): void {
+    this.stream.destroy();
+  }
+
+  addTrailers(trailers: OutgoingHttpHeaders): void {
+    this.trailers = trailers;
+  }
+
+  /**
+   * RFC 9113 §8.1: once the answer is complete (its END_STREAM sent, after the trailers the
+   * stream asks for), the client is asked to stop sending the rest of its body with RST_STREAM
+   * NO_ERROR, rather than made to send it for nothing (curl waits to finish its upload).
+   */
+  stopClient(): void {
+    this.stopping = true;
+  }
+
+  /** After the trailers (or their empty list) are sent. */
+  trailersSent(): void {
+    if (this.stopping) setImmediate(stopSending, this.stream);
+  }
+
+  /** The trailers to send, at most once. */
+  takeTrailers(): OutgoingHttpHeaders {
+    const t = this.trailers ?? {};
+    this.trailers = undefined;
+    return t;
+  }
+}
+
+function onStreamClose(this: ResponseStream): void {
+  const res = this[RESPONSE];
+  if (!res) return;
+  this.off('drain', onStreamDrain);
+  res.emit('close');
+}
+
+function onStreamDrain(this: ResponseStream): void {
+  this[RESPONSE]?.emit('drain');
+}
+
+function onWantTrailers(this: ResponseStream): void {
+  const res = this[RESPONSE];
+  if (!res) return;
+  try {
+    this.sendTrailers(res.takeTrailers());
+  } catch {
+    // A trailer Node will not send is dropped; the body is complete.
+    try {
+      this.sendTrailers({});
+    } catch {
+      this.destroy();
+      return;
+    }
+  }
+  res.trailersSent();
+}
+
+function stopSending(stream: ServerHttp2Stream): void {
+  if (!stream.destroyed) stream.close(NO_ERROR);
+}
