@@ -7,7 +7,7 @@
 // engines,activation,registry,profile (a subset; not written to docs/), BENCH_OUT=FILE, BENCH_KEEP=1
 // (keep the scratch directory), BENCH_PROFILE=0|1|ID,... (CPU profiles of arr,
 // bench/sections/profile.ts: by default in a full run, not with BENCH_QUICK or a BENCH_ONLY that
-// does not name them; IDs pick workloads: http-new,https-new,h2,ws-echo).
+// does not name them; IDs pick workloads: http-ka,http-new,https-new,h2,ws-echo).
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

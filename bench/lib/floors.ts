@@ -58,3 +58,28 @@ export async function startAcceptCloseFloor(backendPort: number): Promise<Floor>
   await waitForListen(proc, port!);
   return { proc, port: port!, sslport: 0, command: `PORT=${port} TARGET=${backendPort} ${proc.command}` };
 }
+
+/**
+ * Starts bench/floors/proxy.ts in front of the backend (node:http and node:https with arr's
+ * default certificate, undici behind): the floor of a Node.js reverse proxy, beside arr in the
+ * HTTP, HTTPS and WebSocket points.
+ */
+export async function startProxyFloor(backendPort: number): Promise<Floor> {
+  const [port, sslport] = await freePorts(2);
+  const env = { PORT: String(port), SSLPORT: String(sslport), TARGET: String(backendPort), CERT, KEY };
+  const proc = start(NODE, [join(FLOORS, 'proxy.js')], { env });
+  await waitForListen(proc, port!);
+  await waitForPort(sslport!);
+  const vars = `PORT=${port} SSLPORT=${sslport} TARGET=${backendPort} CERT=${CERT} KEY=${KEY} `;
+  return { proc, port: port!, sslport: sslport!, command: vars.replaceAll(repoRoot, '') + proc.command };
+}
+
+/** Starts bench/floors/relay.ts in front of the backend: the floor of a Node.js TCP relay. */
+export async function startRelayFloor(backendPort: number): Promise<Floor> {
+  const [port] = await freePorts(1);
+  const proc = start(NODE, [join(FLOORS, 'relay.js')], {
+    env: { PORT: String(port), TARGET: String(backendPort) },
+  });
+  await waitForListen(proc, port!);
+  return { proc, port: port!, sslport: 0, command: `PORT=${port} TARGET=${backendPort} ${proc.command}` };
+}

@@ -13,6 +13,9 @@ export const CONNECTIONS = 50;
 /** The request rate of the open-loop latency point: far below every contender's capacity. */
 export const FIXED_RATE = 2000;
 
+/** The floor of a Node.js reverse proxy (bench/floors/proxy.ts), as a contender's name. */
+export const NODE_PROXY = 'node proxy';
+
 export const signed = (d: number) =>
   Number.isFinite(d) ? `${d < 0 ? '-' : '+'}${fmt.ms(Math.abs(d))}` : 'n/a';
 
@@ -51,25 +54,42 @@ async function measure(ctx: Ctx, st: Stage, floor: Floor): Promise<void> {
       `One app instance (the hello sample) reached directly, through arr, and through nginx (1 worker, ` +
       'upstream keep-alive); "bare" is a bare node:http server sending the same answer bytes ' +
       '(bench/floors/hello.ts), the floor of a Node.js server on this machine (its CPU is in the ' +
-      `"app process" rows). wrk, 1 thread, ${CONNECTIONS} connections, ${ctx.seconds} s per run; ` +
+      '"app process" rows); "node proxy" is the floor of a Node.js reverse proxy (bench/floors/proxy.ts: ' +
+      "node:http and undici's raw dispatch as arr has them, with no routing, policy, limits or " +
+      `bookkeeping). wrk, 1 thread, ${CONNECTIONS} connections, ${ctx.seconds} s per run; ` +
       `median of ${ctx.reps} runs, contenders alternating. Ratios and differences are the median of ` +
       'the per-run values (each pair measured back to back). The open-loop point sends ' +
       `${FIXED_RATE.toLocaleString('en-US')} req/s in all on ${CONNECTIONS} kept-alive connections on a fixed ` +
       'schedule (bench/clients/rate.ts) and times each request from when it was due.',
-    header: ['point', 'direct', 'bare', 'arr', 'nginx', 'arr vs direct', 'arr vs nginx', 'arr vs bare'],
+    header: [
+      'point',
+      'direct',
+      'bare',
+      'arr',
+      NODE_PROXY,
+      'nginx',
+      'arr vs direct',
+      'arr vs nginx',
+      'arr vs bare',
+      `${NODE_PROXY} vs direct`,
+      `${NODE_PROXY} vs nginx`,
+    ],
   });
   s.commands.add(floor.command);
+  s.commands.add(st.nodeProxy.command);
   const ports: Record<string, number> = {
     direct: st.backend.port,
     bare: floor.port,
     arr: st.arr.port,
+    [NODE_PROXY]: st.nodeProxy.port,
     nginx: st.nginx.port,
   };
-  const names = ['direct', 'bare', 'arr', 'nginx'];
+  const names = ['direct', 'bare', 'arr', NODE_PROXY, 'nginx'];
   const pids: Record<string, Record<string, number>> = {
     direct: { app: st.backend.pid },
     bare: { app: floor.proc.pid },
     arr: { proxy: st.arr.proc.pid, app: st.backend.pid },
+    [NODE_PROXY]: { proxy: st.nodeProxy.proc.pid, app: st.backend.pid },
     nginx: { proxy: st.nginxWorker, app: st.backend.pid },
   };
   const target = {
@@ -96,12 +116,15 @@ async function measure(ctx: Ctx, st: Stage, floor: Floor): Promise<void> {
     }),
   );
 
+  const rps = (r: WrkResult) => r.rps;
   const rpsRow = (label: string, m: Map<string, WrkResult[]>) => [
     label,
-    ...names.map((n) => fmt.rps(med(m.get(n), (r) => r.rps))),
-    fmt.ratio(ratioOf(m.get('arr'), m.get('direct'), (r) => r.rps)),
-    fmt.ratio(ratioOf(m.get('arr'), m.get('nginx'), (r) => r.rps)),
-    fmt.ratio(ratioOf(m.get('arr'), m.get('bare'), (r) => r.rps)),
+    ...names.map((n) => fmt.rps(med(m.get(n), rps))),
+    fmt.ratio(ratioOf(m.get('arr'), m.get('direct'), rps)),
+    fmt.ratio(ratioOf(m.get('arr'), m.get('nginx'), rps)),
+    fmt.ratio(ratioOf(m.get('arr'), m.get('bare'), rps)),
+    fmt.ratio(ratioOf(m.get(NODE_PROXY), m.get('direct'), rps)),
+    fmt.ratio(ratioOf(m.get(NODE_PROXY), m.get('nginx'), rps)),
   ];
   const latRow = <T>(label: string, m: Map<string, T[]>, f: (r: T) => number) => [
     label,
@@ -109,6 +132,8 @@ async function measure(ctx: Ctx, st: Stage, floor: Floor): Promise<void> {
     signed(diffOf(m.get('arr'), m.get('direct'), f)),
     signed(diffOf(m.get('arr'), m.get('nginx'), f)),
     m.has('bare') ? signed(diffOf(m.get('arr'), m.get('bare'), f)) : '',
+    m.has(NODE_PROXY) ? signed(diffOf(m.get(NODE_PROXY), m.get('direct'), f)) : '',
+    m.has(NODE_PROXY) ? signed(diffOf(m.get(NODE_PROXY), m.get('nginx'), f)) : '',
   ];
   // "app process" of bare: the bare server itself. "all": proxy and app together, the whole cost
   // of a request, which is what compares with a bare server.
@@ -122,6 +147,8 @@ async function measure(ctx: Ctx, st: Stage, floor: Floor): Promise<void> {
     who === 'proxy' ? '' : fmt.ratio(ratioOf(m.get('arr'), m.get('direct'), (r) => cpu(r, who))),
     fmt.ratio(ratioOf(m.get('arr'), m.get('nginx'), (r) => cpu(r, who))),
     who === 'all' ? fmt.ratio(ratioOf(m.get('arr'), m.get('bare'), (r) => cpu(r, who))) : '',
+    who === 'proxy' ? '' : fmt.ratio(ratioOf(m.get(NODE_PROXY), m.get('direct'), (r) => cpu(r, who))),
+    fmt.ratio(ratioOf(m.get(NODE_PROXY), m.get('nginx'), (r) => cpu(r, who))),
   ];
   s.rows.push(
     rpsRow('keep-alive: requests/s', ka),
@@ -146,13 +173,23 @@ async function measure(ctx: Ctx, st: Stage, floor: Floor): Promise<void> {
     if (errors > 0) s.notes.push(`open loop, ${n}: ${errors} connection errors.`);
   }
 
-  const kaRatio = ratioOf(ka.get('arr'), ka.get('nginx'), (r) => r.rps);
-  const ncDirect = ratioOf(nc.get('arr'), nc.get('direct'), (r) => r.rps);
+  const kaRatio = ratioOf(ka.get('arr'), ka.get('nginx'), rps);
+  const ncDirect = ratioOf(nc.get('arr'), nc.get('direct'), rps);
   const addedOpen = diffOf(rate.get('arr'), rate.get('direct'), (r) => r.p99ms);
   const addedSat = diffOf(ka.get('arr'), ka.get('direct'), (r) => r.p99ms);
   ctx.targets.push(
-    ratioTarget('arr HTTP keep-alive throughput / nginx', kaRatio, 0.6),
-    ratioTarget('HTTP new connection per request: arr / the app directly', ncDirect, 0.55),
+    ratioTarget(
+      'arr HTTP keep-alive throughput / nginx',
+      kaRatio,
+      0.6,
+      ratioOf(ka.get(NODE_PROXY), ka.get('nginx'), rps),
+    ),
+    ratioTarget(
+      'HTTP new connection per request: arr / the app directly',
+      ncDirect,
+      0.55,
+      ratioOf(nc.get(NODE_PROXY), nc.get('direct'), rps),
+    ),
     msTarget(
       `p99 latency added by arr, ${CONNECTIONS} connections, open loop at ${FIXED_RATE.toLocaleString('en-US')} req/s`,
       addedOpen,

@@ -29,6 +29,14 @@ interface Workload {
 
 const WORKLOADS: Workload[] = [
   {
+    id: 'http-ka',
+    label: 'HTTP, keep-alive',
+    drive: async (arr, seconds) => {
+      const url = `http://127.0.0.1:${arr.port}/`;
+      return (await wrk({ url, host: HOST, connections: CONNECTIONS, seconds })).command;
+    },
+  },
+  {
     id: 'http-new',
     label: 'HTTP, new connection per request',
     drive: async (arr, seconds) => {

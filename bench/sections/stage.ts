@@ -4,6 +4,7 @@ import type { ArrUnderTest } from '../../test/support/arr.js';
 import { type Running, startNlb } from '../../test/support/proc.js';
 import { CERT, type Ctx, HOST, KEY, startArr, TLS_HOST, writeApps } from '../lib/context.js';
 import { childrenOf } from '../lib/cpu.js';
+import { type Floor, startProxyFloor } from '../lib/floors.js';
 import { activate, freePorts, LOOPBACK, waitForListen } from '../lib/net.js';
 import { type Haproxy, type Nginx, startHaproxy, startNginx } from '../lib/peers.js';
 
@@ -16,6 +17,8 @@ export interface Stage {
   nginxWorker: number;
   haproxy: Haproxy;
   nlb: { proc: Running; port: number; config: string };
+  /** bench/floors/proxy.ts: the floor of a Node.js reverse proxy (HTTP, HTTPS, WebSocket). */
+  nodeProxy: Floor;
   appsFile: string;
   /** How each contender was started. */
   commands: string[];
@@ -48,12 +51,14 @@ export async function setUpStage(ctx: Ctx): Promise<Stage> {
   writeFileSync(nlbFile, `${nlbConfig}\n`);
   const nlb = startNlb(['--config', nlbFile, '--log-level', 'warn']);
   await waitForListen(nlb, lp!);
+  const nodeProxy = await startProxyFloor(backend.port);
   // Every contender answers from the same process.
   for (const [name, port] of [
     ['direct', backend.port],
     ['nginx', np!],
     ['haproxy', hp!],
     ['nlb', lp!],
+    ['node proxy', nodeProxy.port],
   ] as const) {
     const r = await activate(port, HOST);
     if (r.pid !== backend.pid) throw new Error(`${name} answered from pid ${r.pid}, not ${backend.pid}`);
@@ -67,11 +72,18 @@ export async function setUpStage(ctx: Ctx): Promise<Stage> {
     nginxWorker: workers[0]!,
     haproxy,
     nlb: { proc: nlb, port: lp!, config: nlbConfig },
+    nodeProxy,
     appsFile,
-    commands: [arr.proc.command, nginx.proc.command, haproxy.proc.command, nlb.command],
+    commands: [arr.proc.command, nginx.proc.command, haproxy.proc.command, nlb.command, nodeProxy.command],
   };
 }
 
 export async function tearDownStage(st: Stage): Promise<void> {
-  await Promise.all([st.nlb.proc.stop(), st.haproxy.proc.stop(), st.nginx.proc.stop(), st.arr.proc.stop()]);
+  await Promise.all([
+    st.nodeProxy.proc.stop(),
+    st.nlb.proc.stop(),
+    st.haproxy.proc.stop(),
+    st.nginx.proc.stop(),
+    st.arr.proc.stop(),
+  ]);
 }

@@ -6,7 +6,7 @@ import { ratioTarget, type Section } from '../lib/report.js';
 import { alternateClient, warmUp, wrkPoint } from '../lib/runs.js';
 import { fmt } from '../lib/stats.js';
 import type { WrkResult } from '../lib/wrk.js';
-import { CONNECTIONS, noteErrors, signed } from './http.js';
+import { CONNECTIONS, NODE_PROXY, noteErrors, signed } from './http.js';
 import type { Stage } from './stage.js';
 
 /** What bench/clients/tls-resume.ts prints. */
@@ -21,6 +21,9 @@ interface ResumeResult {
   /** The server's CPU per counted request (`--pid`). */
   serverCpuUs: number;
 }
+
+/** The contenders of the section, in its columns' order. */
+const COLUMNS = ['arr', NODE_PROXY, 'nginx', 'bare'];
 
 /** arr's CPU per resumed handshake, at most this share of its CPU per full one. */
 const RESUMED_CPU_SHARE = 0.4;
@@ -42,16 +45,28 @@ async function measure(ctx: Ctx, st: Stage, floor: Floor): Promise<void> {
       'TLS ends at the proxy, which forwards plain HTTP to the same app instance. Both serve the ' +
       'sample certificate (certs/default-cert.pem, ECDSA P-256, *.localhost); "bare" is a bare ' +
       'node:https server with the same certificate sending the same answer bytes (bench/floors/hello.ts), ' +
-      "the floor of Node.js's TLS on this machine. wrk does not resume " +
+      'the floor of Node.js\'s TLS on this machine; "node proxy" is the floor of a Node.js reverse ' +
+      'proxy (bench/floors/proxy.ts: node:https and undici as arr has them, nothing else). wrk does not resume ' +
       `sessions, so with a new connection per request every request is a full handshake. wrk, 1 thread, ` +
       `${CONNECTIONS} connections, ${ctx.seconds} s per run, median of ${ctx.reps} runs, alternating. ` +
       "Host and SNI are 127.0.0.1 (a second host name of the app), because wrk sends the URL's host as SNI.",
-    header: ['point', 'arr', 'nginx', 'bare', 'arr vs nginx', 'arr vs bare'],
+    header: ['point', ...COLUMNS, 'arr vs nginx', 'arr vs bare', `${NODE_PROXY} vs bare`],
   });
   s.commands.add(floor.command);
-  const ports: Record<string, number> = { arr: st.arr.sslport, nginx: st.nginx.sslport, bare: floor.sslport };
-  const names = ['arr', 'nginx', 'bare'];
-  const pids: Record<string, number> = { arr: st.arr.proc.pid, nginx: st.nginxWorker, bare: floor.proc.pid };
+  s.commands.add(st.nodeProxy.command);
+  const ports: Record<string, number> = {
+    arr: st.arr.sslport,
+    [NODE_PROXY]: st.nodeProxy.sslport,
+    nginx: st.nginx.sslport,
+    bare: floor.sslport,
+  };
+  const names = COLUMNS;
+  const pids: Record<string, number> = {
+    arr: st.arr.proc.pid,
+    [NODE_PROXY]: st.nodeProxy.proc.pid,
+    nginx: st.nginxWorker,
+    bare: floor.proc.pid,
+  };
   const target = {
     names,
     url: (n: string) => `https://127.0.0.1:${ports[n]}/`,
@@ -69,18 +84,21 @@ async function measure(ctx: Ctx, st: Stage, floor: Floor): Promise<void> {
     ...names.map((n) => fmt.rps(med(m.get(n), (r) => r.rps))),
     fmt.ratio(ratioOf(m.get('arr'), m.get('nginx'), (r) => r.rps)),
     fmt.ratio(ratioOf(m.get('arr'), m.get('bare'), (r) => r.rps)),
+    fmt.ratio(ratioOf(m.get(NODE_PROXY), m.get('bare'), (r) => r.rps)),
   ];
   const lat = (label: string, m: Map<string, WrkResult[]>, f: (r: WrkResult) => number) => [
     label,
     ...names.map((n) => fmt.ms(med(m.get(n), f))),
     signed(diffOf(m.get('arr'), m.get('nginx'), f)),
     signed(diffOf(m.get('arr'), m.get('bare'), f)),
+    signed(diffOf(m.get(NODE_PROXY), m.get('bare'), f)),
   ];
   const cpu = (label: string, m: Map<string, WrkResult[]>) => [
     label,
     ...names.map((n) => `${fmt.num(med(m.get(n), (r) => cpuOf(r, 'proxy')))} µs`),
     fmt.ratio(ratioOf(m.get('arr'), m.get('nginx'), (r) => cpuOf(r, 'proxy'))),
     fmt.ratio(ratioOf(m.get('arr'), m.get('bare'), (r) => cpuOf(r, 'proxy'))),
+    fmt.ratio(ratioOf(m.get(NODE_PROXY), m.get('bare'), (r) => cpuOf(r, 'proxy'))),
   ];
   s.rows.push(
     rps('keep-alive: requests/s', ka),
@@ -99,9 +117,12 @@ async function measure(ctx: Ctx, st: Stage, floor: Floor): Promise<void> {
       'HTTPS full handshake per request: arr / bare node:https',
       ratioOf(nc.get('arr'), nc.get('bare'), (r) => r.rps),
       0.85,
+      ratioOf(nc.get(NODE_PROXY), nc.get('bare'), (r) => r.rps),
     ),
   );
-  await resumed(ctx, s, ports, pids);
+  // Resumption is measured for arr and its two peers (the proxy floor's TLS is bare node:https's).
+  const { [NODE_PROXY]: _, ...resumePorts } = ports;
+  await resumed(ctx, s, resumePorts, pids);
 }
 
 /**
@@ -132,11 +153,14 @@ async function resumed(
   );
   const get = (n: string, mode: string) => runs.get(key(n, mode));
   const cpuUs = (r: ResumeResult) => r.serverCpuUs;
+  // Every column of the section; a contender measured here only has its cells filled.
+  const cells = (value: (n: string) => string) => COLUMNS.map((n) => (servers.includes(n) ? value(n) : ''));
   const row = (label: string, mode: string, f: (r: ResumeResult) => number, show: (x: number) => string) => [
     label,
-    ...servers.map((n) => show(med(get(n, mode), f))),
+    ...cells((n) => show(med(get(n, mode), f))),
     fmt.ratio(ratioOf(get('arr', mode), get('nginx', mode), f)),
     fmt.ratio(ratioOf(get('arr', mode), get('bare', mode), f)),
+    '',
   ];
   const us = (x: number) => `${fmt.num(x)} µs`;
   const share = (x: number) => `${fmt.num(x * 100)}%`;
@@ -147,13 +171,15 @@ async function resumed(
     row('Node.js client, resuming: server CPU per handshake', 'resumed', cpuUs, us),
     [
       'Node.js client, resuming: handshakes the server resumed',
-      ...servers.map((n) => share(med(get(n, 'resumed'), (r) => r.resumedRatio))),
+      ...cells((n) => share(med(get(n, 'resumed'), (r) => r.resumedRatio))),
+      '',
       '',
       '',
     ],
     [
       'server CPU per handshake, resuming / full',
-      ...servers.map((n) => fmt.ratio(ratioOf(get(n, 'resumed'), get(n, 'full'), cpuUs))),
+      ...cells((n) => fmt.ratio(ratioOf(get(n, 'resumed'), get(n, 'full'), cpuUs))),
+      '',
       '',
       '',
     ],

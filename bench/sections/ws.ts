@@ -6,7 +6,7 @@ import { rssOf } from '../lib/cpu.js';
 import { ratioTarget } from '../lib/report.js';
 import { alternateClient } from '../lib/runs.js';
 import { fmt } from '../lib/stats.js';
-import { CONNECTIONS, signed } from './http.js';
+import { CONNECTIONS, NODE_PROXY, signed } from './http.js';
 import type { Stage } from './stage.js';
 
 interface EchoResult {
@@ -51,15 +51,31 @@ export async function wsSection(ctx: Ctx, st: Stage): Promise<void> {
     title: 'WebSocket: direct vs arr vs nginx',
     text:
       `Echo: ${CONNECTIONS} WebSockets to the app's /ws echo (directly, through arr, through nginx: ` +
-      '`proxy_pass` with Upgrade, as bench/lib/peers.ts configures it), each sending a 32-byte message and ' +
+      '`proxy_pass` with Upgrade, as bench/lib/peers.ts configures it, and through the floor of a ' +
+      'Node.js proxy, bench/floors/proxy.ts: the upgrade written to the app, then the two sockets piped), each sending a 32-byte message and ' +
       `waiting for its echo before the next (bench/clients/ws.ts), ${ctx.seconds} s per run after 1 s ` +
       `of warm-up, median of ${ctx.reps} runs, alternating. Idle: N WebSockets opened and held ` +
       "(each got the app's greeting); RSS growth of the process that holds them (VmRSS before, and 2 s " +
       'after the last one opened) divided by N: the app for direct, arr for arr.',
-    header: ['point', 'direct', 'arr', 'nginx', 'arr vs direct', 'arr vs nginx'],
+    header: [
+      'point',
+      'direct',
+      'arr',
+      NODE_PROXY,
+      'nginx',
+      'arr vs direct',
+      'arr vs nginx',
+      `${NODE_PROXY} vs nginx`,
+    ],
   });
-  const ports: Record<string, number> = { direct: st.backend.port, arr: st.arr.port, nginx: st.nginx.port };
-  const names = ['direct', 'arr', 'nginx'];
+  s.commands.add(st.nodeProxy.command);
+  const ports: Record<string, number> = {
+    direct: st.backend.port,
+    arr: st.arr.port,
+    [NODE_PROXY]: st.nodeProxy.port,
+    nginx: st.nginx.port,
+  };
+  const names = ['direct', 'arr', NODE_PROXY, 'nginx'];
   ctx.log('ws: echo');
   const echo = await alternateClient<EchoResult>(
     ctx,
@@ -82,12 +98,14 @@ export async function wsSection(ctx: Ctx, st: Stage): Promise<void> {
       ...names.map((n) => fmt.rps(med(echo.get(n), (r) => r.perSecond))),
       fmt.ratio(ratioOf(echo.get('arr'), echo.get('direct'), (r) => r.perSecond)),
       fmt.ratio(ratioOf(echo.get('arr'), echo.get('nginx'), (r) => r.perSecond)),
+      fmt.ratio(ratioOf(echo.get(NODE_PROXY), echo.get('nginx'), (r) => r.perSecond)),
     ],
     ...(['p50ms', 'p99ms'] as const).map((k) => [
       `echo: ${k.slice(0, 3)} round trip`,
       ...names.map((n) => fmt.ms(med(echo.get(n), (r) => r[k]))),
       signed(diffOf(echo.get('arr'), echo.get('direct'), (r) => r[k])),
       signed(diffOf(echo.get('arr'), echo.get('nginx'), (r) => r[k])),
+      signed(diffOf(echo.get(NODE_PROXY), echo.get('nginx'), (r) => r[k])),
     ]),
   );
   ctx.targets.push(
@@ -95,6 +113,7 @@ export async function wsSection(ctx: Ctx, st: Stage): Promise<void> {
       'WebSocket echo round trips: arr / nginx',
       ratioOf(echo.get('arr'), echo.get('nginx'), (r) => r.perSecond),
       0.9,
+      ratioOf(echo.get(NODE_PROXY), echo.get('nginx'), (r) => r.perSecond),
     ),
   );
 
@@ -105,14 +124,25 @@ export async function wsSection(ctx: Ctx, st: Stage): Promise<void> {
   ctx.log(`ws: ${count} idle connections, through arr`);
   const viaArr = await holdIdle(st.arr.port, count, st.arr.proc.pid, s.commands);
   s.rows.push(
-    ['idle: WebSockets held', String(direct.held), String(viaArr.held), '', '', ''],
-    ['idle: time to open them all (100 at a time)', fmt.ms(direct.openMs), fmt.ms(viaArr.openMs), '', '', ''],
+    ['idle: WebSockets held', String(direct.held), String(viaArr.held), '', '', '', '', ''],
+    [
+      'idle: time to open them all (100 at a time)',
+      fmt.ms(direct.openMs),
+      fmt.ms(viaArr.openMs),
+      '',
+      '',
+      '',
+      '',
+      '',
+    ],
     [
       'idle: RSS per held connection',
       `${fmt.bytes(direct.rssPerConn)} (app)`,
       `${fmt.bytes(viaArr.rssPerConn)} (arr)`,
       '',
+      '',
       fmt.ratio(viaArr.rssPerConn / direct.rssPerConn),
+      '',
       '',
     ],
   );
