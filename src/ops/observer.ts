@@ -34,6 +34,11 @@ interface Access {
   websocket?: true;
 }
 
+/** The body bytes an HTTP/2 stream's response sent (src/router/h2-messages.ts counts them). */
+function bodyBytesOf(res: object): number {
+  return (res as { bodyBytes?: number }).bodyBytes ?? 0;
+}
+
 function protocolOf(req: IncomingMessage): Protocol {
   return req.httpVersionMajor === 2 ? 'h2' : 'http/1.1';
 }
@@ -57,7 +62,8 @@ export function createObserver(
       const name = app?.name ?? NO_APP;
       const protocol = protocolOf(req);
       metrics?.protocol(protocol);
-      // On HTTP/2 the bytes are the connection's over the exchange: its other streams' too.
+      // On HTTP/2 the connection is shared by streams: its bytes are counted by the stream's
+      // response (h2-messages.ts), body bytes only (heads are compressed connection-wide).
       const socket = connectionOf(req);
       const before = write ? socket.bytesWritten : 0;
       const client = write ? (clientAddress(socket) ?? null) : null;
@@ -73,7 +79,7 @@ export function createObserver(
           host: req.headers.host ?? null,
           path: req.url,
           status,
-          bytes: socket.bytesWritten - before,
+          bytes: protocol === 'h2' ? bodyBytesOf(res) : socket.bytesWritten - before,
           ms: seconds * 1000,
           app: name,
           client,

@@ -70,6 +70,11 @@ const NO_ERROR = 0;
  */
 export class H2Response extends EventEmitter {
   statusCode = 200;
+  /**
+   * Body bytes given to the stream, for the access log: a stream's share of its connection's
+   * bytes is not known otherwise (heads are compressed for the whole connection).
+   */
+  bodyBytes = 0;
   readonly stream: ResponseStream;
   /** Trailers to send after the body (the stream asks for them: 'wantTrailers'). */
   private trailers: OutgoingHttpHeaders | undefined = undefined;
@@ -118,6 +123,7 @@ export class H2Response extends EventEmitter {
     const stream = this.stream;
     // A HEAD, 204 or 304 answer ended the stream with its head.
     if (stream.writableEnded || stream.destroyed) return true;
+    this.bodyBytes += chunk.length;
     return stream.write(chunk);
   }
 
@@ -125,7 +131,10 @@ export class H2Response extends EventEmitter {
     const stream = this.stream;
     if (!stream.writableEnded && !stream.destroyed) {
       if (chunk === undefined) stream.end();
-      else stream.end(chunk);
+      else {
+        this.bodyBytes += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
+        stream.end(chunk);
+      }
     }
     return this;
   }

@@ -273,6 +273,23 @@ describe('HTTP/2 on the TLS port', () => {
     assert.match(arr.proc.output(), /"protocol":"h2"/);
     await assertArrServes(arr, 'app2.localhost');
   });
+
+  it("logs each stream's own body bytes, not its connection's", async () => {
+    // Two streams at once on one connection: each log line has its own body's size.
+    const [a, b] = await Promise.all([
+      h2Request(session, 'app2.localhost', '/bytes?n=30011'),
+      h2Request(session, 'app2.localhost', '/bytes?n=70001'),
+    ]);
+    assert.equal(a.body.length, 30011);
+    assert.equal(b.body.length, 70001);
+    const line = (n: number) =>
+      until(`the access log line of /bytes?n=${n}`, () => {
+        const m = new RegExp(`"path":"/bytes\\?n=${n}"[^\n]*`).exec(arr.proc.output());
+        return m?.[0];
+      });
+    assert.match(await line(30011), /"bytes":30011[,}]/);
+    assert.match(await line(70001), /"bytes":70001[,}]/);
+  });
 });
 
 describe('--no-http2', () => {
