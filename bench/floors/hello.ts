@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createHttp, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttps } from 'node:https';
+import { runUntilSignal } from './servers.js';
 
 const env = process.env;
 const body = Buffer.from(env.BODY ?? 'hello\n');
@@ -29,17 +30,4 @@ const https = createHttps(
   },
   hello,
 ).listen(Number(env.SSLPORT ?? 0), '127.0.0.1');
-for (const s of [http, https])
-  s.on('error', (err) => {
-    console.error(`floor: ${err.message}`);
-    process.exit(1);
-  });
-
-function shutdown(): void {
-  http.close();
-  https.close();
-  http.closeAllConnections();
-  https.closeAllConnections();
-}
-process.on('SIGTERM', shutdown);
-process.on('SIGINT', shutdown);
+runUntilSignal([http, https]);

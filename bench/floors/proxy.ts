@@ -13,6 +13,7 @@ import { createServer as createHttps } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
+import { runUntilSignal } from './servers.js';
 
 const env = process.env;
 const target = Number(env.TARGET);
@@ -104,18 +105,4 @@ const https = createHttps(
   proxy('https'),
 ).listen(Number(env.SSLPORT ?? 0), '127.0.0.1');
 https.on('upgrade', upgrade('https'));
-for (const s of [http, https])
-  s.on('error', (err) => {
-    console.error(`floor: ${err.message}`);
-    process.exit(1);
-  });
-
-function shutdown(): void {
-  http.close();
-  https.close();
-  http.closeAllConnections();
-  https.closeAllConnections();
-  void pool.destroy();
-}
-process.on('SIGTERM', shutdown);
-process.on('SIGINT', shutdown);
+runUntilSignal([http, https], () => void pool.destroy());

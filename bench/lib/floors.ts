@@ -50,13 +50,8 @@ export async function startHelloFloor(backendPort: number): Promise<Floor> {
 }
 
 /** Starts bench/floors/accept-close.ts in front of the backend: accept, connect, close both. */
-export async function startAcceptCloseFloor(backendPort: number): Promise<Floor> {
-  const [port] = await freePorts(1);
-  const proc = start(NODE, [join(FLOORS, 'accept-close.js')], {
-    env: { PORT: String(port), TARGET: String(backendPort) },
-  });
-  await waitForListen(proc, port!);
-  return { proc, port: port!, sslport: 0, command: `PORT=${port} TARGET=${backendPort} ${proc.command}` };
+export function startAcceptCloseFloor(backendPort: number): Promise<Floor> {
+  return startTcpFloor('accept-close.js', backendPort);
 }
 
 /**
@@ -75,9 +70,14 @@ export async function startProxyFloor(backendPort: number): Promise<Floor> {
 }
 
 /** Starts bench/floors/relay.ts in front of the backend: the floor of a Node.js TCP relay. */
-export async function startRelayFloor(backendPort: number): Promise<Floor> {
+export function startRelayFloor(backendPort: number): Promise<Floor> {
+  return startTcpFloor('relay.js', backendPort);
+}
+
+/** A floor of bench/floors that listens on PORT (plain TCP) and connects to TARGET. */
+async function startTcpFloor(script: string, backendPort: number): Promise<Floor> {
   const [port] = await freePorts(1);
-  const proc = start(NODE, [join(FLOORS, 'relay.js')], {
+  const proc = start(NODE, [join(FLOORS, script)], {
     env: { PORT: String(port), TARGET: String(backendPort) },
   });
   await waitForListen(proc, port!);
