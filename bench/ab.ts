@@ -8,7 +8,8 @@
 // points (comma-separated): http (new connection per request, wrk), https (full handshake per
 // request, wrk: no SNI), ka (HTTP keep-alive, wrk), sni (full handshakes with SNI,
 // clients/tls-resume.ts), resumed (resumed handshakes, likewise), ws (echo round trips,
-// clients/ws.ts), wsopen (WebSockets opened and closed, clients/ws-open.ts). Extra arr options:
+// clients/ws.ts), wsopen (WebSockets opened and closed, clients/ws-open.ts), h2 (HTTP/2, h2load,
+// 1 connection x 100 streams). Extra arr options:
 // A_ARGS / B_ARGS (e.g. B_ARGS=--no-http2 with A_ROOT = B_ROOT).
 
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -19,6 +20,7 @@ import { freePorts, freeRange } from '../test/support/ports.js';
 import { clientPath, flags } from './lib/clients.js';
 import { HOST, med, NODE, TLS_HOST, writeApps } from './lib/context.js';
 import { cpuSeconds } from './lib/cpu.js';
+import { h2load } from './lib/h2load.js';
 import { activate, waitForPort } from './lib/net.js';
 import { parseWrk, WRK, wrkArgs } from './lib/wrk.js';
 
@@ -89,6 +91,11 @@ async function measure(arr: Arr, point: string): Promise<Measure> {
     case 'wsopen': {
       const r = lastJson(await run(NODE, [clientPath('ws-open'), ...flags({ ...common, port: arr.port })]));
       return per(r.opened, r.perSecond);
+    }
+    case 'h2': {
+      const url = `https://127.0.0.1:${arr.sslport}/`;
+      const r = await h2load({ url, authority: TLS_HOST, clients: 1, streams: 100, seconds }, { arr: pid });
+      return { us: r.cpuUs.arr!, rate: r.rps };
     }
     case 'sni':
     case 'resumed': {

@@ -34,6 +34,10 @@ http.createServer((req, res) => {
     for (const done of waiting.splice(0)) done();
     return res.end('released\\n');
   }
+  if (path === '/nothing') {
+    res.writeHead(204);
+    return res.end();
+  }
   if (path === '/early') {
     // Answers before reading the body (and never reads it).
     return res.end('early\\n');
@@ -166,6 +170,29 @@ describe('HTTP/2 on the TLS port', () => {
     assert.equal(r.status, 200);
     assert.equal(r.text, 'with trailers\n');
     assert.equal(r.trailers?.['x-checksum'], 'abc123');
+  });
+
+  it('answers HEAD and 204 without a body, and Expect as node:http does for HTTP/1.1', async () => {
+    const head = await h2Request(session, 'app2.localhost', '/', { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.body.length, 0);
+    assert.ok(Number(head.headers['content-length']) > 0, JSON.stringify(head.headers));
+    const none = await h2Request(session, 'stream.localhost', '/nothing');
+    assert.equal(none.status, 204);
+    assert.equal(none.body.length, 0);
+    // 100-continue: the client hears 100 before it sends the body (it waits for it here).
+    const body = randomBytes(50_000);
+    const stream = session.request(
+      { ':method': 'POST', ':path': '/sha256', ':authority': 'app2.localhost', expect: '100-continue' },
+      { endStream: false },
+    );
+    stream.once('continue', () => stream.end(body));
+    const reply = await readH2(stream);
+    assert.equal(reply.status, 200);
+    assert.equal(JSON.parse(reply.text).sha256, createHash('sha256').update(body).digest('hex'));
+    const refused = await h2Request(session, 'app2.localhost', '/', { headers: { expect: 'telepathy' } });
+    assert.equal(refused.status, 417);
+    await assertArrServes(arr, 'app2.localhost');
   });
 
   it('serves 100 parallel streams on one connection to two apps', async () => {
