@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
@@ -65,10 +64,11 @@ type ResponseStream = ServerHttp2Stream & { [RESPONSE]?: H2Response };
 const NO_ERROR = 0;
 
 /**
- * The answer of a stream. An EventEmitter for the 'close' and 'drain' the router and the
- * access log listen to, forwarded from the stream by two shared listeners.
+ * The answer of a stream. Of an emitter it has what the router and the access log use: 'close'
+ * listeners (called once, when the stream closes, `this` the response) and a 'drain' listener
+ * (the stream's own).
  */
-export class H2Response extends EventEmitter {
+export class H2Response {
   statusCode = 200;
   /**
    * Body bytes given to the stream, for the access log: a stream's share of its connection's
@@ -80,13 +80,30 @@ export class H2Response extends EventEmitter {
   private trailers: OutgoingHttpHeaders | undefined = undefined;
   /** Whether the client is asked to stop sending once the answer is complete (see stopClient). */
   private stopping = false;
+  private closeListeners: (() => void)[] | undefined = undefined;
 
   constructor(stream: ServerHttp2Stream) {
-    super();
     this.stream = stream;
     (stream as ResponseStream)[RESPONSE] = this;
     stream.once('close', onStreamClose);
-    stream.on('drain', onStreamDrain);
+  }
+
+  on(event: 'close' | 'drain', listener: () => void): this {
+    return this.once(event, listener);
+  }
+
+  once(event: 'close' | 'drain', listener: () => void): this {
+    if (event === 'drain') this.stream.once('drain', listener);
+    else if (this.closeListeners) this.closeListeners.push(listener);
+    else this.closeListeners = [listener];
+    return this;
+  }
+
+  /** The stream closed: the 'close' listeners are called, once. */
+  closed(): void {
+    const listeners = this.closeListeners;
+    this.closeListeners = undefined;
+    if (listeners) for (const listener of listeners) listener.call(this);
   }
 
   get headersSent(): boolean {
@@ -170,14 +187,7 @@ export class H2Response extends EventEmitter {
 }
 
 function onStreamClose(this: ResponseStream): void {
-  const res = this[RESPONSE];
-  if (!res) return;
-  this.off('drain', onStreamDrain);
-  res.emit('close');
-}
-
-function onStreamDrain(this: ResponseStream): void {
-  this[RESPONSE]?.emit('drain');
+  this[RESPONSE]?.closed();
 }
 
 function onWantTrailers(this: ResponseStream): void {
