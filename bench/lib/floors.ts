@@ -10,6 +10,8 @@ export interface Floor {
   proc: Running;
   port: number;
   sslport: number;
+  /** HTTP/2 over TLS (the proxy floor only; 0 otherwise). */
+  h2port?: number;
   /** How it was started, for the report. */
   command: string;
 }
@@ -60,13 +62,22 @@ export function startAcceptCloseFloor(backendPort: number): Promise<Floor> {
  * HTTP, HTTPS and WebSocket points.
  */
 export async function startProxyFloor(backendPort: number): Promise<Floor> {
-  const [port, sslport] = await freePorts(2);
-  const env = { PORT: String(port), SSLPORT: String(sslport), TARGET: String(backendPort), CERT, KEY };
+  const [port, sslport, h2port] = await freePorts(3);
+  const env = {
+    PORT: String(port),
+    SSLPORT: String(sslport),
+    H2PORT: String(h2port),
+    TARGET: String(backendPort),
+    CERT,
+    KEY,
+  };
   const proc = start(NODE, [join(FLOORS, 'proxy.js')], { env });
   await waitForListen(proc, port!);
   await waitForPort(sslport!);
-  const vars = `PORT=${port} SSLPORT=${sslport} TARGET=${backendPort} CERT=${CERT} KEY=${KEY} `;
-  return { proc, port: port!, sslport: sslport!, command: vars.replaceAll(repoRoot, '') + proc.command };
+  await waitForPort(h2port!);
+  const vars = `PORT=${port} SSLPORT=${sslport} H2PORT=${h2port} TARGET=${backendPort} CERT=${CERT} KEY=${KEY} `;
+  const command = vars.replaceAll(repoRoot, '') + proc.command;
+  return { proc, port: port!, sslport: sslport!, h2port: h2port!, command };
 }
 
 /** Starts bench/floors/relay.ts in front of the backend: the floor of a Node.js TCP relay. */

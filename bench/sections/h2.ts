@@ -2,6 +2,7 @@ import { addSection, alternate, type Ctx, med, ratioOf, TLS_HOST } from '../lib/
 import { H2LOAD, type H2loadResult, h2load } from '../lib/h2load.js';
 import { ratioTarget } from '../lib/report.js';
 import { fmt } from '../lib/stats.js';
+import { NODE_PROXY } from './http.js';
 import type { Stage } from './stage.js';
 
 /** The two loads of the issue: one connection with 100 streams, 50 connections with 10 each. */
@@ -21,12 +22,23 @@ export async function h2Section(ctx: Ctx, st: Stage): Promise<void> {
       'HTTP/2 over TLS (ALPN h2) from the client to the proxy, HTTP/1.1 kept-alive from the proxy to ' +
       'the same app instance. nginx: `listen ... ssl http2`, same certificate, 1 worker. h2load ' +
       `(${H2LOAD}), 1 thread, 1 s warm-up, ${ctx.seconds} s per run, median of ${ctx.reps} runs, ` +
-      'alternating. CPU per request: the proxy process (nginx: its worker) over the whole h2load run.',
-    header: ['point', 'arr', 'nginx', 'arr vs nginx'],
+      'alternating. CPU per request: the proxy process (nginx: its worker) over the whole h2load run. ' +
+      '"node proxy" is the floor of a Node.js HTTP/2 proxy (bench/floors/proxy.ts: node:http2 streams and ' +
+      'undici as arr has them, nothing else).',
+    header: ['point', 'arr', NODE_PROXY, 'nginx', 'arr vs nginx', `${NODE_PROXY} vs nginx`],
   });
-  const ports: Record<string, number> = { arr: st.arr.sslport, nginx: st.nginx.h2port };
-  const pids: Record<string, number> = { arr: st.arr.proc.pid, nginx: st.nginxWorker };
-  const names = ['arr', 'nginx'];
+  s.commands.add(st.nodeProxy.command);
+  const ports: Record<string, number> = {
+    arr: st.arr.sslport,
+    [NODE_PROXY]: st.nodeProxy.h2port!,
+    nginx: st.nginx.h2port,
+  };
+  const pids: Record<string, number> = {
+    arr: st.arr.proc.pid,
+    [NODE_PROXY]: st.nodeProxy.proc.pid,
+    nginx: st.nginxWorker,
+  };
+  const names = ['arr', NODE_PROXY, 'nginx'];
   for (const p of POINTS) {
     ctx.log(`h2: ${p.label}`);
     const runs = await alternate(ctx, names, async (n) => {
@@ -47,18 +59,25 @@ export async function h2Section(ctx: Ctx, st: Stage): Promise<void> {
     const rps = (r: H2loadResult) => r.rps;
     const cpu = (r: H2loadResult) => r.cpuUs.proxy ?? Number.NaN;
     const ratio = ratioOf(runs.get('arr'), runs.get('nginx'), rps);
+    const floor = ratioOf(runs.get(NODE_PROXY), runs.get('nginx'), rps);
     s.rows.push(
-      [`${p.label}: requests/s`, ...names.map((n) => fmt.rps(med(runs.get(n), rps))), fmt.ratio(ratio)],
+      [
+        `${p.label}: requests/s`,
+        ...names.map((n) => fmt.rps(med(runs.get(n), rps))),
+        fmt.ratio(ratio),
+        fmt.ratio(floor),
+      ],
       [
         `${p.label}: proxy CPU per request`,
         ...names.map((n) => `${fmt.num(med(runs.get(n), cpu))} µs`),
         fmt.ratio(ratioOf(runs.get('arr'), runs.get('nginx'), cpu)),
+        fmt.ratio(ratioOf(runs.get(NODE_PROXY), runs.get('nginx'), cpu)),
       ],
     );
     for (const n of names) {
       const errors = (runs.get(n) ?? []).reduce((a, r) => a + r.errors, 0);
       if (errors > 0) s.notes.push(`${n}, ${p.label}: ${errors} failed or non-2xx requests`);
     }
-    ctx.targets.push(ratioTarget(`arr HTTP/2 throughput / nginx, ${p.label}`, ratio, TARGET_RATIO));
+    ctx.targets.push(ratioTarget(`arr HTTP/2 throughput / nginx, ${p.label}`, ratio, TARGET_RATIO, floor));
   }
 }
