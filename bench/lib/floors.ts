@@ -51,6 +51,19 @@ export async function startHelloFloor(backendPort: number): Promise<Floor> {
   return { proc, port: port!, sslport: sslport!, command: vars.replaceAll(repoRoot, '') + proc.command };
 }
 
+/** Runs `measure` with the hello floor of the backend up, and stops the floor after. */
+export async function withHelloFloor(
+  backendPort: number,
+  measure: (floor: Floor) => Promise<void>,
+): Promise<void> {
+  const floor = await startHelloFloor(backendPort);
+  try {
+    await measure(floor);
+  } finally {
+    await floor.proc.stop();
+  }
+}
+
 /** Starts bench/floors/accept-close.ts in front of the backend: accept, connect, close both. */
 export function startAcceptCloseFloor(backendPort: number): Promise<Floor> {
   return startTcpFloor('accept-close.js', backendPort);

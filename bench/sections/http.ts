@@ -1,7 +1,7 @@
 import { flags } from '../lib/clients.js';
 import { addSection, type Ctx, diffOf, HOST, med, ratioOf } from '../lib/context.js';
 import { cpuOf } from '../lib/cpu.js';
-import { type Floor, startHelloFloor } from '../lib/floors.js';
+import { type Floor, withHelloFloor } from '../lib/floors.js';
 import { msTarget, ratioTarget } from '../lib/report.js';
 import { alternateClient, warmUp, wrkPoint } from '../lib/runs.js';
 import { fmt } from '../lib/stats.js';
@@ -38,12 +38,7 @@ export function noteErrors(notes: string[], label: string, results: Map<string, 
 export async function httpSection(ctx: Ctx, st: Stage): Promise<void> {
   // The hello sample does a little more than a bare server (it parses the URL and query, builds
   // its answer per request, handles upgrades): the bare node:http floor is a column of its own.
-  const floor = await startHelloFloor(st.backend.port);
-  try {
-    await measure(ctx, st, floor);
-  } finally {
-    await floor.proc.stop();
-  }
+  await withHelloFloor(st.backend.port, (floor) => measure(ctx, st, floor));
 }
 
 async function measure(ctx: Ctx, st: Stage, floor: Floor): Promise<void> {

@@ -1,7 +1,7 @@
 import { flags } from '../lib/clients.js';
 import { addSection, type Ctx, diffOf, HOST, med, ratioOf, TLS_HOST } from '../lib/context.js';
 import { cpuOf } from '../lib/cpu.js';
-import { type Floor, startHelloFloor } from '../lib/floors.js';
+import { type Floor, withHelloFloor } from '../lib/floors.js';
 import { ratioTarget, type Section } from '../lib/report.js';
 import { alternateClient, warmUp, wrkPoint } from '../lib/runs.js';
 import { fmt } from '../lib/stats.js';
@@ -29,12 +29,7 @@ const COLUMNS = ['arr', NODE_PROXY, 'nginx', 'bare'];
 const RESUMED_CPU_SHARE = 0.4;
 
 export async function tlsSection(ctx: Ctx, st: Stage): Promise<void> {
-  const floor = await startHelloFloor(st.backend.port);
-  try {
-    await measure(ctx, st, floor);
-  } finally {
-    await floor.proc.stop();
-  }
+  await withHelloFloor(st.backend.port, (floor) => measure(ctx, st, floor));
 }
 
 async function measure(ctx: Ctx, st: Stage, floor: Floor): Promise<void> {

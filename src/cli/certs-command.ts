@@ -5,10 +5,8 @@ import { FileAcmeStore } from '../acme/file-store.js';
 import { MongoAcmeStore } from '../acme/mongo-store.js';
 import { type CertificateSource, certificateSource } from '../acme/qualify.js';
 import type { AcmeStore, CertRecord } from '../acme/store.js';
-import { FileRegistry } from '../registry/file-registry.js';
-import { databaseName, MongoRegistry, redactUrl } from '../registry/mongo-registry.js';
-import type { Registry } from '../registry/registry.js';
-import type { ExitCode } from './registry-commands.js';
+import { databaseName, redactUrl } from '../registry/mongo-registry.js';
+import { type ExitCode, openRegistry } from './registry-commands.js';
 
 type Print = (line: string) => void;
 
@@ -47,9 +45,7 @@ export async function listCerts(
   out: Print,
   err: Print,
 ): Promise<ExitCode> {
-  const registry: Registry = opts.mongo
-    ? new MongoRegistry(opts.mongo, { serverSelectionTimeoutMS: 5000 })
-    : new FileRegistry(resolve(opts.apps));
+  const registry = openRegistry(opts);
   const store: AcmeStore = opts.mongo
     ? new MongoAcmeStore(opts.mongo, databaseName(opts.mongo))
     : new FileAcmeStore(opts.acmeDir);

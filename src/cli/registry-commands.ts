@@ -74,6 +74,16 @@ const FILE_NOTE =
   'file registry: instances live only in the memory of the arr that serves this file, so where they run is not known here';
 
 /**
+ * The registry a command reads: the MongoDB one with --mongo (a short server selection, so
+ * that an unreachable one is told at once), else the apps file.
+ */
+export function openRegistry(opts: { apps: string; mongo?: string }): MongoRegistry | FileRegistry {
+  return opts.mongo
+    ? new MongoRegistry(opts.mongo, { serverSelectionTimeoutMS: 5000 })
+    : new FileRegistry(resolve(opts.apps));
+}
+
+/**
  * `arr apps`: every app of the registry with its hosts, cap and instances. Exits 1 only when
  * the registry cannot be read at all; documents it skips are listed after the apps.
  */
@@ -82,9 +92,7 @@ export async function listApps(
   out: Print,
   err: Print,
 ): Promise<ExitCode> {
-  const registry: Registry = opts.mongo
-    ? new MongoRegistry(opts.mongo, { serverSelectionTimeoutMS: 5000 })
-    : new FileRegistry(resolve(opts.apps));
+  const registry = openRegistry(opts);
   const source = opts.mongo ? redactUrl(opts.mongo) : resolve(opts.apps);
   let view: AppsView;
   try {
@@ -367,9 +375,7 @@ export async function restartApp(
   out: Print,
   err: Print,
 ): Promise<ExitCode> {
-  const registry = opts.mongo
-    ? new MongoRegistry(opts.mongo, { serverSelectionTimeoutMS: 5000 })
-    : new FileRegistry(resolve(opts.apps));
+  const registry = openRegistry(opts);
   const source = opts.mongo ? redactUrl(opts.mongo) : resolve(opts.apps);
   try {
     try {

@@ -67,6 +67,10 @@ function apps(): AppDoc[] {
   ];
 }
 
+/** arr serving app2.localhost alone (HTTPS allowed), with `extraArgs`. */
+const startApp2 = (extraArgs: string[]) =>
+  startArrWith([helloApp('app2', [{ host: 'app2.localhost', ssl: 'allowed' }])], { extraArgs });
+
 const inCI = process.env.CI === 'true';
 const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
 
@@ -322,9 +326,7 @@ describe('HTTP/2 on the TLS port', () => {
 describe('--no-http2', () => {
   let arr: ArrUnderTest;
   before(async () => {
-    arr = await startArrWith([helloApp('app2', [{ host: 'app2.localhost', ssl: 'allowed' }])], {
-      extraArgs: ['--no-http2'],
-    });
+    arr = await startApp2(['--no-http2']);
   });
   after(async () => {
     await arr?.stop();
@@ -399,9 +401,7 @@ describe('graceful stop over HTTP/2', () => {
 describe('HTTP/2 behind a balancer (--trust-proxy-protocol)', () => {
   let arr: ArrUnderTest;
   before(async () => {
-    arr = await startArrWith([helloApp('app2', [{ host: 'app2.localhost', ssl: 'allowed' }])], {
-      extraArgs: ['--trust-proxy-protocol'],
-    });
+    arr = await startApp2(['--trust-proxy-protocol']);
   });
   after(async () => {
     await arr?.stop();
