@@ -116,6 +116,15 @@ describe('ClientHello: SNI and ALPN read before the TLS server sees it', () => {
     assert.equal(offeredProtocols(Buffer.from('GET / HTTP/1.1\r\n\r\n')), undefined);
     assert.equal(serverName(Buffer.from([22, 3, 1, 0xff, 0xff, 1])), undefined);
   });
+
+  it('no prefix of a hello throws (a socket data handler reads them)', () => {
+    const hello = clientHello('a.test', ['acme-tls/1']);
+    for (let n = 0; n <= hello.length; n++) {
+      const part = hello.subarray(0, n);
+      assert.doesNotThrow(() => offeredProtocols(part), `first ${n} bytes`);
+      assert.doesNotThrow(() => serverName(part), `first ${n} bytes`);
+    }
+  });
 });
 
 describe('--acme-* options', () => {

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import {
   allGone,
   allMachinesInMongo,
+  beatInRegistry,
   claimInRegistry,
   expectMachines,
   gone,
@@ -222,6 +223,9 @@ function activationSuite(registry: 'file' | 'mongo', mongo: () => MongoServer | 
     it('drops a remote entry that refuses connections and starts a local instance (mongo)', async () => {
       // Another node (arr advertises 127.0.0.1) holds the only slot, at an address where nothing listens.
       const dead = { host: '127.0.0.9', port: await freePort('127.0.0.9') };
+      // That node beats: the live arr's heartbeat would otherwise sweep its entry before the
+      // request meets it (this test is about an entry that refuses connections).
+      await beatInRegistry(url!, '127.0.0.9');
       await claimInRegistry(url!, stale._id, dead);
       await expectMachines(url!, stale._id, [dead]);
       const statuses: number[] = [];
