@@ -62,6 +62,7 @@ type ResponseStream = ServerHttp2Stream & { [RESPONSE]?: H2Response };
 
 /** NGHTTP2_NO_ERROR. */
 const NO_ERROR = 0;
+const WAIT_FOR_TRAILERS = { waitForTrailers: true } as const;
 
 /**
  * The answer of a stream. Of an emitter it has what the router and the access log use: 'close'
@@ -85,7 +86,6 @@ export class H2Response {
   constructor(stream: ServerHttp2Stream) {
     this.stream = stream;
     (stream as ResponseStream)[RESPONSE] = this;
-    stream.once('close', onStreamClose);
   }
 
   on(event: 'close' | 'drain', listener: () => void): this {
@@ -131,8 +131,12 @@ export class H2Response {
     this.statusCode = status;
     const waitForTrailers =
       headers['content-length'] === undefined || !(stream.endAfterHeaders || stream.readableEnded);
-    stream.respond(headers, { waitForTrailers });
-    if (waitForTrailers) stream.once('wantTrailers', onWantTrailers);
+    // No options object when none is needed: respond() copies what it is given, and a fresh
+    // object per answer measured 1.5 µs of respond's time per request (and more to collect).
+    if (waitForTrailers) {
+      stream.respond(headers, WAIT_FOR_TRAILERS);
+      stream.once('wantTrailers', onWantTrailers);
+    } else stream.respond(headers);
     return this;
   }
 
@@ -186,8 +190,20 @@ export class H2Response {
   }
 }
 
-function onStreamClose(this: ResponseStream): void {
-  this[RESPONSE]?.closed();
+/**
+ * The stream closed (h2.ts calls this from the stream's one 'close' listener): its response's
+ * 'close' listeners are called, and the stream lets go of it. A closed stream's object outlives
+ * its stream by far: its native handle keeps it from the young-generation collections, so it
+ * dies only in a full one. Whatever it still held (the response, its exchange, the instance's
+ * request in undici) would be copied and promoted with it: with 100 streams at once, that
+ * doubled the bytes promoted per request and slowed every request.
+ */
+export function responseClosed(stream: ServerHttp2Stream): void {
+  const s = stream as ResponseStream;
+  const res = s[RESPONSE];
+  if (!res) return;
+  s[RESPONSE] = undefined;
+  res.closed();
 }
 
 function onWantTrailers(this: ResponseStream): void {

@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { createServer, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import { BlockList, isIP } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
-import { H2Request, H2Response } from './h2-messages.js';
+import { H2Request, H2Response, responseClosed } from './h2-messages.js';
 import { CONNECTION } from './headers.js';
 import { hasBody } from './http-engine.js';
 import { sendError } from './respond.js';
@@ -217,16 +217,19 @@ function asResponse(res: H2Response): ServerResponse {
 /** Each stream is known to its session until it closes (for the idle timeout and a graceful stop). */
 function onStream(this: Http2Server, stream: MarkedStream): void {
   const streams = (stream.session as MarkedSession | undefined)?.[STREAMS];
-  if (!streams) return;
-  streams.add(stream);
-  stream[STREAMS] = streams;
-  stream.once('close', onStreamClose);
+  if (streams) {
+    streams.add(stream);
+    stream[STREAMS] = streams;
+  }
+  // 'on', not 'once' (a stream closes once): no wrapper made per stream.
+  stream.on('close', onStreamClose);
   // A stream reset by the client must not be an unhandled 'error'.
   stream.on('error', ignore);
 }
 
 function onStreamClose(this: MarkedStream): void {
   this[STREAMS]?.delete(this);
+  responseClosed(this);
 }
 
 /**

@@ -375,6 +375,8 @@ function ignore(): void {}
 /** A client that sends less than it announced leaves the instance's request unfinished. */
 function onRequestClose(this: BodySource): void {
   const x = this[EXCHANGE];
+  // An HTTP/2 stream outlives its close (h2-messages.ts, responseClosed): it lets go of the exchange.
+  this[EXCHANGE] = undefined;
   if (x && !x.req.complete) x.bodyFailed(new Error('the client did not send its whole body'));
 }
 
