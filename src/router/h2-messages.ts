@@ -192,11 +192,11 @@ export class H2Response {
 
 /**
  * The stream closed (h2.ts calls this from the stream's one 'close' listener): its response's
- * 'close' listeners are called, and the stream lets go of it. A closed stream's object outlives
- * its stream by far: its native handle keeps it from the young-generation collections, so it
- * dies only in a full one. Whatever it still held (the response, its exchange, the instance's
- * request in undici) would be copied and promoted with it: with 100 streams at once, that
- * doubled the bytes promoted per request and slowed every request.
+ * 'close' listeners are called, and the stream lets go of it. A closed stream's object lives on
+ * well after its 'close' (Node's native stream lets go of it later), long enough to outlive two
+ * young-generation collections: whatever it still held (the response, its exchange, the request
+ * to the instance in undici) was promoted to the old generation with it. That was 2.5 KB per
+ * request, and the collector's work slowed every request (bench/decisions.md).
  */
 export function responseClosed(stream: ServerHttp2Stream): void {
   const s = stream as ResponseStream;
