@@ -155,20 +155,14 @@ function h2Stream(stream: ServerHttp2Stream, h: IncomingHttpHeaders, _flags: num
   );
 }
 
-const http = createHttp(proxy('http')).listen(Number(env.PORT ?? 0), '127.0.0.1');
-http.on('upgrade', upgrade('http'));
-const https = createHttps(
-  {
-    cert: readFileSync(env.CERT ?? 'certs/default-cert.pem'),
-    key: readFileSync(env.KEY ?? 'certs/default-key.pem'),
-  },
-  proxy('https'),
-).listen(Number(env.SSLPORT ?? 0), '127.0.0.1');
-https.on('upgrade', upgrade('https'));
 const tls = {
   cert: readFileSync(env.CERT ?? 'certs/default-cert.pem'),
   key: readFileSync(env.KEY ?? 'certs/default-key.pem'),
 };
+const http = createHttp(proxy('http')).listen(Number(env.PORT ?? 0), '127.0.0.1');
+http.on('upgrade', upgrade('http'));
+const https = createHttps(tls, proxy('https')).listen(Number(env.SSLPORT ?? 0), '127.0.0.1');
+https.on('upgrade', upgrade('https'));
 const h2 = createSecureServer({ ...tls, settings: { maxConcurrentStreams: 128 } })
   .on('stream', h2Stream)
   .listen(Number(env.H2PORT ?? 0), '127.0.0.1');
