@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { App } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
 import type { Identity } from './identity.js';
+import { OutputLines, utf8Boundary } from './output-lines.js';
 
 /**
  * The environment an instance gets: arr's own, less everything that configures arr (ARR_*,
@@ -25,7 +25,7 @@ export function instanceEnv(
 /** How many of an instance's last output lines are kept, to log with a failed start. */
 const RECENT_LINES = 20;
 
-/** Longest output line kept whole for the log of a failed start. */
+/** Longest output line (in bytes) kept whole for the log of a failed start and the dashboard. */
 const MAX_LINE = 500;
 
 /** Told of each line of an instance's output (the dashboard keeps the last ones per app). */
@@ -92,13 +92,19 @@ export function spawnInstance(
     [child.stderr, 'warn', 'stderr'],
   ] as const) {
     if (!stream) continue;
-    const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
-    lines.on('line', (line) => {
-      out[level](`${app.name}[${pid}]: ${line}`);
-      const kept = line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}...` : line;
+    // A line longer than MAX_PIECE is logged in pieces, each but the last marked `partial`.
+    const lines = new OutputLines((bytes, continued) => {
+      const line = bytes.toString('utf8');
+      if (continued) out[level]({ partial: true }, `${app.name}[${pid}]: ${line}`);
+      else out[level](`${app.name}[${pid}]: ${line}`);
+      // A copy of its beginning, not a slice: a slice would keep the whole piece alive.
+      const kept =
+        bytes.length > MAX_LINE ? `${bytes.toString('utf8', 0, utf8Boundary(bytes, MAX_LINE))}...` : line;
       if (recent.push(kept) > RECENT_LINES) recent.shift();
-      onLine?.(app, pid, name, line);
+      onLine?.(app, pid, name, kept);
     });
+    stream.on('data', (chunk: Buffer) => lines.push(chunk));
+    stream.on('end', () => lines.end());
     stream.on('error', () => {});
   }
   return { child, pid, recent, exited };
