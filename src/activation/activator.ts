@@ -5,7 +5,8 @@ import type { Registry } from '../registry/registry.js';
 import { type App, deployKey, type Machine, sameMachine } from '../registry/types.js';
 import { every } from '../util/every.js';
 import type { Logger } from '../util/log.js';
-import { type InstanceCgroups, killGroup } from './cgroup.js';
+import { killGroup } from './cgroup.js';
+import { type Confinement, type Launch, plainLaunch } from './confine.js';
 import { cannotSwitchUser, type Identity, IdentityError, resolveIdentity } from './identity.js';
 import type { PortAllocator } from './port-allocator.js';
 import { waitReady } from './readiness.js';
@@ -138,8 +139,8 @@ export interface ActivatorOptions {
    * to it must go, or another app given the port could be sent what was meant for this one.
    */
   onInstanceGone?: (target: Target) => void;
-  /** A cgroup per instance, where arr can make them. */
-  cgroups?: InstanceCgroups;
+  /** What instances go through before their program runs (cgroup, user, capabilities); none: a plain spawn. */
+  confinement?: Confinement;
   /** Told of each line of an instance's output (the dashboard's output ring; --admin only). */
   onOutput?: OutputListener;
 }
@@ -414,7 +415,7 @@ export class Activator {
     this.deployTimers.clear();
     this.running.clear();
     await Promise.all([...this.processes.keys()].map((p) => this.stopProcess(p)));
-    await this.options.cgroups?.close();
+    await this.options.confinement?.cgroups?.close();
   }
 
   /**
@@ -705,7 +706,6 @@ export class Activator {
     }
     const startedAt = Date.now();
     const proc = await this.spawnOnPort(app, port);
-    proc.cgroup = this.options.cgroups?.adopt(proc.pid, `${app.id}-${port}`);
     this.processes.set(proc, { app, port, startedAt });
     this.changes++;
     this.options.events?.spawned?.(proc, app, port);
@@ -778,10 +778,17 @@ export class Activator {
    * app could start.
    */
   private async spawnOnPort(app: App, port: number): Promise<SpawnedProcess> {
+    let launch: Launch | undefined;
     try {
       checkCwd(app);
-      return spawnInstance(app, port, this.log, await identityOf(app), this.options.onOutput);
+      const identity = await identityOf(app);
+      const { executable, args } = app.process;
+      launch =
+        this.options.confinement?.launch(executable, args, `${app.id}-${port}`, identity) ??
+        plainLaunch(executable, args, identity);
+      return spawnInstance(app, port, this.log, launch, this.options.onOutput);
     } catch (err) {
+      if (launch?.cgroup) void killGroup(launch.cgroup);
       this.ports.release(port);
       this.recordFailure(app.id);
       throw new ActivationError(

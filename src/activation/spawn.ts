@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import type { App } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
+import { checkExecutable, type Launch } from './confine.js';
 import type { Identity } from './identity.js';
 import { OutputLines, utf8Boundary } from './output-lines.js';
 
@@ -54,24 +55,28 @@ function withIdentity(env: NodeJS.ProcessEnv, identity: Identity): NodeJS.Proces
 
 /**
  * Starts one instance of an app in its own process group (so that stopping it also stops
- * whatever it started), with its output logged line by line under the app's id and pid; as
- * `identity`'s uid and gid when given (libuv then also drops arr's supplementary groups; the
- * user's own supplementary groups are not set: node's spawn has no way to).
+ * whatever it started), with its output logged line by line under the app's id and pid, as
+ * `launch` says (confine.ts): in its cgroup, as the app's user, without arr's capabilities.
+ * When libuv switches the user, it also drops arr's supplementary groups (setpriv clears them);
+ * the user's own supplementary groups are not set.
  */
 export function spawnInstance(
   app: App,
   port: number,
   log: Logger,
-  identity?: Identity,
+  launch: Launch,
   onLine?: OutputListener,
 ): SpawnedProcess {
   const env = instanceEnv(port, process.env, app.env);
-  const child = spawn(app.process.executable, app.process.args, {
+  const { identity } = launch;
+  const cwd = app.cwd === undefined ? undefined : resolve(app.cwd);
+  if (launch.wrapped) checkExecutable(app.process.executable, cwd, env.PATH);
+  const child = spawn(launch.file, launch.args, {
     env: identity ? withIdentity(env, identity) : env,
-    cwd: app.cwd === undefined ? undefined : resolve(app.cwd),
+    cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
-    ...(identity ? { uid: identity.uid, gid: identity.gid } : {}),
+    ...(identity && launch.switchUser ? { uid: identity.uid, gid: identity.gid } : {}),
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>(
     (resolve) => {
@@ -107,7 +112,7 @@ export function spawnInstance(
     stream.on('end', () => lines.end());
     stream.on('error', () => {});
   }
-  return { child, pid, recent, exited };
+  return { child, pid, cgroup: launch.cgroup, recent, exited };
 }
 
 /** Sends a signal to an instance's whole process group; quiet when it is already gone. */
