@@ -8,6 +8,7 @@ import type { Logger } from '../util/log.js';
 import { killGroup } from './cgroup.js';
 import { type Confinement, type Launch, plainLaunch } from './confine.js';
 import { cannotSwitchUser, type Identity, IdentityError, resolveIdentity } from './identity.js';
+import { openConnections } from './instance-connections.js';
 import type { PortAllocator } from './port-allocator.js';
 import { waitReady } from './readiness.js';
 import { type OutputListener, type SpawnedProcess, signalGroup, spawnInstance } from './spawn.js';
@@ -137,8 +138,9 @@ export interface ActivatorOptions {
   /**
    * Told when an instance has exited, before its port can be given again: connections kept
    * to it must go, or another app given the port could be sent what was meant for this one.
+   * `graceful` when it was replaced and drains: the idle ones go now, the others when done.
    */
-  onInstanceGone?: (target: Target) => void;
+  onInstanceGone?: (target: Target, graceful?: boolean) => void;
   /** What instances go through before their program runs (cgroup, user, capabilities); none: a plain spawn. */
   confinement?: Confinement;
   /** Told of each line of an instance's output (the dashboard's output ring; --admin only). */
@@ -577,9 +579,11 @@ export class Activator {
   /**
    * A replaced instance finishes what it serves: it is stopped once nothing is in flight there
    * (requests, WebSockets), or when the drain period is over, whichever comes first. In a farm
-   * it is kept for the whole drain (and at least the linger): the other nodes send their
-   * requests and WebSockets straight to it, unseen here, until they learn of its successor.
-   * Its WebSockets still open then are closed with it (SIGTERM: apps say goodbye; then arr).
+   * it lives at least the linger: the other nodes send their requests and WebSockets straight to
+   * it, unseen by this node's counters, until they learn of its successor; after that, nothing
+   * is in flight there once no connection to its port is open (other nodes close their idle
+   * ones to it when they learn, as this node does now). Its WebSockets still open at the end of
+   * the drain are closed with it (SIGTERM: apps say goodbye; then arr).
    */
   private async drain(old: LocalInstance): Promise<void> {
     const began = Date.now();
@@ -587,15 +591,21 @@ export class Activator {
     const deadline = began + Math.max(this.options.drainMs ?? 30_000, lingerMs);
     const a = old.target.activity;
     this.setPhase(old.proc, 'draining');
+    this.options.onInstanceGone?.(old.target, true);
     let exited = false;
     void old.proc.exited.then(() => {
       exited = true;
     });
-    while (!exited && !this.stopping) {
+    for (let look = began + lingerMs; !exited && !this.stopping; ) {
       const now = Date.now();
       if (now >= deadline) break;
-      // In a farm (a linger), other nodes' exchanges with it are not seen here: the whole drain.
-      if (lingerMs === 0 && (!a || a.active <= 0)) break;
+      if (!a || a.active <= 0) {
+        if (lingerMs === 0) break;
+        if (now >= look) {
+          if ((await openConnections(old.target.port)) === 0) break;
+          look = Date.now() + 250;
+        }
+      }
       await new Promise((r) => setTimeout(r, 25));
     }
     if (this.stopping) return; // stopAll stops it
