@@ -204,6 +204,7 @@ describe('deploys on a farm of three nodes', { skip: mongoUnavailable() }, () =>
       const closed = (await remote.closedAt).at;
       await a.arr.proc.waitFor(new RegExp(`stopping ${name}\\[${oldPid}\\]: replaced"`), 5_000);
       const stoppedAfter = Date.now() - closed;
+      console.log(`# the old instance stopped ${stoppedAfter} ms after its last WebSocket closed`);
       assert.ok(stoppedAfter < 2_000, `stopped ${stoppedAfter} ms after its last WebSocket closed`);
       await allGone([oldPid]);
 
