@@ -35,10 +35,11 @@ int main(int argc, char **argv) {
 }
 `;
 
-/** Answers every request with {pid, daemon}. */
+/** Answers every request with {pid, daemon, args} (its arguments after the script). */
 const SERVER = `
+const args = process.argv.slice(1);
 require('node:http')
-  .createServer((req, res) => res.end(JSON.stringify({ pid: process.pid, daemon: Number(process.env.DAEMON_PID) })))
+  .createServer((req, res) => res.end(JSON.stringify({ pid: process.pid, daemon: Number(process.env.DAEMON_PID), args })))
   .listen(Number(process.env.PORT));
 `;
 
@@ -79,19 +80,21 @@ describe('cgroups: a daemon forked at once stays in its instance group', { skip 
   const dir = mkdtempSync(join(tmpdir(), 'arr-racer-'));
   const racer = join(dir, 'racer');
   const leftovers: number[] = [];
+  /** Words a shell would expand, were the wrapper to read the arguments as shell words. */
+  const hostile = [`$(touch ${join(dir, 'pwned')})`, '`id`', '"; exit 3; "', "'", '*', '$0 $@ $$', '\nx'];
   const racerApp = (name: string): AppDoc => ({
     _id: new ObjectId(),
     name,
-    process: { executable: racer, args: [process.execPath, '-e', SERVER] },
+    process: { executable: racer, args: [process.execPath, '-e', SERVER, ...hostile] },
     hosts: [{ host: `${name}.localhost`, ssl: 'allowed' }],
   });
   /** Starts each app through arr; its instance's and daemon's pids. */
   const startAll = async (arr: ArrUnderTest, names: string[]) => {
-    const started: { pid: number; daemon: number }[] = [];
+    const started: { pid: number; daemon: number; args: string[] }[] = [];
     for (const name of names) {
       const r = await fetchVia(arr.port, `${name}.localhost`, false);
       assert.equal(r.status, 200, r.text);
-      const s = JSON.parse(r.text) as { pid: number; daemon: number };
+      const s = JSON.parse(r.text) as { pid: number; daemon: number; args: string[] };
       leftovers.push(s.pid, s.daemon);
       started.push(s);
     }
@@ -109,7 +112,7 @@ describe('cgroups: a daemon forked at once stays in its instance group', { skip 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('3 racers: each daemon is in its instance group, and is stopped with arr', async (t) => {
+  it('3 racers: each daemon is in its instance group, and is stopped with arr; arguments pass as they are', async (t) => {
     const names = ['racer1', 'racer2', 'racer3'];
     const arr = await startArrWith(names.map(racerApp), {
       extraArgs: ['--state-dir', mkdtempSync(join(dir, 'state-'))],
@@ -121,11 +124,13 @@ describe('cgroups: a daemon forked at once stays in its instance group', { skip 
       return;
     }
     const started = await startAll(arr, names);
-    for (const { pid, daemon } of started) {
+    for (const { pid, daemon, args } of started) {
+      assert.deepEqual(args, hostile, 'the arguments, as they are');
       const group = cgroupOf(pid);
       assert.match(group ?? '', new RegExp(`/arr-${arr.proc.pid}/[^/]+$`), 'the instance is in its group');
       assert.equal(cgroupOf(daemon), group, `daemon ${daemon} is in its instance's group`);
     }
+    assert.ok(!existsSync(join(dir, 'pwned')), 'no argument was run by a shell');
     await arr.stop();
     await allGone(started.flatMap((s) => [s.pid, s.daemon]));
   });
@@ -138,7 +143,7 @@ describe('cgroups: a daemon forked at once stays in its instance group', { skip 
       await first.stop();
       return;
     }
-    const [{ pid, daemon }] = (await startAll(first, ['racer4'])) as [{ pid: number; daemon: number }];
+    const { pid, daemon } = (await startAll(first, ['racer4']))[0]!;
     // arr and its watchdog die together: nothing stops the instance, its daemon, or removes the group.
     const watchdogs = processesWith('arr-watchdog', state);
     assert.equal(watchdogs.length, 1, 'one watchdog');
