@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { App } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
+import { replaceFileSync } from '../util/replace-file.js';
 import type { SpawnedProcess } from './spawn.js';
 
 /**
@@ -247,8 +248,8 @@ export class StateFile {
       deploys: this.deploys,
     };
     try {
-      atomicWrite(this.pidsFile, `${pids.join('\n')}\n`);
-      atomicWrite(this.statusFile, `${JSON.stringify(status)}\n`);
+      replaceFileSync(this.pidsFile, `${pids.join('\n')}\n`);
+      replaceFileSync(this.statusFile, `${JSON.stringify(status)}\n`);
     } catch (err) {
       this.fail(err);
     }
@@ -261,12 +262,6 @@ export class StateFile {
       );
     this.broken = true;
   }
-}
-
-function atomicWrite(file: string, text: string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, file);
 }
 
 /** Whether a process group has members (zombies included). */

@@ -1,5 +1,5 @@
-import { readFile, rename, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { Options } from 'yargs';
 import { qualifies } from '../acme/qualify.js';
@@ -13,6 +13,7 @@ import { MongoRegistry, redactUrl } from '../registry/mongo-registry.js';
 import type { Registry } from '../registry/registry.js';
 import { type App, formatProblem, type Machine, type Problem } from '../registry/types.js';
 import { readFailure, readRegularFile } from '../util/read-limited.js';
+import { replaceFile } from '../util/replace-file.js';
 
 /** Options of the admin commands only (checked for unknown flags together with arr's own). */
 export const APPS_OPTIONS = {
@@ -441,10 +442,8 @@ async function bumpRevisionInFile(file: string, app: App): Promise<number | stri
   const revision = (table.apps.get(app.id)?.revision ?? 0) + 1;
   const edited = setRevision(text, line, revision);
   if (edited === undefined) return `cannot find the document of ${app.name} in ${file}`;
-  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
   const mode = (await stat(file)).mode & 0o7777;
-  await writeFile(tmp, edited, { mode });
-  await rename(tmp, file);
+  await replaceFile(file, edited, { mode, durable: true });
   return revision;
 }
 
