@@ -23,6 +23,7 @@ import { OpenWebSockets } from './router/open-websockets.js';
 import { Router } from './router/router.js';
 import { CertificateStore } from './router/tls.js';
 import type { Logger } from './util/log.js';
+import { claimPrivateDir, UnsafePathError } from './util/private-dir.js';
 
 /** How long in-flight requests get to finish on SIGINT/SIGTERM. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -38,6 +39,7 @@ export class StartError extends Error {}
  * background work (the apps file watch, or the farm's polling and heartbeats).
  */
 export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop(): Promise<void> }> {
+  claimDirectories(config);
   // No orphans: instances a previous run of this arr left behind are stopped before anything else.
   const state = new StateFile(
     config.stateDir,
@@ -173,6 +175,21 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     });
   }
   return { stop };
+}
+
+/**
+ * arr acts on what its state directory lists (process groups to stop) and serves what its ACME
+ * directory holds: another user who can write either could make arr kill any process or serve
+ * their certificate. Both must be arr's own (made so when missing), or arr does not start.
+ */
+function claimDirectories(config: ArrConfig): void {
+  try {
+    claimPrivateDir(config.stateDir, '--state-dir');
+    if (config.acme && !config.mongo) claimPrivateDir(config.acme.dir, '--acme-dir');
+  } catch (err) {
+    if (err instanceof UnsafePathError) throw new UsageError(err.message);
+    throw err;
+  }
 }
 
 /** ACME on: its store (MongoDB with --mongo, else --acme-dir) and manager, with what the store has. */

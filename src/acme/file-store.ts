@@ -23,8 +23,9 @@ function safe(name: string): boolean {
 }
 
 /**
- * The ACME store of a single node: JSON files under one directory (0700), each file 0600 and
- * written whole and durably (replace-file.ts), so that a crash never leaves half a record.
+ * The ACME store of a single node: JSON files under one directory (0700, arr's own: server.ts
+ * checks it at start), each file 0600 and written whole and durably (replace-file.ts), so that a
+ * crash never leaves half a record.
  */
 export class FileAcmeStore implements AcmeStore {
   readonly kind = 'file' as const;
