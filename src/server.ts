@@ -13,6 +13,7 @@ import { FarmMode } from './farm/farm-mode.js';
 import { FileMode } from './farm/file-mode.js';
 import type { ServingMode } from './farm/mode.js';
 import { Operations } from './ops/ops.js';
+import { envExposure } from './registry/apps-file.js';
 import { FileRegistry } from './registry/file-registry.js';
 import { databaseName, MongoRegistry, redactUrl } from './registry/mongo-registry.js';
 import type { LoadReport, Registry } from './registry/registry.js';
@@ -51,6 +52,8 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
   const registry = config.mongo ? new MongoRegistry(config.mongo) : new FileRegistry(config.apps);
   const report = await loadAtStart(registry, config);
   for (const p of report.problems) log.warn(`registry: ${formatProblem(p)}`);
+  const exposed = registry.kind === 'file' ? await envExposure(registry.path, registry.apps()) : undefined;
+  if (exposed) log.warn(`registry: ${exposed}`);
   const source = config.mongo ? `MongoDB ${redactUrl(config.mongo)}` : config.apps;
   log.info(`registry: ${report.apps} apps from ${source}`);
 

@@ -5,7 +5,7 @@ import type { Options } from 'yargs';
 import { qualifies } from '../acme/qualify.js';
 import { IdentityError, resolveIdentity } from '../activation/identity.js';
 import { readStatuses } from '../activation/state-file.js';
-import { parseAppsText, readAppsFile } from '../registry/apps-file.js';
+import { envExposure, parseAppsText, readAppsFile } from '../registry/apps-file.js';
 import { setRevision } from '../registry/apps-file-edit.js';
 import { FileRegistry } from '../registry/file-registry.js';
 import { buildRouteTable } from '../registry/load.js';
@@ -252,6 +252,7 @@ export async function validateFile(file: string, out: Print, err: Print): Promis
   });
   if (!result) return 1;
   for (const p of result.problems) out(formatProblem(p));
+  if (result.exposed) out(`warning: ${result.exposed}`);
   if (result.acme.length > 0)
     out(`ACME-managed with --acme-email (${result.acme.length}): ${result.acme.join(', ')}`);
   out(`${plural(result.valid, 'app')} valid, ${plural(result.problems.length, 'problem')}`);
@@ -264,6 +265,8 @@ export interface FileCheck {
   problems: Problem[];
   /** Hosts whose certificate comes from the ACME CA when arr runs with --acme-email. */
   acme: string[];
+  /** Other users can read the file, and with it the apps' `env` values. */
+  exposed?: string;
 }
 
 /** Checks an apps file as `arr validate` does, without printing. */
@@ -298,7 +301,8 @@ export async function checkAppsFile(file: string): Promise<FileCheck> {
     .filter((h) => qualifies(h))
     .map((h) => h.host)
     .sort();
-  return { valid, problems: all, acme };
+  const exposed = await envExposure(file, table.apps.values());
+  return { valid, problems: all, acme, ...(exposed ? { exposed } : {}) };
 }
 
 /** The certificate and key files of an app's hosts: readable, and a key that fits its certificate. */

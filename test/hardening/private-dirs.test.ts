@@ -1,7 +1,8 @@
-// The directories whose content arr acts on: the state directory (which process groups arr
+// The files and directories whose content arr acts on: the state directory (which process groups arr
 // stops at its start) and the ACME directory (which certificate it serves, where its keys go).
 // One that another user owns or can write is refused at start, as OpenSSH's StrictModes does,
-// with the path and the fix.
+// with the path and the fix; and an apps file that other users can read is warned about when
+// it holds `env` values.
 import assert from 'node:assert/strict';
 import {
   chmodSync,
@@ -16,7 +17,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { helloApp, provideApps } from '../support/arr.js';
+import { helloApp, provideApps, startArrWith, writeAppsFile } from '../support/arr.js';
 import { cliEnv } from '../support/cli-env.js';
 import { freePorts } from '../support/ports.js';
 import { ARR_CLI, run, stopAll } from '../support/proc.js';
@@ -140,5 +141,41 @@ describe('state and ACME directories that another user could write are refused',
     const out = await refused(acme(d));
     assert.ok(out.includes(`${cert} is writable by its group and others (mode 0666)`), out);
     assert.ok(out.includes(`chmod go-w ${cert}`), out);
+  });
+});
+
+describe('an apps file that other users can read, with env values', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'arr-exposed-'));
+  after(async () => {
+    await stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const validate = (file: string) => run(process.execPath, [ARR_CLI, 'validate', file], { env: cliEnv() });
+  const warning =
+    /warning: .*apps\.json is readable by others \(mode 0604\) and holds the env of 1 app \(secretive\.localhost\): .*chmod 600/;
+
+  it('is warned about at start and by arr validate, until only its owner can read it', async () => {
+    const secretive = {
+      ...helloApp('s', [{ host: 'secretive.localhost', ssl: 'allowed' }]),
+      env: { DB_PASSWORD: 'x' },
+    };
+    const plain = helloApp('p', [{ host: 'plain.localhost', ssl: 'allowed' }]);
+    const file = join(dir, 'apps.json');
+    writeAppsFile(file, [secretive, plain]);
+    chmodSync(file, 0o604);
+    const arr = await startArrWith([], { file, extraArgs: ['--state-dir', join(dir, 'state')] });
+    assert.match(arr.proc.output(), /"msg":"registry: .*apps\.json is readable by others \(mode 0604\)/);
+    await arr.stop();
+    const r = await validate(file);
+    assert.equal(r.code, 0, r.output);
+    assert.match(r.output, warning);
+    chmodSync(file, 0o640);
+    assert.match((await validate(file)).output, /is readable by its group \(mode 0640\)/);
+    chmodSync(file, 0o600);
+    assert.doesNotMatch((await validate(file)).output, /warning/);
+    // Readable by all, but no app has env: nothing to warn about.
+    writeAppsFile(file, [plain]);
+    chmodSync(file, 0o644);
+    assert.doesNotMatch((await validate(file)).output, /warning/);
   });
 });
