@@ -1,5 +1,7 @@
 import { type ServerResponse, STATUS_CODES } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
+import { closeAfterAnswer } from './h2-messages.js';
 
 /**
  * Short plain-text answers arr gives itself. Bodies say what happened in words a client can
@@ -35,10 +37,7 @@ function withoutConnection(headers: Record<string, string> | undefined): Record<
 }
 
 /** What a refused HTTP/2 extended CONNECT (h2-websocket.ts) is answered on: its stream. */
-interface H2Stream extends Duplex {
-  headersSent: boolean;
-  respond(headers: Record<string, string | number>, options?: { endStream?: boolean }): void;
-}
+type H2Stream = ServerHttp2Stream;
 
 /** The same answer on a raw socket, for a WebSocket upgrade that is refused. */
 export function rejectUpgrade(
@@ -59,7 +58,8 @@ export function rejectUpgrade(
       return;
     }
     try {
-      stream.respond({
+      // The client may never end its side of the stream: it is closed once the answer is sent.
+      closeAfterAnswer(stream, {
         ':status': status,
         'content-type': 'text/plain; charset=utf-8',
         'content-length': Buffer.byteLength(body),

@@ -7,7 +7,7 @@ import type { Registry } from '../registry/registry.js';
 import type { App, Route } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
 import { setForwardedHeaders } from './forwarded.js';
-import { misdirected } from './h2.js';
+import { misdirected, noSni } from './h2.js';
 import { H2WebSocketJoiner } from './h2-websocket.js';
 import { absoluteTarget, hostName, manyHosts } from './host.js';
 import {
@@ -318,17 +318,20 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     if (secure) {
       if (route.rule.ssl === 'none')
         return { status: 403, message: `${host} is not served over HTTPS; use http://`, app };
+      const own = !!(route.rule.cert && route.rule.key);
       if (req.httpVersionMajor === 2) {
         // HTTP/2 connections are shared by the hosts their certificate covers (coalescing).
-        const why = misdirected(req, host, !!(route.rule.cert && route.rule.key));
+        const why = misdirected(req, host, own);
         if (why) return { status: 421, message: why, app };
       } else {
         // The certificate was chosen by SNI: a request for another host on this connection would
-        // be answered under the wrong name.
+        // be answered under the wrong name. Without SNI it is the default one, which a host with
+        // its own never gets (the same rule as HTTP/2's).
         const sni = (req.socket as TLSSocket).servername;
         if (typeof sni === 'string' && sni.toLowerCase() !== host) {
           return { status: 421, message: `this connection was opened for ${sni}, not ${host}`, app };
         }
+        if (typeof sni !== 'string' && own) return { status: 421, message: noSni(host), app };
       }
     } else if (route.rule.ssl === 'required') {
       if (redirectable && (req.method === 'GET' || req.method === 'HEAD')) {
