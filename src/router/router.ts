@@ -98,7 +98,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
 
   handleRequest(req: IncomingMessage, res: ServerResponse, secure: boolean): void {
     // Before routing and before the ssl policy: a `required` host must not redirect the CA.
-    if (this.challenges !== undefined && !secure && req.url?.startsWith(CHALLENGE_PATH)) {
+    if (this.challenges !== undefined && !secure && isChallenge(req)) {
       this.answerChallenge(req, res, this.challenges);
       return;
     }
@@ -352,6 +352,21 @@ export class Router implements ExchangeOwner, UpgradeOwner {
 
 /** A refusal after which the connection is closed: what the client sent after it is not read as a request. */
 const CLOSE = { connection: 'close' };
+
+/**
+ * Whether a request is for an ACME HTTP-01 challenge, its target in origin form or in absolute
+ * form (RFC 9112 §3.2.2: `GET http://host/.well-known/acme-challenge/T`), which is reduced here
+ * as `admit` would reduce it: the challenge's host is then the target's authority.
+ */
+function isChallenge(req: IncomingMessage): boolean {
+  const url = req.url ?? '';
+  if (url.charCodeAt(0) === 47 /* / */) return url.startsWith(CHALLENGE_PATH);
+  const target = absoluteTarget(url);
+  if (!target?.path.startsWith(CHALLENGE_PATH)) return false;
+  req.headers.host = target.authority;
+  req.url = target.path;
+  return true;
+}
 
 /** A request that can be sent to another instance after the first refused it. */
 function isReplayable(req: IncomingMessage): boolean {
