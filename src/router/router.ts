@@ -151,17 +151,22 @@ export class Router implements ExchangeOwner, UpgradeOwner {
       return;
     }
     if (res.destroyed || req.socket.destroyed) return; // the client went away: nothing to answer
+    if (unreachable && x.attempts < MAX_ATTEMPTS && isReplayable(req)) {
+      this.attempt(x);
+      return;
+    }
+    // What the client still sends of its body is read and dropped (or the connection closes).
+    const close = x.leaveBody() ? CLOSE : undefined;
     if (err.code === BODY_TIMED_OUT) {
       sendError(res, 408, 'the request body did not arrive in time', CLOSE);
     } else if (err.code === TIMED_OUT || err.code === OPTIONS_TIMED_OUT) {
-      sendError(res, 504, 'the application did not answer in time');
-    } else if (unreachable && x.attempts < MAX_ATTEMPTS && isReplayable(req)) {
-      this.attempt(x);
+      sendError(res, 504, 'the application did not answer in time', close);
     } else {
       sendError(
         res,
         502,
         unreachable ? 'the application is not reachable' : 'the application failed to answer',
+        close,
       );
     }
   }
