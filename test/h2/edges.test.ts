@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { logLines } from '../support/activation.js';
 import { type ArrUnderTest, fetchVia, startArrWith } from '../support/arr.js';
-import { closeSession, h2Connect, h2Request, readH2 } from '../support/h2.js';
+import { closeSession, h2Connect, h2Request, readH2, wsConnect } from '../support/h2.js';
 import { until } from '../support/poll.js';
 import { freePort } from '../support/ports.js';
 import { repoRoot, stopAll } from '../support/proc.js';
@@ -62,7 +62,6 @@ describe('HTTP/2 edge cases', () => {
       extraArgs: ['--admin', String(admin), '--access-log'],
     });
     session = await h2Connect(arr.sslport, HOST);
-    await until('SETTINGS_ENABLE_CONNECT_PROTOCOL', () => session.remoteSettings.enableConnectProtocol);
   });
   after(async () => {
     await closeSession(session);
@@ -71,20 +70,7 @@ describe('HTTP/2 edge cases', () => {
   });
 
   /** An extended CONNECT for a WebSocket on `path`, read whole. */
-  const connectWs = (path: string) =>
-    readH2(
-      session.request(
-        {
-          ':method': 'CONNECT',
-          ':protocol': 'websocket',
-          ':scheme': 'https',
-          ':path': path,
-          ':authority': HOST,
-          'sec-websocket-version': '13',
-        },
-        { endStream: false },
-      ),
-    );
+  const connectWs = async (path: string) => readH2(await wsConnect(session, HOST, path));
 
   /** A stream's status and body, or 'reset' when it was reset. */
   const outcome = (headers: OutgoingHttpHeaders) =>

@@ -5,7 +5,7 @@ import { connect as netConnect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { allGone, gone } from '../support/activation.js';
 import { type ArrUnderTest, startArrWith } from '../support/arr.js';
-import { closeSession, h2Connect, readH2, wsText, wsTexts } from '../support/h2.js';
+import { closeSession, h2Connect, readH2, wsConnect, wsText, wsTexts } from '../support/h2.js';
 import { until } from '../support/poll.js';
 import { stopAll } from '../support/proc.js';
 import { parseResponses } from '../support/rawhttp.js';
@@ -216,18 +216,7 @@ function settle(stream: ClientHttp2Stream, aborting: boolean): Promise<Outcome |
 
 /** An extended CONNECT (RFC 8441) for `path`: its status, and the stream to talk on. */
 async function h2WebSocket(session: ClientHttp2Session, path: string) {
-  await until('SETTINGS_ENABLE_CONNECT_PROTOCOL', () => session.remoteSettings.enableConnectProtocol);
-  const stream = session.request(
-    {
-      ':method': 'CONNECT',
-      ':protocol': 'websocket',
-      ':scheme': 'https',
-      ':path': path,
-      ':authority': HOST,
-      'sec-websocket-version': '13',
-    },
-    { endStream: false },
-  );
+  const stream = await wsConnect(session, HOST, path);
   stream.on('error', () => {});
   let received = Buffer.alloc(0);
   stream.on('data', (c: Buffer) => {
