@@ -36,9 +36,6 @@ function withoutConnection(headers: Record<string, string> | undefined): Record<
   return rest;
 }
 
-/** What a refused HTTP/2 extended CONNECT (h2-websocket.ts) is answered on: its stream. */
-type H2Stream = ServerHttp2Stream;
-
 /** The same answer on a raw socket, for a WebSocket upgrade that is refused. */
 export function rejectUpgrade(
   socket: Duplex,
@@ -52,7 +49,8 @@ export function rejectUpgrade(
   }
   const body = `${status} ${STATUS_CODES[status] ?? ''}: ${message}\n`;
   if ('respond' in socket) {
-    const stream = socket as H2Stream;
+    // A refused HTTP/2 extended CONNECT (h2-websocket.ts) is answered on its stream.
+    const stream = socket as ServerHttp2Stream;
     if (stream.headersSent) {
       stream.destroy();
       return;
