@@ -18,6 +18,8 @@ export interface MongoServer {
   interrupt?: () => Promise<void>;
   /** Brings it back on the same address with the same data. */
   resume?: () => Promise<void>;
+  /** The server's pid while it runs (FerretDB only), for the benchmark's CPU figures. */
+  pid?: () => number | undefined;
 }
 
 function ferretdbBinary(): string | undefined {
@@ -108,6 +110,7 @@ export async function startMongo(prefix: string): Promise<MongoServer> {
     resume: async () => {
       server ??= await launch();
     },
+    pid: () => server?.pid,
     stop: async () => {
       await server?.stop('SIGTERM');
       rmSync(dir, { recursive: true, force: true });
