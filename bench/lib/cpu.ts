@@ -1,20 +1,9 @@
-import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { cpuSeconds, statFields } from '../../test/support/proc.js';
 import { type WrkOptions, type WrkResult, wrk } from './wrk.js';
 
-const TICKS_PER_SECOND = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-/** The fields of /proc/PID/stat after the command name (field 3 onwards). */
-function statFields(pid: number): string[] {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-}
-
-/** CPU seconds (user + system) a process has used so far. */
-export function cpuSeconds(pid: number): number {
-  const f = statFields(pid);
-  return (Number(f[11]) + Number(f[12])) / TICKS_PER_SECOND;
-}
+// The tests' /proc readers (the farm test reads the registry server's CPU too).
+export { cpuSeconds };
 
 /** The pids of a process's children (nginx's worker under its master). */
 export function childrenOf(pid: number): number[] {

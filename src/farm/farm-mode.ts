@@ -7,6 +7,7 @@ import type { CertificateStore } from '../router/tls.js';
 import { every } from '../util/every.js';
 import type { Logger } from '../util/log.js';
 import { oneAtATime } from '../util/one-at-a-time.js';
+import { AuditSchedule } from './audit-schedule.js';
 import { Heartbeat } from './heartbeat.js';
 import { applyReload, type ServingMode } from './mode.js';
 
@@ -28,13 +29,15 @@ export interface FarmModeOptions {
 }
 
 /**
- * Serving the farm's registry: this node beats, reads the registry every `pollMs` (apps, and
- * where every app's instances run) off the request path, and follows change streams where the
- * server has them. While the registry is unreachable the last picture keeps serving; one line
- * says so, one that it is back.
+ * Serving the farm's registry: this node beats, reads what changed in the registry every
+ * `pollMs` (apps, and where every app's instances run) off the request path, and follows change
+ * streams where the server has them; the node that holds the farm's chores also audits the
+ * registry for edits made outside arr. While the registry is unreachable the last picture keeps
+ * serving; one line says so, one that it is back.
  */
 export class FarmMode implements ServingMode {
   private readonly heartbeat: Heartbeat;
+  private readonly audits: AuditSchedule;
   private readonly ttlMs: number;
   private failing = false;
   private stops: (() => void)[] = [];
@@ -50,6 +53,12 @@ export class FarmMode implements ServingMode {
       ttlMs: this.ttlMs,
       log: o.log,
     });
+    this.audits = new AuditSchedule({
+      registry: o.registry,
+      pollMs: o.pollMs,
+      log: o.log,
+      found: () => void this.sync(),
+    });
   }
 
   /**
@@ -64,7 +73,11 @@ export class FarmMode implements ServingMode {
 
   startBackground(): void {
     const { registry, pollMs, heartbeatMs, log } = this.o;
-    this.stops.push(every(pollMs, this.sync), every(heartbeatMs, this.heartbeat.tick));
+    this.stops.push(
+      every(pollMs, this.sync),
+      every(heartbeatMs, this.heartbeat.tick),
+      every(this.audits.tickMs, this.audit),
+    );
     // Change streams, where the server has them, make changes take effect at once; polling
     // stays as the backstop (and is all there is on a single server or FerretDB).
     this.stops.push(
@@ -80,21 +93,32 @@ export class FarmMode implements ServingMode {
     this.stops = [];
   }
 
-  /** This node's entries and liveness record go: the farm need not wait for it to expire. */
+  /** This node's entries, chores and liveness record go: the farm need not wait for them to expire. */
   async afterStopping(): Promise<void> {
+    await this.o.registry.releaseChores(this.o.advertise).catch(() => {});
     await this.o.registry.releaseMachine(this.o.advertise).catch(() => 0);
     await this.o.registry.forgetNode(this.o.advertise).catch(() => {});
   }
 
+  /** The holder of the chores looks for edits made outside arr (see AuditSchedule). */
+  private readonly audit = async (): Promise<void> => {
+    try {
+      await this.audits.tick(this.heartbeat.holdsChores);
+    } catch (err) {
+      // The poll reports an unreachable registry; nothing to add.
+      this.o.log.debug({ err: (err as Error).message }, 'registry audit failed');
+    }
+  };
+
   private async read(): Promise<void> {
     const { registry, log } = this.o;
     try {
-      const report = await registry.load();
+      const report = await registry.refresh();
       if (report.changed) {
         for (const p of report.problems) log.warn(`registry: ${formatProblem(p)}`);
         applyReload(this.o, report.apps, `MongoDB ${redactUrl(this.o.url)}`);
       }
-      this.o.instances.updateRemote(await registry.allMachines());
+      if (report.instancesChanged) this.o.instances.updateRemote(registry.knownMachines());
       if (this.failing) {
         this.failing = false;
         log.info('registry reachable again');

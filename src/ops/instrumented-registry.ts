@@ -1,11 +1,14 @@
 import type {
+  AuditReport,
   ClaimResult,
   DeployNote,
   FarmRegistry,
   InstanceRecord,
   LoadReport,
   NodeRecord,
+  RefreshReport,
   Registry,
+  SlotNote,
 } from '../registry/registry.js';
 import type { App, Machine, Route } from '../registry/types.js';
 import type { Metrics, RegistryOperation } from './metrics.js';
@@ -90,7 +93,12 @@ export class InstrumentedRegistry<R extends Registry> implements Registry {
   }
 }
 
-/** The same for the farm's registry, with node liveness counted too. */
+/**
+ * The same for the farm's registry, with node liveness counted too. The farm's reads are
+ * counted under the operation they stand for: a refresh, the apps count and an audit are
+ * loads (the health check reads whether the last one worked); taking the chores is part of
+ * a beat, giving them up part of forgetting a node.
+ */
 export class InstrumentedFarmRegistry extends InstrumentedRegistry<FarmRegistry> implements FarmRegistry {
   declare readonly kind: 'mongo';
 
@@ -116,5 +124,32 @@ export class InstrumentedFarmRegistry extends InstrumentedRegistry<FarmRegistry>
   }
   watchChanges(onChange: () => void, onUnavailable: (why: string) => void): () => void {
     return this.inner.watchChanges(onChange, onUnavailable);
+  }
+  refresh(): Promise<RefreshReport> {
+    return this.count('load', this.inner.refresh());
+  }
+  knownMachines(): Map<string, Machine[]> {
+    return this.inner.knownMachines();
+  }
+  holdChores(node: string, ttlMs: number): Promise<boolean> {
+    return this.count('beat', this.inner.holdChores(node, ttlMs));
+  }
+  releaseChores(node: string): Promise<void> {
+    return this.count('forgetNode', this.inner.releaseChores(node));
+  }
+  foreignWrites(): Promise<number | undefined> {
+    return this.count('load', this.inner.foreignWrites());
+  }
+  countApps(): Promise<number> {
+    return this.count('load', this.inner.countApps());
+  }
+  audit(): Promise<AuditReport> {
+    return this.count('load', this.inner.audit());
+  }
+  bumpRevision(appId: string): Promise<number> {
+    return this.inner.bumpRevision(appId);
+  }
+  slotNotes(appId: string): Promise<SlotNote[]> {
+    return this.inner.slotNotes(appId);
   }
 }

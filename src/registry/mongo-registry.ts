@@ -1,12 +1,26 @@
-import { type Collection, type Document, MongoClient, type MongoClientOptions } from 'mongodb';
-import { IndexedRegistry } from './indexed-registry.js';
+import { hostname } from 'node:os';
 import {
+  type ChangeStreamDocument,
+  type Collection,
+  type Document,
+  MongoClient,
+  type MongoClientOptions,
+} from 'mongodb';
+import { IndexedRegistry } from './indexed-registry.js';
+import { auditRegistry, FARM_COLLECTION } from './mongo-audit.js';
+import { type SlotDoc, StoreCopy } from './mongo-copy.js';
+import { CHANGES_COLLECTION, type Change, ChangeJournal, takeOnce } from './mongo-journal.js';
+import { NODES_COLLECTION, NodeRecords } from './mongo-nodes.js';
+import {
+  type AuditReport,
   type ClaimResult,
   type DeployNote,
   type FarmRegistry,
   type InstanceRecord,
   type LoadReport,
   type NodeRecord,
+  type RefreshReport,
+  type SlotNote,
   UnknownAppError,
 } from './registry.js';
 import { type App, type Machine, sameMachine } from './types.js';
@@ -15,9 +29,14 @@ import { idOf } from './validate.js';
 export const APPS_COLLECTION = 'apps';
 /** One document per running instance: `{_id: "<app id>#<slot>", app, appRef, slot, host, port, since}`. */
 export const INSTANCES_COLLECTION = 'instances';
-/** One document per live arr node: `{_id: advertise address, beat, expires}`. */
-export const NODES_COLLECTION = 'nodes';
+export { CHANGES_COLLECTION, FARM_COLLECTION, NODES_COLLECTION };
+
 const DEFAULT_DATABASE = 'arr';
+/**
+ * An app's slots are read one lookup by `_id` each up to this many (the one query FerretDB v1
+ * answers from an index); beyond, by one query on the app.
+ */
+const SLOT_LOOKUPS = 16;
 
 export interface MongoRegistryOptions {
   /** How long an operation may wait for a reachable server before it fails. */
@@ -26,31 +45,10 @@ export interface MongoRegistryOptions {
   appName?: string;
 }
 
-interface InstanceDoc {
-  _id: string;
-  /** The app's printable id. */
-  app: string;
-  /** The app's `_id` as stored, to update its document. */
-  appRef: unknown;
-  slot: number;
-  host: string;
-  port: number;
-  since: Date;
-  /** The app's revision the instance runs. */
-  revision?: number;
-  /** The last deploy that failed there (the instance runs an earlier revision). */
-  deployFailed?: { revision: number; message: string; at: Date };
-}
-
-interface NodeDoc {
-  _id: string;
-  beat: Date;
-  expires: Date;
-}
-
 /**
  * The farm's registry: the `apps` collection of the database named in the URL (`arr` when the
- * URL names none). Host lookups are answered from the index built at the last load.
+ * URL names none). Host lookups are answered from the index built from this node's copy of the
+ * documents, which follows the change journal (and change streams, where the server has them).
  *
  * The cap is held by slot documents in `instances`: an app with `instances: K` has slots 0 to
  * K-1, and taking one is an insert whose `_id` names the slot. A unique `_id` is enforced
@@ -62,8 +60,17 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
   readonly kind = 'mongo' as const;
   private readonly client: MongoClient;
   private readonly collection: Collection;
-  private readonly instances: Collection<InstanceDoc>;
-  private readonly nodes: Collection<NodeDoc>;
+  private readonly instances: Collection<SlotDoc>;
+  private readonly farm: Collection;
+  private readonly journal: ChangeJournal;
+  private readonly copy: StoreCopy;
+  private readonly nodes: NodeRecords;
+  /** The reads and applications of changes, one at a time. */
+  private queue: Promise<unknown> = Promise.resolve();
+  /** The server did not answer serverStatus with its command counters: `foreignWrites` cannot tell. */
+  private serverStatusRefused = false;
+  /** The highest cap a claim found stored, by app: slots up to it may be taken, loaded or not. */
+  private readonly storedCaps = new Map<string, number>();
 
   constructor(
     readonly url: string,
@@ -79,67 +86,131 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
     this.client = new MongoClient(url, clientOptions);
     const db = this.client.db(databaseName(url));
     this.collection = db.collection(APPS_COLLECTION);
-    this.instances = db.collection<InstanceDoc>(INSTANCES_COLLECTION);
-    this.nodes = db.collection<NodeDoc>(NODES_COLLECTION);
+    this.instances = db.collection<SlotDoc>(INSTANCES_COLLECTION);
+    this.farm = db.collection(FARM_COLLECTION);
+    this.journal = new ChangeJournal(
+      db.collection(CHANGES_COLLECTION),
+      `${options.appName ?? 'arr'} on ${hostname()}, pid ${process.pid}`,
+    );
+    this.copy = new StoreCopy(this.collection, this.instances);
+    this.nodes = new NodeRecords(db.collection(NODES_COLLECTION), db.collection(FARM_COLLECTION));
   }
 
-  async load(): Promise<LoadReport> {
-    const docs = await this.collection.find({}).toArray();
-    return this.apply(docs.map((doc) => ({ doc })));
+  /** Reads every document of the registry. */
+  load(): Promise<LoadReport> {
+    return this.serially(async () => {
+      await this.journal.start(); // first: what changes during the read is read again after
+      this.copy.note({ apps: 'all', instances: 'all' });
+      await this.copy.readPendingSlots();
+      await this.copy.readPendingApps();
+      return this.applyCopy();
+    });
   }
 
-  async allMachines(): Promise<Map<string, Machine[]>> {
-    const all = new Map<string, Machine[]>();
-    for (const d of await this.instances.find({}).sort({ app: 1, slot: 1 }).toArray()) {
-      const list = all.get(d.app) ?? [];
-      list.push({ host: d.host, port: d.port });
-      all.set(d.app, list);
-    }
-    return all;
+  /**
+   * Reads what changed since the last read: the journal's new entries (and what change streams
+   * told), then the documents they name. Everything, when the journal cannot tell.
+   */
+  refresh(): Promise<RefreshReport> {
+    return this.serially(async () => {
+      await this.catchUp();
+      const report = (await this.copy.readPendingApps()) ? this.applyCopy() : this.unchanged();
+      return { ...report, instancesChanged: this.copy.takeSlotsChanged() };
+    });
   }
 
-  async beat(node: string, ttlMs: number): Promise<void> {
-    const now = Date.now();
-    await this.nodes.updateOne(
-      { _id: node },
-      { $set: { beat: new Date(now), expires: new Date(now + ttlMs) } },
-      { upsert: true },
+  /**
+   * Every app's instances as the store has them now: the slots the journal named since the last
+   * read are read again (app documents wait for the next `refresh`, which reports them).
+   */
+  allMachines(): Promise<Map<string, Machine[]>> {
+    return this.serially(async () => {
+      await this.catchUp();
+      return this.copy.machines();
+    });
+  }
+
+  /** Every app's instances as this node's copy has them (no I/O). */
+  knownMachines(): Map<string, Machine[]> {
+    return this.copy.machines();
+  }
+
+  beat(node: string, ttlMs: number): Promise<void> {
+    return this.nodes.beat(node, ttlMs);
+  }
+
+  deadNodes(self: string): Promise<string[]> {
+    return this.nodes.deadNodes(
+      self,
+      [...this.copy.slots.values()].map((s) => s.host),
     );
   }
 
-  async deadNodes(self: string): Promise<string[]> {
-    const records = await this.nodes.find({}).toArray();
-    const now = Date.now();
-    const known = new Set(records.map((r) => r._id));
-    const dead = records.filter((r) => r._id !== self && r.expires.getTime() < now).map((r) => r._id);
-    const hosts: string[] = await this.instances.distinct('host');
-    for (const h of hosts) if (h !== self && !known.has(h)) dead.push(h);
-    return [...new Set(dead)];
+  forgetNode(node: string): Promise<void> {
+    return this.nodes.forget(node);
   }
 
-  async nodeRecords(): Promise<NodeRecord[]> {
-    const docs = await this.nodes.find({}).sort({ _id: 1 }).toArray();
-    return docs.map((d) => ({ node: d._id, beat: d.beat.getTime(), expires: d.expires.getTime() }));
+  holdChores(node: string, ttlMs: number): Promise<boolean> {
+    return this.nodes.holdChores(node, ttlMs);
+  }
+
+  releaseChores(node: string): Promise<void> {
+    return this.nodes.releaseChores(node);
+  }
+
+  nodeRecords(): Promise<NodeRecord[]> {
+    return this.nodes.records();
   }
 
   async instanceRecords(): Promise<InstanceRecord[]> {
-    const docs = await this.instances.find({}).sort({ app: 1, slot: 1 }).toArray();
-    return docs.map((d) => ({
-      appId: d.app,
-      host: d.host,
-      port: d.port,
-      since: d.since instanceof Date ? d.since.getTime() : 0,
-      ...(d.revision !== undefined ? { revision: d.revision } : {}),
-    }));
+    await this.allMachines();
+    return [...this.copy.slots.values()]
+      .sort((a, b) => (a.app < b.app ? -1 : a.app > b.app ? 1 : a.slot - b.slot))
+      .map((d) => ({
+        appId: d.app,
+        host: d.host,
+        port: d.port,
+        since: d.since instanceof Date ? d.since.getTime() : 0,
+        ...(d.revision !== undefined ? { revision: d.revision } : {}),
+      }));
   }
 
-  async forgetNode(node: string): Promise<void> {
-    await this.nodes.deleteOne({ _id: node });
+  /**
+   * The server's insert, update and delete commands so far (its serverStatus counters: cheap),
+   * which arr never sends (see `takeOnce`); undefined when the server does not tell (a user
+   * without the clusterMonitor role on MongoDB).
+   */
+  async foreignWrites(): Promise<number | undefined> {
+    if (this.serverStatusRefused) return undefined;
+    let status: Document;
+    try {
+      status = await this.client.db('admin').command({ serverStatus: 1 });
+    } catch (err) {
+      if (![13, 59].includes((err as { code?: number }).code ?? 0)) throw err; // not Unauthorized, CommandNotFound
+      this.serverStatusRefused = true;
+      return undefined;
+    }
+    const commands = status.metrics?.commands as Record<string, { total?: unknown }> | undefined;
+    if (!commands) {
+      this.serverStatusRefused = true;
+      return undefined;
+    }
+    return ['insert', 'update', 'delete'].reduce((n, c) => n + Number(commands[c]?.total ?? 0), 0);
+  }
+
+  /** How many app documents the store holds: a cheap count (collection statistics, no scan). */
+  async countApps(): Promise<number> {
+    const [stats] = await this.collection.aggregate([{ $collStats: { count: {} } }]).toArray();
+    return Number(stats?.count ?? 0);
+  }
+
+  /** Looks for edits made outside arr (see `auditRegistry`). */
+  audit(): Promise<AuditReport> {
+    return auditRegistry(this.collection, this.instances, this.farm, this.journal);
   }
 
   async machines(appId: string): Promise<Machine[]> {
-    this.known(appId);
-    return this.slotsOf(appId);
+    return (await this.slotsOf(this.known(appId))).map(machineOf);
   }
 
   async claim(appId: string, machine: Machine): Promise<ClaimResult> {
@@ -150,14 +221,16 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
     if (!doc) throw new UnknownAppError(appId);
     // The cap as stored now, which may have been edited since the last load.
     const cap = doc.instances === undefined ? 1 : doc.instances;
-    const taken = await this.instances.find({ app: appId }, { projection: { slot: 1 } }).toArray();
-    let granted = false;
-    if (typeof cap === 'number' && Number.isInteger(cap) && cap >= 1 && taken.length < cap) {
+    const valid = typeof cap === 'number' && Number.isInteger(cap) && cap >= 1;
+    if (valid) this.storedCaps.set(appId, Math.max(cap, this.storedCaps.get(appId) ?? 0));
+    const taken = await this.slotsOf(app);
+    let granted: string | undefined;
+    if (valid && taken.length < cap) {
       const used = new Set(taken.map((t) => t.slot));
       for (let slot = 0; slot < cap && !granted; slot++) {
         if (used.has(slot)) continue;
         granted = await this.takeSlot({
-          _id: `${appId}#${slot}`,
+          _id: slotId(appId, slot),
           app: appId,
           appRef: app.rawId,
           slot,
@@ -167,32 +240,43 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
         });
       }
     }
-    if (granted) await this.mirror(appId, app.rawId);
-    return { granted, machines: await this.slotsOf(appId) };
+    // Refused: the slots as they are now, with the claims that won meanwhile.
+    if (!granted)
+      return {
+        granted: false,
+        machines: (valid && taken.length < cap ? await this.slotsOf(app) : taken).map(machineOf),
+      };
+    await this.journal.append({ instances: [granted] });
+    return { granted: true, machines: await this.mirror(app) };
   }
 
   async move(appId: string, from: Machine, to: Machine): Promise<boolean> {
     const app = this.known(appId);
-    const res = await this.instances.updateOne(
-      { app: appId, host: from.host, port: from.port },
-      { $set: { host: to.host, port: to.port, since: new Date() } },
-    );
-    if (res.matchedCount === 0) return false;
-    await this.mirror(appId, app.rawId);
+    const moved: string[] = [];
+    for (const slot of await this.slotsAt(app, from)) {
+      const res = await this.instances.findOneAndUpdate(
+        { _id: slot._id, host: from.host, port: from.port },
+        { $set: { host: to.host, port: to.port, since: new Date() } },
+      );
+      if (res) moved.push(slot._id);
+    }
+    if (moved.length === 0) return false;
+    await this.journal.append({ instances: moved });
+    await this.mirror(app);
     return true;
   }
 
   async noteDeploy(appId: string, machine: Machine, note: DeployNote): Promise<void> {
-    const slot = { app: appId, host: machine.host, port: machine.port };
-    if (note.failed === undefined)
-      await this.instances.updateOne(slot, {
-        $set: { revision: note.revision },
-        $unset: { deployFailed: '' },
-      });
-    else
-      await this.instances.updateOne(slot, {
-        $set: { deployFailed: { revision: note.revision, message: note.failed, at: new Date() } },
-      });
+    const noted: string[] = [];
+    for (const slot of await this.slotsAt(this.known(appId), machine)) {
+      const filter = { _id: slot._id, host: machine.host, port: machine.port };
+      const update =
+        note.failed === undefined
+          ? { $set: { revision: note.revision }, $unset: { deployFailed: '' as const } }
+          : { $set: { deployFailed: { revision: note.revision, message: note.failed, at: new Date() } } };
+      if (await this.instances.findOneAndUpdate(filter, update)) noted.push(slot._id);
+    }
+    await this.journal.append({ instances: noted });
   }
 
   /** `arr restart`: adds 1 to the app's `revision`; every node replaces its instances. Returns the new revision. */
@@ -204,17 +288,16 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
       { returnDocument: 'after' },
     );
     if (!doc) throw new UnknownAppError(appId);
+    await this.journal.append({ apps: [app.rawId] });
     return Number(doc.revision);
   }
 
   /** The slots of an app with what they run: `arr restart --wait`, `arr apps`. */
-  async slotNotes(
-    appId: string,
-  ): Promise<(Machine & { revision?: number; deployFailed?: { revision: number; message: string } })[]> {
-    const docs = await this.instances.find({ app: appId }).sort({ slot: 1 }).toArray();
+  async slotNotes(appId: string): Promise<SlotNote[]> {
+    const app = this.table.apps.get(appId);
+    const docs = app ? await this.slotsOf(app) : await this.instances.find({ app: appId }).toArray();
     return docs.map((d) => ({
-      host: d.host,
-      port: d.port,
+      ...machineOf(d),
       ...(d.revision !== undefined ? { revision: d.revision } : {}),
       ...(d.deployFailed ? { deployFailed: d.deployFailed } : {}),
     }));
@@ -222,60 +305,50 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
 
   async release(appId: string, machine: Machine): Promise<void> {
     const app = this.known(appId);
-    const res = await this.instances.deleteMany({ app: appId, host: machine.host, port: machine.port });
-    if (res.deletedCount > 0) await this.mirror(appId, app.rawId);
+    const released: string[] = [];
+    for (const slot of await this.slotsAt(app, machine)) {
+      const gone = await this.instances.findOneAndDelete({
+        _id: slot._id,
+        host: machine.host,
+        port: machine.port,
+      });
+      if (gone) released.push(slot._id);
+    }
+    if (released.length === 0) return;
+    await this.journal.append({ instances: released });
+    await this.mirror(app);
   }
 
   async releaseMachine(host: string): Promise<number> {
-    const gone = await this.instances.find({ host }).toArray();
+    const gone: SlotDoc[] = [];
+    for (const slot of await this.instances.find({ host }).toArray())
+      if (await this.instances.findOneAndDelete({ _id: slot._id, host })) gone.push(slot);
     if (gone.length === 0) return 0;
-    const res = await this.instances.deleteMany({ host });
-    const apps = new Map(gone.map((g) => [g.app, g.appRef]));
-    for (const [appId, appRef] of apps) await this.mirror(appId, appRef);
-    return res.deletedCount;
-  }
-
-  /** Inserts a slot document; false when another claim holds that slot already. */
-  private async takeSlot(doc: InstanceDoc): Promise<boolean> {
-    try {
-      await this.instances.insertOne(doc);
-      return true;
-    } catch (err) {
-      if ((err as { code?: number }).code === 11000) return false;
-      throw err;
-    }
-  }
-
-  private async slotsOf(appId: string): Promise<Machine[]> {
-    const docs = await this.instances.find({ app: appId }).sort({ slot: 1 }).toArray();
-    return docs.map((d) => ({ host: d.host, port: d.port }));
-  }
-
-  /**
-   * Writes the app's slots into its `machines`. Writers may race, so each checks after its
-   * write that the slots did not change meanwhile, and writes again when they did: the last
-   * writer leaves the current list.
-   */
-  private async mirror(appId: string, appRef: unknown): Promise<void> {
-    let machines = await this.slotsOf(appId);
-    for (let attempt = 0; attempt < 3; attempt++) {
-      await this.collection.updateOne({ _id: appRef } as Document, { $set: { machines } });
-      const now = await this.slotsOf(appId);
-      if (now.length === machines.length && now.every((m, i) => sameMachine(m, machines[i]!))) return;
-      machines = now;
-    }
+    await this.journal.append({ instances: gone.map((g) => g._id) });
+    for (const g of new Map(gone.map((g) => [g.app, g])).values()) await this.mirrorSlots(g.app, g.appRef);
+    return gone.length;
   }
 
   /**
    * Calls `onChange` whenever an app or an instance entry changes, through change streams where
-   * the server has them (a replica set); `onUnavailable` when it does not (a single server,
-   * FerretDB), and the caller's polling is all there is. Returns a function that stops it.
+   * the server has them (a replica set): the documents they name are read at the next `refresh`,
+   * as the journal's are. `onUnavailable` when it does not (a single server, FerretDB): the
+   * caller's polling is all there is. Returns a function that stops it.
    */
   watchChanges(onChange: () => void, onUnavailable: (why: string) => void): () => void {
-    const streams = [this.collection.watch(), this.instances.watch()];
+    const streams = [
+      this.collection.watch().on('change', (e: ChangeStreamDocument) => {
+        this.copy.note({ apps: changedIds(e) });
+        onChange();
+      }),
+      this.instances.watch().on('change', (e: ChangeStreamDocument<SlotDoc>) => {
+        const ids = changedIds(e);
+        this.copy.note({ instances: ids === 'all' ? 'all' : ids.map(String) });
+        onChange();
+      }),
+    ];
     let failed = false;
     for (const stream of streams) {
-      stream.on('change', onChange);
       stream.on('error', (err: Error) => {
         if (failed) return;
         failed = true;
@@ -296,16 +369,21 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
   async upsertApps(docs: Document[]): Promise<{ inserted: number; updated: number }> {
     let inserted = 0;
     let updated = 0;
+    const slots = await this.instances.find({}, { projection: { _id: 1, app: 1 } }).toArray();
+    const cleared: string[] = [];
     for (const doc of docs) {
-      const res = await this.collection.replaceOne(
+      const before = await this.collection.findOneAndReplace(
         { _id: doc._id },
         { ...doc, machines: [] },
         { upsert: true },
       );
-      await this.instances.deleteMany({ app: idOf(doc._id) });
-      if (res.upsertedCount > 0) inserted++;
-      else updated++;
+      const id = idOf(doc._id);
+      for (const slot of slots.filter((s) => s.app === id))
+        if (await this.instances.findOneAndDelete({ _id: slot._id })) cleared.push(slot._id);
+      if (before) updated++;
+      else inserted++;
     }
+    await this.journal.append({ apps: docs.map((d) => d._id), instances: cleared });
     return { inserted, updated };
   }
 
@@ -313,11 +391,92 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
     await this.client.close();
   }
 
+  /** Runs `task` after those queued before it (reads of changes must not interleave). */
+  private serially<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(task, task);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Takes in the journal's new entries and reads the slots they name; everything when it cannot tell. */
+  private async catchUp(): Promise<void> {
+    if (!(await this.journal.read((change: Change) => this.copy.note(change)))) {
+      await this.journal.start();
+      this.copy.note({ apps: 'all', instances: 'all' });
+    }
+    await this.copy.readPendingSlots();
+  }
+
+  private applyCopy(): LoadReport {
+    return this.apply([...this.copy.apps.values()].map((doc) => ({ doc })));
+  }
+
+  private unchanged(): LoadReport {
+    return { apps: this.table.apps.size, problems: [], changed: false };
+  }
+
+  /** Creates a slot document; its `_id`, or undefined when another claim holds that slot already. */
+  private async takeSlot({ _id, ...fields }: SlotDoc): Promise<string | undefined> {
+    return (await takeOnce(this.instances, _id, fields)) ? _id : undefined;
+  }
+
+  /**
+   * The app's slot documents as stored now, in slot order: slots 0 to the highest of its cap (as
+   * loaded, or as a claim found it stored) and of the slots this node read, a lookup by `_id` each.
+   */
+  private async slotsOf(app: App): Promise<SlotDoc[]> {
+    const count = Math.max(app.instances, this.storedCaps.get(app.id) ?? 0, this.copy.maxSlot(app.id) + 1);
+    if (count > SLOT_LOOKUPS) return this.instances.find({ app: app.id }).sort({ slot: 1 }).toArray();
+    const docs = await Promise.all(
+      Array.from({ length: count }, (_, slot) => this.instances.findOne({ _id: slotId(app.id, slot) })),
+    );
+    return docs.filter((d): d is SlotDoc => d !== null);
+  }
+
+  /** The app's slots held by the instance at `machine`. */
+  private async slotsAt(app: App, machine: Machine): Promise<SlotDoc[]> {
+    return (await this.slotsOf(app)).filter((s) => sameMachine(machineOf(s), machine));
+  }
+
+  private mirror(app: App): Promise<Machine[]> {
+    return this.mirrorSlots(app.id, app.rawId);
+  }
+
+  /**
+   * Writes the app's slots into its `machines`, and returns them. Writers may race, so each
+   * checks after its write that the slots did not change meanwhile, and writes again when they
+   * did: the last writer leaves the current list.
+   */
+  private async mirrorSlots(appId: string, appRef: unknown): Promise<Machine[]> {
+    const app = this.table.apps.get(appId);
+    const read = async () =>
+      (app
+        ? await this.slotsOf(app)
+        : await this.instances.find({ app: appId }).sort({ slot: 1 }).toArray()
+      ).map(machineOf);
+    let machines = await read();
+    for (let attempt = 0; attempt < 3; attempt++) {
+      await this.collection.findOneAndUpdate({ _id: appRef } as Document, { $set: { machines } });
+      const now = await read();
+      if (now.length === machines.length && now.every((m, i) => sameMachine(m, machines[i]!))) return now;
+      machines = now;
+    }
+    return machines;
+  }
+
   private known(appId: string): App {
     const app = this.table.apps.get(appId);
     if (!app) throw new UnknownAppError(appId);
     return app;
   }
+}
+
+const slotId = (appId: string, slot: number) => `${appId}#${slot}`;
+const machineOf = (d: SlotDoc): Machine => ({ host: d.host, port: d.port });
+
+/** The `_id`s a change stream event names, or 'all' for an event on the whole collection. */
+function changedIds(e: ChangeStreamDocument<Document>): unknown[] | 'all' {
+  return 'documentKey' in e && e.documentKey ? [(e.documentKey as { _id: unknown })._id] : 'all';
 }
 
 /** The database named in a MongoDB URL's path, or `arr`. */

@@ -78,6 +78,30 @@ export interface NodeLiveness {
   forgetNode(node: string): Promise<void>;
 }
 
+/** What a `refresh` of the farm's registry found. */
+export interface RefreshReport extends LoadReport {
+  /** Whether instance entries changed since the last refresh (read then, or by `allMachines` since). */
+  instancesChanged: boolean;
+}
+
+/** An instance entry with what it runs: `arr restart --wait`, `arr apps`. */
+export interface SlotNote extends Machine {
+  revision?: number;
+  /** The last deploy that failed there (the instance runs an earlier revision). */
+  deployFailed?: { revision: number; message: string };
+}
+
+/** What an audit of the farm's registry read and found (see `FarmRegistry.audit`). */
+export interface AuditReport {
+  /** App and slot documents read. */
+  apps: number;
+  instances: number;
+  /** Documents changed outside arr since the last audit: every node reads them again. */
+  changed: number;
+  /** No earlier audit to compare with: every node reads everything again. */
+  first: boolean;
+}
+
 /** A node of the farm as its liveness record has it (the dashboard). */
 export interface NodeRecord {
   node: string;
@@ -101,14 +125,52 @@ export interface FarmRecords {
   instanceRecords(): Promise<InstanceRecord[]>;
 }
 
+/**
+ * The farm's chores, done by one node at a time for all: sweeping the nodes that stopped
+ * beating, and auditing the registry for edits made outside arr.
+ */
+export interface FarmChores {
+  /**
+   * Whether `node` holds the chores for the next `ttlMs`: it takes them when nobody holds them
+   * or their holder stopped renewing them (and holds them from its next call on, when no other
+   * node took them meanwhile), and renews them while it holds them.
+   */
+  holdChores(node: string, ttlMs: number): Promise<boolean>;
+  /** Hands the chores over at once, if `node` holds them (a node that stops). */
+  releaseChores(node: string): Promise<void>;
+  /**
+   * A number that moves whenever something other than arr writes to the store's server (arr
+   * writes in a way that does not move it), read cheaply; undefined when the server does not tell.
+   */
+  foreignWrites(): Promise<number | undefined>;
+  /** How many app documents the store holds, counted cheaply (no read of the documents). */
+  countApps(): Promise<number>;
+  /**
+   * Reads every document and tells every node to read again those that changed since the last
+   * audit, by whatever wrote them: edits made outside arr reach the farm this way.
+   */
+  audit(): Promise<AuditReport>;
+}
+
 /** The farm's shared registry: instances, node liveness, and news of changes. */
-export interface FarmRegistry extends Registry, NodeLiveness, FarmRecords {
+export interface FarmRegistry extends Registry, NodeLiveness, FarmRecords, FarmChores {
   readonly kind: 'mongo';
+  /**
+   * Reads what changed since the last read (every node's writes, what change streams told, what
+   * an audit found), and only that; everything when it cannot tell.
+   */
+  refresh(): Promise<RefreshReport>;
+  /** Every app's instances as this node read them last (no I/O). */
+  knownMachines(): Map<string, Machine[]>;
   /**
    * Calls `onChange` whenever an app or an instance entry changes, where the store can tell
    * (`onUnavailable` when it cannot: polling is all there is). Returns a function that stops it.
    */
   watchChanges(onChange: () => void, onUnavailable: (why: string) => void): () => void;
+  /** `arr restart`: adds 1 to the app's `revision`; every node replaces its instances. Returns the new revision. */
+  bumpRevision(appId: string): Promise<number>;
+  /** The app's instance entries with what they run, as stored now. */
+  slotNotes(appId: string): Promise<SlotNote[]>;
 }
 
 export class UnknownAppError extends Error {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,28 +16,12 @@ import {
 import { type MongoServer, mongoUnavailable, startMongo } from '../support/mongo.js';
 import { until } from '../support/poll.js';
 import { freePort } from '../support/ports.js';
-import { alive, startNlb, stopAll } from '../support/proc.js';
+import { alive, processesWith, startNlb, stopAll } from '../support/proc.js';
 
 const NODES = ['127.0.0.2', '127.0.0.3', '127.0.0.4'];
 // Fast beats and polls, so that the farm's clean-ups happen within a test's patience.
 const FARM_ARGS = ['--poll', '0.3'];
 const FAST_BEAT = ['--heartbeat', '0.3'];
-
-/** Pids of live processes whose command line contains `marker` (a unique app name). */
-function processesWith(marker: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      const state = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]?.[0];
-      if (cmd.includes(marker) && state !== 'Z') pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
 
 const ask = (node: ArrUnderTest, host: string, opts = {}): Promise<Reply> =>
   fetchVia(node.port, host, false, opts, addressOf(node));
