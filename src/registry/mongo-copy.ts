@@ -38,16 +38,19 @@ class Pending {
     return !this.all && this.keys.size === 0;
   }
 
-  /** What is pending now; the caller puts it back (`add`) if it could not read it. */
-  take(): { all: boolean; keys: string[] } {
+  /** Hands what is pending to `read`; if it fails, that stays pending. Whether anything was. */
+  async read(read: (taken: { all: boolean; keys: string[] }) => Promise<void>): Promise<boolean> {
+    if (this.empty) return false;
     const taken = { all: this.all, keys: [...this.keys] };
     this.all = false;
     this.keys.clear();
-    return taken;
-  }
-
-  putBack(taken: { all: boolean; keys: string[] }): void {
-    this.add(taken.all ? 'all' : taken.keys);
+    try {
+      await read(taken);
+    } catch (err) {
+      this.add(taken.all ? 'all' : taken.keys);
+      throw err;
+    }
+    return true;
   }
 }
 
@@ -75,54 +78,23 @@ export class StoreCopy {
     this.pendingSlots.add(change.instances);
   }
 
-  /** Forgets what was pending and reads every document. */
-  async readAll(): Promise<void> {
-    const apps = this.pendingApps.take();
-    const slots = this.pendingSlots.take();
-    try {
-      const [appDocs, slotDocs] = await Promise.all([
-        this.appsCollection.find({}).toArray(),
-        this.slotsCollection.find({}).toArray(),
-      ]);
-      this.replaceApps(appDocs);
-      this.replaceSlots(slotDocs);
-    } catch (err) {
-      this.pendingApps.putBack(apps);
-      this.pendingSlots.putBack(slots);
-      throw err;
-    }
-  }
-
   /** Reads the slot documents that changes named; whether any was read. */
   async readPendingSlots(): Promise<boolean> {
-    if (this.pendingSlots.empty) return false;
-    const taken = this.pendingSlots.take();
-    try {
-      if (taken.all) this.replaceSlots(await this.slotsCollection.find({}).toArray());
-      else {
-        const docs = await Promise.all(taken.keys.map((id) => this.slotsCollection.findOne({ _id: id })));
-        for (const [i, id] of taken.keys.entries()) this.setSlot(id, docs[i] ?? undefined);
-      }
-    } catch (err) {
-      this.pendingSlots.putBack(taken);
-      throw err;
-    }
-    this.slotsChanged = true;
-    return true;
+    const read = await this.pendingSlots.read(async ({ all, keys }) => {
+      if (all) return this.replaceSlots(await this.slotsCollection.find({}).toArray());
+      const docs = await Promise.all(keys.map((id) => this.slotsCollection.findOne({ _id: id })));
+      for (const [i, id] of keys.entries()) this.setSlot(id, docs[i] ?? undefined);
+    });
+    if (read) this.slotsChanged = true;
+    return read;
   }
 
   /** Reads the app documents that changes named; whether any was read. */
-  async readPendingApps(): Promise<boolean> {
-    if (this.pendingApps.empty) return false;
-    const taken = this.pendingApps.take();
-    try {
-      if (taken.all) this.replaceApps(await this.appsCollection.find({}).toArray());
-      else for (const [key, doc] of await this.appsByKey(taken.keys)) this.setApp(key, doc);
-    } catch (err) {
-      this.pendingApps.putBack(taken);
-      throw err;
-    }
-    return true;
+  readPendingApps(): Promise<boolean> {
+    return this.pendingApps.read(async ({ all, keys }) => {
+      if (all) return this.replaceApps(await this.appsCollection.find({}).toArray());
+      for (const [key, doc] of await this.appsByKey(keys)) this.setApp(key, doc);
+    });
   }
 
   /** Whether slot documents were read since the last call. */

@@ -71,8 +71,8 @@ export interface NodeLiveness {
   /** Records that `node` is alive until `ttlMs` from now (by this machine's clock). */
   beat(node: string, ttlMs: number): Promise<void>;
   /**
-   * Nodes other than `self` whose record has expired, and hosts that have instance entries but
-   * no record at all (a node that died before its first beat).
+   * Nodes other than `self` whose record has expired, and hosts that have instance entries (as
+   * this node last read them) but no record at all (a node that died before its first beat).
    */
   deadNodes(self: string): Promise<string[]>;
   forgetNode(node: string): Promise<void>;

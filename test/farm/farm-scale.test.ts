@@ -2,18 +2,19 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Collection, type Document, MongoClient } from 'mongodb';
+import { processesWith } from '../support/activation.js';
 import {
   type AppDoc,
   type ArrUnderTest,
   fetchVia,
-  helloApp,
   pidOf,
+  probedApp,
   type Reply,
   startArrWith,
 } from '../support/arr.js';
 import { type MongoServer, mongoUnavailable, startMongo } from '../support/mongo.js';
 import { until } from '../support/poll.js';
-import { cpuSeconds, processesWith, stopAll } from '../support/proc.js';
+import { cpuSeconds, stopAll } from '../support/proc.js';
 
 const APPS = 5000;
 const NODES = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
@@ -39,26 +40,16 @@ describe(`the farm at scale: ${NODES.length} nodes and ${APPS} apps`, { skip: mo
           async () => (await ask(node, host)).status === status,
           {
             timeoutMs: 20_000,
-            intervalMs: 50,
+            intervalMs: 100,
           },
         ),
       ),
     );
 
-  /** A hello app with a host that serves it and a `required` probe host that only redirects (nothing starts). */
+  /** A hello app whose probe host is `required`: a plain GET gets 301 from a node that routes it. */
   function app(instances = 1): { doc: AppDoc; name: string; host: string; probe: string } {
     const name = `scale${++made}x${process.pid}`;
-    const host = `${name}.localhost`;
-    const probe = `probe-${host}`;
-    const doc = helloApp(
-      name,
-      [
-        { host, ssl: 'allowed' },
-        { host: probe, ssl: 'required' },
-      ],
-      instances,
-    );
-    return { doc: { ...doc, machines: [] }, name, host, probe };
+    return { name, ...probedApp(name, instances, 'required') };
   }
 
   async function startNode(address: string): Promise<ArrUnderTest> {

@@ -4,19 +4,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Collection, type Document, MongoClient, type ObjectId } from 'mongodb';
+import { processesWith } from '../support/activation.js';
 import {
   type AppDoc,
   type ArrUnderTest,
   fetchVia,
-  helloApp,
   pidOf,
+  probedApp,
   type Reply,
   startArrWith,
 } from '../support/arr.js';
 import { type MongoServer, mongoUnavailable, startMongo } from '../support/mongo.js';
 import { until } from '../support/poll.js';
 import { freePort } from '../support/ports.js';
-import { alive, processesWith, startNlb, stopAll } from '../support/proc.js';
+import { alive, startNlb, stopAll } from '../support/proc.js';
 
 const NODES = ['127.0.0.2', '127.0.0.3', '127.0.0.4'];
 // Fast beats and polls, so that the farm's clean-ups happen within a test's patience.
@@ -47,17 +48,8 @@ describe('the farm: three arr nodes sharing one MongoDB registry', { skip: mongo
     also: ArrUnderTest[] = [],
   ): Promise<{ doc: AppDoc; host: string; name: string }> {
     const name = `farm${++appCount}x${process.pid}`;
-    const host = `${name}.localhost`;
-    const probe = `probe-${host}`;
-    const doc = helloApp(
-      name,
-      [
-        { host, ssl: 'allowed' },
-        { host: probe, ssl: 'none' },
-      ],
-      instances,
-    );
-    await apps.insertOne({ ...doc, machines: [] } as Document);
+    const { doc, host, probe } = probedApp(name, instances, 'none');
+    await apps.insertOne(doc as Document);
     for (const node of [...nodes, ...also]) {
       await until(`${host} routed by ${addressOf(node)}`, async () => {
         const r = await fetchVia(node.sslport, probe, true, {}, addressOf(node));

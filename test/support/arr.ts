@@ -37,6 +37,25 @@ export function helloApp(name: string, hosts: AppDoc['hosts'], instances = 1): A
   };
 }
 
+/**
+ * A hello app named `name` on `<name>.localhost`, with a second host, `probe-<name>.localhost`,
+ * whose policy answers before anything starts (`none` asked over TLS: 403; `required` asked over
+ * plain HTTP: 301): asking the probe tells whether a node routes the app, and starts nothing.
+ */
+export function probedApp(
+  name: string,
+  instances: number,
+  probeSsl: 'none' | 'required',
+): { doc: AppDoc; host: string; probe: string } {
+  const host = `${name}.localhost`;
+  const probe = `probe-${host}`;
+  const hosts = [
+    { host, ssl: 'allowed' },
+    { host: probe, ssl: probeSsl },
+  ];
+  return { doc: { ...helloApp(name, hosts, instances), machines: [] }, host, probe };
+}
+
 export interface ArrUnderTest {
   proc: Running;
   port: number;
