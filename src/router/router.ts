@@ -6,8 +6,8 @@ import type { InstanceChooser } from '../activation/chooser.js';
 import type { Registry } from '../registry/registry.js';
 import type { App, Route } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
+import { misdirected } from './coalescing.js';
 import { setForwardedHeaders } from './forwarded.js';
-import { misdirected } from './h2.js';
 import { H2WebSocketJoiner } from './h2-websocket.js';
 import { absoluteTarget, hostName, manyHosts } from './host.js';
 import {
@@ -19,6 +19,7 @@ import {
   TIMED_OUT,
 } from './http-engine.js';
 import type { ExchangeObserver } from './observer.js';
+import type { RequestHandler } from './request-handler.js';
 import { rejectUpgrade, sendError } from './respond.js';
 import { OPTIONS_TIMED_OUT, type UpgradeOwner, UpgradeProxy } from './upgrade-proxy.js';
 
@@ -73,7 +74,7 @@ const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
  * and its policy (`admit`), the instance (`attempt`), the exchange (`send`), and what a
  * failure leads to (`exchangeFailed`): another attempt, or an answer of arr's own.
  */
-export class Router implements ExchangeOwner, UpgradeOwner {
+export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner {
   private readonly registry: Registry;
   private readonly instances: InstanceChooser;
   private readonly log: Logger;
