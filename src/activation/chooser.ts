@@ -1,7 +1,8 @@
 import type { Registry } from '../registry/registry.js';
 import { type App, type Machine, sameMachine } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
-import type { Activator, Target } from './activator.js';
+import type { Activator } from './activator.js';
+import type { Target } from './target.js';
 
 /** The instances of one app on other nodes, taken in turn. */
 interface RemoteSet {

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { type IncomingMessage, type OutgoingHttpHeaders, request } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Target } from '../activation/activator.js';
+import type { Target } from '../activation/target.js';
 import { HOP_BY_HOP } from './headers.js';
 import { closeTogether, type UpgradeOwner } from './upgrade-proxy.js';
 

@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { ActivationError, exchangeBegan, exchangeEnded, type Target } from '../activation/activator.js';
 import type { InstanceChooser } from '../activation/chooser.js';
+import { ActivationError, exchangeBegan, exchangeEnded, type Target } from '../activation/target.js';
 import type { Registry } from '../registry/registry.js';
 import type { App, Route } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
