@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import type { Machine } from '../registry/types.js';
+import type { App, Machine } from '../registry/types.js';
 import type { SpawnedProcess } from './spawn.js';
 
 /**
@@ -72,4 +72,20 @@ export class ActivationError extends Error {
 
   /** The process that did not become ready, when there was one (its last output is logged with a failed deploy). */
   process?: SpawnedProcess;
+}
+
+/**
+ * Where the chooser (and so the router) gets this node's instances, without knowing how they
+ * are started. `localTarget` is asked per exchange and must answer from memory; `activate` and
+ * `evict` are asked once per start and per failed connection. So the activator can be put in
+ * another process (worker processes asking a primary) behind this interface: a worker keeps the
+ * targets it was given, and is told when one goes, with no message per request.
+ */
+export interface InstanceSource {
+  /** The app's ready instance on this node, if any: the hot path, no I/O. */
+  localTarget(appId: string): Target | undefined;
+  /** Finds or starts an instance for the app; concurrent callers share one attempt. */
+  activate(app: App): Promise<Activation>;
+  /** This node's instance of the app refused a connection (on `port`): it is stopped. */
+  evict(appId: string, why: string, port?: number): void;
 }

@@ -1,5 +1,6 @@
 import { type CertificateSource, certificateSource } from '../acme/qualify.js';
-import type { ActivatorSnapshot, InstanceState } from '../activation/activator.js';
+import type { InstanceState } from '../activation/instances.js';
+import type { ActivatorSnapshot } from '../activation/snapshot.js';
 import type { App, SslPolicy } from '../registry/types.js';
 import type { FarmPicture } from './farm-view.js';
 import type { SecondStats } from './traffic.js';
