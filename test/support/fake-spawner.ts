@@ -53,7 +53,8 @@ export class FakeProcess {
     this.hasExited = true;
     this.readyNow('aborted');
     this.exit({ code, signal });
-    this.child.emit('close');
+    // As a real child's pipes close after its exit is seen.
+    setImmediate(() => this.child.emit('close'));
   }
 
   /** What the spawner's signal() does to it. */
@@ -96,7 +97,7 @@ export class FakeSpawner implements Spawner {
     this.byPid(pid)?.signal(signal);
   }
 
-  ready(port: number, opts: { timeoutMs: number; signal: AbortSignal }): Promise<Readiness> {
+  ready(port: number): Promise<Readiness> {
     const p = this.started.find((s) => s.port === port && !s.hasExited);
     if (!p) return Promise.resolve('aborted');
     return p.readiness;
