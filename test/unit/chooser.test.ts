@@ -32,6 +32,15 @@ class Source implements InstanceSource {
 
 const m = (host: string, port: number): Machine => ({ host, port });
 
+/** An instance of this node (10.0.0.1) on `port`. */
+const localTarget = (port: number): Target => ({
+  appId: 'a',
+  machine: m('10.0.0.1', port),
+  host: '127.0.0.1',
+  port,
+  local: true,
+});
+
 describe('InstanceChooser (in process)', () => {
   let source: Source;
   let registry: FileRegistry;
@@ -55,13 +64,7 @@ describe('InstanceChooser (in process)', () => {
   });
 
   it("picks this node's own instance first", () => {
-    const local: Target = {
-      appId: 'a',
-      machine: m('10.0.0.1', 5000),
-      host: '127.0.0.1',
-      port: 5000,
-      local: true,
-    };
+    const local = localTarget(5000);
     source.local.set('a', local);
     chooser.updateRemote(new Map([['a', [m('10.0.0.2', 1), m('10.0.0.3', 2)]]]));
     assert.equal(chooser.pick(app), local);
@@ -99,10 +102,7 @@ describe('InstanceChooser (in process)', () => {
     chooser.unreachable(bad);
     assert.deepEqual(forgotten, [{ target: bad, graceful: false }]);
     // The next activation waits for the release, then the source is asked.
-    source.next = {
-      kind: 'local',
-      target: { appId: 'a', machine: m('10.0.0.1', 7), host: '127.0.0.1', port: 7, local: true },
-    };
+    source.next = { kind: 'local', target: localTarget(7) };
     await chooser.resolve(app);
     assert.deepEqual(
       (await registry.machines('a')).map((x) => x.host),
@@ -111,13 +111,7 @@ describe('InstanceChooser (in process)', () => {
   });
 
   it('asks the source to evict an unreachable local instance', () => {
-    const local: Target = {
-      appId: 'a',
-      machine: m('10.0.0.1', 5000),
-      host: '127.0.0.1',
-      port: 5000,
-      local: true,
-    };
+    const local = localTarget(5000);
     chooser.unreachable(local);
     assert.deepEqual(source.evicted, [{ appId: 'a', port: 5000 }]);
   });
