@@ -173,7 +173,10 @@ export class Activator implements InstanceSource {
     // A late error from an instance already replaced must not stop its replacement.
     if (!record || !instance || (port !== undefined && instance.target.port !== port)) return;
     const { app, proc } = instance;
-    this.log.warn({ app: app.name, id: appId, pid: proc.pid }, `stopping ${app.name}[${proc.pid}]: ${why}`);
+    this.log.warn(
+      { event: 'instance-stopping', app: app.name, id: appId, pid: proc.pid },
+      `stopping ${app.name}[${proc.pid}]: ${why}`,
+    );
     this.table.unserve(record, instance);
     // Its exit will not find it serving any more: its entry goes now, or the app stays at its cap.
     this.slots.release(instance);
@@ -209,7 +212,7 @@ export class Activator implements InstanceSource {
       if (!instance || !a || a.active > 0 || now - a.lastActive < idleMs) continue;
       const { app, proc } = instance;
       this.log.info(
-        { app: app.name, id: record.id, pid: proc.pid },
+        { event: 'instance-stopping', app: app.name, id: record.id, pid: proc.pid },
         `stopping ${app.name}[${proc.pid}]: idle for ${Math.round((now - a.lastActive) / 1000)} s`,
       );
       this.table.unserve(record, instance);
@@ -310,7 +313,7 @@ export class Activator implements InstanceSource {
     this.slots.note(app, machine);
     const ms = this.clock.now() - startedAt;
     this.log.info(
-      { app: app.name, id: app.id, pid: proc.pid, port, ms },
+      { event: 'instance-ready', app: app.name, id: app.id, pid: proc.pid, port, ms },
       `${app.name} is ready on port ${port} (${ms} ms)`,
     );
     // The app changed while it started: the version it runs is replaced at once.
@@ -324,12 +327,22 @@ export class Activator implements InstanceSource {
     const record = this.table.find(app.id);
     const wasServing = record !== undefined && this.table.unserve(record, instance);
     if (exit.error && proc.pid < 0) {
-      this.log.error({ app: app.name, id: app.id }, `could not start ${app.name}: ${exit.error.message}`);
+      this.log.error(
+        { event: 'instance-exited', app: app.name, id: app.id },
+        `could not start ${app.name}: ${exit.error.message}`,
+      );
       return;
     }
     const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
     this.log.info(
-      { app: app.name, id: app.id, pid: proc.pid },
+      {
+        event: 'instance-exited',
+        app: app.name,
+        id: app.id,
+        pid: proc.pid,
+        code: exit.code,
+        signal: exit.signal,
+      },
       `${app.name}[${proc.pid}] exited with ${how}`,
     );
     if (!wasServing || !record) return;

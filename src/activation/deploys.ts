@@ -118,7 +118,7 @@ export class Deploys {
   private async replace(record: AppRecord, old: Instance, app: App): Promise<boolean> {
     const began = this.clock.now();
     this.log.info(
-      { app: app.name, id: app.id, pid: old.proc.pid },
+      { event: 'deploy-started', app: app.name, id: app.id, pid: old.proc.pid },
       `deploying ${app.name}: starting its new version beside ${app.name}[${old.proc.pid}]`,
     );
     // Should the old instance go meanwhile, requests wait for the new one rather than start a third.
@@ -154,6 +154,7 @@ export class Deploys {
       record.failures = undefined;
       this.log.info(
         {
+          event: 'deploy-done',
           app: app.name,
           id: app.id,
           pid: launched.proc.pid,
@@ -185,7 +186,7 @@ export class Deploys {
       const why = err instanceof Error ? err.message : String(err);
       const output = proc && proc.recent.length > 0 ? `; its last output:\n${proc.recent.join('\n')}` : '';
       this.log.error(
-        { app: app.name, id: app.id, pid: old.proc.pid, output: proc?.recent },
+        { event: 'deploy-failed', app: app.name, id: app.id, pid: old.proc.pid, output: proc?.recent },
         `deploy of ${app.name} failed: ${why}; ${app.name}[${old.proc.pid}] (the previous version) keeps serving${output}`,
       );
       this.options.deployed?.(app, 'failed', why);
@@ -217,7 +218,7 @@ export class Deploys {
     if (this.table.stopping) return; // stopAll stops it
     const open = old.target.webSockets?.size ?? 0;
     this.log.info(
-      { app: old.app.name, id: old.app.id, pid: old.proc.pid },
+      { event: 'instance-replaced', app: old.app.name, id: old.app.id, pid: old.proc.pid },
       `stopping ${old.app.name}[${old.proc.pid}]: replaced${open > 0 ? ` (${open} WebSockets still open after the drain are closed)` : ''}`,
     );
     // Its registry entry, should it still be listed (its slot moved already).

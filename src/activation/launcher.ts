@@ -156,7 +156,10 @@ export class Launcher {
       this.options.exited?.(proc);
       onExit(instance, exit);
     });
-    this.log.info({ app: app.name, id: app.id, pid: proc.pid, port }, `starting ${app.name} on port ${port}`);
+    this.log.info(
+      { event: 'instance-starting', app: app.name, id: app.id, pid: proc.pid, port },
+      `starting ${app.name} on port ${port}`,
+    );
 
     const ready = await this.spawner.ready(port, {
       timeoutMs: this.options.startTimeoutMs,

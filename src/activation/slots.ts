@@ -117,7 +117,7 @@ export class Slots {
         this.log.warn({ app: name, id: record.id }, `${name}: its entry was missing; put back`);
       else if (this.table.unserve(record, instance)) {
         this.log.warn(
-          { app: name, id: record.id },
+          { event: 'instance-stopping', app: name, id: record.id, pid: instance.proc.pid },
           `${name}: its entry was missing and the cap is full; stopping it`,
         );
         stop(instance);
