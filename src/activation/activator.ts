@@ -21,9 +21,6 @@ import { type Activation, ActivationError, type InstanceSource, type Target } fr
  * dashboard's snapshot (snapshot.ts).
  */
 
-export type { InstanceState } from './instances.js';
-export type { ActivatorSnapshot, FailureSnapshot, InstanceSnapshot } from './snapshot.js';
-
 /** What the activator tells of its processes and deploys (the state file, metrics). */
 export interface ActivatorEvents {
   /** A process was spawned (before it is ready). */

@@ -14,6 +14,8 @@ export interface LogLine {
   msg: string;
   /** On lifecycle lines: instance-starting, instance-ready, deploy-done, ... (README, "Logs"). */
   event?: string;
+  /** When it was logged (ms since the epoch). */
+  time?: number;
   app?: string;
   pid?: number;
   port?: number;
