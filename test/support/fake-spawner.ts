@@ -30,7 +30,13 @@ export class FakeProcess {
     this.readiness = new Promise<Readiness>((r) => {
       this.readyNow = r;
     });
-    this.proc = { child: this.child as unknown as ChildProcess, pid, recent: [], exited };
+    this.proc = {
+      child: this.child as unknown as ChildProcess,
+      pid,
+      recent: [],
+      token: `fake-${pid}`,
+      exited,
+    };
   }
 
   get pid(): number {
