@@ -3,8 +3,8 @@ import type { App } from '../registry/types.js';
 import { every } from '../util/every.js';
 import type { Logger } from '../util/log.js';
 import { backoffWait, oneMoreFailure } from './backoff.js';
-import type { InstanceCgroups } from './cgroup.js';
 import { type Clock, systemClock } from './clock.js';
+import type { Confinement } from './confine.js';
 import { Deploys } from './deploys.js';
 import { type AppRecord, AppTable, type Instance } from './instances.js';
 import { type ExitStatus, Launcher, type Ports, processSpawner, type Spawner } from './launcher.js';
@@ -56,10 +56,11 @@ export interface ActivatorOptions {
   /**
    * Told when an instance has exited, before its port can be given again: connections kept
    * to it must go, or another app given the port could be sent what was meant for this one.
+   * `graceful` when it was replaced and drains: the idle ones go now, the others when done.
    */
-  onInstanceGone?: (target: Target) => void;
-  /** A cgroup per instance, where arr can make them. */
-  cgroups?: InstanceCgroups;
+  onInstanceGone?: (target: Target, graceful?: boolean) => void;
+  /** What instances go through before their program runs (cgroup, user, capabilities); none: a plain spawn. */
+  confinement?: Confinement;
   /** Told of each line of an instance's output (the dashboard's output ring; --admin only). */
   onOutput?: OutputListener;
   /** Time and timers (tests move a clock of their own). */
@@ -96,7 +97,7 @@ export class Activator implements InstanceSource {
     const events = options.events;
     this.launcher = new Launcher(
       ports,
-      options.spawner ?? processSpawner(log, options.onOutput),
+      options.spawner ?? processSpawner(log, options.onOutput, options.confinement),
       this.table,
       this.clock,
       log,
@@ -106,7 +107,6 @@ export class Activator implements InstanceSource {
         stopGraceMs: options.stopGraceMs ?? 10_000,
         currentApp,
         failed,
-        cgroups: options.cgroups,
         spawned: (proc, app, port) => events?.spawned?.(proc, app, port),
         exited: (proc) => events?.exited?.(proc),
         gone: options.onInstanceGone,
@@ -119,6 +119,7 @@ export class Activator implements InstanceSource {
       currentApp,
       failed,
       onExit: (instance, exit) => this.exited(instance, exit),
+      gone: options.onInstanceGone,
       deployed: (app, result, detail) => events?.deployed?.(app, result, detail),
     });
   }
@@ -235,7 +236,7 @@ export class Activator implements InstanceSource {
     for (const record of [...this.table.all()])
       if (record.serving) this.table.unserve(record, record.serving);
     await Promise.all([...this.launcher.live].map((i) => this.launcher.stop(i)));
-    await this.options.cgroups?.close();
+    await this.options.confinement?.cgroups?.close();
   }
 
   /**

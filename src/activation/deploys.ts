@@ -5,7 +5,7 @@ import { type Clock, sleep } from './clock.js';
 import type { AppRecord, AppTable, Instance } from './instances.js';
 import type { ExitStatus, Launcher } from './launcher.js';
 import type { Slots } from './slots.js';
-import { type Activation, ActivationError } from './target.js';
+import { type Activation, ActivationError, type Target } from './target.js';
 
 /**
  * Rolling replacement: an instance of this node whose app has another version in the registry
@@ -25,6 +25,8 @@ export interface DeployOptions {
   currentApp: (appId: string) => App | undefined;
   /** A replacement failed in a way that counts for the back-off. */
   failed: (appId: string) => void;
+  /** A replaced instance drains: connections kept to it go once idle (`graceful`). */
+  gone?: (target: Target, graceful?: boolean) => void;
   /** What happens when an instance exits (the activator's bookkeeping). */
   onExit: (instance: Instance, exit: ExitStatus) => void;
   /** A rolling replacement ended: the new version serves, or it failed (and the old one serves). */
@@ -198,9 +200,11 @@ export class Deploys {
   /**
    * A replaced instance finishes what it serves: it is stopped once nothing is in flight there
    * (requests, WebSockets), or when the drain period is over, whichever comes first. In a farm
-   * it is kept for the whole drain (and at least the linger): the other nodes send their
-   * requests and WebSockets straight to it, unseen here, until they learn of its successor.
-   * Its WebSockets still open then are closed with it (SIGTERM: apps say goodbye; then arr).
+   * it lives at least the linger: the other nodes send their requests and WebSockets straight to
+   * it, unseen by this node's counters, until they learn of its successor; after that, nothing
+   * is in flight there once no connection to its port is open (other nodes close their idle
+   * ones to it when they learn, as this node does now). Its WebSockets still open at the end of
+   * the drain are closed with it (SIGTERM: apps say goodbye; then arr).
    */
   private async drain(record: AppRecord, old: Instance): Promise<void> {
     const began = this.clock.now();
@@ -208,11 +212,17 @@ export class Deploys {
     const deadline = began + Math.max(this.options.drainMs, lingerMs);
     const a = old.target.activity;
     this.table.setState(old, 'draining');
-    while (!old.exited.aborted && !this.table.stopping) {
+    this.options.gone?.(old.target, true);
+    for (let look = began + lingerMs; !old.exited.aborted && !this.table.stopping; ) {
       const now = this.clock.now();
       if (now >= deadline) break;
-      // In a farm (a linger), other nodes' exchanges with it are not seen here: the whole drain.
-      if (lingerMs === 0 && (!a || a.active <= 0)) break;
+      if (!a || a.active <= 0) {
+        if (lingerMs === 0) break;
+        if (now >= look) {
+          if ((await this.launcher.openConnections(old)) === 0) break;
+          look = this.clock.now() + 250;
+        }
+      }
       await sleep(this.clock, 25);
     }
     if (this.table.stopping) return; // stopAll stops it

@@ -2,9 +2,11 @@ import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type App, deployKey } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
-import { type InstanceCgroups, killGroup } from './cgroup.js';
+import { killGroup } from './cgroup.js';
 import type { Clock } from './clock.js';
+import { type Confinement, plainLaunch } from './confine.js';
 import { cannotSwitchUser, type Identity, IdentityError, resolveIdentity } from './identity.js';
+import { openConnections } from './instance-connections.js';
 import type { AppTable, Instance } from './instances.js';
 import { type Readiness, waitReady } from './readiness.js';
 import { type OutputListener, type SpawnedProcess, signalGroup, spawnInstance } from './spawn.js';
@@ -32,14 +34,32 @@ export interface Spawner {
   signal(pid: number, signal: NodeJS.Signals): void;
   /** Resolves once the instance on the port is ready, or not in time, or it exited (`signal`). */
   ready(port: number, opts: { timeoutMs: number; signal: AbortSignal; path?: string }): Promise<Readiness>;
+  /** How many connections to the port are open, whoever made them (undefined: cannot tell). */
+  openConnections(port: number): Promise<number | undefined>;
 }
 
-/** Real processes: spawnInstance, process groups, and readiness on loopback. */
-export function processSpawner(log: Logger, onOutput?: OutputListener): Spawner {
+/**
+ * Real processes: spawnInstance, confined as `confinement` says (its cgroup joined before the
+ * program runs, the app's user, no capability of arr's), process groups, readiness on loopback,
+ * and the kernel's table of connections.
+ */
+export function processSpawner(log: Logger, onOutput?: OutputListener, confinement?: Confinement): Spawner {
   return {
-    spawn: (app, port, identity) => spawnInstance(app, port, log, identity, onOutput),
+    spawn(app, port, identity) {
+      const { executable, args } = app.process;
+      const launch =
+        confinement?.launch(executable, args, `${app.id}-${port}`, identity) ??
+        plainLaunch(executable, args, identity);
+      try {
+        return spawnInstance(app, port, log, launch, onOutput);
+      } catch (err) {
+        if (launch.cgroup) void killGroup(launch.cgroup);
+        throw err;
+      }
+    },
     signal: signalGroup,
     ready: (port, opts) => waitReady(LOOPBACK, port, opts),
+    openConnections,
   };
 }
 
@@ -54,7 +74,6 @@ export interface LauncherOptions {
   currentApp: (appId: string) => App | undefined;
   /** A start failed in a way that counts for the back-off (it could not run, or was not ready). */
   failed: (appId: string) => void;
-  cgroups?: InstanceCgroups;
   /** A process was spawned (before it is ready): the state file, metrics. */
   spawned?(proc: SpawnedProcess, app: App, port: number): void;
   /** It has exited: the state file. */
@@ -63,7 +82,7 @@ export interface LauncherOptions {
    * An instance has exited, before its port can be given again: connections kept to it must
    * go, or another app given the port could be sent what was meant for this one.
    */
-  gone?: (target: Target) => void;
+  gone?: (target: Target, graceful?: boolean) => void;
 }
 
 /** The uid and gid the app's instances run as; undefined: arr's own. */
@@ -129,7 +148,6 @@ export class Launcher {
     }
     const startedAt = this.clock.now();
     const proc = await this.spawnOnPort(app, port);
-    proc.cgroup = this.options.cgroups?.adopt(proc.pid, `${app.id}-${port}`);
     const exited = new AbortController();
     const instance: Instance = {
       app,
@@ -191,6 +209,11 @@ export class Launcher {
     // Whatever the instance started in its group goes with it.
     this.spawner.signal(proc.pid, 'SIGKILL');
     if (proc.cgroup) await killGroup(proc.cgroup);
+  }
+
+  /** How many connections to the instance's port are open, whoever made them (undefined: cannot tell). */
+  openConnections(instance: Instance): Promise<number | undefined> {
+    return this.spawner.openConnections(instance.port);
   }
 
   /** The target of an instance of this node, with the counters drains and the idle timeout read. */

@@ -52,9 +52,10 @@ function identityOf(socket: TLSSocket, defaultFingerprint: string): Identity {
  * is not. Browsers send a stream for every host the connection's certificate covers (RFC 9113
  * §9.1.1), whichever name opened it; arr serves it when that certificate is the one the host
  * would get by SNI itself: any host on a connection opened for it (SNI), a host with files of its
- * own only there,
- * and any other host when the connection has arr's default certificate and that covers the
- * name. No host is answered under a certificate that is not its own.
+ * own only there; on a connection opened without SNI (it has the default certificate), any host
+ * without a certificate of its own, as on HTTP/1.1; and any other host when the connection has
+ * arr's default certificate and that covers the name. No host is answered under a certificate
+ * that is not its own.
  */
 export function misdirected(req: IncomingMessage, host: string, ownCertificate: boolean): string | undefined {
   const id = ((req as MarkedRequest)[CONNECTION] as MarkedSocket | undefined)?.[IDENTITY];
@@ -62,6 +63,7 @@ export function misdirected(req: IncomingMessage, host: string, ownCertificate: 
   // Opened for this very name: its certificate is the one SNI chose for the host (own files,
   // ACME or the default), as on HTTP/1.1.
   if (id.sni === host) return undefined;
+  if (id.sni === undefined) return ownCertificate ? noSni(host) : undefined;
   if (ownCertificate) return `${host} has a certificate of its own; open a connection for it`;
   let covered = id.covered.get(host);
   if (covered === undefined) {
@@ -71,6 +73,11 @@ export function misdirected(req: IncomingMessage, host: string, ownCertificate: 
   return covered
     ? undefined
     : `this connection's certificate does not cover ${host}; open a connection for it`;
+}
+
+/** Why a host with a certificate of its own is not served on a connection opened without SNI. */
+export function noSni(host: string): string {
+  return `${host} has a certificate of its own; open a connection for it with its name (SNI)`;
 }
 
 /**

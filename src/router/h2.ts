@@ -162,15 +162,27 @@ function serve(
   if (stream.destroyed) return;
   const connection = (stream.session as MarkedSession | undefined)?.[SOCKET];
   const req = new H2Request(stream, headers, rawHeaders, connection);
-  if (req.method === 'CONNECT') {
-    if (headers[':protocol'] === 'websocket') {
-      (stream as MarkedStream)[WEBSOCKET] = true;
-      router.handleUpgrade(req as unknown as IncomingMessage, stream, EMPTY, true);
-      return;
-    }
+  const connect = req.method === 'CONNECT';
+  if (connect && headers[':protocol'] !== 'websocket') {
     // A plain CONNECT asks for a tunnel: arr is no forward proxy.
     const what = headers[':protocol'] === undefined ? 'CONNECT' : 'this protocol';
     sendError(asResponse(new H2Response(stream)), 501, `${what} is not served here; WebSockets are`);
+    return;
+  }
+  if (req.url.charCodeAt(0) !== 47 /* / */) {
+    // RFC 9113 §8.3.1: an http(s) :path is a path (or `*`); the host is :authority. An absolute
+    // URL there would name a host of its own (the router reads HTTP/1.1's absolute form so).
+    // `OPTIONS *` goes through http-proxy, which speaks to node:http's objects only.
+    const why =
+      req.url === '*'
+        ? 'the target * is served over HTTP/1.1 only'
+        : 'the :path must be a path beginning with /, the host is :authority';
+    sendError(asResponse(new H2Response(stream)), 400, why);
+    return;
+  }
+  if (connect) {
+    (stream as MarkedStream)[WEBSOCKET] = true;
+    router.handleUpgrade(req as unknown as IncomingMessage, stream, EMPTY, true);
     return;
   }
   const res = asResponse(new H2Response(stream));
@@ -182,11 +194,6 @@ function serve(
       return;
     }
     if (hasBody(req as unknown as IncomingMessage)) stream.additionalHeaders({ ':status': 100 });
-  }
-  if (req.url === '*') {
-    // `OPTIONS *` is passed on through http-proxy, which speaks to node:http's objects only.
-    sendError(res, 400, 'the target * is served over HTTP/1.1 only');
-    return;
   }
   router.handleRequest(req as unknown as IncomingMessage, res, true);
 }

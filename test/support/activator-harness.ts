@@ -38,7 +38,10 @@ export class ActivatorHarness {
   readonly ports = new FakePorts();
   readonly logged: Logged[] = [];
   readonly deployed: Array<{ app: string; result: string; detail?: string }> = [];
+  /** Targets whose connections were told to go: the instance exited. */
   readonly gone: Target[] = [];
+  /** Targets told to go once idle: the instance was replaced and drains. */
+  readonly drained: Target[] = [];
   readonly starts: string[] = [];
   readonly activator: Activator;
 
@@ -56,7 +59,7 @@ export class ActivatorHarness {
       startTimeoutMs: 1_000,
       clock: this.clock,
       spawner: this.spawner,
-      onInstanceGone: (t) => this.gone.push(t),
+      onInstanceGone: (t, graceful) => (graceful ? this.drained : this.gone).push(t),
       onStart: (app) => this.starts.push(app.id),
       events: { deployed: (app, result, detail) => this.deployed.push({ app: app.id, result, detail }) },
       ...options,

@@ -109,6 +109,13 @@ export class FakeSpawner implements Spawner {
     return p.readiness;
   }
 
+  /** Connections open to a port, as the kernel's table would show them (0 when not set). */
+  readonly connections = new Map<number, number>();
+
+  async openConnections(port: number): Promise<number | undefined> {
+    return this.connections.get(port) ?? 0;
+  }
+
   byPid(pid: number): FakeProcess | undefined {
     return this.started.find((p) => p.pid === pid);
   }

@@ -88,6 +88,19 @@ describe('Activator: rolling replacement and drain (in process, fake clock)', ()
     assert.deepEqual(oldProc.signals.slice(0, 1), ['SIGTERM']);
   });
 
+  it('ends a farm drain after the linger once no connection to the old instance is open', async () => {
+    const old = await serving({ drainMs: 30_000, lingerMs: 2_000 });
+    const oldProc = h.spawner.last;
+    h.spawner.connections.set(oldProc.port, 1); // another node's WebSocket, unseen by the counters
+    await bump(2);
+    assert.deepEqual(h.drained, [old], 'its idle connections are told to go at the switch');
+    await h.clock.advance(5_000);
+    assert.deepEqual(oldProc.signals, [], 'a connection is open: still draining');
+    h.spawner.connections.set(oldProc.port, 0);
+    await h.clock.advance(250);
+    assert.deepEqual(oldProc.signals.slice(0, 1), ['SIGTERM'], 'the last connection closed: stopped');
+  });
+
   it('keeps the old version serving when the new one fails, and tries again after the back-off', async () => {
     await serving({ backoffBaseMs: 500 });
     const oldProc = h.spawner.last;

@@ -42,6 +42,13 @@ describe('HTTP/2 connection coalescing (pure)', () => {
     assert.match(misdirected(on(own), 'app2.localhost', false) ?? '', /does not cover/);
   });
 
+  it('serves a host without a certificate of its own on a connection opened without SNI, as HTTP/1.1 does', () => {
+    const bare = socket(false, DEFAULT, 'DNS:*.localhost');
+    markIdentity(bare, DEFAULT);
+    assert.equal(misdirected(on(bare), 'example.com', false), undefined);
+    assert.match(misdirected(on(bare), 'app1.localhost', true) ?? '', /with its name \(SNI\)/);
+  });
+
   it('refuses a stream whose connection is unknown', () => {
     assert.match(misdirected(on(undefined), 'app1.localhost', false) ?? '', /cannot be told apart/);
   });
