@@ -234,7 +234,7 @@ function validateHost(
       if (!isWildcardName(host)) {
         fail(
           `${path}.host`,
-          `"${h.host}" is not a valid wildcard host: "*" goes alone as the leftmost label of a name of two labels or more, as in "*.example.com"`,
+          `"${h.host}" is not a valid wildcard host: "*" must be the whole leftmost label, followed by two labels or more, as in "*.example.com"`,
         );
         ok = false;
       }

@@ -1,12 +1,18 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect } from 'node:tls';
 import { type ArrUnderTest, fetchVia, helloApp, startArrWith, writeAppsFile } from '../support/arr.js';
-import { type Pebble, pebbleUnavailable, startPebble, writeDnsHook } from '../support/pebble.js';
+import {
+  acmeFlags,
+  curlVerified,
+  type Pebble,
+  pebbleUnavailable,
+  startPebble,
+  writeDnsHook,
+} from '../support/pebble.js';
 import { until } from '../support/poll.js';
 import { freePorts } from '../support/ports.js';
 import { runArr, stopAll } from '../support/proc.js';
@@ -33,23 +39,6 @@ function presented(
   });
 }
 
-function curl(pebble: Pebble, port: number, host: string): string {
-  return execFileSync(
-    'curl',
-    [
-      '-sS',
-      '--max-time',
-      '10',
-      '--cacert',
-      pebble.rootFile,
-      '--resolve',
-      `${host}:${port}:127.0.0.1`,
-      `https://${host}:${port}/`,
-    ],
-    { encoding: 'utf8' },
-  );
-}
-
 const count = (text: string, re: RegExp) => (text.match(new RegExp(re, 'g')) ?? []).length;
 
 describe('ACME: wildcard hosts by DNS-01 through a hook, and renewal when the CA says (ARI)', {
@@ -58,7 +47,7 @@ describe('ACME: wildcard hosts by DNS-01 through a hook, and renewal when the CA
   let pebble: Pebble;
   let arr: ArrUnderTest;
   let ports: [number, number];
-  let hook: { path: string; log: string };
+  let hook: ReturnType<typeof writeDnsHook>;
   const dir = mkdtempSync(join(tmpdir(), 'arr-acme-dns01-'));
   const store = join(dir, 'store');
   const apps = [
@@ -72,19 +61,12 @@ describe('ACME: wildcard hosts by DNS-01 through a hook, and renewal when the CA
       ports,
       file: appsFile,
       extraArgs: [
-        '--acme-email',
-        'ops@example.org',
-        '--acme-directory',
-        pebble.directory,
+        ...acmeFlags(pebble),
         '--acme-dir',
         store,
         '--acme-challenges',
         'http-01',
-        '--acme-dns',
-        `exec:${hook.path}`,
-        // challtestsrv serves what it is given at once, and answers no SOA or NS queries.
-        '--acme-dns-wait',
-        '0',
+        ...hook.flags,
         '--poll',
         '1',
       ],
@@ -105,8 +87,8 @@ describe('ACME: wildcard hosts by DNS-01 through a hook, and renewal when the CA
 
   it('one order for a wildcard host; two names under it verified by curl against the CA', async () => {
     await arr.proc.waitFor(/certificate for \*\.wild\.test obtained/, 30_000);
-    assert.match(curl(pebble, arr.sslport, 'a.wild.test'), /hello from wild/);
-    assert.match(curl(pebble, arr.sslport, 'b.wild.test'), /hello from wild/);
+    assert.match(curlVerified(pebble, arr.sslport, 'a.wild.test'), /hello from wild/);
+    assert.match(curlVerified(pebble, arr.sslport, 'b.wild.test'), /hello from wild/);
     const [a, b] = await Promise.all(
       ['a.wild.test', 'b.wild.test'].map((h) => presented(arr.sslport, h, pebble.rootPem)),
     );

@@ -281,7 +281,11 @@ export function handshake(address: string, port: number, servername: string, ca:
  * management API with curl, as a DNS provider's CLI would, and notes each call in `log`. For
  * names matching `failFor` it fails as a provider would (exit 3, a sentence on stderr).
  */
-export function writeDnsHook(dir: string, pebble: Pebble, failFor = 'broken'): { path: string; log: string } {
+export function writeDnsHook(
+  dir: string,
+  pebble: Pebble,
+  failFor = 'broken',
+): { path: string; log: string; flags: string[] } {
   const path = join(dir, 'dns-hook.sh');
   const log = join(dir, 'dns-hook.log');
   writeFileSync(
@@ -301,5 +305,30 @@ export function writeDnsHook(dir: string, pebble: Pebble, failFor = 'broken'): {
     ].join('\n'),
     { mode: 0o755 },
   );
-  return { path, log };
+  // challtestsrv serves what it is given at once, and answers no SOA or NS queries: no
+  // propagation check.
+  return { path, log, flags: ['--acme-dns', `exec:${path}`, '--acme-dns-wait', '0'] };
+}
+
+/** The flags that point arr at this Pebble: ACME on, with a contact. */
+export function acmeFlags(pebble: Pebble): string[] {
+  return ['--acme-email', 'ops@example.org', '--acme-directory', pebble.directory];
+}
+
+/** GET https://HOST/ through arr's TLS port with curl, verified against Pebble's root; the body. */
+export function curlVerified(pebble: Pebble, port: number, host: string): string {
+  return execFileSync(
+    'curl',
+    [
+      '-sS',
+      '--max-time',
+      '10',
+      '--cacert',
+      pebble.rootFile,
+      '--resolve',
+      `${host}:${port}:127.0.0.1`,
+      `https://${host}:${port}/`,
+    ],
+    { encoding: 'utf8' },
+  );
 }
