@@ -22,6 +22,8 @@ export interface OrderRequest {
   replaces?: string;
 }
 
+const HOUR = 60 * 60_000;
+
 /** RFC 8555 §6.1: every request says who sends it (Pebble refuses those that do not). */
 const USER_AGENT = 'arr (acme-client)';
 
@@ -55,16 +57,19 @@ export class CertificateAuthority {
 
   /**
    * When to renew the certificate `certPem` (valid from `notBefore` to `notAfter`): in the CA's
-   * suggested window when it has ARI, else at two thirds of its lifetime. An ARI answer that
-   * cannot be had or used falls back to the lifetime, asked again within the hour.
+   * suggested window when it has ARI, else at two thirds of its lifetime. When the CA's answer
+   * cannot be had or used, the `previous` time stands (else the lifetime's), asked again within
+   * the hour.
    */
-  async renewal(certPem: string, notBefore: number, notAfter: number): Promise<Renewal> {
+  async renewal(certPem: string, notBefore: number, notAfter: number, previous?: Renewal): Promise<Renewal> {
     const now = Date.now();
+    const fallback = () => ({ ...(previous ?? lifetimeRenewal(notBefore, notAfter)), checkAt: now + HOUR });
     let base: string | undefined;
     try {
       base = (await this.directoryDoc()).renewalInfo;
-    } catch {
-      return { ...lifetimeRenewal(notBefore, notAfter), checkAt: now + 60 * 60_000 };
+    } catch (err) {
+      this.log.warn(`acme: cannot read the CA's directory (${(err as Error).message})`);
+      return fallback();
     }
     if (base === undefined) return lifetimeRenewal(notBefore, notAfter);
     try {
@@ -74,9 +79,9 @@ export class CertificateAuthority {
       return { renewAt, source: 'ari', checkAt: now + retryAfterMs(res.retryAfter, now) };
     } catch (err) {
       this.log.warn(
-        `acme: the CA's renewal information cannot be used (${(err as Error).message}); renewing at two thirds of the lifetime`,
+        `acme: the CA's renewal information cannot be used (${(err as Error).message}); asked again within the hour`,
       );
-      return { ...lifetimeRenewal(notBefore, notAfter), checkAt: now + 60 * 60_000 };
+      return fallback();
     }
   }
 

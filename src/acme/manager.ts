@@ -360,18 +360,28 @@ export class AcmeManager {
         this.absorb(record);
         return;
       }
-      const renewal = await this.ca.renewal(record.cert, record.notBefore ?? 0, record.notAfter ?? 0);
+      const previous =
+        record.renewAt === undefined
+          ? undefined
+          : { renewAt: record.renewAt, source: record.renewalSource ?? 'lifetime' };
+      const renewal = await this.ca.renewal(
+        record.cert,
+        record.notBefore ?? 0,
+        record.notAfter ?? 0,
+        previous,
+      );
       const updated: CertRecord = { ...record, ...renewalFields(renewal) };
       await store.putCert(updated);
       if (record.renewAt !== updated.renewAt)
         log.info(`acme: ${host} renews at ${new Date(renewal.renewAt).toISOString()} (${renewal.source})`);
       this.absorb(updated);
-      if (this.due(host)) this.enqueue(host);
     } catch (err) {
       log.warn(`acme: cannot refresh the renewal time of ${host}: ${(err as Error).message}`);
     } finally {
       if (leased) await store.releaseLease(host, options.node).catch(() => {});
     }
+    // A window already past: renewed now (the order takes the lease just let go).
+    if (leased && this.due(host)) this.enqueue(host);
   }
 
   /** Reads every record: certificates obtained elsewhere, back-offs, removed hosts. */
