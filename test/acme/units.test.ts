@@ -13,6 +13,10 @@ describe('ACME qualification', () => {
       assert.equal(isPublicName(h), true, h);
     for (const h of ['localhost', 'app.localhost', '127.0.0.1', '10.1.2.3', '[::1]', 'intranet'])
       assert.equal(isPublicName(h), false, h);
+    // A wildcard: the name under its "*" is held to the same rule.
+    assert.equal(isPublicName('*.apps.example.com'), true);
+    for (const h of ['*.localhost', '*.app.localhost', '*.intranet']) assert.equal(isPublicName(h), false, h);
+    assert.equal(qualifies({ host: '*.apps.example.com', ssl: 'allowed' }), true);
   });
 
   it('ssl allowed or required, no own files, not "acme": false', () => {
