@@ -523,15 +523,10 @@ function start() {
 
 start();
 
-/**
- * "own cert", "default cert", "acme cert pending" or "acme cert, expires 2027-03-01, renews
- * 2026-12-30 (ARI)" (the CA's window) or "(lifetime)" (two thirds of it).
- */
+/** "own cert", "default cert", "acme cert pending", "acme cert, expires 2027-03-01, renews 2026-12-30 (ARI)". */
 function certificateLabel(c) {
   if (c.source !== 'acme') return `${c.source} cert`;
   if (!c.expires) return 'acme cert pending';
-  const renews = c.renews
-    ? `, renews ${String(c.renews).slice(0, 10)} (${c.renewalSource === 'ari' ? 'ARI' : 'lifetime'})`
-    : '';
-  return `acme cert, expires ${String(c.expires).slice(0, 10)}${renews}`;
+  const how = c.renewalSource === 'ari' ? 'ARI' : 'lifetime';
+  return `acme cert, expires ${String(c.expires).slice(0, 10)}${c.renews ? `, renews ${c.renews.slice(0, 10)} (${how})` : ''}`;
 }
