@@ -16,7 +16,7 @@ import type { AcmeStore, CertRecord, ChallengeKind } from './store.js';
  * (unmaintained since 2020, its own storage plugins). See docs/acme.md.
  */
 
-export const LETS_ENCRYPT = 'https://acme-v02.api.letsencrypt.org/directory';
+export { LETS_ENCRYPT } from './directories.js';
 
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { BSON } from 'mongodb';
+import { EJSON } from './bson.js';
 import type { Problem } from './types.js';
 
 /** One document read from an apps file, with the line it starts on. */
@@ -32,7 +32,7 @@ export async function readAppsFile(path: string): Promise<ParsedAppsFile> {
 
 function parseOne(text: string, line: number, out: ParsedAppsFile): void {
   try {
-    out.docs.push({ line, doc: BSON.EJSON.parse(text, { relaxed: true }) });
+    out.docs.push({ line, doc: EJSON.parse(text, { relaxed: true }) });
   } catch (err) {
     out.problems.push({ line, message: `not valid extended JSON (${(err as Error).message})` });
   }
