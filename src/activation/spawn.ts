@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { App } from '../registry/types.js';
-import type { Logger } from '../util/log.js';
+import type { Logger, OutputLevel } from '../util/log.js';
 import type { Identity } from './identity.js';
 
 /**
@@ -64,6 +64,8 @@ export function spawnInstance(
   log: Logger,
   identity?: Identity,
   onLine?: OutputListener,
+  /** The level of its stderr lines in arr's log (`--app-stderr-level`); stdout's is info. */
+  stderrLevel: OutputLevel = 'info',
 ): SpawnedProcess {
   const env = instanceEnv(port, process.env, app.env);
   const child = spawn(app.process.executable, app.process.args, {
@@ -89,7 +91,7 @@ export function spawnInstance(
   const recent: string[] = [];
   for (const [stream, level, name] of [
     [child.stdout, 'info', 'stdout'],
-    [child.stderr, 'warn', 'stderr'],
+    [child.stderr, stderrLevel, 'stderr'],
   ] as const) {
     if (!stream) continue;
     const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
