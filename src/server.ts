@@ -1,22 +1,23 @@
 import type { Server as TlsServer } from 'node:tls';
 import { FileAcmeStore } from './acme/file-store.js';
 import { KeySeal } from './acme/key-seal.js';
-import { AcmeManager } from './acme/manager.js';
-import { MongoAcmeStore } from './acme/mongo-store.js';
+import type { AcmeManager } from './acme/manager.js';
+import type { AcmeStore } from './acme/store.js';
 import { Activator, type Target } from './activation/activator.js';
 import { InstanceCgroups } from './activation/cgroup.js';
 import { InstanceChooser } from './activation/chooser.js';
 import { PortAllocator } from './activation/port-allocator.js';
 import { StateFile } from './activation/state-file.js';
 import { type ArrConfig, UsageError } from './config.js';
-import { FarmMode } from './farm/farm-mode.js';
 import { FileMode } from './farm/file-mode.js';
 import type { ServingMode } from './farm/mode.js';
+import { checkApps, reloader, warnOfSampleCertificate } from './lifecycle.js';
 import { Operations } from './ops/ops.js';
+import type { ServiceNotifier } from './ops/systemd.js';
 import { FileRegistry } from './registry/file-registry.js';
-import { databaseName, MongoRegistry, redactUrl } from './registry/mongo-registry.js';
+import type { MongoRegistry } from './registry/mongo-registry.js';
 import type { LoadReport, Registry } from './registry/registry.js';
-import { formatProblem } from './registry/types.js';
+import { formatProblem, type Problem } from './registry/types.js';
 import { HttpEngine } from './router/http-engine.js';
 import { boundPort, openListeners } from './router/listeners.js';
 import { OpenWebSockets } from './router/open-websockets.js';
@@ -33,11 +34,22 @@ const WEBSOCKET_LINGER_MS = 1_000;
 /** arr could not start for a reason outside the command line (the CLI prints it, exits 1). */
 export class StartError extends Error {}
 
+/** A running arr: `stop` is what SIGINT/SIGTERM do, `reload` what SIGHUP does. */
+export interface RunningArr {
+  stop(): Promise<void>;
+  reload(): Promise<void>;
+}
+
 /**
  * Starts arr: the registry, the activator, the listeners and the router, and the mode's
- * background work (the apps file watch, or the farm's polling and heartbeats).
+ * background work (the apps file watch, or the farm's polling and heartbeats). MongoDB's
+ * driver and the ACME client are loaded only when they are used.
  */
-export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop(): Promise<void> }> {
+export async function startArr(
+  config: ArrConfig,
+  log: Logger,
+  notifier?: ServiceNotifier,
+): Promise<RunningArr> {
   // No orphans: instances a previous run of this arr left behind are stopped before anything else.
   const state = new StateFile(
     config.stateDir,
@@ -46,10 +58,11 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     config.mongo ? undefined : config.apps,
   );
   await state.takeOver();
-  const registry = config.mongo ? new MongoRegistry(config.mongo) : new FileRegistry(config.apps);
+  const mongo = config.mongo ? await import('./registry/mongo-registry.js') : undefined;
+  const registry = mongo ? new mongo.MongoRegistry(config.mongo!) : new FileRegistry(config.apps);
   const report = await loadAtStart(registry, config);
   for (const p of report.problems) log.warn(`registry: ${formatProblem(p)}`);
-  const source = config.mongo ? `MongoDB ${redactUrl(config.mongo)}` : config.apps;
+  const source = mongo ? `MongoDB ${mongo.redactUrl(config.mongo!)}` : config.apps;
   log.info(`registry: ${report.apps} apps from ${source}`);
 
   const ops = new Operations(config, registry, log); // --admin (health, metrics, dashboard), --access-log
@@ -73,6 +86,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     idleTimeoutMs: config.idleTimeoutMs,
     onStart: ops.onStart,
     onOutput: ops.onOutput,
+    stderrLevel: config.appStderrLevel,
     onInstanceGone: forget,
     cgroups: typeof cgroups === 'string' ? undefined : cgroups,
     drainMs: config.drainMs,
@@ -91,7 +105,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
   const targets = { registry, activator, certs, log };
   const mode: ServingMode =
     registry.kind === 'mongo'
-      ? new FarmMode({
+      ? new (await import('./farm/farm-mode.js')).FarmMode({
           ...targets,
           registry: ops.instrument(registry),
           url: registry.url,
@@ -103,9 +117,10 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
       : new FileMode({ ...targets, registry }, report.problems);
 
   await mode.beforeServing();
-  await ops.listen(activator);
+  await ops.listen(activator, certs);
   const listeners = await openListeners(certs, {
     ...config,
+    sockets: config.sockets,
     alpnChallenge: config.acme?.challenges.includes('tls-alpn-01')
       ? (host) => acme!.alpnChallenge(host)
       : undefined,
@@ -126,18 +141,25 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
   acme?.start((keys) => (listeners.https as unknown as TlsServer).setTicketKeys(keys));
   const webSockets = new OpenWebSockets([listeners.http, listeners.https], listeners.h2);
   const where = config.bind ?? '*';
+  const passed = config.sockets?.http !== undefined || config.sockets?.https !== undefined;
   log.info(
-    `arr listening on http://${where}:${boundPort(listeners.http)} and https://${where}:${listeners.httpsPort}, advertising ${config.advertise}`,
+    `arr listening on http://${where}:${boundPort(listeners.http)} and https://${where}:${listeners.httpsPort}, advertising ${config.advertise}${passed ? ' (sockets passed by the service manager)' : ''}`,
   );
   if (config.trustProxyProtocol)
     log.info('--trust-proxy-protocol: every connection must begin with a PROXY header; others are closed');
   mode.startBackground();
   const stopIdleWatch = activator.watchIdle();
+  warnOfSampleCertificate({ config, registry, log });
+  const onStartProblems = (problems: Problem[]) => ops.noteStartProblems(problems);
+  void checkApps({ registry, log, onStartProblems });
+  const reload = reloader({ config, log, listeners, certs, mode, registry, notifier, onStartProblems });
+  void notifier?.ready('serving');
 
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
       log.info('arr stopping: no new connections; finishing what is in flight');
+      void notifier?.stopping();
       ops.stopping();
       mode.stopBackground();
       acme?.stop();
@@ -161,6 +183,12 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     })();
     return stopping;
   };
+  // A reload, not an end: a hang-up of the terminal, or `systemctl reload arr`.
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    log.info('SIGHUP: reloading');
+    reload().catch((err: unknown) => log.error({ err }, 'reload failed'));
+  });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       stop().then(
@@ -172,7 +200,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
       );
     });
   }
-  return { stop };
+  return { stop, reload };
 }
 
 /** ACME on: its store (MongoDB with --mongo, else --acme-dir) and manager, with what the store has. */
@@ -183,9 +211,13 @@ async function startAcme(
   ops: Operations,
 ): Promise<AcmeManager> {
   const acme = config.acme!;
-  const store = config.mongo
-    ? new MongoAcmeStore(config.mongo, databaseName(config.mongo))
-    : new FileAcmeStore(acme.dir);
+  let store: AcmeStore;
+  if (config.mongo) {
+    const { MongoAcmeStore } = await import('./acme/mongo-store.js');
+    const { databaseName } = await import('./registry/mongo-registry.js');
+    store = new MongoAcmeStore(config.mongo, databaseName(config.mongo));
+  } else store = new FileAcmeStore(acme.dir);
+  const { AcmeManager } = await import('./acme/manager.js');
   const manager = new AcmeManager(store, registry, log, {
     email: acme.email,
     directory: acme.directory,
@@ -217,6 +249,7 @@ async function loadAtStart(registry: FileRegistry | MongoRegistry, config: ArrCo
         `--apps: cannot read "${config.apps}" (${typeof code === 'string' ? code : (err as Error).message})`,
       );
     }
+    const { redactUrl } = await import('./registry/mongo-registry.js');
     throw new StartError(
       `--mongo: cannot read the registry at ${redactUrl(registry.url)} (${(err as Error).message})`,
     );
