@@ -140,20 +140,11 @@ export async function startArr(
   // Session tickets from the store: the same keys on every node sharing it (and across restarts).
   acme?.start((keys) => (listeners.https as unknown as TlsServer).setTicketKeys(keys));
   const webSockets = new OpenWebSockets([listeners.http, listeners.https], listeners.h2);
-  const where = config.bind ?? '*';
-  const passed = config.sockets?.http !== undefined || config.sockets?.https !== undefined;
-  log.info(
-    `arr listening on http://${where}:${boundPort(listeners.http)} and https://${where}:${listeners.httpsPort}, advertising ${config.advertise}${passed ? ' (sockets passed by the service manager)' : ''}`,
-  );
-  if (config.trustProxyProtocol)
-    log.info('--trust-proxy-protocol: every connection must begin with a PROXY header; others are closed');
   mode.startBackground();
   const stopIdleWatch = activator.watchIdle();
-  warnOfSampleCertificate({ config, registry, log });
+
   const onStartProblems = (problems: Problem[]) => ops.noteStartProblems(problems);
-  void checkApps({ registry, log, onStartProblems });
   const reload = reloader({ config, log, listeners, certs, mode, registry, notifier, onStartProblems });
-  void notifier?.ready('serving');
 
   let stopping: Promise<void> | undefined;
   const stop = () => {
@@ -200,6 +191,17 @@ export async function startArr(
       );
     });
   }
+  // Last, once SIGINT, SIGTERM and SIGHUP are handled: whoever waits for this line may signal.
+  const where = config.bind ?? '*';
+  const passed = config.sockets?.http !== undefined || config.sockets?.https !== undefined;
+  log.info(
+    `arr listening on http://${where}:${boundPort(listeners.http)} and https://${where}:${listeners.httpsPort}, advertising ${config.advertise}${passed ? ' (sockets passed by the service manager)' : ''}`,
+  );
+  if (config.trustProxyProtocol)
+    log.info('--trust-proxy-protocol: every connection must begin with a PROXY header; others are closed');
+  warnOfSampleCertificate({ config, registry, log });
+  void checkApps({ registry, log, onStartProblems });
+  void notifier?.ready('serving');
   return { stop, reload };
 }
 
