@@ -98,7 +98,7 @@ export class CertificateStore {
         if (!route?.rule.cert || !route.rule.key) return;
         const before = await this.contexts.get(host)?.catch(() => undefined);
         this.failures.delete(host);
-        const ctx = await this.read(host, route.rule.cert, route.rule.key, route.app.id);
+        const ctx = await this.read(host, route.rule.cert, route.rule.key, route.app.id, !!before);
         if (ctx) {
           this.contexts.set(host, Promise.resolve(ctx));
           result.reloaded++;
@@ -124,8 +124,11 @@ export class CertificateStore {
     return ctx;
   }
 
-  /** The host's context from its files, or undefined (logged once per change of the files). */
-  private async read(host: string, certFile: string, keyFile: string, app: string) {
+  /**
+   * The host's context from its files, or undefined (logged once per change of the files);
+   * `kept`: the host keeps the certificate it had (a reload), else it gets the default one.
+   */
+  private async read(host: string, certFile: string, keyFile: string, app: string, kept = false) {
     const files = [resolve(certFile), resolve(keyFile)] as const;
     const stamp = await stampOf(files);
     const failed = this.failures.get(host);
@@ -140,7 +143,7 @@ export class CertificateStore {
       this.failures.set(host, { stamp, why });
       this.log.error(
         { app, host, err: why },
-        `certificate of ${host} cannot be used (${why}); serving the default one until its files change`,
+        `certificate of ${host} cannot be used (${why}); ${kept ? 'keeping the one it had' : 'serving the default one until its files change'}`,
       );
       return undefined;
     }
