@@ -111,8 +111,6 @@ async function executableProblem(file: string): Promise<string | undefined> {
     const st = await stat(file);
     if (!st.isFile()) return 'is not a file';
     await access(file, constants.X_OK);
-    // root may run any file that has an execute bit; access() tells it yes for any file.
-    if ((st.mode & 0o111) === 0) return 'is not executable (no x permission)';
     return undefined;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
