@@ -27,6 +27,11 @@ while True:
     print("message: " + s.recv(4096).decode().replace("\\n", " "), flush=True)
 `;
 
+/** A process's environment, one variable a line. */
+function environOf(pid: number): string {
+  return readFileSync(`/proc/${pid}/environ`, 'utf8').replace(/\0/g, '\n');
+}
+
 /** The socket inodes a process holds open (/proc/PID/fd). */
 function socketsOf(pid: number): Set<string> {
   const out = new Set<string>();
@@ -113,6 +118,7 @@ describe('arr as a service', { skip: missing }, () => {
     const listening = [...socketsOf(arrPid)];
     const shared = [...socketsOf(pidOf(plain))].filter((s) => listening.includes(s));
     assert.deepEqual(shared, [], 'no socket of arr in the instance');
+    assert.doesNotMatch(environOf(pidOf(plain)), /^LISTEN_/m, 'no LISTEN_* in the instance');
     assert.equal(await proc.stop(), 0);
   });
 
@@ -138,7 +144,9 @@ describe('arr as a service', { skip: missing }, () => {
     const receiver = start('/usr/bin/python3', ['-c', RECEIVER, socket]);
     await receiver.waitFor('listening');
     const { proc, port } = await activated(undefined, socket);
-    assert.equal((await fetchVia(port, 'svc.localhost', false)).status, 200);
+    const answer = await fetchVia(port, 'svc.localhost', false);
+    assert.equal(answer.status, 200);
+    assert.doesNotMatch(environOf(pidOf(answer)), /^NOTIFY_SOCKET=/m, 'the instance cannot speak for arr');
     await receiver.waitFor(/message: READY=1/);
     proc.child.kill('SIGHUP');
     await receiver.waitFor(/message: READY=1[\s\S]*message: RELOADING=1[\s\S]*message: READY=1/);
