@@ -57,7 +57,7 @@ export function reloader(parts: ReloadParts): () => Promise<void> {
     );
     log.info(`reload: ${done.join('; ')}`);
     warnOfSampleCertificate(parts);
-    void checkApps(parts);
+    checkApps(parts);
     await notifier?.ready('serving');
   });
 }
@@ -82,18 +82,21 @@ async function readDefaultCertificate(config: ArrConfig): Promise<{ cert: Buffer
 
 /**
  * What a start of each app would run into on this machine (programs, working directories,
- * users, certificates), logged as the registry's problems are; in the background.
+ * users, certificates), logged as the registry's problems are; in the background, and never
+ * fatal (a check that cannot be made is logged).
  */
-export async function checkApps(parts: Pick<ReloadParts, 'registry' | 'log' | 'onStartProblems'>) {
+export function checkApps(parts: Pick<ReloadParts, 'registry' | 'log' | 'onStartProblems'>): void {
   const preflight = new Preflight();
   const found: Problem[] = [];
-  for (const app of [...parts.registry.apps()]) {
-    for (const p of await preflight.check(app)) {
-      found.push(p);
-      parts.log.warn(`registry: ${formatProblem(p)}`);
+  (async () => {
+    for (const app of [...parts.registry.apps()]) {
+      for (const p of await preflight.check(app)) {
+        found.push(p);
+        parts.log.warn(`registry: ${formatProblem(p)}`);
+      }
     }
-  }
-  parts.onStartProblems?.(found);
+    parts.onStartProblems?.(found);
+  })().catch((err: unknown) => parts.log.error({ err }, 'the checks of the apps at start failed'));
 }
 
 /** How many host names are named before "and N more". */

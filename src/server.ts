@@ -155,7 +155,8 @@ export async function startArr(
   const stop = () => {
     stopping ??= (async () => {
       log.info('arr stopping: no new connections; finishing what is in flight');
-      void notifier?.stopping();
+      // Sent now (after any message still on its way), awaited before arr exits.
+      const told = notifier?.stopping();
       ops.stopping();
       mode.stopBackground();
       acme?.stop();
@@ -175,6 +176,7 @@ export async function startArr(
       await registry.close().catch(() => {});
       await acme?.close();
       await ops.close();
+      await told;
       log.info('arr stopped');
     })();
     return stopping;
@@ -205,7 +207,7 @@ export async function startArr(
   if (config.trustProxyProtocol)
     log.info('--trust-proxy-protocol: every connection must begin with a PROXY header; others are closed');
   warnOfSampleCertificate({ config, registry, log });
-  void checkApps({ registry, log, onStartProblems });
+  checkApps({ registry, log, onStartProblems });
   void notifier?.ready('serving');
   return { stop, reload };
 }

@@ -7,7 +7,7 @@ import { type AcmeConfig, type ArrConfig, parseRange, UsageError } from '../conf
 import { LOG_LEVELS } from '../util/log.js';
 import { DEFAULT_CERT, DEFAULT_KEY, packageVersion } from '../util/paths.js';
 import { acmeDirDefault, stateDirDefault, withVariable } from './environment.js';
-import { APPS_OPTIONS, unknownFlags } from './flags.js';
+import { APPS_OPTIONS, COMMAND_USAGE, unknownFlags } from './flags.js';
 import {
   checkAddress,
   checkAdminAccess,
@@ -23,13 +23,6 @@ import {
 import { serve } from './serve-command.js';
 
 const DEFAULT_IMPORT_MONGO = 'mongodb://127.0.0.1:27017/arr';
-
-/** The commands that take an argument, as a usage error shows them. */
-const USAGE: Record<string, string> = {
-  import: 'arr import <file>',
-  restart: 'arr restart <app>',
-  validate: 'arr validate <file>',
-};
 
 /** A usage error: one line naming the option (and its ARR_* variable when it came from one), exit 2. */
 function fail(message: string): never {
@@ -301,7 +294,7 @@ async function main(): Promise<void> {
     // A value yargs itself refuses (a --log-level it does not know) is a usage error like the others.
     .fail((message, err) => {
       if (err) throw err;
-      const command = USAGE[String(hideBin(process.argv)[0])];
+      const command = COMMAND_USAGE[String(hideBin(process.argv)[0])];
       fail(`${message.replace(/\s+/g, ' ').trim()}${command ? ` (usage: ${command})` : ''}`);
     });
 

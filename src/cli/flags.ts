@@ -9,6 +9,13 @@ export const APPS_OPTIONS = {
   },
 } as const satisfies Record<string, Options>;
 
+/** The commands that take an argument, as a usage error shows them. */
+export const COMMAND_USAGE: Record<string, string> = {
+  import: 'arr import <file>',
+  restart: 'arr restart <app>',
+  validate: 'arr validate <file>',
+};
+
 /**
  * Command-line flags that name none of `options` (or their aliases). yargs' own strict mode is
  * not used because, with `.env(PREFIX)`, it also rejects unrelated PREFIX_* variables in the
