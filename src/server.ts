@@ -1,11 +1,12 @@
 import type { Server as TlsServer } from 'node:tls';
+import type { DnsProvider } from './acme/dns/provider.js';
 import { FileAcmeStore } from './acme/file-store.js';
 import { KeySeal } from './acme/key-seal.js';
 import type { AcmeManager } from './acme/manager.js';
 import type { AcmeStore } from './acme/store.js';
 import { Activator, type Target } from './activation/activator.js';
-import { InstanceCgroups } from './activation/cgroup.js';
 import { InstanceChooser } from './activation/chooser.js';
+import { Confinement } from './activation/confine.js';
 import { PortAllocator } from './activation/port-allocator.js';
 import { StateFile } from './activation/state-file.js';
 import { type ArrConfig, UsageError } from './config.js';
@@ -83,8 +84,9 @@ export async function startArr(
     bodyTimeoutMs: config.bodyTimeoutMs,
   });
   const forget = (target: Target, graceful = false) => http.forget(target, graceful);
-  const cgroups = InstanceCgroups.open();
-  if (typeof cgroups === 'string') log.info(`instances run without a cgroup of their own: ${cgroups}`);
+  // What instances go through before their program runs (cgroup, user, capabilities).
+  const confined = await Confinement.open(log);
+  if (typeof confined === 'string') throw new StartError(confined);
   const activator = new Activator(store, new PortAllocator(config.range), log, {
     advertise: config.advertise,
     startTimeoutMs: config.startTimeoutMs,
@@ -93,7 +95,7 @@ export async function startArr(
     onOutput: ops.onOutput,
     stderrLevel: config.appStderrLevel,
     onInstanceGone: forget,
-    cgroups: typeof cgroups === 'string' ? undefined : cgroups,
+    confinement: confined,
     drainMs: config.drainMs,
     // In a farm, the other nodes send to a replaced instance until they have read the registry again.
     lingerMs: config.mongo ? 2 * config.pollMs + 500 : 0,
@@ -242,6 +244,7 @@ async function startAcme(
     store = new MongoAcmeStore(config.mongo, databaseName(config.mongo));
   } else store = new FileAcmeStore(acme.dir);
   const { AcmeManager } = await import('./acme/manager.js');
+  const dns = acme.dns ? await dnsProvider(acme.dns) : undefined;
   const manager = new AcmeManager(store, registry, log, {
     email: acme.email,
     directory: acme.directory,
@@ -250,12 +253,23 @@ async function startAcme(
     pollMs: config.pollMs,
     seal: new KeySeal(acme.secret),
     observer: ops.acmeObserver,
+    ...(dns ? { dns: { provider: dns, waitMs: acme.dns!.waitMs } } : {}),
   });
   await manager.load();
   log.info(
     `acme: certificates from ${acme.directory} (${acme.challenges.join(', ')}), stored in ${config.mongo ? 'MongoDB' : acme.dir}${acme.secret ? ', private keys sealed' : ''}`,
   );
+  if (dns)
+    log.info(
+      `acme: DNS-01 through ${dns.description}; ${acme.dns!.waitMs > 0 ? `records waited for on the authoritative servers up to ${acme.dns!.waitMs / 1000} s` : 'propagation not checked (--acme-dns-wait 0)'}`,
+    );
   return manager;
+}
+
+/** `--acme-dns`: the hook or the RFC 2136 server that DNS-01 records go through. */
+async function dnsProvider(dns: NonNullable<NonNullable<ArrConfig['acme']>['dns']>): Promise<DnsProvider> {
+  if (dns.kind === 'exec') return new (await import('./acme/dns/exec-hook.js')).ExecHook(dns.path);
+  return new (await import('./acme/dns/rfc2136.js')).Rfc2136Provider(dns.server, dns.tsig);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { isValidHostName, normaliseHostName } from '../util/host-name.js';
+import { isValidHostName, isWildcardName, normaliseHostName } from '../util/host-name.js';
 import { ObjectId } from './bson.js';
 import { APP_FIELDS, HOST_FIELDS, PROCESS_FIELDS, unknownFields } from './fields.js';
 import type { App, HostRule, Machine, Problem, SslPolicy } from './types.js';
@@ -255,7 +255,15 @@ function validateHost(
     ok = false;
   } else {
     host = normaliseHostName(h.host.trim());
-    if (!isValidHostName(host)) {
+    if (host.includes('*')) {
+      if (!isWildcardName(host)) {
+        fail(
+          `${path}.host`,
+          `"${h.host}" is not a valid wildcard host: "*" must be the whole leftmost label, followed by two labels or more, as in "*.example.com"`,
+        );
+        ok = false;
+      }
+    } else if (!isValidHostName(host)) {
       fail(`${path}.host`, `"${h.host}" is not a valid host name`);
       ok = false;
     }

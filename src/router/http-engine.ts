@@ -6,6 +6,7 @@ import { exchangeBegan, exchangeEnded, type Target } from '../activation/activat
 import type { App } from '../registry/types.js';
 import type { H2Request, H2Response } from './h2-messages.js';
 import { h2RequestHeaders, h2ResponseHeaders, requestHeaders, responseHeaders } from './headers.js';
+import { instanceConnector } from './instance-connection.js';
 
 /** Where an exchange reports that an attempt failed: the router, which decides what follows. */
 export interface ExchangeOwner {
@@ -67,8 +68,9 @@ export class HttpEngine {
       // Once begun, an answer streams at the instance's pace (a long download, a slow feed).
       bodyTimeout: 0,
       // A connection to an instance that is not there fails at once on loopback; across a
-      // farm, a node that vanished (no RST) is given up on after this.
-      connectTimeout: 5_000,
+      // farm, a node that vanished (no RST) is given up on after this. A write the instance
+      // refuses by closing does not lose the answer it sent first (instance-connection.ts).
+      connect: instanceConnector(5_000),
       // The instance's own limit on a reply head is the client's concern; arr's is Node's.
       maxHeaderSize: 64 * 1024,
     };
@@ -341,6 +343,19 @@ export class Exchange implements Dispatcher.DispatchHandler {
     source.resume();
     if (this.closeAfter) lingerOnClose(this.req.socket);
     else if (this.h2) (this.res as unknown as H2Response).stopClient();
+  }
+
+  /**
+   * arr answers the request itself (the attempt failed) while the client is still sending its
+   * body: as after an early answer, the rest is read and discarded, so that the connection is
+   * neither left unread (a graceful stop would wait for it) nor read as a next request. True
+   * when the answer must close the connection: HTTP/1.1 with more than a little left to come.
+   */
+  leaveBody(): boolean {
+    if (!this.body || this.req.complete) return false;
+    this.closeAfter = !this.h2 && !discardable(this.req);
+    this.answeredEarly();
+    return this.closeAfter;
   }
 
   onError(err: Error): void {

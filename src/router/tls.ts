@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { SecureContext } from 'node:tls';
 import type { Registry } from '../registry/registry.js';
-import type { HostRule } from '../registry/types.js';
+import type { HostRule, Route } from '../registry/types.js';
 import { CertificateError, secureContextOf } from '../util/certificates.js';
 import { normaliseHostName } from '../util/host-name.js';
 import type { Logger } from '../util/log.js';
@@ -12,7 +12,10 @@ type SniCallback = (err: Error | null, ctx?: SecureContext) => void;
 
 /** Certificates from an ACME CA (src/acme), consulted after a host's own files, before the default. */
 export interface AcmeCertificates {
-  /** At once when one is served; a promise while it is being ordered; undefined: the default. */
+  /**
+   * The certificate of `host`, a host of the registry (a wildcard's own name for the names under
+   * it): at once when one is served; a promise while it is being ordered; undefined: the default.
+   */
   contextFor(host: string, rule: HostRule): SecureContext | Promise<SecureContext | undefined> | undefined;
   /** The registry changed: hosts that appeared are ordered, those that left forgotten. */
   registryChanged(): void;
@@ -38,6 +41,8 @@ interface Failure {
  */
 export class CertificateStore {
   private readonly contexts = new Map<string, Promise<SecureContext | undefined>>();
+  /** The route each loaded (or failed) name came from, for a reload. */
+  private readonly routes = new Map<string, Route>();
   private readonly failures = new Map<string, Failure>();
 
   constructor(
@@ -47,25 +52,30 @@ export class CertificateStore {
   ) {}
 
   readonly SNICallback = (servername: string, cb: SniCallback): void => {
-    const host = normaliseHostName(servername);
-    if (this.acme) {
-      // Not cached here: a renewed certificate is served from the next handshake on.
-      const route = this.registry.route(host);
-      if (route && !route.rule.cert && route.rule.host === host) {
-        const c = this.acme.contextFor(host, route.rule);
-        if (c === undefined || !('then' in c)) cb(null, c);
-        else
-          c.then(
-            (ctx) => cb(null, ctx),
-            () => cb(null),
-          );
-        return;
-      }
+    const route = this.registry.route(normaliseHostName(servername));
+    // Unknown names get the default certificate, and are not cached: a client must not be able
+    // to grow the cache at will.
+    if (!route) {
+      cb(null);
+      return;
     }
-    let ctx = this.contexts.get(host);
+    // Keyed by the rule's host: every name under a wildcard shares its certificate.
+    const name = route.rule.host;
+    if (this.acme && !route.rule.cert) {
+      // Not cached here: a renewed certificate is served from the next handshake on.
+      const c = this.acme.contextFor(name, route.rule);
+      if (c === undefined || !('then' in c)) cb(null, c);
+      else
+        c.then(
+          (ctx) => cb(null, ctx),
+          () => cb(null),
+        );
+      return;
+    }
+    let ctx = this.contexts.get(name);
     if (!ctx) {
-      ctx = this.load(host);
-      this.contexts.set(host, ctx);
+      ctx = this.load(route);
+      this.contexts.set(name, ctx);
     }
     ctx.then(
       (c) => cb(null, c),
@@ -76,6 +86,7 @@ export class CertificateStore {
   /** Forgets every loaded certificate and failure (the registry changed). */
   clear(): void {
     this.contexts.clear();
+    this.routes.clear();
     this.failures.clear();
     this.acme?.registryChanged();
   }
@@ -90,60 +101,54 @@ export class CertificateStore {
    * whose new files cannot be used keeps the certificate it had, and the reason is logged.
    */
   async reload(): Promise<CertificateReload> {
-    const hosts = [...new Set([...this.contexts.keys(), ...this.failures.keys()])];
     const result: CertificateReload = { reloaded: 0, failed: 0 };
     await Promise.all(
-      hosts.map(async (host) => {
-        const route = this.registry.route(host);
-        if (!route?.rule.cert || !route.rule.key) return;
-        const before = await this.contexts.get(host)?.catch(() => undefined);
-        this.failures.delete(host);
-        const ctx = await this.read(host, route.rule.cert, route.rule.key, route.app.id, !!before);
+      [...this.routes].map(async ([name, route]) => {
+        const before = await this.contexts.get(name)?.catch(() => undefined);
+        this.failures.delete(name);
+        const ctx = await this.read(route, !!before);
         if (ctx) {
-          this.contexts.set(host, Promise.resolve(ctx));
+          this.contexts.set(name, Promise.resolve(ctx));
           result.reloaded++;
         } else {
           result.failed++;
-          if (before) this.contexts.set(host, Promise.resolve(before));
+          if (before) this.contexts.set(name, Promise.resolve(before));
         }
       }),
     );
     return result;
   }
 
-  private async load(host: string): Promise<SecureContext | undefined> {
-    const route = this.registry.route(host);
-    if (!route?.rule.cert || !route.rule.key) {
-      // Unknown names are not cached: a client must not be able to grow the cache at will.
-      if (!route) this.contexts.delete(host);
-      return undefined;
-    }
-    const ctx = await this.read(host, route.rule.cert, route.rule.key, route.app.id);
+  private async load(route: Route): Promise<SecureContext | undefined> {
+    if (!route.rule.cert || !route.rule.key) return undefined;
+    this.routes.set(route.rule.host, route);
+    const ctx = await this.read(route);
     // Not cached as a failure: the next handshake looks whether the files changed meanwhile.
-    if (!ctx) this.contexts.delete(host);
+    if (!ctx) this.contexts.delete(route.rule.host);
     return ctx;
   }
 
   /**
-   * The host's context from its files, or undefined (logged once per change of the files);
+   * The route's context from its files, or undefined (logged once per change of the files);
    * `kept`: the host keeps the certificate it had (a reload), else it gets the default one.
    */
-  private async read(host: string, certFile: string, keyFile: string, app: string, kept = false) {
-    const files = [resolve(certFile), resolve(keyFile)] as const;
+  private async read(route: Route, kept = false): Promise<SecureContext | undefined> {
+    const { rule, app } = route;
+    const files = [resolve(rule.cert!), resolve(rule.key!)] as const;
     const stamp = await stampOf(files);
-    const failed = this.failures.get(host);
+    const failed = this.failures.get(rule.host);
     if (failed && failed.stamp === stamp) return undefined;
     try {
       const [cert, key] = await Promise.all(files.map((f) => readRegularFile(f)));
-      const ctx = secureContextOf(cert!, key!, certFile, keyFile);
-      this.failures.delete(host);
+      const ctx = secureContextOf(cert!, key!, rule.cert!, rule.key!);
+      this.failures.delete(rule.host);
       return ctx;
     } catch (err) {
       const why = err instanceof CertificateError ? err.message : readFailure(err);
-      this.failures.set(host, { stamp, why });
+      this.failures.set(rule.host, { stamp, why });
       this.log.error(
-        { app, host, err: why },
-        `certificate of ${host} cannot be used (${why}); ${kept ? 'keeping the one it had' : 'serving the default one until its files change'}`,
+        { app: app.id, host: rule.host, err: why },
+        `certificate of ${rule.host} cannot be used (${why}); ${kept ? 'keeping the one it had' : 'serving the default one until its files change'}`,
       );
       return undefined;
     }

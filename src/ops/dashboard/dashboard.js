@@ -543,9 +543,11 @@ function start() {
 
 start();
 
-/** "own cert, expires 2027-03-01", "own cert unusable", "default cert, expires ...", "acme cert pending". */
+/** "own cert, expires 2027-03-01", "own cert unusable", "acme cert pending", "acme cert, expires ..., renews ... (ARI)". */
 function certificateLabel(c) {
   if (c.problem) return `${c.source} cert unusable`;
-  if (c.expires) return `${c.source} cert, expires ${String(c.expires).slice(0, 10)}`;
-  return c.source === 'acme' ? 'acme cert pending' : `${c.source} cert`;
+  if (c.source === 'acme' && !c.expires) return 'acme cert pending';
+  if (!c.expires) return `${c.source} cert`;
+  const how = c.renewalSource === 'ari' ? 'ARI' : 'lifetime';
+  return `${c.source} cert, expires ${String(c.expires).slice(0, 10)}${c.renews ? `, renews ${c.renews.slice(0, 10)} (${how})` : ''}`;
 }
