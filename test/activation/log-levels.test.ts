@@ -70,7 +70,7 @@ describe('log levels an operator can act on', () => {
     const r = await fetchVia(arr.port, 'missing.example.test', false);
     assert.equal(r.status, 502, r.text);
     await until('the error', () =>
-      at('error', /^activation of missing failed: missing: spawn \/nonexistent\/program ENOENT$/),
+      at('error', /^activation of missing failed: missing: cannot run "\/nonexistent\/program" \(ENOENT\)$/),
     );
   });
 
