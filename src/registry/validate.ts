@@ -1,6 +1,7 @@
 import { ObjectId } from 'mongodb';
 import { isValidHostName, normaliseHostName } from '../util/host-name.js';
 import type { App, HostRule, Machine, Problem, SslPolicy } from './types.js';
+import { validateEdge } from './validate-edge.js';
 
 const SSL_SPELLINGS: Record<string, SslPolicy> = {
   allowed: 'allowed',
@@ -52,7 +53,13 @@ export function validateApp(doc: unknown): Validated {
   const proc = doc.process;
   let executable = '';
   let args: string[] = [];
-  if (!isRecord(proc)) {
+  // A redirect app answers every request itself: it has no process, and starts nothing.
+  const redirects = doc.redirect !== undefined;
+  if (redirects && proc !== undefined) {
+    fail('redirect', 'an app redirects or runs a process, not both: remove "process" or "redirect"');
+  } else if (redirects) {
+    // checked by validateEdge
+  } else if (!isRecord(proc)) {
     fail('process', 'missing or not an object with "executable" and "args"');
   } else {
     if (typeof proc.executable !== 'string' || proc.executable.trim() === '') {
@@ -111,6 +118,7 @@ export function validateApp(doc: unknown): Validated {
   }
 
   const deploy = validateDeployFields(doc, fail);
+  const edge = validateEdge(doc, fail);
 
   if (doc.machines !== undefined && parseMachines(doc.machines) === undefined) {
     fail('machines', 'must be an array of { host, port }');
@@ -122,6 +130,7 @@ export function validateApp(doc: unknown): Validated {
   if (user !== undefined) app.user = user;
   if (group !== undefined) app.group = group;
   Object.assign(app, deploy);
+  if (edge !== undefined) app.edge = edge;
   return { ok: true, app };
 }
 
