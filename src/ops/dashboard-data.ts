@@ -1,6 +1,7 @@
 import { type CertificateSource, certificateSource } from '../acme/qualify.js';
 import type { ActivatorSnapshot, InstanceState } from '../activation/activator.js';
 import type { App, SslPolicy } from '../registry/types.js';
+import { policyNames } from '../registry/validate-edge.js';
 import type { FarmPicture } from './farm-view.js';
 import type { SecondStats } from './traffic.js';
 
@@ -43,6 +44,8 @@ export interface AppView {
   backoff: { failures: number; retryIn: number } | null;
   /** Its last complete second on this node. */
   traffic: SecondStats;
+  /** The names of its edge policies (allow, basicAuth, compress...): never a hash, URL or value. */
+  policies: string[];
 }
 
 export interface NodeView {
@@ -199,6 +202,7 @@ export function buildOverview(s: OverviewSources, query: OverviewQuery = {}): Ov
           ? { failures: f.failures, retryIn: Math.max(1, Math.ceil((f.until - s.now) / 1000)) }
           : null,
       traffic,
+      policies: policyNames(app.edge),
     };
   });
   const overview: Overview = {

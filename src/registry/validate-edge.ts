@@ -269,3 +269,23 @@ function headerEdits(v: unknown, field: string, forbidden: Set<string>, fail: Fa
 function lower(s: string): string {
   return s.toLowerCase();
 }
+
+/**
+ * The names of an app's policies (`allow`, `basicAuth`, `compress`...), as `arr apps`, the
+ * dashboard and /api/overview show them: which policies, never their hashes, URLs or values.
+ */
+export function policyNames(spec: EdgeSpec | undefined): string[] {
+  if (spec === undefined) return [];
+  const a = spec.access;
+  const names: string[] = [];
+  if (a?.allow) names.push('allow');
+  if (a?.deny) names.push('deny');
+  if (a?.rateLimit) names.push('rateLimit');
+  if (a?.basicAuth) names.push('basicAuth');
+  if (a?.forwardAuth) names.push('forwardAuth');
+  if (spec.headers) names.push('headers');
+  if (spec.compress) names.push('compress');
+  if (spec.maxBodySize !== undefined) names.push('maxBodySize');
+  if (spec.redirect) names.push('redirect');
+  return names;
+}

@@ -3,6 +3,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { connect } from 'node:http2';
 import { connect as netConnect } from 'node:net';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { brotliDecompressSync, createBrotliDecompress, createGunzip, gunzipSync } from 'node:zlib';
 import {
@@ -15,7 +16,7 @@ import {
 } from '../support/arr.js';
 import { until } from '../support/poll.js';
 import { freePort } from '../support/ports.js';
-import { stopAll } from '../support/proc.js';
+import { runArr, stopAll } from '../support/proc.js';
 import { openWs, refusedUpgrade } from '../support/wsclient.js';
 
 const SHOP = 'shop.localhost';
@@ -323,6 +324,33 @@ describe('edge policies', () => {
     assert.match(text, /arr_policy_refusals_total\{app="shop.localhost",reason="auth"\} [1-9]/);
     assert.match(text, /arr_policy_refusals_total\{app="rate.localhost",reason="rate"\} [1-9]/);
     assert.match(text, /arr_policy_refusals_total\{app="shop.localhost",reason="body_size"\} [1-9]/);
+  });
+
+  it('arr apps, /api/overview and arr validate: which policies an app has, never a hash; bad values named', async () => {
+    const apps = await runArr(['apps', '--apps', arr.appsFile!]);
+    assert.equal(apps.code, 0, apps.output);
+    assert.match(
+      apps.output,
+      /shop\.localhost: policies allow, rateLimit, basicAuth, headers, compress, maxBodySize/,
+    );
+    assert.match(apps.output, /old\.localhost: policies redirect/);
+    assert.doesNotMatch(apps.output, /\$2y\$|127\.0\.0\.1:\d+\/verify/);
+    const overview = await fetchVia(admin, `127.0.0.1:${admin}`, false, { path: '/api/overview' });
+    const shop = JSON.parse(overview.text).apps.find((a: { name: string }) => a.name === SHOP);
+    assert.deepEqual(shop.policies, [
+      'allow',
+      'rateLimit',
+      'basicAuth',
+      'headers',
+      'compress',
+      'maxBodySize',
+    ]);
+    assert.doesNotMatch(overview.text, /\$2y\$/);
+    const bad = join(dirname(arr.appsFile!), 'bad.json');
+    writeAppsFile(bad, [{ ...docs[4]!, access: { allow: ['10.0.0.300/8'] } } as AppDoc]);
+    const validate = await runArr(['validate', bad]);
+    assert.equal(validate.code, 1);
+    assert.match(validate.output, /access\.allow\[0\]: "10\.0\.0\.300\/8" is not a CIDR/);
   });
 
   it('a live edit applies: the allow list of the apps file changes, the other address passes; a failing auth service is a 502', async () => {

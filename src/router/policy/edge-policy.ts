@@ -39,8 +39,6 @@ export class EdgePolicy {
   /** -1: no limit. */
   readonly maxBodySize: number;
   readonly redirect: RedirectSpec | undefined;
-  /** The names of the policies, for `arr apps`, the dashboard and /api/overview (no secret). */
-  readonly names: string[];
 
   constructor(spec: EdgeSpec, deps: { agent: () => Agent; verify?: Verify }) {
     const a = spec.access;
@@ -57,7 +55,6 @@ export class EdgePolicy {
     this.compress = spec.compress === true;
     this.maxBodySize = spec.maxBodySize ?? -1;
     this.redirect = spec.redirect;
-    this.names = policyNames(spec);
   }
 
   /**
@@ -122,23 +119,6 @@ export function tooLarge(max: number): PolicyRefusal {
 /** Where a redirect app sends a request: `to` + its path and query. */
 export function redirectLocation(redirect: RedirectSpec, url: string | undefined): string {
   return redirect.to + (url?.startsWith('/') ? url : '/');
-}
-
-/** The names of an app's policies, as `arr apps` and the dashboard show them. */
-export function policyNames(spec: EdgeSpec | undefined): string[] {
-  if (spec === undefined) return [];
-  const a = spec.access;
-  const names: string[] = [];
-  if (a?.allow) names.push('allow');
-  if (a?.deny) names.push('deny');
-  if (a?.rateLimit) names.push('rateLimit');
-  if (a?.basicAuth) names.push('basicAuth');
-  if (a?.forwardAuth) names.push('forwardAuth');
-  if (spec.headers) names.push('headers');
-  if (spec.compress) names.push('compress');
-  if (spec.maxBodySize !== undefined) names.push('maxBodySize');
-  if (spec.redirect) names.push('redirect');
-  return names;
 }
 
 const COMPILED = Symbol('arr.edge.compiled');
