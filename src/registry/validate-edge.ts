@@ -42,7 +42,7 @@ const NOT_EDITABLE = new Set([
   'host',
   'expect',
 ]);
-const NOT_EDITABLE_REQUEST = new Set(['authorization-info', 'forwarded', 'x-real-ip']);
+const NOT_EDITABLE_REQUEST = new Set(['forwarded', 'x-real-ip']);
 const NOT_EDITABLE_RESPONSE = new Set(['content-encoding']);
 
 /** What a rate may be at most: a million requests per second is no limit. */
