@@ -206,10 +206,10 @@ describe('basic auth', () => {
     };
     const req = { headers: { authorization: header('alice', 'secret') } } as never;
     const one = policies.of(doc(hash));
-    assert.deepEqual(await one.admit(req, '127.0.0.1', () => []), { extra: ['x-forwarded-user', 'alice'] });
+    assert.deepEqual(await one.admit(req, '127.0.0.1', false), { extra: ['x-forwarded-user', 'alice'] });
     assert.equal(policies.of(doc(hash)), one, 'the same policies: compiled once, cache kept');
     const changed = policies.of(doc(htpasswd('alice', 'other')));
-    const verdict = await changed.admit(req, '127.0.0.1', () => []);
+    const verdict = await changed.admit(req, '127.0.0.1', false);
     assert.ok(isRefusal(verdict) && verdict.status === 401);
   });
 

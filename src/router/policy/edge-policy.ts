@@ -60,9 +60,9 @@ export class EdgePolicy {
   /**
    * The access policies, in their order: IP rules, rate limit, basic auth, forward auth, then
    * the declared body size. Synchronous unless a password must be verified or an auth service
-   * asked. `forwarded` gives the auth service the client's fields (only called with forward auth).
+   * asked.
    */
-  admit(req: IncomingMessage, address: string, forwarded: () => string[]): Verdict | Promise<Verdict> {
+  admit(req: IncomingMessage, address: string, secure: boolean): Verdict | Promise<Verdict> {
     if (this.ip && !this.ip.admits(address))
       return { status: 403, message: 'this address may not reach this application', reason: 'ip' };
     if (this.rate) {
@@ -78,21 +78,21 @@ export class EdgePolicy {
     if (this.basic) {
       const who = this.basic.check(req.headers.authorization, address);
       if (who instanceof Promise)
-        return who.then((w) => ('user' in w ? this.afterBasic(req, w.user, forwarded) : w));
+        return who.then((w) => ('user' in w ? this.afterBasic(req, w.user, secure) : w));
       if (!('user' in who)) return who;
-      return this.afterBasic(req, who.user, forwarded);
+      return this.afterBasic(req, who.user, secure);
     }
-    return this.afterBasic(req, undefined, forwarded);
+    return this.afterBasic(req, undefined, secure);
   }
 
   private afterBasic(
     req: IncomingMessage,
     user: string | undefined,
-    forwarded: () => string[],
+    secure: boolean,
   ): Verdict | Promise<Verdict> {
     const extra = user === undefined ? undefined : ['x-forwarded-user', user];
     if (this.forward)
-      return this.forward.check(req, forwarded()).then((r) => {
+      return this.forward.check(req, secure).then((r) => {
         if (!Array.isArray(r)) return r;
         return this.bodySize(req, extra ? [...extra, ...r] : r.length > 0 ? r : undefined);
       });

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { Agent, errors, request } from 'undici';
-import { HOP_BY_HOP } from '../headers.js';
+import { HOP_BY_HOP, h2RequestHeaders, requestHeaders } from '../headers.js';
 import type { PolicyRefusal } from './refusal.js';
 
 /** How long the auth service has to answer, head and body. */
@@ -16,7 +16,7 @@ const NOT_SENT = new Set(['host', 'content-length', 'content-type', 'expect']);
 const NOT_RETURNED = new Set([...HOP_BY_HOP, 'content-length', 'trailer']);
 
 /**
- * `access.forwardAuth`: a GET to the auth service with the client's headers (`forwarded`: the
+ * `access.forwardAuth`: a GET to the auth service with the client's headers (the
  * list arr would send the instance, with its X-Forwarded-For/Proto/Host) and X-Forwarded-Method
  * and X-Forwarded-Uri, as Traefik and Caddy send them. A 2xx lets the request through with the
  * named response fields; any other answer is the client's, as it came; a failing or slow
@@ -34,7 +34,8 @@ export class ForwardAuth {
   }
 
   /** The fields to add to the request ([name, value, ...], lower-case names), or the refusal. */
-  async check(req: IncomingMessage, forwarded: readonly string[]): Promise<string[] | PolicyRefusal> {
+  async check(req: IncomingMessage, secure: boolean): Promise<string[] | PolicyRefusal> {
+    const forwarded = req.httpVersionMajor === 2 ? h2RequestHeaders(req) : requestHeaders(req, secure);
     const headers: string[] = [];
     for (let i = 0; i + 1 < forwarded.length; i += 2) {
       if (!NOT_SENT.has(forwarded[i]!.toLowerCase())) headers.push(forwarded[i]!, forwarded[i + 1]!);

@@ -1,7 +1,8 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { App, EdgeSpec } from '../../registry/types.js';
-import { connectionOf, h2RequestHeaders, requestHeaders } from '../headers.js';
+import type { H2Response } from '../h2-messages.js';
+import { connectionOf } from '../headers.js';
 import type { ExchangeObserver } from '../observer.js';
 import { clientAddress } from '../proxy-protocol.js';
 import { sendError } from '../respond.js';
@@ -56,9 +57,7 @@ export class EdgeGate {
 
   request(req: IncomingMessage, res: ServerResponse, app: EdgeApp, secure: boolean): void {
     const policy = this.policies.of(app);
-    const verdict = policy.admit(req, addressOf(req), () =>
-      req.httpVersionMajor === 2 ? h2RequestHeaders(req) : requestHeaders(req, secure),
-    );
+    const verdict = policy.admit(req, addressOf(req), secure);
     if (verdict instanceof Promise)
       verdict.then(
         (v) => this.requestDecided(req, res, app, secure, policy, v),
@@ -69,9 +68,7 @@ export class EdgeGate {
 
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, app: EdgeApp, secure: boolean): void {
     const policy = this.policies.of(app);
-    const verdict = policy.admit(req, addressOf(req), () =>
-      req.httpVersionMajor === 2 ? h2RequestHeaders(req) : requestHeaders(req, secure),
-    );
+    const verdict = policy.admit(req, addressOf(req), secure);
     if (verdict instanceof Promise) {
       socket.read(0); // a client that leaves while its credentials are checked is noticed
       verdict.then(
@@ -92,6 +89,8 @@ export class EdgeGate {
     if (res.destroyed) return;
     if (isRefusal(v)) {
       this.observer?.policyRefused(app, v.reason);
+      // On HTTP/2, a body still coming is refused with its stream (RST_STREAM NO_ERROR after the answer).
+      if (req.httpVersionMajor === 2) (res as unknown as H2Response).stopClient();
       sendRefusal(res, v, req.httpVersionMajor !== 2 && v.status === 413);
       return;
     }
