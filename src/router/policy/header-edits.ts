@@ -8,10 +8,13 @@ import type { HeaderEdits } from '../../registry/types.js';
  */
 export class HeaderEditor {
   private readonly touched: ReadonlySet<string>;
+  /** The lengths of the touched names: a field of another length is not lower-cased to be looked up. */
+  private readonly lengths: ReadonlySet<number>;
   private readonly set: readonly string[];
 
   constructor(edits: HeaderEdits, extraRemoved: readonly string[] = []) {
     this.touched = new Set([...Object.keys(edits), ...extraRemoved]);
+    this.lengths = new Set([...this.touched].map((n) => n.length));
     const set: string[] = [];
     for (const name of Object.keys(edits)) {
       const v = edits[name];
@@ -25,7 +28,8 @@ export class HeaderEditor {
     const out: string[] = [];
     for (let i = 0; i + 1 < headers.length; i += 2) {
       const name = headers[i]!;
-      if (!this.touched.has(name.toLowerCase()) && !namedIn(extra, name)) out.push(name, headers[i + 1]!);
+      const touched = this.lengths.has(name.length) && this.touched.has(name.toLowerCase());
+      if (!touched && !namedIn(extra, name)) out.push(name, headers[i + 1]!);
     }
     for (const v of this.set) out.push(v);
     if (extra) for (const v of extra) out.push(v);
@@ -41,8 +45,8 @@ export class HeaderEditor {
 
 function namedIn(extra: readonly string[] | undefined, name: string): boolean {
   if (extra === undefined) return false;
-  const lower = name.toLowerCase();
-  for (let i = 0; i < extra.length; i += 2) if (extra[i] === lower) return true;
+  for (let i = 0; i < extra.length; i += 2)
+    if (extra[i]!.length === name.length && extra[i] === name.toLowerCase()) return true;
   return false;
 }
 
