@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { connect } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { brotliDecompressSync, createBrotliDecompress, createGunzip, gunzipSync } from 'node:zlib';
+import { chromium, type Response } from 'playwright-core';
 import {
   type AppDoc,
   type ArrUnderTest,
@@ -24,6 +26,10 @@ const RATE = 'rate.localhost';
 const GUARD = 'guard.localhost';
 const OLD = 'old.localhost';
 const PLAIN = 'plain.localhost';
+
+// Debian's Chromium (scripts/install-chromium.sh), as in test/browser.
+const CHROMIUM = process.env.ARR_CHROMIUM ?? '/usr/bin/chromium';
+const browserSkip = !existsSync(CHROMIUM) && process.env.CI !== 'true' ? `${CHROMIUM} is missing` : false;
 
 /** A bcrypt hash from Debian's htpasswd, as an operator makes one. */
 const hash = (user: string, password: string) =>
@@ -217,6 +223,54 @@ describe('edge policies', () => {
     const h2 = await curl(['-u', 'alice:secret', '--compressed', ...h2url(SHOP, '/json?n=20000')]);
     assert.equal(h2.headers['content-encoding'], 'br');
     assert.equal(JSON.parse(h2.body).app, 'shop');
+  });
+
+  it('compression: a Python client (urllib + gzip) reads the gzip answer', async () => {
+    const script = [
+      'import gzip, json, sys, urllib.request',
+      `req = urllib.request.Request("http://127.0.0.1:${arr.port}/json?n=20000", headers={"Host": "${SHOP}", "Accept-Encoding": "gzip", "Authorization": "Basic " + "${Buffer.from('alice:secret').toString('base64')}"})`,
+      'r = urllib.request.urlopen(req)',
+      'assert r.headers["Content-Encoding"] == "gzip", r.headers',
+      'print(json.loads(gzip.decompress(r.read()))["app"])',
+    ].join('\n');
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile('python3', ['-c', script], (err, stdout, stderr) =>
+        err ? reject(new Error(stderr)) : resolve(stdout),
+      ),
+    );
+    assert.equal(out.trim(), 'shop');
+  });
+
+  it('basic auth in a browser: Chromium gets the 401 challenge, then the page with the password (HTTP/2)', {
+    skip: browserSkip,
+  }, async () => {
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [...(process.getuid?.() === 0 ? ['--no-sandbox'] : []), '--disable-dev-shm-usage'],
+      timeout: 30_000,
+    });
+    try {
+      const url = `https://${SHOP}:${arr.sslport}/`;
+      // Without credentials Chromium gives up on the challenge (a net error for the navigation):
+      // the answer it got is read from the page's response event.
+      const anonymous = await (await browser.newContext({ ignoreHTTPSErrors: true })).newPage();
+      const challenge = new Promise<Response>((resolve) => anonymous.once('response', resolve));
+      await anonymous.goto(url).catch(() => undefined);
+      const refused = await challenge;
+      assert.equal(refused.status(), 401);
+      assert.equal(refused.headers()['www-authenticate'], 'Basic realm="shop", charset="UTF-8"');
+      const alice = await browser.newContext({
+        ignoreHTTPSErrors: true,
+        httpCredentials: { username: 'alice', password: 'secret' },
+      });
+      const page = await alice.newPage();
+      const ok = await page.goto(url);
+      assert.equal(ok?.status(), 200);
+      assert.match(await page.content(), /hello from shop/);
+    } finally {
+      await browser.close();
+    }
   });
 
   it('compression: the first Server-Sent Event arrives at once, over HTTP/1.1 and HTTP/2', async () => {
