@@ -13,6 +13,7 @@ import { FarmMode } from './farm/farm-mode.js';
 import { FileMode } from './farm/file-mode.js';
 import type { ServingMode } from './farm/mode.js';
 import { Operations } from './ops/ops.js';
+import { envExposure } from './registry/apps-file.js';
 import { FileRegistry } from './registry/file-registry.js';
 import { databaseName, MongoRegistry, redactUrl } from './registry/mongo-registry.js';
 import type { LoadReport, Registry } from './registry/registry.js';
@@ -23,6 +24,7 @@ import { OpenWebSockets } from './router/open-websockets.js';
 import { Router } from './router/router.js';
 import { CertificateStore } from './router/tls.js';
 import type { Logger } from './util/log.js';
+import { claimPrivateDir, UnsafePathError } from './util/private-dir.js';
 
 /** How long in-flight requests get to finish on SIGINT/SIGTERM. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -38,6 +40,7 @@ export class StartError extends Error {}
  * background work (the apps file watch, or the farm's polling and heartbeats).
  */
 export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop(): Promise<void> }> {
+  claimDirectories(config);
   // No orphans: instances a previous run of this arr left behind are stopped before anything else.
   const state = new StateFile(
     config.stateDir,
@@ -49,6 +52,8 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
   const registry = config.mongo ? new MongoRegistry(config.mongo) : new FileRegistry(config.apps);
   const report = await loadAtStart(registry, config);
   for (const p of report.problems) log.warn(`registry: ${formatProblem(p)}`);
+  const exposed = registry.kind === 'file' ? await envExposure(registry.path, registry.apps()) : undefined;
+  if (exposed) log.warn(`registry: ${exposed}`);
   const source = config.mongo ? `MongoDB ${redactUrl(config.mongo)}` : config.apps;
   log.info(`registry: ${report.apps} apps from ${source}`);
 
@@ -173,6 +178,21 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     });
   }
   return { stop };
+}
+
+/**
+ * arr acts on what its state directory lists (process groups to stop) and serves what its ACME
+ * directory holds: another user who can write either could make arr kill any process or serve
+ * their certificate. Both must be arr's own (made so when missing), or arr does not start.
+ */
+function claimDirectories(config: ArrConfig): void {
+  try {
+    claimPrivateDir(config.stateDir, '--state-dir');
+    if (config.acme && !config.mongo) claimPrivateDir(config.acme.dir, '--acme-dir');
+  } catch (err) {
+    if (err instanceof UnsafePathError) throw new UsageError(err.message);
+    throw err;
+  }
 }
 
 /** ACME on: its store (MongoDB with --mongo, else --acme-dir) and manager, with what the store has. */

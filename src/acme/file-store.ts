@@ -1,7 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { replaceFile } from '../util/replace-file.js';
 import type { AccountRecord, AcmeStore, CertRecord, ChallengeKind, ChallengeRecord } from './store.js';
 
 /** `--acme-dir` by default: `$XDG_DATA_HOME/arr/acme`, else `~/.local/share/arr/acme`. */
@@ -22,8 +23,9 @@ function safe(name: string): boolean {
 }
 
 /**
- * The ACME store of a single node: JSON files under one directory (0700), each file 0600 and
- * written whole (a temporary file renamed over it), so that a crash never leaves half a record.
+ * The ACME store of a single node: JSON files under one directory (0700, arr's own: server.ts
+ * checks it at start), each file 0600 and written whole and durably (replace-file.ts), so that a
+ * crash never leaves half a record.
  */
 export class FileAcmeStore implements AcmeStore {
   readonly kind = 'file' as const;
@@ -33,9 +35,8 @@ export class FileAcmeStore implements AcmeStore {
   private async write(file: string, value: unknown): Promise<void> {
     const path = join(this.dir, file);
     await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
-    const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-    await writeFile(tmp, JSON.stringify(value), { mode: 0o600 });
-    await rename(tmp, path);
+    // Durable: an account key or a certificate lost to a crash costs a new order (and rate limits).
+    await replaceFile(path, JSON.stringify(value), { durable: true });
   }
 
   private async read<T>(file: string): Promise<T | undefined> {

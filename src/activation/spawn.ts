@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { App } from '../registry/types.js';
@@ -22,6 +23,13 @@ export function instanceEnv(
   return env;
 }
 
+/**
+ * A random token of each instance in its environment (no app can set an ARR_* name): how arr's
+ * next run tells its leftovers from whatever process the state file names (leftovers.ts). Only
+ * the process's user and root can read another process's environment.
+ */
+export const INSTANCE_TOKEN = 'ARR_INSTANCE';
+
 /** How many of an instance's last output lines are kept, to log with a failed start. */
 const RECENT_LINES = 20;
 
@@ -38,6 +46,8 @@ export interface SpawnedProcess {
   cgroup?: string;
   /** Its last lines of output (stdout and stderr), for the log of a start that failed. */
   recent: string[];
+  /** The value of its INSTANCE_TOKEN. */
+  token: string;
   /** Resolves when the process has exited (or could not be started at all). */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>;
 }
@@ -65,7 +75,8 @@ export function spawnInstance(
   identity?: Identity,
   onLine?: OutputListener,
 ): SpawnedProcess {
-  const env = instanceEnv(port, process.env, app.env);
+  const token = randomBytes(16).toString('hex');
+  const env = { ...instanceEnv(port, process.env, app.env), [INSTANCE_TOKEN]: token };
   const child = spawn(app.process.executable, app.process.args, {
     env: identity ? withIdentity(env, identity) : env,
     cwd: app.cwd === undefined ? undefined : resolve(app.cwd),
@@ -101,7 +112,7 @@ export function spawnInstance(
     });
     stream.on('error', () => {});
   }
-  return { child, pid, recent, exited };
+  return { child, pid, recent, token, exited };
 }
 
 /** Sends a signal to an instance's whole process group; quiet when it is already gone. */

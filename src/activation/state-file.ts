@@ -1,24 +1,29 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { App } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
+import { replaceFileSync } from '../util/replace-file.js';
+import { type ListedInstance, verifyLeftovers } from './leftovers.js';
 import type { SpawnedProcess } from './spawn.js';
 
 /**
- * No orphans. arr records the instances it runs in a state file (pid and start time of each,
- * the instance being the leader of its own process group), and:
+ * No orphans. arr records the instances it runs in a state file (pid, start time and token of
+ * each, the instance being the leader of its own process group), and:
  *
- * - a watchdog, a small `sh` started at arr's start in a process group of its own, reads a pipe
- *   from arr; when arr dies, however (SIGKILL, the OOM killer, a crash), the pipe ends and the
- *   watchdog stops every process group the file lists (SIGTERM, SIGKILL 2 s later);
+ * - a watchdog, a small `sh` started at arr's start in a process group of its own, is told of
+ *   each instance that starts and ends through a pipe from arr; when arr dies, however
+ *   (SIGKILL, the OOM killer, a crash), the pipe ends and the watchdog stops every process group
+ *   it was told of (SIGTERM, SIGKILL 2 s later). It reads no file: nothing another user wrote
+ *   can name a group for it to stop;
  * - an arr that starts stops whatever instance of a previous run the file still lists (one
- *   whose watchdog was killed too) before it serves.
+ *   whose watchdog was killed too) before it serves, once it has verified each (leftovers.ts).
  *
  * A pid is taken for the same process only when its start time (/proc/PID/stat, field 22) and
  * the boot are the same: a pid reused by another process is left alone. A group whose leader
  * is gone is still signalled: Linux gives no new process that pid while its group has members.
+ * The directory is one that only arr's user can write (server.ts checks it at start).
  */
 
 /** The default state directory: $XDG_STATE_HOME/arr, else ~/.local/state/arr. */
@@ -73,28 +78,35 @@ export interface ArrStatus {
 }
 
 /**
- * Waits for EOF on stdin (arr's end, however it came), then stops the process groups the file
- * ($1) lists, if it still belongs to this watchdog's arr ($PPID). Ignores the signals a
- * terminal or a service manager sends to arr's group.
+ * Keeps the list arr sends on stdin ("+ PID START" when an instance starts, "- PID" when it is
+ * gone) until EOF (arr's end, however it came), then stops the process groups left on it, each
+ * only while its leader is the process listed or gone; and removes the state files ($1) if they
+ * still belong to this watchdog's arr ($PPID). Ignores the signals a terminal or a service
+ * manager sends to arr's group.
  */
 const WATCHDOG = `
 trap '' HUP INT TERM QUIT
-while read -r _; do :; done
-f=$1
-list=$(cat "$f" 2>/dev/null) || exit 0
-set -- $(printf '%s\\n' "$list" | head -n 1)
-[ "$1" = arr ] && [ "$2" = "$PPID" ] || exit 0
+list=
+while read -r op pid start; do
+  case $op in
+    +) list="$list $pid:$start" ;;
+    -) kept=; for e in $list; do [ "\${e%%:*}" = "$pid" ] || kept="$kept $e"; done; list=$kept ;;
+  esac
+done
 stop() {
-  printf '%s\\n' "$list" | while read -r pid start; do
-    case $pid in ''|*[!0-9]*) continue ;; esac
+  for e in $list; do
+    pid=\${e%%:*}
     now=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)
-    [ -z "$now" ] || [ "$now" = "$start" ] || continue
+    [ -z "$now" ] || [ "$now" = "\${e#*:}" ] || continue
     kill -$1 -$pid 2>/dev/null
   done
 }
-stop TERM
-sleep 2
-stop KILL
+if [ -n "$list" ]; then
+  stop TERM
+  sleep 2
+  stop KILL
+fi
+f=$1
 set -- $(head -n 1 "$f" 2>/dev/null)
 [ "$1" = arr ] && [ "$2" = "$PPID" ] && rm -f "$f" "\${f%.pids}.json"
 exit 0
@@ -103,6 +115,7 @@ exit 0
 interface Entry {
   pid: number;
   start: string;
+  token: string;
   app: App;
   port: number;
 }
@@ -130,10 +143,12 @@ export class StateFile {
   }
 
   /**
-   * Stops the instances a previous run of this arr left (it died without stopping them, and
-   * its watchdog too), then takes the files and starts the watchdog. Before arr serves.
+   * Starts the watchdog (it needs no file: without a usable directory it still stops arr's
+   * instances when arr dies), stops the instances a previous run of this arr left (it died
+   * without stopping them, and its watchdog too), then takes the files. Before arr serves.
    */
   async takeOver(): Promise<void> {
+    this.startWatchdog();
     try {
       mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     } catch (err) {
@@ -142,7 +157,6 @@ export class StateFile {
     }
     await this.sweep();
     this.write();
-    if (!this.broken) this.startWatchdog();
   }
 
   private async sweep(): Promise<void> {
@@ -163,15 +177,22 @@ export class StateFile {
       this.broken = true;
       return;
     }
-    const leftovers: number[] = [];
+    const listed: ListedInstance[] = [];
     for (const line of lines) {
-      const [pidText, start] = line.split(' ');
+      const [pidText, start, token] = line.split(' ');
       const pid = Number(pidText);
       if (!Number.isInteger(pid) || pid <= 1 || !start) continue;
       const now = startTimeOf(pid);
       if (now !== undefined && now !== start) continue; // the pid is another process's now
-      if (groupAlive(pid)) leftovers.push(pid);
+      if (groupAlive(pid)) listed.push({ pid, start, token });
     }
+    if (listed.length === 0) return;
+    const ownerGone = ownerPid === process.pid || startTimeOf(ownerPid) === undefined;
+    const { ours: leftovers, unproven } = verifyLeftovers(listed, ownerPid, ownerGone);
+    if (unproven.length > 0)
+      this.log.warn(
+        `${this.pidsFile} lists process groups that are no instances of arr (neither in its cgroup nor carrying its token): left alone (${unproven.join(', ')})`,
+      );
     if (leftovers.length === 0) return;
     this.log.warn(
       `stopping ${leftovers.length} instance${leftovers.length === 1 ? '' : 's'} left by a previous run of arr (pids ${leftovers.join(', ')})`,
@@ -204,12 +225,20 @@ export class StateFile {
   spawned(proc: SpawnedProcess, app: App, port: number): void {
     const start = proc.pid > 0 ? startTimeOf(proc.pid) : undefined;
     if (start === undefined) return;
-    this.entries.set(proc, { pid: proc.pid, start, app, port });
+    this.entries.set(proc, { pid: proc.pid, start, token: proc.token, app, port });
+    this.tell(`+ ${proc.pid} ${start}`);
     this.write();
   }
 
   exited(proc: SpawnedProcess): void {
-    if (this.entries.delete(proc)) this.write();
+    if (!this.entries.delete(proc)) return;
+    this.tell(`- ${proc.pid}`);
+    this.write();
+  }
+
+  /** A line to the watchdog (written at once: libuv writes to an idle pipe without waiting). */
+  private tell(line: string): void {
+    this.watchdog?.stdin?.write(`${line}\n`);
   }
 
   deployed(app: App, result: 'replaced' | 'failed', detail?: string): void {
@@ -224,16 +253,19 @@ export class StateFile {
 
   /** arr stopped its instances: the files go, and the watchdog ends with its pipe. */
   close(): void {
+    // Not when they are another arr's (it still ran at this one's start).
+    if (!this.broken) {
+      rmSync(this.pidsFile, { force: true });
+      rmSync(this.statusFile, { force: true });
+    }
     this.broken = true;
-    rmSync(this.pidsFile, { force: true });
-    rmSync(this.statusFile, { force: true });
     this.watchdog?.stdin?.end();
   }
 
   private write(): void {
     if (this.broken) return;
     const pids = [`arr ${process.pid} ${this.start} ${this.boot}`];
-    for (const e of this.entries.values()) pids.push(`${e.pid} ${e.start}`);
+    for (const e of this.entries.values()) pids.push(`${e.pid} ${e.start} ${e.token}`);
     const status: ArrStatus = {
       pid: process.pid,
       start: this.start,
@@ -247,8 +279,8 @@ export class StateFile {
       deploys: this.deploys,
     };
     try {
-      atomicWrite(this.pidsFile, `${pids.join('\n')}\n`);
-      atomicWrite(this.statusFile, `${JSON.stringify(status)}\n`);
+      replaceFileSync(this.pidsFile, `${pids.join('\n')}\n`);
+      replaceFileSync(this.statusFile, `${JSON.stringify(status)}\n`);
     } catch (err) {
       this.fail(err);
     }
@@ -261,12 +293,6 @@ export class StateFile {
       );
     this.broken = true;
   }
-}
-
-function atomicWrite(file: string, text: string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, file);
 }
 
 /** Whether a process group has members (zombies included). */

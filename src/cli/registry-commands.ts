@@ -1,11 +1,11 @@
-import { readFile, rename, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { Options } from 'yargs';
 import { qualifies } from '../acme/qualify.js';
 import { IdentityError, resolveIdentity } from '../activation/identity.js';
 import { readStatuses } from '../activation/state-file.js';
-import { parseAppsText, readAppsFile } from '../registry/apps-file.js';
+import { envExposure, parseAppsText, readAppsFile } from '../registry/apps-file.js';
 import { setRevision } from '../registry/apps-file-edit.js';
 import { FileRegistry } from '../registry/file-registry.js';
 import { buildRouteTable } from '../registry/load.js';
@@ -14,6 +14,7 @@ import type { Registry } from '../registry/registry.js';
 import { type App, formatProblem, type Machine, type Problem } from '../registry/types.js';
 import { policyNames } from '../registry/validate-edge.js';
 import { readFailure, readRegularFile } from '../util/read-limited.js';
+import { replaceFile } from '../util/replace-file.js';
 
 /** Options of the admin commands only (checked for unknown flags together with arr's own). */
 export const APPS_OPTIONS = {
@@ -257,6 +258,7 @@ export async function validateFile(file: string, out: Print, err: Print): Promis
   });
   if (!result) return 1;
   for (const p of result.problems) out(formatProblem(p));
+  if (result.exposed) out(`warning: ${result.exposed}`);
   if (result.acme.length > 0)
     out(`ACME-managed with --acme-email (${result.acme.length}): ${result.acme.join(', ')}`);
   out(`${plural(result.valid, 'app')} valid, ${plural(result.problems.length, 'problem')}`);
@@ -269,6 +271,8 @@ export interface FileCheck {
   problems: Problem[];
   /** Hosts whose certificate comes from the ACME CA when arr runs with --acme-email. */
   acme: string[];
+  /** Other users can read the file, and with it the apps' `env` values. */
+  exposed?: string;
 }
 
 /** Checks an apps file as `arr validate` does, without printing. */
@@ -303,7 +307,8 @@ export async function checkAppsFile(file: string): Promise<FileCheck> {
     .filter((h) => qualifies(h))
     .map((h) => h.host)
     .sort();
-  return { valid, problems: all, acme };
+  const exposed = await envExposure(file, table.apps.values());
+  return { valid, problems: all, acme, ...(exposed ? { exposed } : {}) };
 }
 
 /** The certificate and key files of an app's hosts: readable, and a key that fits its certificate. */
@@ -447,10 +452,8 @@ async function bumpRevisionInFile(file: string, app: App): Promise<number | stri
   const revision = (table.apps.get(app.id)?.revision ?? 0) + 1;
   const edited = setRevision(text, line, revision);
   if (edited === undefined) return `cannot find the document of ${app.name} in ${file}`;
-  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
   const mode = (await stat(file)).mode & 0o7777;
-  await writeFile(tmp, edited, { mode });
-  await rename(tmp, file);
+  await replaceFile(file, edited, { mode, durable: true });
   return revision;
 }
 

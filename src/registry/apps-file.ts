@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { BSON } from 'mongodb';
-import type { Problem } from './types.js';
+import type { App, Problem } from './types.js';
 
 /** One document read from an apps file, with the line it starts on. */
 export interface SourceDocument {
@@ -28,6 +28,20 @@ export function parseAppsText(text: string): ParsedAppsFile {
 
 export async function readAppsFile(path: string): Promise<ParsedAppsFile> {
   return parseAppsText(await readFile(path, 'utf8'));
+}
+
+/**
+ * A warning when an apps file that other users can read holds `env` values (a tenant's database
+ * password, API keys): at arr's start and in `arr validate`. Undefined when there is none.
+ */
+export async function envExposure(path: string, apps: Iterable<App>): Promise<string | undefined> {
+  const names = [...apps].filter((a) => a.env && Object.keys(a.env).length > 0).map((a) => a.name);
+  if (names.length === 0) return undefined;
+  const mode = (await stat(path).catch(() => undefined))?.mode;
+  if (mode === undefined || (mode & 0o044) === 0) return undefined;
+  const who = (mode & 0o044) === 0o044 ? 'its group and others' : mode & 0o040 ? 'its group' : 'others';
+  const listed = names.length > 5 ? `${names.slice(0, 5).join(', ')}, ...` : names.join(', ');
+  return `${path} is readable by ${who} (mode ${(mode & 0o7777).toString(8).padStart(4, '0')}) and holds the env of ${names.length} app${names.length === 1 ? '' : 's'} (${listed}): they can read those values; make it readable by arr's user alone (chmod 600 ${path})`;
 }
 
 function parseOne(text: string, line: number, out: ParsedAppsFile): void {

@@ -70,7 +70,7 @@ describe('the instance environment and output', () => {
     await mongo?.stop();
   });
 
-  it('gets PORT and arr environment, without any ARR_ variable or secret', async () => {
+  it('gets PORT and arr environment, without any ARR_ variable (but its token) or secret', async () => {
     const r = await fetchVia(arr.port, 'envy.localhost', false);
     assert.equal(r.status, 200, r.text);
     const { pid, env } = JSON.parse(r.text) as { pid: number; env: Record<string, string> };
@@ -81,9 +81,11 @@ describe('the instance environment and output', () => {
     assert.equal(env.KEEP_ME, 'yes');
     assert.deepEqual(
       Object.keys(env).filter((k) => /^arr_/i.test(k)),
-      [],
-      'no variable that configures arr',
+      ['ARR_INSTANCE'],
+      'no variable that configures arr: only the random token of this instance',
     );
+    assert.match(env.ARR_INSTANCE!, /^[0-9a-f]{32}$/);
+    assert.ok(!arr.proc.output().includes(env.ARR_INSTANCE!), 'the token is never logged');
     for (const [k, v] of Object.entries(env)) {
       assert.ok(!v.includes(SECRET) && !v.includes(MONGO_SECRET), `${k} carries a secret`);
     }
