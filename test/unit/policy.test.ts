@@ -267,6 +267,7 @@ describe('compression', () => {
     assert.ok(!compressesAnswer({ ...head, contentLength: 500 }));
     assert.ok(compressesAnswer({ ...head, contentLength: 5000 }));
     assert.ok(!compressesAnswer({ ...head, contentEncoding: 'gzip' }));
+    assert.ok(!compressesAnswer({ ...head, cacheControl: 'public, no-transform' }));
     for (const status of [204, 206, 304]) assert.ok(!compressesAnswer({ ...head, status }));
     assert.equal(weakETag('"abc"'), 'W/"abc"');
     assert.equal(weakETag('W/"abc"'), 'W/"abc"');

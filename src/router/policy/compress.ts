@@ -106,18 +106,22 @@ export interface AnswerHead {
   contentEncoding: string | undefined;
   /** -1 when the answer has no Content-Length (streamed). */
   contentLength: number;
+  cacheControl?: string | undefined;
 }
 
 /**
  * Whether an answer is compressed (the request side was decided before: a negotiated encoding,
  * not HEAD, no Range): not 204, 206 or 304, not compressed by the instance already, a
- * compressible type, and at least MIN_COMPRESS_BYTES or of unknown length.
+ * compressible type, at least MIN_COMPRESS_BYTES or of unknown length, and no
+ * `Cache-Control: no-transform`.
  */
 export function compressesAnswer(head: AnswerHead): boolean {
   const s = head.status;
   if (s < 200 || s === 204 || s === 206 || s === 304) return false;
   if (head.contentEncoding !== undefined && head.contentEncoding.toLowerCase() !== 'identity') return false;
   if (head.contentLength >= 0 && head.contentLength < MIN_COMPRESS_BYTES) return false;
+  // RFC 9111 §5.2.2.6: an intermediary does not transform such content.
+  if (head.cacheControl !== undefined && /no-transform/i.test(head.cacheControl)) return false;
   return compressibleType(head.contentType);
 }
 

@@ -75,14 +75,24 @@ export function editFlatHead(
   let type: string | undefined;
   let coding: string | undefined;
   let length = -1;
+  let cacheControl: string | undefined;
   for (let i = 0; i + 1 < edited.length; i += 2) {
     const name = edited[i]!.toLowerCase();
     if (name === 'content-type') type = edited[i + 1];
+    else if (name === 'cache-control') cacheControl = edited[i + 1];
     else if (name === 'content-encoding') coding = edited[i + 1];
     else if (name === 'content-length')
       length = /^\d{1,15}$/.test(edited[i + 1]!) ? Number(edited[i + 1]) : -1;
   }
-  if (!compressesAnswer({ status, contentType: type, contentEncoding: coding, contentLength: length }))
+  if (
+    !compressesAnswer({
+      status,
+      contentType: type,
+      contentEncoding: coding,
+      contentLength: length,
+      cacheControl,
+    })
+  )
     return { headers: edited, encoding: undefined };
   const out: string[] = [];
   let vary: string | undefined;
@@ -113,6 +123,7 @@ export function editObjectHead(
     contentType: one(headers['content-type']),
     contentEncoding: one(headers['content-encoding']),
     contentLength: typeof length === 'string' && /^\d{1,15}$/.test(length) ? Number(length) : -1,
+    cacheControl: one(headers['cache-control']),
   };
   if (!compressesAnswer(head)) return undefined;
   delete headers['content-length'];
