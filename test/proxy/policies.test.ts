@@ -164,7 +164,7 @@ describe('edge policies', () => {
     }
   });
 
-  it('basic auth guards WebSocket upgrades', async () => {
+  it('basic auth guards WebSocket upgrades, over HTTP/1.1 and HTTP/2', async () => {
     const refused = await refusedUpgrade(arr.port, SHOP, false);
     assert.equal(refused.status, 401);
     const creds = `Basic ${Buffer.from('alice:secret').toString('base64')}`;
@@ -172,6 +172,43 @@ describe('edge policies', () => {
     ws.ws.send('ping');
     assert.equal((await ws.message(1)).data.toString(), 'ping', 'after its greeting, the instance echoes');
     ws.ws.close();
+    // Over HTTP/2: an extended CONNECT (RFC 8441), refused without credentials, joined with them.
+    const session = connect(`https://127.0.0.1:${arr.sslport}`, {
+      servername: SHOP,
+      rejectUnauthorized: false,
+    });
+    try {
+      await until('SETTINGS_ENABLE_CONNECT_PROTOCOL', () => session.remoteSettings.enableConnectProtocol);
+      const open = (headers: Record<string, string>) =>
+        new Promise<{ status: number; first: string }>((resolve, reject) => {
+          const stream = session.request(
+            {
+              ':method': 'CONNECT',
+              ':protocol': 'websocket',
+              ':scheme': 'https',
+              ':path': '/ws',
+              ':authority': SHOP,
+              'sec-websocket-version': '13',
+              ...headers,
+            },
+            { endStream: false },
+          );
+          stream.on('error', reject);
+          stream.once('response', (h) => {
+            const status = Number(h[':status']);
+            stream.once('data', (c: Buffer) => {
+              resolve({ status, first: c.toString('latin1') });
+              stream.close();
+            });
+          });
+        });
+      assert.equal((await open({})).status, 401);
+      const joined = await open({ authorization: creds });
+      assert.equal(joined.status, 200);
+      assert.match(joined.first, /hello from shop/);
+    } finally {
+      session.destroy();
+    }
   });
 
   it("a client's X-Forwarded-User never reaches an app without policies", async () => {
