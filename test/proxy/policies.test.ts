@@ -13,12 +13,13 @@ import {
   type ArrUnderTest,
   fetchVia,
   helloApp,
+  pidOf,
   startArrWith,
   writeAppsFile,
 } from '../support/arr.js';
 import { until } from '../support/poll.js';
 import { freePort } from '../support/ports.js';
-import { runArr, stopAll } from '../support/proc.js';
+import { alive, runArr, stopAll } from '../support/proc.js';
 import { openWs, refusedUpgrade } from '../support/wsclient.js';
 
 const SHOP = 'shop.localhost';
@@ -444,11 +445,15 @@ describe('edge policies', () => {
     assert.match(validate.output, /access\.allow\[0\]: "10\.0\.0\.300\/8" is not a CIDR/);
   });
 
-  it('a live edit applies: the allow list of the apps file changes, the other address passes; a failing auth service is a 502', async () => {
+  it('live edits apply: a wider allow list lets the other address in; a failing auth service is a 502; an app that becomes a redirect stops its instance', async () => {
     const [shop, , guard] = docs as (AppDoc &
       Record<string, { allow?: string[]; forwardAuth?: { url: string } }>)[];
     shop!.access!.allow = ['127.0.0.0/8'];
     guard!.access!.forwardAuth!.url = `http://127.0.0.1:${await freePort()}/verify`;
+    // The plain app becomes a redirect: its instance stops.
+    const plainPid = pidOf(await fetchVia(arr.port, PLAIN, false));
+    const { process: _, ...plain } = docs[4]!;
+    docs[4] = { ...plain, redirect: { to: 'https://elsewhere.example' } } as unknown as AppDoc;
     writeAppsFile(arr.appsFile!, docs);
     await until(
       'the new allow list',
@@ -456,5 +461,9 @@ describe('edge policies', () => {
         (await curl(['--interface', '127.0.0.2', '-u', 'alice:secret', ...url(SHOP)])).status === 200,
     );
     assert.equal((await curl(['-b', 'session=ok', ...url(GUARD)])).status, 502);
+    const moved = await curl(url(PLAIN, '/x'));
+    assert.equal(moved.status, 302);
+    assert.equal(moved.headers.location, 'https://elsewhere.example/x');
+    await until('the redirect app’s former instance to stop', () => !alive(plainPid));
   });
 });
