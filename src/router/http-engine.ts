@@ -6,7 +6,7 @@ import { exchangeBegan, exchangeEnded, type Target } from '../activation/activat
 import type { App } from '../registry/types.js';
 import type { H2Request, H2Response } from './h2-messages.js';
 import { h2RequestHeaders, h2ResponseHeaders, requestHeaders, responseHeaders } from './headers.js';
-import { Encoder, editFlatHead, editObjectHead } from './policy/edge-answer.js';
+import { type Encoder, editFlatHead, editObjectHead, encoderFor } from './policy/edge-answer.js';
 import type { EdgeRequest } from './policy/gate.js';
 import { NO_EDITS } from './policy/header-edits.js';
 
@@ -291,7 +291,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       const length = contentLength(headers);
       const edited = editFlatHead(status, headers, this.edge);
       headers = edited.headers;
-      if (edited.encoding !== undefined) this.encoder = new Encoder(edited.encoding, res, length === -1);
+      if (edited.encoding !== undefined) this.encoder = encoderFor(edited.encoding, res, length);
     }
     // An answer while the body is still coming: if it completes first, a large body will not
     // be waited for, and the connection is closed after the answer.
@@ -320,7 +320,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
       const length = headers['content-length'];
       const encoding = editObjectHead(status, headers, this.edge);
       if (encoding !== undefined)
-        this.encoder = new Encoder(encoding, this.res as unknown as H2Response, length === undefined);
+        this.encoder = encoderFor(
+          encoding,
+          this.res as unknown as H2Response,
+          typeof length === 'string' && /^\d{1,15}$/.test(length) ? Number(length) : -1,
+        );
     }
     try {
       (this.res as unknown as H2Response).writeHead(status, headers);

@@ -245,6 +245,13 @@ describe('edge policies', () => {
       assert.ok(r.body.length < 2000, `compressed: ${r.body.length} bytes`);
       assert.equal(JSON.parse(decode(r.body).toString()).app, 'shop');
     }
+    // Past 64 KB the body goes through a zlib stream instead of one call.
+    const large = await fetchVia(arr.port, SHOP, false, {
+      path: '/json?n=300000',
+      headers: { ...auth, 'accept-encoding': 'gzip' },
+    });
+    assert.equal(large.headers['content-encoding'], 'gzip');
+    assert.equal(JSON.parse(gunzipSync(large.body).toString()).pad.length, 300000 - 20);
     const head = await fetchVia(arr.port, SHOP, false, {
       method: 'HEAD',
       path: '/json',

@@ -2,11 +2,15 @@ import * as zlib from 'node:zlib';
 
 export type Encoding = 'br' | 'zstd' | 'gzip';
 
+/** zlib's zstd functions (Node 22.15 and later; @types/node 20 does not know them). */
 type ZstdZlib = typeof zlib & {
   createZstdCompress?: (options?: object) => zlib.Gzip;
-  constants: { ZSTD_e_flush?: number };
+  zstdCompressSync?: (buf: Buffer) => Buffer;
 };
 const withZstd = zlib as ZstdZlib;
+
+const GZIP_OPTIONS = { level: 5 };
+const BROTLI_OPTIONS = { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 4 } };
 
 /** What arr offers, best first when a client likes several as much: zstd only where Node has it. */
 export const OFFERED: readonly Encoding[] =
@@ -143,8 +147,14 @@ export function varyWithEncoding(vary: string | undefined): string {
  * 5, brotli 4 (11, brotli's default, costs ten times the CPU), zstd 3.
  */
 export function compressor(encoding: Encoding): zlib.Gzip | zlib.BrotliCompress {
-  if (encoding === 'gzip') return zlib.createGzip({ level: 5 });
-  if (encoding === 'br')
-    return zlib.createBrotliCompress({ params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 4 } });
+  if (encoding === 'gzip') return zlib.createGzip(GZIP_OPTIONS);
+  if (encoding === 'br') return zlib.createBrotliCompress(BROTLI_OPTIONS);
   return withZstd.createZstdCompress!();
+}
+
+/** A whole body compressed at once (the same levels as `compressor`). */
+export function compressWhole(encoding: Encoding, body: Buffer): Buffer {
+  if (encoding === 'gzip') return zlib.gzipSync(body, GZIP_OPTIONS);
+  if (encoding === 'br') return zlib.brotliCompressSync(body, BROTLI_OPTIONS);
+  return withZstd.zstdCompressSync!(body);
 }

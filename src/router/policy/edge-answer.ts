@@ -1,6 +1,13 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import * as zlib from 'node:zlib';
-import { compressesAnswer, compressor, type Encoding, varyWithEncoding, weakETag } from './compress.js';
+import {
+  compressesAnswer,
+  compressor,
+  compressWhole,
+  type Encoding,
+  varyWithEncoding,
+  weakETag,
+} from './compress.js';
 import type { EdgeRequest } from './gate.js';
 
 /** What the compressed body is written to: a ServerResponse or an H2Response. */
@@ -11,12 +18,66 @@ interface Sink {
   once(event: 'drain', listener: () => void): unknown;
 }
 
+/** An answer's body on its way to the client, compressed. */
+export interface Encoder {
+  /** Writes a chunk of the instance's body; false (and `resume` later) when the compressor is full. */
+  write(chunk: Buffer, resume: (() => void) | undefined): boolean;
+  end(): void;
+  destroy(): void;
+}
+
 /**
- * An answer's body on its way through a compressor. `flushEach` (an answer of unknown length:
- * a stream, Server-Sent Events) flushes after every write, so that what the instance sent
- * reaches the client now, not when the compressor's window fills.
+ * Answers of a known length up to this are compressed whole, in one call on the event loop, as
+ * nginx does in its worker: a zlib stream's round trips to the thread pool per chunk cost more
+ * than compressing 64 KB (bench/decisions.md).
  */
-export class Encoder {
+const WHOLE_MAX_BYTES = 64 * 1024;
+
+/** The encoder for an answer of `length` bytes (-1: unknown, a stream). */
+export function encoderFor(encoding: Encoding, sink: Sink, length: number): Encoder {
+  if (length >= 0 && length <= WHOLE_MAX_BYTES) return new WholeEncoder(encoding, sink);
+  return new StreamEncoder(encoding, sink, length < 0);
+}
+
+/** A small answer: its chunks kept, compressed at its end and sent with it. */
+class WholeEncoder implements Encoder {
+  private chunks: Buffer[] = [];
+
+  constructor(
+    private readonly encoding: Encoding,
+    private readonly sink: Sink,
+  ) {}
+
+  write(chunk: Buffer): boolean {
+    this.chunks.push(chunk);
+    return true;
+  }
+
+  end(): void {
+    const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+    this.chunks = [];
+    let out: Buffer;
+    try {
+      out = compressWhole(this.encoding, body);
+    } catch {
+      this.sink.destroy();
+      return;
+    }
+    this.sink.write(out);
+    this.sink.end();
+  }
+
+  destroy(): void {
+    this.chunks = [];
+  }
+}
+
+/**
+ * A body on its way through a zlib stream. `flushEach` (an answer of unknown length: a stream,
+ * Server-Sent Events) flushes after every write, so that what the instance sent reaches the
+ * client now, not when the compressor's window fills.
+ */
+class StreamEncoder implements Encoder {
   private readonly z: zlib.Gzip | zlib.BrotliCompress;
   private readonly flushKind: number | undefined;
 
@@ -38,7 +99,6 @@ export class Encoder {
     z.once('error', () => sink.destroy());
   }
 
-  /** Writes a chunk of the instance's body; false (and `resume` later) when the compressor is full. */
   write(chunk: Buffer, resume: (() => void) | undefined): boolean {
     const ok = this.z.write(chunk);
     if (this.flushEach) {
