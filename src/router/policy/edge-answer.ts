@@ -12,6 +12,7 @@ import type { EdgeRequest } from './gate.js';
 
 /** What the compressed body is written to: a ServerResponse or an H2Response. */
 interface Sink {
+  readonly destroyed: boolean;
   write(chunk: Buffer): boolean;
   end(): unknown;
   destroy(): void;
@@ -54,6 +55,7 @@ class WholeEncoder implements Encoder {
   }
 
   end(): void {
+    if (this.sink.destroyed) return; // the client left
     const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
     this.chunks = [];
     let out: Buffer;
