@@ -4,8 +4,8 @@ import { KeySeal } from './acme/key-seal.js';
 import { AcmeManager } from './acme/manager.js';
 import { MongoAcmeStore } from './acme/mongo-store.js';
 import { Activator, type Target } from './activation/activator.js';
-import { InstanceCgroups } from './activation/cgroup.js';
 import { InstanceChooser } from './activation/chooser.js';
+import { Confinement } from './activation/confine.js';
 import { PortAllocator } from './activation/port-allocator.js';
 import { StateFile } from './activation/state-file.js';
 import { type ArrConfig, UsageError } from './config.js';
@@ -70,8 +70,9 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     bodyTimeoutMs: config.bodyTimeoutMs,
   });
   const forget = (target: Target, graceful = false) => http.forget(target, graceful);
-  const cgroups = InstanceCgroups.open();
-  if (typeof cgroups === 'string') log.info(`instances run without a cgroup of their own: ${cgroups}`);
+  // What instances go through before their program runs (cgroup, user, capabilities).
+  const confined = await Confinement.open(log);
+  if (typeof confined === 'string') throw new StartError(confined);
   const activator = new Activator(store, new PortAllocator(config.range), log, {
     advertise: config.advertise,
     startTimeoutMs: config.startTimeoutMs,
@@ -79,7 +80,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     onStart: ops.onStart,
     onOutput: ops.onOutput,
     onInstanceGone: forget,
-    cgroups: typeof cgroups === 'string' ? undefined : cgroups,
+    confinement: confined,
     drainMs: config.drainMs,
     // In a farm, the other nodes send to a replaced instance until they have read the registry again.
     lingerMs: config.mongo ? 2 * config.pollMs + 500 : 0,

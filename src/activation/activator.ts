@@ -5,8 +5,10 @@ import type { Registry } from '../registry/registry.js';
 import { type App, deployKey, type Machine, sameMachine } from '../registry/types.js';
 import { every } from '../util/every.js';
 import type { Logger } from '../util/log.js';
-import { type InstanceCgroups, killGroup } from './cgroup.js';
+import { killGroup } from './cgroup.js';
+import { type Confinement, type Launch, plainLaunch } from './confine.js';
 import { cannotSwitchUser, type Identity, IdentityError, resolveIdentity } from './identity.js';
+import { openConnections } from './instance-connections.js';
 import type { PortAllocator } from './port-allocator.js';
 import { waitReady } from './readiness.js';
 import { type OutputListener, type SpawnedProcess, signalGroup, spawnInstance } from './spawn.js';
@@ -136,10 +138,11 @@ export interface ActivatorOptions {
   /**
    * Told when an instance has exited, before its port can be given again: connections kept
    * to it must go, or another app given the port could be sent what was meant for this one.
+   * `graceful` when it was replaced and drains: the idle ones go now, the others when done.
    */
-  onInstanceGone?: (target: Target) => void;
-  /** A cgroup per instance, where arr can make them. */
-  cgroups?: InstanceCgroups;
+  onInstanceGone?: (target: Target, graceful?: boolean) => void;
+  /** What instances go through before their program runs (cgroup, user, capabilities); none: a plain spawn. */
+  confinement?: Confinement;
   /** Told of each line of an instance's output (the dashboard's output ring; --admin only). */
   onOutput?: OutputListener;
 }
@@ -414,7 +417,7 @@ export class Activator {
     this.deployTimers.clear();
     this.running.clear();
     await Promise.all([...this.processes.keys()].map((p) => this.stopProcess(p)));
-    await this.options.cgroups?.close();
+    await this.options.confinement?.cgroups?.close();
   }
 
   /**
@@ -576,9 +579,11 @@ export class Activator {
   /**
    * A replaced instance finishes what it serves: it is stopped once nothing is in flight there
    * (requests, WebSockets), or when the drain period is over, whichever comes first. In a farm
-   * it is kept for the whole drain (and at least the linger): the other nodes send their
-   * requests and WebSockets straight to it, unseen here, until they learn of its successor.
-   * Its WebSockets still open then are closed with it (SIGTERM: apps say goodbye; then arr).
+   * it lives at least the linger: the other nodes send their requests and WebSockets straight to
+   * it, unseen by this node's counters, until they learn of its successor; after that, nothing
+   * is in flight there once no connection to its port is open (other nodes close their idle
+   * ones to it when they learn, as this node does now). Its WebSockets still open at the end of
+   * the drain are closed with it (SIGTERM: apps say goodbye; then arr).
    */
   private async drain(old: LocalInstance): Promise<void> {
     const began = Date.now();
@@ -586,15 +591,21 @@ export class Activator {
     const deadline = began + Math.max(this.options.drainMs ?? 30_000, lingerMs);
     const a = old.target.activity;
     this.setPhase(old.proc, 'draining');
+    this.options.onInstanceGone?.(old.target, true);
     let exited = false;
     void old.proc.exited.then(() => {
       exited = true;
     });
-    while (!exited && !this.stopping) {
+    for (let look = began + lingerMs; !exited && !this.stopping; ) {
       const now = Date.now();
       if (now >= deadline) break;
-      // In a farm (a linger), other nodes' exchanges with it are not seen here: the whole drain.
-      if (lingerMs === 0 && (!a || a.active <= 0)) break;
+      if (!a || a.active <= 0) {
+        if (lingerMs === 0) break;
+        if (now >= look) {
+          if ((await openConnections(old.target.port)) === 0) break;
+          look = Date.now() + 250;
+        }
+      }
       await new Promise((r) => setTimeout(r, 25));
     }
     if (this.stopping) return; // stopAll stops it
@@ -705,7 +716,6 @@ export class Activator {
     }
     const startedAt = Date.now();
     const proc = await this.spawnOnPort(app, port);
-    proc.cgroup = this.options.cgroups?.adopt(proc.pid, `${app.id}-${port}`);
     this.processes.set(proc, { app, port, startedAt });
     this.changes++;
     this.options.events?.spawned?.(proc, app, port);
@@ -778,10 +788,17 @@ export class Activator {
    * app could start.
    */
   private async spawnOnPort(app: App, port: number): Promise<SpawnedProcess> {
+    let launch: Launch | undefined;
     try {
       checkCwd(app);
-      return spawnInstance(app, port, this.log, await identityOf(app), this.options.onOutput);
+      const identity = await identityOf(app);
+      const { executable, args } = app.process;
+      launch =
+        this.options.confinement?.launch(executable, args, `${app.id}-${port}`, identity) ??
+        plainLaunch(executable, args, identity);
+      return spawnInstance(app, port, this.log, launch, this.options.onOutput);
     } catch (err) {
+      if (launch?.cgroup) void killGroup(launch.cgroup);
       this.ports.release(port);
       this.recordFailure(app.id);
       throw new ActivationError(

@@ -1,14 +1,27 @@
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+
+/** What arr's groups are called: `arr-<pid of the arr that made them>`, in arr's own group. */
+const ARR_GROUP = /^arr-(\d+)$/;
+
+/** The groups of an arr that is gone, removed at the start of another (see sweepStale). */
+export interface StaleGroups {
+  pid: number;
+  /** Processes still in them, killed. */
+  killed: number;
+}
 
 /**
  * A cgroup (v2) per instance, where arr may make them (root, a writable cgroup2 mount, a kernel
- * with cgroup.kill): whatever an instance starts stays in its group, even a daemon that left its
- * process group with setsid, and stopping the instance kills the whole group at once.
- * Elsewhere instances have their process group only (README, "Tenant isolation").
+ * with cgroup.kill): an instance joins its group before its program runs (confine.ts), so
+ * whatever it starts stays in it, even a daemon that left its process group with setsid at
+ * once, and stopping the instance kills the whole group. Elsewhere instances have their process
+ * group only (README, "Tenant isolation").
  */
 export class InstanceCgroups {
   private constructor(
+    /** arr's own group: where arr runs, and where its folder of groups is. */
+    private readonly own: string,
     /** arr's own folder of groups: one per instance below it. */
     private readonly base: string,
   ) {}
@@ -26,23 +39,50 @@ export class InstanceCgroups {
         rmdirSync(base);
         return 'the kernel has no cgroup.kill (Linux 5.14 or newer has it)';
       }
-      return new InstanceCgroups(base);
+      return new InstanceCgroups(join(mount, own), base);
     } catch (err) {
       return `cannot make cgroups (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
     }
   }
 
-  /** Puts a just-started process into a group of its own; its path, or undefined when that failed. */
-  adopt(pid: number, name: string): string | undefined {
+  /**
+   * Makes an instance's group, for it to join before its program runs; its path, or undefined
+   * when it cannot be made.
+   */
+  make(name: string): string | undefined {
     const dir = join(this.base, name.replace(/[^A-Za-z0-9_.-]/g, '_'));
     try {
       mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, 'cgroup.procs'), String(pid));
       return dir;
     } catch {
-      removeWhenEmpty(dir);
       return undefined;
     }
+  }
+
+  /**
+   * Kills what is in the groups of an arr that is gone (SIGKILL, crashed, its watchdog killed
+   * too: what its instances started outside their process groups lives on in them) and removes
+   * them. A folder `arr-<pid>` beside this arr's own is stale when no process of that pid is in
+   * arr's own group: a live arr stays in the group it made its folder in, and one that is gone
+   * is not there (a pid since reused elsewhere is not there either). A live arr's groups are
+   * never touched.
+   */
+  async sweepStale(): Promise<StaleGroups[]> {
+    const swept: StaleGroups[] = [];
+    let names: string[];
+    let members: Set<string>;
+    try {
+      names = readdirSync(this.own);
+      members = new Set(readFileSync(join(this.own, 'cgroup.procs'), 'utf8').split('\n'));
+    } catch {
+      return swept;
+    }
+    for (const name of names) {
+      const pid = ARR_GROUP.exec(name)?.[1];
+      if (pid === undefined || Number(pid) === process.pid || members.has(pid)) continue;
+      swept.push({ pid: Number(pid), killed: await killGroup(join(this.own, name)) });
+    }
+    return swept;
   }
 
   /** Removes arr's own folder of groups (at exit, once every instance is gone). */
@@ -51,14 +91,44 @@ export class InstanceCgroups {
   }
 }
 
-/** Kills every process of a group (SIGKILL, by the kernel, race-free) and removes the group. */
-export function killGroup(dir: string): Promise<void> {
+/**
+ * Kills every process of a group and of the groups below it (SIGKILL, by the kernel,
+ * race-free: cgroup.kill takes the subtree) and removes them; how many processes there were.
+ */
+export async function killGroup(dir: string): Promise<number> {
+  const groups = subtree(dir);
+  let killed = 0;
+  for (const group of groups) killed += procsIn(group);
   try {
     writeFileSync(join(dir, 'cgroup.kill'), '1');
   } catch {
     // Already gone.
   }
-  return removeWhenEmpty(dir);
+  // The deepest first: a group with groups below it cannot be removed.
+  for (const group of groups.reverse()) await removeWhenEmpty(group);
+  return killed;
+}
+
+/** A group and every group below it, parents before their children. */
+function subtree(dir: string): string[] {
+  const groups = [dir];
+  for (let i = 0; i < groups.length; i++) {
+    try {
+      for (const e of readdirSync(groups[i]!, { withFileTypes: true }))
+        if (e.isDirectory()) groups.push(join(groups[i]!, e.name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return groups;
+}
+
+function procsIn(group: string): number {
+  try {
+    return readFileSync(join(group, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).length;
+  } catch {
+    return 0; // gone meanwhile
+  }
 }
 
 /** rmdir as soon as the group is empty (killed processes take a moment to go), for up to 2 s. */

@@ -1,10 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { App } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
+import { checkExecutable, type Launch } from './confine.js';
 import type { Identity } from './identity.js';
+import { OutputLines, utf8Boundary } from './output-lines.js';
 
 /**
  * The environment an instance gets: arr's own, less everything that configures arr (ARR_*,
@@ -33,7 +34,7 @@ export const INSTANCE_TOKEN = 'ARR_INSTANCE';
 /** How many of an instance's last output lines are kept, to log with a failed start. */
 const RECENT_LINES = 20;
 
-/** Longest output line kept whole for the log of a failed start. */
+/** Longest output line (in bytes) kept whole for the log of a failed start and the dashboard. */
 const MAX_LINE = 500;
 
 /** Told of each line of an instance's output (the dashboard keeps the last ones per app). */
@@ -64,25 +65,29 @@ function withIdentity(env: NodeJS.ProcessEnv, identity: Identity): NodeJS.Proces
 
 /**
  * Starts one instance of an app in its own process group (so that stopping it also stops
- * whatever it started), with its output logged line by line under the app's id and pid; as
- * `identity`'s uid and gid when given (libuv then also drops arr's supplementary groups; the
- * user's own supplementary groups are not set: node's spawn has no way to).
+ * whatever it started), with its output logged line by line under the app's id and pid, as
+ * `launch` says (confine.ts): in its cgroup, as the app's user, without arr's capabilities.
+ * When libuv switches the user, it also drops arr's supplementary groups (setpriv clears them);
+ * the user's own supplementary groups are not set.
  */
 export function spawnInstance(
   app: App,
   port: number,
   log: Logger,
-  identity?: Identity,
+  launch: Launch,
   onLine?: OutputListener,
 ): SpawnedProcess {
   const token = randomBytes(16).toString('hex');
-  const env = { ...instanceEnv(port, process.env, app.env), [INSTANCE_TOKEN]: token };
-  const child = spawn(app.process.executable, app.process.args, {
+  const env: NodeJS.ProcessEnv = { ...instanceEnv(port, process.env, app.env), [INSTANCE_TOKEN]: token };
+  const { identity } = launch;
+  const cwd = app.cwd === undefined ? undefined : resolve(app.cwd);
+  if (launch.wrapped) checkExecutable(app.process.executable, cwd, env.PATH);
+  const child = spawn(launch.file, launch.args, {
     env: identity ? withIdentity(env, identity) : env,
-    cwd: app.cwd === undefined ? undefined : resolve(app.cwd),
+    cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
-    ...(identity ? { uid: identity.uid, gid: identity.gid } : {}),
+    ...(identity && launch.switchUser ? { uid: identity.uid, gid: identity.gid } : {}),
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>(
     (resolve) => {
@@ -103,16 +108,22 @@ export function spawnInstance(
     [child.stderr, 'warn', 'stderr'],
   ] as const) {
     if (!stream) continue;
-    const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
-    lines.on('line', (line) => {
-      out[level](`${app.name}[${pid}]: ${line}`);
-      const kept = line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}...` : line;
+    // A line longer than MAX_PIECE is logged in pieces, each but the last marked `partial`.
+    const lines = new OutputLines((bytes, continued) => {
+      const line = bytes.toString('utf8');
+      if (continued) out[level]({ partial: true }, `${app.name}[${pid}]: ${line}`);
+      else out[level](`${app.name}[${pid}]: ${line}`);
+      // A copy of its beginning, not a slice: a slice would keep the whole piece alive.
+      const kept =
+        bytes.length > MAX_LINE ? `${bytes.toString('utf8', 0, utf8Boundary(bytes, MAX_LINE))}...` : line;
       if (recent.push(kept) > RECENT_LINES) recent.shift();
-      onLine?.(app, pid, name, line);
+      onLine?.(app, pid, name, kept);
     });
+    stream.on('data', (chunk: Buffer) => lines.push(chunk));
+    stream.on('end', () => lines.end());
     stream.on('error', () => {});
   }
-  return { child, pid, recent, token, exited };
+  return { child, pid, cgroup: launch.cgroup, recent, token, exited };
 }
 
 /** Sends a signal to an instance's whole process group; quiet when it is already gone. */

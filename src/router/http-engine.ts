@@ -6,9 +6,9 @@ import { exchangeBegan, exchangeEnded, type Target } from '../activation/activat
 import type { App } from '../registry/types.js';
 import type { H2Request, H2Response } from './h2-messages.js';
 import { h2RequestHeaders, h2ResponseHeaders, requestHeaders, responseHeaders } from './headers.js';
-import { type Encoder, editFlatHead, editObjectHead, encoderFor } from './policy/edge-answer.js';
+import { instanceConnector } from './instance-connection.js';
+import { type Encoder, editFlatHead, editObjectHead, editRequestHeaders } from './policy/edge-answer.js';
 import type { EdgeRequest } from './policy/gate.js';
-import { NO_EDITS } from './policy/header-edits.js';
 
 /** Where an exchange reports that an attempt failed: the router, which decides what follows. */
 export interface ExchangeOwner {
@@ -73,8 +73,9 @@ export class HttpEngine {
       // Once begun, an answer streams at the instance's pace (a long download, a slow feed).
       bodyTimeout: 0,
       // A connection to an instance that is not there fails at once on loopback; across a
-      // farm, a node that vanished (no RST) is given up on after this.
-      connectTimeout: 5_000,
+      // farm, a node that vanished (no RST) is given up on after this. A write the instance
+      // refuses by closing does not lose the answer it sent first (instance-connection.ts).
+      connect: instanceConnector(5_000),
       // The instance's own limit on a reply head is the client's concern; arr's is Node's.
       maxHeaderSize: 64 * 1024,
     };
@@ -88,9 +89,7 @@ export class HttpEngine {
     const req = x.req;
     const target = x.target as PooledTarget;
     let headers = x.h2 ? h2RequestHeaders(req) : requestHeaders(req, x.secure);
-    const edge = x.edge;
-    if (edge !== undefined && (edge.policy.request !== undefined || edge.extra !== undefined))
-      headers = (edge.policy.request ?? NO_EDITS).flat(headers, edge.extra);
+    if (x.edge !== undefined) headers = editRequestHeaders(headers, x.edge);
     (target[POOL] ?? this.poolFor(target)).dispatch(
       {
         path: req.url ?? '/',
@@ -287,12 +286,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (res.destroyed) return false;
     if (this.h2) return this.h2Head(status, (raw ?? []) as Buffer[]);
     let headers = responseHeaders((raw ?? []) as Buffer[]);
-    if (this.edge !== undefined) {
-      const length = contentLength(headers);
-      const edited = editFlatHead(status, headers, this.edge);
-      headers = edited.headers;
-      if (edited.encoding !== undefined) this.encoder = encoderFor(edited.encoding, res, length);
-    }
+    if (this.edge !== undefined)
+      ({ headers, encoder: this.encoder } = editFlatHead(status, headers, this.edge, res));
     // An answer while the body is still coming: if it completes first, a large body will not
     // be waited for, and the connection is closed after the answer.
     if (this.body && !this.req.complete && !discardable(this.req)) {
@@ -316,18 +311,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
    */
   private h2Head(status: number, raw: Buffer[]): boolean {
     const headers = h2ResponseHeaders(raw);
-    if (this.edge !== undefined) {
-      const length = headers['content-length'];
-      const encoding = editObjectHead(status, headers, this.edge);
-      if (encoding !== undefined)
-        this.encoder = encoderFor(
-          encoding,
-          this.res as unknown as H2Response,
-          typeof length === 'string' && /^\d{1,15}$/.test(length) ? Number(length) : -1,
-        );
-    }
+    const res = this.res as unknown as H2Response;
+    if (this.edge !== undefined) this.encoder = editObjectHead(status, headers, this.edge, res);
     try {
-      (this.res as unknown as H2Response).writeHead(status, headers);
+      res.writeHead(status, headers);
     } catch (err) {
       // A head Node will not send (a repeated Content-Type...): as if the instance had failed.
       this.abort?.(err as Error);
@@ -382,6 +369,19 @@ export class Exchange implements Dispatcher.DispatchHandler {
     source.resume();
     if (this.closeAfter) lingerOnClose(this.req.socket);
     else if (this.h2) (this.res as unknown as H2Response).stopClient();
+  }
+
+  /**
+   * arr answers the request itself (the attempt failed) while the client is still sending its
+   * body: as after an early answer, the rest is read and discarded, so that the connection is
+   * neither left unread (a graceful stop would wait for it) nor read as a next request. True
+   * when the answer must close the connection: HTTP/1.1 with more than a little left to come.
+   */
+  leaveBody(): boolean {
+    if (!this.body || this.req.complete) return false;
+    this.closeAfter = !this.h2 && !discardable(this.req);
+    this.answeredEarly();
+    return this.closeAfter;
   }
 
   onError(err: Error): void {

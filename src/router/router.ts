@@ -7,7 +7,7 @@ import type { Registry } from '../registry/registry.js';
 import type { App, Route } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
 import { setForwardedHeaders } from './forwarded.js';
-import { misdirected } from './h2.js';
+import { misdirected, noSni } from './h2.js';
 import { H2WebSocketJoiner } from './h2-websocket.js';
 import { absoluteTarget, hostName, manyHosts } from './host.js';
 import {
@@ -111,7 +111,7 @@ export class Router implements ExchangeOwner, UpgradeOwner, GateOwner {
 
   handleRequest(req: IncomingMessage, res: ServerResponse, secure: boolean): void {
     // Before routing and before the ssl policy: a `required` host must not redirect the CA.
-    if (this.challenges !== undefined && !secure && req.url?.startsWith(CHALLENGE_PATH)) {
+    if (this.challenges !== undefined && !secure && isChallenge(req)) {
       this.answerChallenge(req, res, this.challenges);
       return;
     }
@@ -171,20 +171,25 @@ export class Router implements ExchangeOwner, UpgradeOwner, GateOwner {
       return;
     }
     if (res.destroyed || req.socket.destroyed) return; // the client went away: nothing to answer
+    if (unreachable && x.attempts < MAX_ATTEMPTS && isReplayable(req)) {
+      this.attempt(x);
+      return;
+    }
+    // What the client still sends of its body is read and dropped (or the connection closes).
+    const close = x.leaveBody() ? CLOSE : undefined;
     if (err.code === BODY_TIMED_OUT) {
       sendError(res, 408, 'the request body did not arrive in time', CLOSE);
     } else if (err.code === BODY_TOO_LARGE) {
       this.observer?.policyRefused(x.app, 'body_size');
       sendError(res, 413, `the request body is larger than this application takes`, CLOSE);
     } else if (err.code === TIMED_OUT || err.code === OPTIONS_TIMED_OUT) {
-      sendError(res, 504, 'the application did not answer in time');
-    } else if (unreachable && x.attempts < MAX_ATTEMPTS && isReplayable(req)) {
-      this.attempt(x);
+      sendError(res, 504, 'the application did not answer in time', close);
     } else {
       sendError(
         res,
         502,
         unreachable ? 'the application is not reachable' : 'the application failed to answer',
+        close,
       );
     }
   }
@@ -351,17 +356,20 @@ export class Router implements ExchangeOwner, UpgradeOwner, GateOwner {
     if (secure) {
       if (route.rule.ssl === 'none')
         return { status: 403, message: `${host} is not served over HTTPS; use http://`, app };
+      const own = !!(route.rule.cert && route.rule.key);
       if (req.httpVersionMajor === 2) {
         // HTTP/2 connections are shared by the hosts their certificate covers (coalescing).
-        const why = misdirected(req, host, !!(route.rule.cert && route.rule.key));
+        const why = misdirected(req, host, own);
         if (why) return { status: 421, message: why, app };
       } else {
         // The certificate was chosen by SNI: a request for another host on this connection would
-        // be answered under the wrong name.
+        // be answered under the wrong name. Without SNI it is the default one, which a host with
+        // its own never gets (the same rule as HTTP/2's).
         const sni = (req.socket as TLSSocket).servername;
         if (typeof sni === 'string' && sni.toLowerCase() !== host) {
           return { status: 421, message: `this connection was opened for ${sni}, not ${host}`, app };
         }
+        if (typeof sni !== 'string' && own) return { status: 421, message: noSni(host), app };
       }
     } else if (route.rule.ssl === 'required') {
       if (redirectable && (req.method === 'GET' || req.method === 'HEAD')) {
@@ -382,6 +390,21 @@ export class Router implements ExchangeOwner, UpgradeOwner, GateOwner {
 
 /** A refusal after which the connection is closed: what the client sent after it is not read as a request. */
 const CLOSE = { connection: 'close' };
+
+/**
+ * Whether a request is for an ACME HTTP-01 challenge, its target in origin form or in absolute
+ * form (RFC 9112 §3.2.2: `GET http://host/.well-known/acme-challenge/T`), which is reduced here
+ * as `admit` would reduce it: the challenge's host is then the target's authority.
+ */
+function isChallenge(req: IncomingMessage): boolean {
+  const url = req.url ?? '';
+  if (url.charCodeAt(0) === 47 /* / */) return url.startsWith(CHALLENGE_PATH);
+  const target = absoluteTarget(url);
+  if (!target?.path.startsWith(CHALLENGE_PATH)) return false;
+  req.headers.host = target.authority;
+  req.url = target.path;
+  return true;
+}
 
 /** A request that can be sent to another instance after the first refused it. */
 function isReplayable(req: IncomingMessage): boolean {

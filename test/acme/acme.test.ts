@@ -144,6 +144,24 @@ describe('ACME on one node (HTTP-01, file store)', { skip: missing }, () => {
     );
   });
 
+  it('HTTP-01: the absolute form of a challenge request (RFC 9112 §3.2.2) is answered by arr too, never by an instance', async () => {
+    for (const host of ['app1.test', 'secure.test']) {
+      const r = await fetchVia(arr.port, host, false, {
+        path: `http://${host}/.well-known/acme-challenge/nosuchtoken`,
+      });
+      assert.equal(r.status, 404, `${host}: ${r.status} ${r.text}`);
+      assert.equal(r.text, '404 Not Found: no such ACME challenge\n');
+    }
+    // The target's host decides, as for any absolute-form request: a Host header naming another.
+    const other = await fetchVia(arr.port, 'stranger.test', false, {
+      path: 'http://APP1.test:80/.well-known/acme-challenge/nosuchtoken',
+    });
+    assert.equal(other.text, '404 Not Found: no such ACME challenge\n');
+    // Elsewhere the absolute form is routed as before.
+    const page = await fetchVia(arr.port, 'app1.test', false, { path: 'http://app1.test/page' });
+    assert.match(page.text, /^hello from app1/);
+  });
+
   it('private keys are sealed at rest with ARR_ACME_KEY; files are 0600', () => {
     const certs = join(dir, 'store', 'certs');
     for (const f of readdirSync(certs)) {

@@ -158,7 +158,7 @@ describe('programs that cannot run', () => {
     const r = await timed(arr, 'missing.localhost');
     assertPlainError(r);
     assert.ok(r.ms < 2_000, `at once (${r.ms} ms)`);
-    await arr.proc.waitFor(/"msg":"[^"]*missing[^"]*ENOENT[^"]*"/, 2_000);
+    await arr.proc.waitFor(/"msg":"activation of missing failed: [^\n]*\(ENOENT\)"/, 2_000);
     const fine = await assertServes(arr, 'fine.localhost');
     assert.match(fine.text, /^hello from fine/);
     // Asked again, it is refused again, quickly, and arr goes on.

@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { allGone, gone, scriptApp } from '../support/activation.js';
+import { allGone, gone, processesWith, scriptApp } from '../support/activation.js';
 import { fetchVia, startArrWith } from '../support/arr.js';
 import { until } from '../support/poll.js';
 import { freePorts } from '../support/ports.js';
@@ -21,21 +21,6 @@ require('node:http')
   .createServer((req, res) => res.end(JSON.stringify({ pid: process.pid, child: child.pid })))
   .listen(Number(process.env.PORT));
 `;
-
-/** Pids of live processes (not zombies) whose command line contains every marker. */
-function processesWith(...markers: string[]): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (markers.every((m) => cmd.includes(m)) && !gone(Number(entry))) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
 
 /** A process that is no instance of arr: a `sleep` in a process group of its own. */
 function foreignProcess(): number {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Collection, type Document, MongoClient, ObjectId } from 'mongodb';
 import WebSocket from 'ws';
-import { allGone } from '../support/activation.js';
+import { allGone, gone } from '../support/activation.js';
 import { type ArrUnderTest, fetchVia, startArrWith } from '../support/arr.js';
 import { holdWs, type Load, latest, startLoad, switchedOnce, versionedApp } from '../support/deploy.js';
 import { type MongoServer, mongoUnavailable, startMongo } from '../support/mongo.js';
@@ -148,5 +148,78 @@ describe('deploys on a farm of three nodes', { skip: mongoUnavailable() }, () =>
     }
     assert.equal(run.maxSlots(), 1);
     await allGone([before.pid], 10_000);
+  });
+
+  // Security review #25, finding 11: a farm kept a replaced instance for the whole drain, its
+  // WebSockets closed or not (other nodes' exchanges are not counted where it runs), and a next
+  // deploy of the app waited for that drain: `arr restart` seemed to do nothing for 30 s.
+  describe('a replaced instance whose WebSockets close, with a 30 s drain', () => {
+    const DRAIN = ['--drain', '30', '--poll', '0.3', '--heartbeat', '0.3', '--state-dir', stateDir];
+    /** 2 polls and 0.5 s: how long a replaced instance lives at least in this farm. */
+    const LINGER_MS = 1_100;
+    const pair: { arr: ArrUnderTest; address: string }[] = [];
+    let drainApps: Collection;
+    const drainId = new ObjectId();
+    const drainDoc = versionedApp(`drainws${process.pid}`, { VERSION: 'v1' }, { _id: drainId });
+    const drainHost = drainDoc.hosts[0]!.host;
+    const name = drainDoc.name!;
+
+    before(async () => {
+      const url = mongo.database('drain');
+      drainApps = client.db(new URL(url).pathname.slice(1)).collection('apps');
+      await drainApps.insertOne({ ...drainDoc, machines: [] } as Document);
+      for (const address of ['127.0.0.5', '127.0.0.6']) {
+        const arr = await startArrWith([], { mongo: url, address, keepApps: true, extraArgs: DRAIN });
+        pair.push({ arr, address });
+      }
+    });
+    after(async () => {
+      await Promise.all(pair.map((n) => n.arr.stop()));
+    });
+
+    it('it stops once they are closed, through its own node and another, and the next deploy follows at once', async () => {
+      const [a, b] = pair as [(typeof pair)[0], (typeof pair)[0]];
+      const first = await fetchVia(a.arr.port, drainHost, false, {}, a.address);
+      const oldPid = (JSON.parse(first.text) as { pid: number }).pid;
+      await until(`${b.address} sends to the instance on ${a.address}`, async () => {
+        const r = await fetchVia(b.arr.port, drainHost, false, {}, b.address);
+        return r.status === 200 && (JSON.parse(r.text) as { pid: number }).pid === oldPid;
+      });
+      const local = await holdWs(a.arr.port, drainHost, a.address);
+      const remote = await holdWs(b.arr.port, drainHost, b.address);
+      for (const h of [local, remote]) assert.equal(h.greeting, `hello v1 ${oldPid}`);
+
+      await drainApps.updateOne({ _id: drainId }, { $set: { env: { VERSION: 'v2' } } });
+      await a.arr.proc.waitFor(new RegExp(`draining ${name}\\[${oldPid}\\]`));
+      const switched = Date.now();
+      local.ws.close();
+      await local.closedAt;
+      // Past the linger, the WebSocket through the other node holds it (it still echoes there).
+      await until('the linger to pass', () => Date.now() - switched > LINGER_MS + 500);
+      remote.ws.send('still there');
+      await new Promise((r) => remote.ws.once('message', r));
+      assert.ok(!gone(oldPid), 'kept while a WebSocket through another node is open');
+
+      remote.ws.close();
+      const closed = (await remote.closedAt).at;
+      await a.arr.proc.waitFor(new RegExp(`stopping ${name}\\[${oldPid}\\]: replaced"`), 5_000);
+      const stoppedAfter = Date.now() - closed;
+      console.log(`# the old instance stopped ${stoppedAfter} ms after its last WebSocket closed`);
+      assert.ok(stoppedAfter < 2_000, `stopped ${stoppedAfter} ms after its last WebSocket closed`);
+      await allGone([oldPid]);
+
+      // The next deploy is not held by a drain.
+      const asked = Date.now();
+      await drainApps.updateOne({ _id: drainId }, { $set: { env: { VERSION: 'v3' } } });
+      await until(
+        'v3 to serve',
+        async () => {
+          const r = await fetchVia(a.arr.port, drainHost, false, {}, a.address);
+          return r.status === 200 && (JSON.parse(r.text) as { version: string }).version === 'v3';
+        },
+        { timeoutMs: 5_000 },
+      );
+      assert.ok(Date.now() - asked < 5_000);
+    });
   });
 });

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { MongoClient, ObjectId } from 'mongodb';
 import WebSocket from 'ws';
 import { MongoRegistry } from '../../src/registry/mongo-registry.js';
@@ -48,6 +48,21 @@ export function gone(pid: number): boolean {
   } catch {
     return true;
   }
+}
+
+/** Pids of live processes (not zombies) whose command line contains every marker. */
+export function processesWith(...markers: string[]): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (markers.every((m) => cmd.includes(m)) && !gone(Number(entry))) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
 }
 
 /** Waits until every pid is gone; the message names the ones that are not. */

@@ -63,6 +63,8 @@ export interface ArrOptions {
   file?: string;
   /** Options of node itself, before arr's script (the benchmark's `--cpu-prof`). */
   nodeArgs?: string[];
+  /** A command that runs arr, such as `setpriv --ambient-caps ...` (see startArr). */
+  via?: string[];
   /** Listen on these ports and use this range (a node restarted as it was). */
   ports?: [number, number];
   range?: [number, number];
@@ -117,7 +119,7 @@ export async function startArrWith(apps: AppDoc[], opts: ArrOptions = {}): Promi
     ...(opts.extraArgs ?? []),
   ];
   const t0 = performance.now();
-  const proc = startArr(args, { env: opts.env }, opts.nodeArgs);
+  const proc = startArr(args, { env: opts.env }, opts.nodeArgs, opts.via);
   await (opts.ready ?? ((a) => a.proc.waitFor('arr listening on')))({ proc, port: port!, sslport: sslport! });
   return {
     proc,

@@ -171,8 +171,18 @@ export async function runOk(
   return r.output;
 }
 
-export const startArr = (args: string[], opts?: StartOptions, nodeArgs: string[] = []) =>
-  start(process.execPath, [...nodeArgs, ARR_CLI, ...args], opts);
+/** Starts the arr CLI; through `via` (a command that ends by executing its arguments, such as setpriv) when given. */
+export const startArr = (
+  args: string[],
+  opts?: StartOptions,
+  nodeArgs: string[] = [],
+  via: string[] = [],
+) => {
+  const command = [process.execPath, ...nodeArgs, ARR_CLI, ...args];
+  return via.length > 0
+    ? start(via[0]!, [...via.slice(1), ...command], opts)
+    : start(command[0]!, command.slice(1), opts);
+};
 export const runArr = (args: string[], opts?: StartOptions) =>
   run(process.execPath, [ARR_CLI, ...args], opts);
 export const startNlb = (args: string[], opts?: StartOptions) =>

@@ -9,6 +9,7 @@ import {
   weakETag,
 } from './compress.js';
 import type { EdgeRequest } from './gate.js';
+import { NO_EDITS } from './header-edits.js';
 
 /** What the compressed body is written to: a ServerResponse or an H2Response. */
 interface Sink {
@@ -124,16 +125,17 @@ class StreamEncoder implements Encoder {
 /**
  * An HTTP/1.1 answer's head (a flat list) edited by the app's policies: response fields, then
  * compression (Content-Encoding, Vary, a weak ETag, no Content-Length). Returns the list and,
- * when the body is compressed, its encoding.
+ * when the body is compressed, the encoder it goes through to `sink`.
  */
 export function editFlatHead(
   status: number,
   headers: string[],
   edge: EdgeRequest,
-): { headers: string[]; encoding: Encoding | undefined } {
+  sink: Sink,
+): { headers: string[]; encoder: Encoder | undefined } {
   const edited = edge.policy.response ? edge.policy.response.flat(headers) : headers;
   const encoding = edge.encoding;
-  if (encoding === undefined) return { headers: edited, encoding };
+  if (encoding === undefined) return { headers: edited, encoder: undefined };
   let type: string | undefined;
   let coding: string | undefined;
   let length = -1;
@@ -155,7 +157,7 @@ export function editFlatHead(
       cacheControl,
     })
   )
-    return { headers: edited, encoding: undefined };
+    return { headers: edited, encoder: undefined };
   const out: string[] = [];
   let vary: string | undefined;
   for (let i = 0; i + 1 < edited.length; i += 2) {
@@ -167,7 +169,7 @@ export function editFlatHead(
     else out.push(edited[i]!, value);
   }
   out.push('content-encoding', encoding, 'vary', varyWithEncoding(vary));
-  return { headers: out, encoding };
+  return { headers: out, encoder: encoderFor(encoding, sink, length) };
 }
 
 /** The same for an HTTP/2 head (one object of lower-case names), edited in place. */
@@ -175,7 +177,8 @@ export function editObjectHead(
   status: number,
   headers: OutgoingHttpHeaders,
   edge: EdgeRequest,
-): Encoding | undefined {
+  sink: Sink,
+): Encoder | undefined {
   edge.policy.response?.object(headers);
   const encoding = edge.encoding;
   if (encoding === undefined) return undefined;
@@ -194,7 +197,13 @@ export function editObjectHead(
   const vary = headers.vary;
   headers.vary = varyWithEncoding(Array.isArray(vary) ? vary.join(', ') : one(vary));
   headers['content-encoding'] = encoding;
-  return encoding;
+  return encoderFor(encoding, sink, head.contentLength);
+}
+
+/** A request's fields for the instance, edited by the app's policies (and with what they set). */
+export function editRequestHeaders(headers: string[], edge: EdgeRequest): string[] {
+  if (edge.policy.request === undefined && edge.extra === undefined) return headers;
+  return (edge.policy.request ?? NO_EDITS).flat(headers, edge.extra);
 }
 
 function one(v: OutgoingHttpHeaders[string]): string | undefined {
