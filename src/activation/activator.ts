@@ -1,7 +1,7 @@
 import type { Registry } from '../registry/registry.js';
 import type { App } from '../registry/types.js';
 import { every } from '../util/every.js';
-import type { Logger } from '../util/log.js';
+import type { Logger, OutputLevel } from '../util/log.js';
 import { backoffWait, oneMoreFailure } from './backoff.js';
 import { type Clock, systemClock } from './clock.js';
 import type { Confinement } from './confine.js';
@@ -63,6 +63,8 @@ export interface ActivatorOptions {
   confinement?: Confinement;
   /** Told of each line of an instance's output (the dashboard's output ring; --admin only). */
   onOutput?: OutputListener;
+  /** The level of instances' stderr lines in the log (`--app-stderr-level`; default info). */
+  stderrLevel?: OutputLevel;
   /** Time and timers (tests move a clock of their own). */
   clock?: Clock;
   /** How processes are started (tests start none). */
@@ -97,7 +99,7 @@ export class Activator implements InstanceSource {
     const events = options.events;
     this.launcher = new Launcher(
       ports,
-      options.spawner ?? processSpawner(log, options.onOutput, options.confinement),
+      options.spawner ?? processSpawner(log, options),
       this.table,
       this.clock,
       log,
@@ -332,17 +334,22 @@ export class Activator implements InstanceSource {
       return;
     }
     const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
-    this.log.info(
-      {
-        event: 'instance-exited',
-        app: app.name,
-        id: app.id,
-        pid: proc.pid,
-        code: exit.code,
-        signal: exit.signal,
-      },
-      `${app.name}[${proc.pid}] exited with ${how}`,
-    );
+    const fields = {
+      event: 'instance-exited',
+      app: app.name,
+      id: app.id,
+      pid: proc.pid,
+      code: exit.code,
+      signal: exit.signal,
+    };
+    // An instance that served and went by itself (arr was not stopping it) crashed: warn, so
+    // that --log-level warn shows it. The state stays what it was at the exit.
+    if (wasServing && instance.state !== 'stopping' && !this.table.stopping)
+      this.log.warn(
+        fields,
+        `${app.name}[${proc.pid}] exited with ${how} while serving; its next request starts it again`,
+      );
+    else this.log.info(fields, `${app.name}[${proc.pid}] exited with ${how}`);
     if (!wasServing || !record) return;
     this.slots.release(instance);
     if (this.table.stopping) return;

@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type App, deployKey } from '../registry/types.js';
-import type { Logger } from '../util/log.js';
+import type { Logger, OutputLevel } from '../util/log.js';
 import { killGroup } from './cgroup.js';
 import type { Clock } from './clock.js';
 import { type Confinement, plainLaunch } from './confine.js';
@@ -43,7 +43,14 @@ export interface Spawner {
  * program runs, the app's user, no capability of arr's), process groups, readiness on loopback,
  * and the kernel's table of connections.
  */
-export function processSpawner(log: Logger, onOutput?: OutputListener, confinement?: Confinement): Spawner {
+export function processSpawner(
+  log: Logger,
+  {
+    onOutput,
+    confinement,
+    stderrLevel,
+  }: { onOutput?: OutputListener; confinement?: Confinement; stderrLevel?: OutputLevel },
+): Spawner {
   return {
     spawn(app, port, identity) {
       const { executable, args } = app.process;
@@ -51,7 +58,7 @@ export function processSpawner(log: Logger, onOutput?: OutputListener, confineme
         confinement?.launch(executable, args, `${app.id}-${port}`, identity) ??
         plainLaunch(executable, args, identity);
       try {
-        return spawnInstance(app, port, log, launch, onOutput);
+        return spawnInstance(app, port, log, launch, onOutput, stderrLevel);
       } catch (err) {
         if (launch.cgroup) void killGroup(launch.cgroup);
         throw err;

@@ -44,5 +44,23 @@ describe('Activator: lifecycle events in the log (in process)', () => {
     assert.ok(events().includes(`deploy-failed ${first}`), events().join(', '));
     h.activator.evict('a', 'test');
     assert.equal(events().at(-1), `instance-stopping ${first}`);
+    await h.settle();
+    const stopped = h.logged.filter((l) => l.event === 'instance-exited' && l.pid === first);
+    assert.deepEqual(
+      stopped.map((l) => l.level),
+      [30],
+      'stopped by arr: info',
+    );
+  });
+
+  it('warns of an instance that exited by itself while serving', async () => {
+    h = new ActivatorHarness();
+    await h.setApps(appDoc('a'));
+    await h.activator.activate(h.app('a'));
+    h.spawner.last.exits(1);
+    await h.settle();
+    const line = h.logged.find((l) => l.event === 'instance-exited');
+    assert.equal(line?.level, 40);
+    assert.match(line?.msg ?? '', /exited with code 1 while serving; its next request starts it again$/);
   });
 });
