@@ -174,7 +174,7 @@ describe('deploys', () => {
       assert.match(failed.msg, /exited \(code 3\)/);
       assert.match(failed.msg, /version v3 crashes on purpose/, 'with the app output');
       const [, second, third] = attempts();
-      const gap = (third?.time ?? 0) - (second?.time ?? 0);
+      const gap = Date.parse(third?.time ?? '') - Date.parse(second?.time ?? '');
       assert.ok(gap >= 500, `the third attempt came ${gap} ms after the second`);
       const metrics = await fetchVia(admin, 'localhost', false, { path: '/metrics' });
       assert.match(metrics.text, /^arr_deploys_total\{app="roll1",result="failed"\} [1-9]/m);

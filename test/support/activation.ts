@@ -15,8 +15,8 @@ export interface LogLine {
   msg: string;
   /** On lifecycle lines: instance-starting, instance-ready, deploy-done, ... (README, "Logs"). */
   event?: string;
-  /** When it was logged (ms since the epoch). */
-  time?: number;
+  /** When it was logged (ISO 8601). */
+  time?: string;
   app?: string;
   pid?: number;
   port?: number;
