@@ -739,6 +739,7 @@ export class Activator {
       timeoutMs: this.options.startTimeoutMs,
       signal: exitedEarly.signal,
       path: app.ready,
+      h2c: app.protocol === 'h2c',
     });
     if (ready !== 'ready') {
       void this.stopProcess(proc);

@@ -9,6 +9,7 @@ import type { Logger } from '../util/log.js';
 import { setForwardedHeaders } from './forwarded.js';
 import { misdirected, noSni } from './h2.js';
 import { H2WebSocketJoiner } from './h2-websocket.js';
+import type { H2cEngine } from './h2c-engine.js';
 import { absoluteTarget, hostName, manyHosts } from './host.js';
 import {
   BODY_TIMED_OUT,
@@ -50,6 +51,8 @@ export interface RouterOptions {
   httpsPort: number;
   /** The HTTP path to instances (it keeps their connections; told by activation when one goes). */
   http: HttpEngine;
+  /** The HTTP/2 path to instances of apps with `"protocol": "h2c"`. */
+  h2c: H2cEngine;
   /** `--proxy-timeout`: how long an instance has to begin its answer to an `OPTIONS *`. */
   proxyTimeoutMs: number;
   /** Metrics and the access log; undefined when both are off. */
@@ -80,6 +83,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
   private readonly httpsPort: number;
   private readonly observer: ExchangeObserver | undefined;
   private readonly http: HttpEngine;
+  private readonly h2c: H2cEngine;
   private readonly upgrades: UpgradeProxy;
   private readonly challenges: HttpChallenges | undefined;
   private readonly h2WebSockets: H2WebSocketJoiner;
@@ -92,6 +96,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     this.httpsPort = options.httpsPort;
     this.observer = options.observer;
     this.http = options.http;
+    this.h2c = options.h2c;
     this.upgrades = new UpgradeProxy(this, options.proxyTimeoutMs);
     this.h2WebSockets = new H2WebSocketJoiner(this);
   }
@@ -130,6 +135,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     if (x.req.socket.destroyed) return; // the client left while its instance was being found
     x.begin(target);
     if (x.req.url === '*') this.upgrades.options(x);
+    else if (x.app.protocol === 'h2c') this.h2c.send(x);
     else this.http.send(x);
   }
 
@@ -293,6 +299,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
 
   close(): void {
     this.http.close();
+    this.h2c.close();
     this.upgrades.close();
   }
 
