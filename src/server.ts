@@ -128,7 +128,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
       ? (host) => acme!.alpnChallenge(host)
       : undefined,
   });
-  if (!listeners.h2) log.info('--no-http2: the TLS port speaks HTTP/1.1 only');
+  if (!config.http2) log.info('--no-http2: the TLS port speaks HTTP/1.1 only');
   const router = new Router({
     registry,
     instances,

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
-import type { TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
 import { CONNECTION } from './headers.js';
 
 /**
@@ -25,14 +25,14 @@ export class H2Request {
   url: string;
   readonly method: string;
   readonly stream: ServerHttp2Stream;
-  /** The TLS socket of the stream's connection (the router's connectionOf reads it). */
-  readonly [CONNECTION]: TLSSocket | undefined;
+  /** The socket of the stream's connection, TLS or plain (h2c) (the router's connectionOf reads it). */
+  readonly [CONNECTION]: Socket | undefined;
 
   constructor(
     stream: ServerHttp2Stream,
     headers: IncomingHttpHeaders,
     rawHeaders: string[],
-    connection: TLSSocket | undefined,
+    connection: Socket | undefined,
   ) {
     this.stream = stream;
     this.headers = headers;

@@ -1,14 +1,28 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ObjectId } from 'mongodb';
 import { type ArrUnderTest, startArrWith } from '../support/arr.js';
-import { type EchoClient, GRPC_APP, grpc, tlsClient, unary } from '../support/grpc.js';
+import { type EchoClient, GRPC_APP, grpc, plainClient, tlsClient, unary } from '../support/grpc.js';
 import { stopAll } from '../support/proc.js';
 
 // gRPC through arr, with @grpc/grpc-js on both sides: the app speaks HTTP/2 only
 // (`"protocol": "h2c"`), the client comes over TLS (ALPN h2).
 
 const HOST = 'grpc.localhost';
+const inCI = process.env.CI === 'true';
+const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+
+/** A gRPC message frame: uncompressed, its length, the bytes. */
+function grpcFrame(message: string): Buffer {
+  const body = Buffer.from(message);
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(body.length, 1);
+  return Buffer.concat([head, body]);
+}
 
 describe('gRPC to an h2c app (grpc-js)', () => {
   let arr: ArrUnderTest;
@@ -102,5 +116,80 @@ describe('gRPC to an h2c app (grpc-js)', () => {
     const { error } = await unary(client, Buffer.from('hang:d1'), { deadline: 300 });
     assert.equal(error?.code, grpc.status.DEADLINE_EXCEEDED);
     await arr.proc.waitFor('cancelled d1', 5_000);
+  });
+
+  it('the plain port by prior knowledge (h2c): unary and bidirectional', async () => {
+    const plain = plainClient(arr.port, HOST);
+    try {
+      const { reply, error } = await unary(plain, Buffer.from('plain'));
+      assert.equal(error, undefined);
+      assert.equal(reply?.toString(), 'plain');
+      const call = plain.bidi();
+      const it = call[Symbol.asyncIterator]();
+      call.write(Buffer.from('b1'));
+      assert.equal(((await it.next()).value as Buffer).toString(), 'b1');
+      call.end();
+      assert.equal((await it.next()).done, true);
+    } finally {
+      plain.close();
+    }
+  });
+
+  it('curl --http2-prior-knowledge, nghttp and h2load on the plain port', {
+    skip: !inCI && !has('h2load') && 'nghttp2-client is missing',
+  }, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'arr-grpc-'));
+    try {
+      const body = join(dir, 'call.bin');
+      writeFileSync(body, grpcFrame('h2c'));
+      const grpcHeaders = ['-H', 'content-type: application/grpc', '-H', 'te: trailers'];
+      const c = spawnSync('curl', [
+        '-s',
+        '--http2-prior-knowledge',
+        '--data-binary',
+        `@${body}`,
+        ...grpcHeaders,
+        '-D',
+        '-',
+        '-o',
+        '/dev/null',
+        '--resolve',
+        `${HOST}:${arr.port}:127.0.0.1`,
+        `http://${HOST}:${arr.port}/test.Echo/Unary`,
+      ]);
+      const head = c.stdout.toString();
+      assert.match(head, /^HTTP\/2 200/);
+      assert.match(head, /grpc-status: 0/, 'the trailers reach curl');
+      const n = spawnSync('nghttp', [
+        '-v',
+        '-d',
+        body,
+        ...grpcHeaders,
+        '-H',
+        `:authority: ${HOST}`,
+        `http://127.0.0.1:${arr.port}/test.Echo/Unary`,
+      ]);
+      const out = n.stdout.toString();
+      assert.equal(n.status, 0, out);
+      assert.match(out, /recv \(stream_id=\d+\) grpc-status: 0/);
+      const h = spawnSync('h2load', [
+        '-n',
+        '400',
+        '-c',
+        '2',
+        '-m',
+        '20',
+        '-d',
+        body,
+        ...grpcHeaders,
+        '-H',
+        `:authority: ${HOST}`,
+        `http://127.0.0.1:${arr.port}/test.Echo/Unary`,
+      ]);
+      assert.match(h.stdout.toString(), /400 succeeded, 0 failed, 0 errored/, h.stdout.toString());
+      assert.match(h.stdout.toString(), /status codes: 400 2xx/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
