@@ -7,6 +7,7 @@ import type { Registry } from '../registry/registry.js';
 import type { App, Route } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
 import { setForwardedHeaders } from './forwarded.js';
+import { refuseRequest } from './grpc-errors.js';
 import { misdirected, noSni } from './h2.js';
 import { H2WebSocketJoiner } from './h2-websocket.js';
 import type { H2cEngine } from './h2c-engine.js';
@@ -110,7 +111,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     const route = this.admit(req, secure, true);
     this.observer?.request(req, res, route.app);
     if ('status' in route) {
-      sendError(res, route.status, route.message, route.headers);
+      refuseRequest(req, res, route.status, route.message, route.headers);
       return;
     }
     this.attempt(new Exchange(req, res, route.app, secure, this));
@@ -127,7 +128,9 @@ export class Router implements ExchangeOwner, UpgradeOwner {
       this.instances.resolve(x.app).then(
         (t) => this.send(x, t),
         (err: unknown) =>
-          this.refuse(x.app, err, (status, message, headers) => sendError(x.res, status, message, headers)),
+          this.refuse(x.app, err, (status, message, headers) =>
+            refuseRequest(x.req, x.res, status, message, headers),
+          ),
       );
   }
 
@@ -164,11 +167,12 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     // What the client still sends of its body is read and dropped (or the connection closes).
     const close = x.leaveBody() ? CLOSE : undefined;
     if (err.code === BODY_TIMED_OUT) {
-      sendError(res, 408, 'the request body did not arrive in time', CLOSE);
+      refuseRequest(req, res, 408, 'the request body did not arrive in time', CLOSE);
     } else if (err.code === TIMED_OUT || err.code === OPTIONS_TIMED_OUT) {
-      sendError(res, 504, 'the application did not answer in time', close);
+      refuseRequest(req, res, 504, 'the application did not answer in time', close);
     } else {
-      sendError(
+      refuseRequest(
+        req,
         res,
         502,
         unreachable ? 'the application is not reachable' : 'the application failed to answer',

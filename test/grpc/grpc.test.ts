@@ -13,6 +13,8 @@ import { stopAll } from '../support/proc.js';
 // (`"protocol": "h2c"`), the client comes over TLS (ALPN h2).
 
 const HOST = 'grpc.localhost';
+/** An app whose process exits at once: its activation fails. */
+const BROKEN = 'broken-grpc.localhost';
 const inCI = process.env.CI === 'true';
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
@@ -37,8 +39,15 @@ describe('gRPC to an h2c app (grpc-js)', () => {
           instances: 1,
           protocol: 'h2c',
         },
+        {
+          _id: new ObjectId(),
+          process: { executable: '/bin/false' },
+          hosts: [{ host: BROKEN, ssl: 'allowed' }],
+          instances: 1,
+          protocol: 'h2c',
+        },
       ],
-      { extraArgs: ['--proxy-timeout', '2'] },
+      { extraArgs: ['--proxy-timeout', '1'] },
     );
     client = tlsClient(arr.sslport, HOST);
   });
@@ -116,6 +125,27 @@ describe('gRPC to an h2c app (grpc-js)', () => {
     const { error } = await unary(client, Buffer.from('hang:d1'), { deadline: 300 });
     assert.equal(error?.code, grpc.status.DEADLINE_EXCEEDED);
     await arr.proc.waitFor('cancelled d1', 5_000);
+  });
+
+  it("arr's own errors in gRPC's terms: no app, activation failed, timeout", async () => {
+    const nowhere = tlsClient(arr.sslport, 'nope.localhost');
+    const broken = plainClient(arr.port, BROKEN);
+    try {
+      const none = (await unary(nowhere, Buffer.from('x'))).error;
+      assert.equal(none?.code, grpc.status.UNIMPLEMENTED);
+      assert.equal(none?.details, 'no application serves nope.localhost');
+      const failed = (await unary(broken, Buffer.from('x'))).error;
+      assert.equal(failed?.code, grpc.status.UNAVAILABLE, failed?.details);
+      assert.doesNotMatch(String(failed?.details), /status: 50\d/);
+      // --proxy-timeout (1 s) without a deadline of the client's: the app's call is cancelled.
+      const slow = (await unary(client, Buffer.from('hang:t1'))).error;
+      assert.equal(slow?.code, grpc.status.DEADLINE_EXCEEDED);
+      assert.equal(slow?.details, 'the application did not answer in time');
+      await arr.proc.waitFor('cancelled t1', 5_000);
+    } finally {
+      nowhere.close();
+      broken.close();
+    }
   });
 
   it('the plain port by prior knowledge (h2c): unary and bidirectional', async () => {
