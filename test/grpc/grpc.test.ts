@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ObjectId } from 'mongodb';
 import { type ArrUnderTest, startArrWith } from '../support/arr.js';
 import { type EchoClient, GRPC_APP, grpc, plainClient, tlsClient, unary } from '../support/grpc.js';
-import { stopAll } from '../support/proc.js';
+import { repoRoot, stopAll } from '../support/proc.js';
 
 // gRPC through arr, with @grpc/grpc-js on both sides: the app speaks HTTP/2 only
 // (`"protocol": "h2c"`), the client comes over TLS (ALPN h2).
@@ -16,6 +16,8 @@ const HOST = 'grpc.localhost';
 /** An app whose process exits at once: its activation fails. */
 const BROKEN = 'broken-grpc.localhost';
 const inCI = process.env.CI === 'true';
+/** Where scripts/install-grpcio.sh puts grpcio. */
+const GRPCIO_PYTHON = join(homedir(), '.cache/arr/grpcio/bin/python');
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
 /** A gRPC message frame: uncompressed, its length, the bytes. */
@@ -163,6 +165,29 @@ describe('gRPC to an h2c app (grpc-js)', () => {
     } finally {
       plain.close();
     }
+  });
+
+  it('a second implementation: Python grpcio, by prior knowledge and over TLS', {
+    skip: !inCI && !existsSync(GRPCIO_PYTHON) && 'grpcio is missing (bash scripts/install-grpcio.sh)',
+  }, async () => {
+    const script = join(repoRoot, 'test/support/grpcio-client.py');
+    const runs = [
+      [`127.0.0.1:${arr.port}`, HOST],
+      [`127.0.0.1:${arr.sslport}`, HOST, 'tls', join(repoRoot, 'certs/default-cert.pem')],
+    ];
+    for (const args of runs) {
+      const py = spawnSync(GRPCIO_PYTHON, [script, ...args], { timeout: 30_000 });
+      assert.equal(py.status, 0, py.stderr.toString());
+      const got = JSON.parse(py.stdout.toString());
+      assert.equal(got.unary, 'from python');
+      assert.match(got.trailers['x-pid'], /^\d+$/);
+      assert.deepEqual(got.status.slice(0, 2), [grpc.status.NOT_FOUND, 'missing']);
+      assert.equal(got.status[2]['x-detail'], 'why');
+      assert.deepEqual(got.serverStream, [100, 100, 100, 100, 100]);
+      assert.deepEqual(got.bidi, ['a', 'b', 'c']);
+      assert.equal(got.deadline, grpc.status.DEADLINE_EXCEEDED);
+    }
+    await arr.proc.waitFor('cancelled py', 5_000);
   });
 
   it('curl --http2-prior-knowledge, nghttp and h2load on the plain port', {
