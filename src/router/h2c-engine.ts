@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import {
   type ClientHttp2Session,
   type ClientHttp2Stream,
@@ -229,7 +229,9 @@ class Upstream {
     // A head that ends the stream (gRPC's trailers-only answer) ends the client's stream too.
     if (flags & FLAG_END_STREAM && this.x.h2) (this.x.res as unknown as H2Response).endWithHead = true;
     const status = Number(headers[':status']);
-    if (!this.x.onHeaders(status, flatten(headers) as unknown as Buffer[], this.resume, ''))
+    // HTTP/2 has no reason phrase: an HTTP/1.1 client gets the standard one.
+    const text = STATUS_CODES[status] ?? '';
+    if (!this.x.onHeaders(status, flatten(headers) as unknown as Buffer[], this.resume, text))
       this.stream.pause();
   }
 

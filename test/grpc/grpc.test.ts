@@ -5,9 +5,11 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ObjectId } from 'mongodb';
-import { type ArrUnderTest, startArrWith } from '../support/arr.js';
+import { type ArrUnderTest, fetchVia, startArrWith } from '../support/arr.js';
 import { type EchoClient, GRPC_APP, grpc, plainClient, tlsClient, unary } from '../support/grpc.js';
+import { closeSession, h2Connect, h2Request } from '../support/h2.js';
 import { repoRoot, stopAll } from '../support/proc.js';
+import { inlineApp } from '../support/wsclient.js';
 
 // gRPC through arr, with @grpc/grpc-js on both sides: the app speaks HTTP/2 only
 // (`"protocol": "h2c"`), the client comes over TLS (ALPN h2).
@@ -215,6 +217,23 @@ describe('gRPC to an h2c app (grpc-js)', () => {
       const head = c.stdout.toString();
       assert.match(head, /^HTTP\/2 200/);
       assert.match(head, /grpc-status: 0/, 'the trailers reach curl');
+      // An HTTP/1.1 client of the h2c app: the answer's trailers are chunked trailers.
+      const h1 = spawnSync('curl', [
+        '-s',
+        '--http1.1',
+        '--raw',
+        '-i',
+        '--data-binary',
+        `@${body}`,
+        ...grpcHeaders,
+        '-H',
+        `host: ${HOST}`,
+        `http://127.0.0.1:${arr.port}/test.Echo/Unary`,
+      ]);
+      const raw = h1.stdout.toString('latin1');
+      assert.match(raw, /^HTTP\/1\.1 200 OK\r\n/);
+      assert.match(raw, /transfer-encoding: chunked\r\n/i);
+      assert.match(raw, /\r\n0\r\ngrpc-status: 0\r\ngrpc-message: OK\r\nx-pid: \d+\r\n\r\n$/);
       const n = spawnSync('nghttp', [
         '-v',
         '-d',
@@ -245,6 +264,76 @@ describe('gRPC to an h2c app (grpc-js)', () => {
       assert.match(h.stdout.toString(), /status codes: 400 2xx/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** A plain node:http2 h2c app: HTTP/1.1 gets nothing from it (no allowHTTP1). */
+const H2C_APP = `
+import http2 from 'node:http2';
+const server = http2.createServer();
+server.on('stream', (stream, headers) => {
+  const path = headers[':path'];
+  if (path === '/ready') return stream.respond({ ':status': 200 }, { endStream: true });
+  if (path === '/reset') {
+    stream.respond({ ':status': 200 });
+    // destroy() resets with INTERNAL_ERROR (close() would end the stream first).
+    stream.on('error', () => {});
+    stream.write('partial', () => setTimeout(() => stream.destroy(new Error('gone')), 20));
+    return;
+  }
+  stream.respond({ ':status': 200, 'content-type': 'text/plain' });
+  stream.end('h2c ' + headers[':authority'] + ' ' + headers['x-forwarded-proto']);
+});
+server.listen(Number(process.env.PORT), '127.0.0.1');
+`;
+
+describe('an h2c app at the HTTP/2 level (node:http2)', () => {
+  const H2C = 'h2c-app.localhost';
+  let arr: ArrUnderTest;
+  before(async () => {
+    // Its `ready` path is asked over HTTP/2: over HTTP/1.1 it would never answer, and the
+    // activation would fail.
+    arr = await startArrWith([
+      { ...inlineApp(H2C_APP, [{ host: H2C, ssl: 'allowed' }]), protocol: 'h2c', ready: '/ready' },
+    ]);
+  });
+  after(async () => {
+    await arr?.stop();
+    await stopAll();
+  });
+
+  it('serves HTTP/2 and HTTP/1.1 clients, with the ready path asked over HTTP/2', async () => {
+    const session = await h2Connect(arr.sslport, H2C);
+    try {
+      const r = await h2Request(session, H2C, '/');
+      assert.equal(r.status, 200);
+      assert.equal(r.body.toString(), `h2c ${H2C} https`);
+    } finally {
+      await closeSession(session);
+    }
+    const h1 = await fetchVia(arr.port, H2C, false);
+    assert.equal(h1.status, 200);
+    assert.equal(h1.text, `h2c ${H2C} http`);
+  });
+
+  it("an instance's reset resets the client's stream (not a clean end)", async () => {
+    const session = await h2Connect(arr.sslport, H2C);
+    try {
+      const stream = session.request({ ':path': '/reset', ':authority': H2C });
+      stream.on('error', () => {});
+      stream.resume();
+      const ended = await new Promise<{ clean: boolean; rst: number }>((resolve) => {
+        let clean = false;
+        stream.on('end', () => {
+          clean = true;
+        });
+        stream.on('close', () => resolve({ clean, rst: stream.rstCode ?? 0 }));
+      });
+      assert.equal(ended.clean, false);
+      assert.notEqual(ended.rst, 0);
+    } finally {
+      await closeSession(session);
     }
   });
 });
