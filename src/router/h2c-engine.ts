@@ -11,6 +11,7 @@ import type { Target } from '../activation/activator.js';
 import type { H2Response } from './h2-messages.js';
 import { h2RequestHeaders, requestHeaders } from './headers.js';
 import { type Exchange, type HttpEngineOptions, hasBody, TIMED_OUT } from './http-engine.js';
+import { editRequestHeaders } from './policy/edge-answer.js';
 
 /**
  * HTTP/2 without TLS (h2c, by prior knowledge) to the instances of apps with `"protocol": "h2c"`
@@ -152,7 +153,9 @@ function originOf(t: Target): string {
  */
 export function upstreamHeaders(x: Exchange): OutgoingHttpHeaders {
   const req = x.req;
-  const flat = x.h2 ? h2RequestHeaders(req) : requestHeaders(req, x.secure);
+  let flat = x.h2 ? h2RequestHeaders(req) : requestHeaders(req, x.secure);
+  // The app's edge policies (src/router/policy) edit the request as for HTTP/1.1 instances.
+  if (x.edge !== undefined) flat = editRequestHeaders(flat, x.edge);
   const out: OutgoingHttpHeaders = Object.create(null);
   out[':method'] = req.method ?? 'GET';
   out[':path'] = req.url ?? '/';
