@@ -51,7 +51,7 @@ describe('gRPC to an h2c app (grpc-js)', () => {
           protocol: 'h2c',
         },
       ],
-      { extraArgs: ['--proxy-timeout', '1'] },
+      { extraArgs: ['--proxy-timeout', '1', '--access-log'] },
     );
     client = tlsClient(arr.sslport, HOST);
   });
@@ -73,6 +73,9 @@ describe('gRPC to an h2c app (grpc-js)', () => {
     assert.equal(error?.code, grpc.status.FAILED_PRECONDITION);
     assert.equal(error?.details, 'not now');
     assert.deepEqual(error?.metadata.get('x-detail'), ['why']);
+    // The access log's line of each stream has its grpc-status (trailers-only here; trailers above).
+    await arr.proc.waitFor(/"path":"\/test\.Echo\/Unary"[^\n]*"grpcStatus":"9"/, 5_000);
+    await arr.proc.waitFor(/"path":"\/test\.Echo\/Unary"[^\n]*"grpcStatus":"0"/, 5_000);
   });
 
   it('server streaming', async () => {
