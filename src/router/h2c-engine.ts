@@ -10,7 +10,7 @@ import {
 import type { Target } from '../activation/activator.js';
 import type { H2Response } from './h2-messages.js';
 import { h2RequestHeaders, requestHeaders } from './headers.js';
-import { type Exchange, type HttpEngineOptions, hasBody, TIMED_OUT } from './http-engine.js';
+import { type Exchange, type HttpEngineOptions, hasBody, originOf, TIMED_OUT } from './http-engine.js';
 import { editRequestHeaders } from './policy/edge-answer.js';
 
 /**
@@ -142,10 +142,6 @@ function roomOf(s: Session): number {
   return typeof max === 'number' && max < STREAMS_PER_SESSION ? max : STREAMS_PER_SESSION;
 }
 
-function originOf(t: Target): string {
-  return t.host.includes(':') ? `http://[${t.host}]:${t.port}` : `http://${t.host}:${t.port}`;
-}
-
 /**
  * The head of the instance's stream: the fields the HTTP/1.1 engine would send (the same rules:
  * hop-by-hop, client claims, X-Forwarded-*), with the Host as `:authority`, and `te: trailers`
@@ -153,7 +149,7 @@ function originOf(t: Target): string {
  */
 export function upstreamHeaders(x: Exchange): OutgoingHttpHeaders {
   const req = x.req;
-  let flat = x.h2 ? h2RequestHeaders(req) : requestHeaders(req, x.secure);
+  let flat = x.h2 ? h2RequestHeaders(req, x.secure) : requestHeaders(req, x.secure);
   // The app's edge policies (src/router/policy) edit the request as for HTTP/1.1 instances.
   if (x.edge !== undefined) flat = editRequestHeaders(flat, x.edge);
   const out: OutgoingHttpHeaders = Object.create(null);

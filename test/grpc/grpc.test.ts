@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as h2ConnectWith } from 'node:http2';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -203,6 +204,7 @@ describe('gRPC to an h2c app (grpc-js)', () => {
       const body = join(dir, 'call.bin');
       writeFileSync(body, grpcFrame('h2c'));
       const grpcHeaders = ['-H', 'content-type: application/grpc', '-H', 'te: trailers'];
+      const unaryByIp = ['-H', `:authority: ${HOST}`, `http://127.0.0.1:${arr.port}/test.Echo/Unary`];
       const c = spawnSync('curl', [
         '-s',
         '--http2-prior-knowledge',
@@ -237,15 +239,7 @@ describe('gRPC to an h2c app (grpc-js)', () => {
       assert.match(raw, /^HTTP\/1\.1 200 OK\r\n/);
       assert.match(raw, /transfer-encoding: chunked\r\n/i);
       assert.match(raw, /\r\n0\r\ngrpc-status: 0\r\ngrpc-message: OK\r\nx-pid: \d+\r\n\r\n$/);
-      const n = spawnSync('nghttp', [
-        '-v',
-        '-d',
-        body,
-        ...grpcHeaders,
-        '-H',
-        `:authority: ${HOST}`,
-        `http://127.0.0.1:${arr.port}/test.Echo/Unary`,
-      ]);
+      const n = spawnSync('nghttp', ['-v', '-d', body, ...grpcHeaders, ...unaryByIp]);
       const out = n.stdout.toString();
       assert.equal(n.status, 0, out);
       assert.match(out, /recv \(stream_id=\d+\) grpc-status: 0/);
@@ -259,9 +253,7 @@ describe('gRPC to an h2c app (grpc-js)', () => {
         '-d',
         body,
         ...grpcHeaders,
-        '-H',
-        `:authority: ${HOST}`,
-        `http://127.0.0.1:${arr.port}/test.Echo/Unary`,
+        ...unaryByIp,
       ]);
       assert.match(h.stdout.toString(), /400 succeeded, 0 failed, 0 errored/, h.stdout.toString());
       assert.match(h.stdout.toString(), /status codes: 400 2xx/);
@@ -314,6 +306,14 @@ describe('an h2c app at the HTTP/2 level (node:http2)', () => {
       assert.equal(r.body.toString(), `h2c ${H2C} https`);
     } finally {
       await closeSession(session);
+    }
+    // By prior knowledge on the plain port: a plain request (X-Forwarded-Proto: http).
+    const plain = h2ConnectWith(`http://127.0.0.1:${arr.port}`);
+    try {
+      const r = await h2Request(plain, H2C, '/');
+      assert.equal(r.body.toString(), `h2c ${H2C} http`);
+    } finally {
+      await closeSession(plain);
     }
     const h1 = await fetchVia(arr.port, H2C, false);
     assert.equal(h1.status, 200);
