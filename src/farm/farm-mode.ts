@@ -40,6 +40,8 @@ export class FarmMode implements ServingMode {
   private readonly audits: AuditSchedule;
   private readonly ttlMs: number;
   private failing = false;
+  /** The next read is of every document (a reload), not of what changed. */
+  private everything = false;
   private stops: (() => void)[] = [];
   /** Reads the registry now; calls during a read make one more read after it. */
   readonly sync = oneAtATime(() => this.read());
@@ -93,6 +95,12 @@ export class FarmMode implements ServingMode {
     this.stops = [];
   }
 
+  /** SIGHUP: everything read again, at once (an edit made outside arr is taken before any audit finds it). */
+  reload(): Promise<void> {
+    this.everything = true;
+    return this.sync();
+  }
+
   /** This node's entries, chores and liveness record go: the farm need not wait for them to expire. */
   async afterStopping(): Promise<void> {
     await this.o.registry.releaseChores(this.o.advertise).catch(() => {});
@@ -113,7 +121,12 @@ export class FarmMode implements ServingMode {
   private async read(): Promise<void> {
     const { registry, log } = this.o;
     try {
-      const report = await registry.refresh();
+      const everything = this.everything;
+      this.everything = false;
+      const report = await registry.refresh(everything).catch((err: unknown) => {
+        this.everything ||= everything;
+        throw err;
+      });
       if (report.changed) {
         for (const p of report.problems) log.warn(`registry: ${formatProblem(p)}`);
         applyReload(this.o, report.apps, `MongoDB ${redactUrl(this.o.url)}`);

@@ -10,7 +10,7 @@ import type {
   Registry,
   SlotNote,
 } from '../registry/registry.js';
-import type { App, Machine, Route } from '../registry/types.js';
+import type { App, Machine, Problem, Route } from '../registry/types.js';
 import type { Metrics, RegistryOperation } from './metrics.js';
 
 /**
@@ -57,6 +57,9 @@ export class InstrumentedRegistry<R extends Registry> implements Registry {
   }
   route(host: string): Route | undefined {
     return this.inner.route(host);
+  }
+  problems(): readonly Problem[] {
+    return this.inner.problems();
   }
   app(id: string): App | undefined {
     return this.inner.app(id);
@@ -125,8 +128,8 @@ export class InstrumentedFarmRegistry extends InstrumentedRegistry<FarmRegistry>
   watchChanges(onChange: () => void, onUnavailable: (why: string) => void): () => void {
     return this.inner.watchChanges(onChange, onUnavailable);
   }
-  refresh(): Promise<RefreshReport> {
-    return this.count('load', this.inner.refresh());
+  refresh(everything?: boolean): Promise<RefreshReport> {
+    return this.count('load', this.inner.refresh(everything));
   }
   knownMachines(): Map<string, Machine[]> {
     return this.inner.knownMachines();

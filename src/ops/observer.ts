@@ -6,7 +6,7 @@ import type { ExchangeObserver } from '../router/observer.js';
 import { clientAddress } from '../router/proxy-protocol.js';
 import type { Logger } from '../util/log.js';
 import { type Metrics, NO_APP, type Protocol } from './metrics.js';
-import type { Traffic } from './traffic.js';
+import { type Traffic, UNKNOWN_HOST } from './traffic.js';
 
 /** What is known of an upgrade until its connection closes. */
 interface UpgradeState {
@@ -32,11 +32,21 @@ interface Access {
   client: string | null;
   protocol: Protocol;
   websocket?: true;
+  /** A gRPC answer's status (its `grpc-status`, in the trailers or a trailers-only head). */
+  grpcStatus?: string;
 }
 
 /** The body bytes an HTTP/2 stream's response sent (src/router/h2-messages.ts counts them). */
 function bodyBytesOf(res: object): number {
   return (res as { bodyBytes?: number }).bodyBytes ?? 0;
+}
+
+/** The grpc-status an HTTP/2 stream's answer carried (read once, when its line is written). */
+function grpcStatusOf(res: object): string | undefined {
+  type Sent = { sentTrailers?: Record<string, unknown>; sentHeaders?: Record<string, unknown> };
+  const stream = (res as { stream?: Sent }).stream;
+  const value = stream?.sentTrailers?.['grpc-status'] ?? stream?.sentHeaders?.['grpc-status'];
+  return value === undefined ? undefined : String(value);
 }
 
 function protocolOf(req: IncomingMessage): Protocol {
@@ -73,7 +83,7 @@ export function createObserver(
         // left) counts as none.
         const status = res.headersSent && res.writableFinished ? res.statusCode : 0;
         metrics?.request(name, status, seconds);
-        if (app) traffic?.request(app.id, status, seconds);
+        traffic?.request(app ? app.id : UNKNOWN_HOST, status, seconds);
         write?.({
           method: req.method,
           host: req.headers.host ?? null,
@@ -84,6 +94,8 @@ export function createObserver(
           app: name,
           client,
           protocol,
+          // Read only when the line is written (write?.() evaluates nothing otherwise).
+          grpcStatus: protocol === 'h2' ? grpcStatusOf(res) : undefined,
         });
       });
     },
@@ -132,6 +144,10 @@ export function createObserver(
     proxyError(app, unreachable) {
       metrics?.proxyError(app.name, unreachable ? 'unreachable' : 'failed');
     },
+
+    policyRefused(app, reason) {
+      metrics?.policyRefused(app.name, reason);
+    },
   };
 }
 
@@ -143,7 +159,7 @@ function accessWriter(log: Logger): (a: Access) => void {
   const fields = !process.stdout.isTTY;
   return (a) => {
     a.ms = Math.round(a.ms * 10) / 10;
-    const msg = `${a.client ?? '-'} ${a.method} ${a.host ?? '-'}${a.path} ${a.protocol === 'h2' ? 'h2 ' : ''}${a.websocket ? 'ws ' : ''}${a.status} ${a.bytes} B ${a.ms} ms ${a.app}`;
+    const msg = `${a.client ?? '-'} ${a.method} ${a.host ?? '-'}${a.path} ${a.protocol === 'h2' ? 'h2 ' : ''}${a.websocket ? 'ws ' : ''}${a.status}${a.grpcStatus === undefined ? '' : ` grpc-status ${a.grpcStatus}`} ${a.bytes} B ${a.ms} ms ${a.app}`;
     if (fields) log.info(a, msg);
     else log.info(msg);
   };

@@ -109,10 +109,12 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
 
   /**
    * Reads what changed since the last read: the journal's new entries (and what change streams
-   * told), then the documents they name. Everything, when the journal cannot tell.
+   * told), then the documents they name. Everything, when the journal cannot tell or when
+   * `everything` asks for it.
    */
-  refresh(): Promise<RefreshReport> {
+  refresh(everything = false): Promise<RefreshReport> {
     return this.serially(async () => {
+      if (everything) this.copy.note({ apps: 'all', instances: 'all' });
       await this.catchUp();
       const report = (await this.copy.readPendingApps()) ? this.applyCopy() : this.unchanged();
       return { ...report, instancesChanged: this.copy.takeSlotsChanged() };

@@ -36,6 +36,8 @@ export interface Registry {
   apps(): Iterable<App>;
   /** Every host that has its own certificate. */
   tlsRoutes(): Iterable<Route>;
+  /** What the last load skipped or ignored (documents, fields, host names), for the dashboard. */
+  problems(): readonly Problem[];
   /** Every app's instances as the store has them now, by app id. */
   allMachines(): Promise<Map<string, Machine[]>>;
   /** The app's instances as the store has them now. */
@@ -157,9 +159,9 @@ export interface FarmRegistry extends Registry, NodeLiveness, FarmRecords, FarmC
   readonly kind: 'mongo';
   /**
    * Reads what changed since the last read (every node's writes, what change streams told, what
-   * an audit found), and only that; everything when it cannot tell.
+   * an audit found), and only that; everything when it cannot tell, or when asked to.
    */
-  refresh(): Promise<RefreshReport>;
+  refresh(everything?: boolean): Promise<RefreshReport>;
   /** Every app's instances as this node read them last (no I/O). */
   knownMachines(): Map<string, Machine[]>;
   /**

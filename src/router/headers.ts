@@ -44,9 +44,10 @@ const SET_BY_ARR = new Set([
 /**
  * Request fields a client may send but no instance gets: arr does not set them, and an app that
  * read them would take the client's word for where the request came from. Instances get
- * X-Forwarded-* (set by arr) only.
+ * X-Forwarded-* (set by arr) only. X-Forwarded-User is set by arr after basic auth
+ * (src/router/policy) and is never the client's word, on any app.
  */
-const CLIENT_CLAIMS = new Set(['forwarded', 'x-real-ip']);
+const CLIENT_CLAIMS = new Set(['forwarded', 'x-real-ip', 'x-forwarded-user']);
 
 /** Every request field dropped by its name alone: one lookup per field. */
 const NOT_PASSED = new Set([...HOP_BY_HOP, ...SET_BY_ARR, ...CLIENT_CLAIMS]);
@@ -125,7 +126,7 @@ export function requestHeaders(req: IncomingMessage, secure: boolean): string[] 
  * Cookie field again, as HTTP/1.1 apps expect. HTTP/2 has no Connection field (a request with
  * one is refused by Node), so there are no named options to drop.
  */
-export function h2RequestHeaders(req: IncomingMessage): string[] {
+export function h2RequestHeaders(req: IncomingMessage, secure: boolean): string[] {
   const raw = req.rawHeaders;
   const out: string[] = [];
   let cookie = false;
@@ -141,7 +142,8 @@ export function h2RequestHeaders(req: IncomingMessage): string[] {
     }
     out.push(name, raw[i + 1]!);
   }
-  return withForwarded(out, req, true);
+  // HTTP/2 over TLS, or by prior knowledge on the plain port (h2c).
+  return withForwarded(out, req, secure);
 }
 
 /**

@@ -3,11 +3,13 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type SecureContext, TLSSocket } from 'node:tls';
+import { listenOrExplain } from '../util/listen.js';
 import { divertAcmeTls } from './client-hello.js';
 import { H2Front } from './h2.js';
 import { isWebSocketUpgrade } from './host.js';
+import { acceptPriorKnowledge } from './prior-knowledge.js';
 import { expectProxyHeaders } from './proxy-protocol.js';
-import type { Router } from './router.js';
+import type { RequestHandler } from './request-handler.js';
 import type { CertificateStore } from './tls.js';
 
 export interface Listeners {
@@ -15,10 +17,12 @@ export interface Listeners {
   https: Server;
   /** The TLS port as bound (the one picked, for port 0). */
   httpsPort: number;
-  /** HTTP/2 on the TLS port; undefined with `--no-http2`. */
+  /** HTTP/2 on the TLS port and by prior knowledge on the plain one; undefined with neither. */
   h2: H2Front | undefined;
   /** Hands every request and upgrade to the router from now on. */
-  route(router: Router): void;
+  route(router: RequestHandler): void;
+  /** Serves this default certificate from the next handshake on (a reload); connections open keep theirs. */
+  setDefaultCertificate(cert: Buffer, key: Buffer): void;
   /** Stops accepting and closes connections that have sent nothing yet; exchanges under way go on. */
   stopAccepting(): Promise<void>;
   /** Closes idle keep-alive connections now, then every connection after `graceMs`. */
@@ -70,6 +74,10 @@ export async function openListeners(
     alpnChallenge?: (host: string) => Promise<SecureContext | undefined>;
     /** HTTP/2 on the TLS port (default on; `--no-http2`). */
     http2?: boolean;
+    /** HTTP/2 with prior knowledge on the plain port (default on; `--no-h2c`). */
+    h2c?: boolean;
+    /** Listening sockets passed by the service manager, taken instead of binding `port`/`sslport`. */
+    sockets?: { http?: number; https?: number };
   } & ConnectionLimits,
 ): Promise<Listeners> {
   const limits = serverOptions(options);
@@ -79,21 +87,16 @@ export async function openListeners(
     ...limits,
     // A TLS handshake that stalls is a slow request head too.
     handshakeTimeout: limits.headersTimeout,
-    cert: options.cert,
-    key: options.key,
+    ...defaultContext(options.cert, options.key),
     SNICallback: certs.SNICallback,
-    minVersion: 'TLSv1.2',
-    // The same on every node, so that with shared ticket keys (setTicketKeys) a session made on
-    // one node resumes on another.
-    sessionIdContext: 'arr',
     // h2 first: a client offering both gets HTTP/2. Without HTTP/2, only http/1.1 is offered.
     ALPNProtocols: options.http2 === false ? ['http/1.1'] : ['h2', 'http/1.1'],
   });
   const h2 =
-    options.http2 === false
+    options.http2 === false && options.h2c === false
       ? undefined
       : new H2Front({ defaultCert: options.cert, idleTimeoutMs: limits.keepAliveTimeout });
-  if (h2) {
+  if (h2 && options.http2 !== false) {
     // The https server takes a TLS connection in with its one 'secureConnection' listener
     // (node:http's connection listener). It is wrapped: a connection that chose h2 goes to the
     // HTTP/2 side instead; every other one is handed to it as before.
@@ -135,6 +138,8 @@ export async function openListeners(
     });
   };
   const used = (req: IncomingMessage) => fresh.delete(req.socket as Socket);
+  // An h2c connection is not fresh either (GOAWAY, as on the TLS port).
+  if (h2 && options.h2c !== false) acceptPriorKnowledge(http, h2, (s) => fresh.delete(s));
   http.on('connection', (s: Socket) => track(s, true));
   // A TLS connection is fresh from its first byte: one still in its handshake when arr stops
   // would otherwise hold the stop. Once secure, its TLS socket stands for it.
@@ -149,10 +154,16 @@ export async function openListeners(
     server.prependListener('upgrade', used);
   }
 
+  const { port, sslport, bind: host, sockets: passed } = options;
   await Promise.all([
-    listenOn(http, options.port, options.bind),
-    listenOn(https, options.sslport, options.bind),
-  ]);
+    listenOrExplain(http, { port, host, fd: passed?.http }, '-p'),
+    listenOrExplain(https, { port: sslport, host, fd: passed?.https }, '-s'),
+  ]).catch((err: unknown) => {
+    // The one that opened is closed: a failed start leaves no port behind.
+    http.close();
+    https.close();
+    throw err;
+  });
 
   return {
     http,
@@ -174,6 +185,12 @@ export async function openListeners(
           : reinject(https, 'secureConnection', req, socket, head),
       );
     },
+    setDefaultCertificate(cert, key) {
+      // The session ticket keys are kept: tickets issued before still resume (and stay shared
+      // with the farm's other nodes).
+      https.setSecureContext({ ...defaultContext(cert, key), ticketKeys: https.getTicketKeys() });
+      h2?.setDefaultCert(cert);
+    },
     stopAccepting: () => {
       const closed = Promise.all([http, https].map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const s of fresh) s.destroy();
@@ -191,6 +208,18 @@ export async function openListeners(
       }
       for (const s of sockets) s.destroy();
     },
+  };
+}
+
+/** The TLS server's own context: the default certificate, and what every handshake shares. */
+function defaultContext(cert: Buffer, key: Buffer) {
+  return {
+    cert,
+    key,
+    minVersion: 'TLSv1.2' as const,
+    // The same on every node, so that with shared ticket keys (setTicketKeys) a session made on
+    // one node resumes on another.
+    sessionIdContext: 'arr',
   };
 }
 
@@ -256,17 +285,6 @@ function reinject(
   }
   socket.unshift(Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), head]));
   server.emit(event, socket);
-}
-
-function listenOn(server: Server, port: number, host?: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    server.once('error', onError);
-    server.listen({ port, host }, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
 }
 
 export function boundPort(server: Server): number {

@@ -1,17 +1,20 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { ActivationError, exchangeBegan, exchangeEnded, type Target } from '../activation/activator.js';
 import type { InstanceChooser } from '../activation/chooser.js';
+import { ActivationError, exchangeBegan, exchangeEnded, type Target } from '../activation/target.js';
 import type { Registry } from '../registry/registry.js';
 import type { App, Route } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
+import { misdirected, noSni } from './coalescing.js';
 import { setForwardedHeaders } from './forwarded.js';
-import { misdirected, noSni } from './h2.js';
+import { refuseRequest } from './grpc-errors.js';
 import { H2WebSocketJoiner } from './h2-websocket.js';
+import type { H2cEngine } from './h2c-engine.js';
 import { absoluteTarget, hostName, manyHosts } from './host.js';
 import {
   BODY_TIMED_OUT,
+  BODY_TOO_LARGE,
   Exchange,
   type ExchangeOwner,
   type HttpEngine,
@@ -19,6 +22,15 @@ import {
   TIMED_OUT,
 } from './http-engine.js';
 import type { ExchangeObserver } from './observer.js';
+import { EdgePolicies } from './policy/edge-policy.js';
+import {
+  type EdgeApp,
+  EdgeGate,
+  type EdgeRequest,
+  editUpgradeHeaders,
+  type GateOwner,
+} from './policy/gate.js';
+import type { RequestHandler } from './request-handler.js';
 import { rejectUpgrade, sendError } from './respond.js';
 import { OPTIONS_TIMED_OUT, type UpgradeOwner, UpgradeProxy } from './upgrade-proxy.js';
 
@@ -50,6 +62,8 @@ export interface RouterOptions {
   httpsPort: number;
   /** The HTTP path to instances (it keeps their connections; told by activation when one goes). */
   http: HttpEngine;
+  /** The HTTP/2 path to instances of apps with `"protocol": "h2c"`. */
+  h2c: H2cEngine;
   /** `--proxy-timeout`: how long an instance has to begin its answer to an `OPTIONS *`. */
   proxyTimeoutMs: number;
   /** Metrics and the access log; undefined when both are off. */
@@ -73,16 +87,20 @@ const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
  * and its policy (`admit`), the instance (`attempt`), the exchange (`send`), and what a
  * failure leads to (`exchangeFailed`): another attempt, or an answer of arr's own.
  */
-export class Router implements ExchangeOwner, UpgradeOwner {
+export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, GateOwner {
   private readonly registry: Registry;
   private readonly instances: InstanceChooser;
   private readonly log: Logger;
   private readonly httpsPort: number;
   private readonly observer: ExchangeObserver | undefined;
   private readonly http: HttpEngine;
+  private readonly h2c: H2cEngine;
   private readonly upgrades: UpgradeProxy;
   private readonly challenges: HttpChallenges | undefined;
   private readonly h2WebSockets: H2WebSocketJoiner;
+  private readonly policies = new EdgePolicies();
+  /** The edge policies of apps that have some (one property check for the others). */
+  private readonly gate: EdgeGate;
 
   constructor(options: RouterOptions) {
     this.challenges = options.challenges;
@@ -92,8 +110,10 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     this.httpsPort = options.httpsPort;
     this.observer = options.observer;
     this.http = options.http;
+    this.h2c = options.h2c;
     this.upgrades = new UpgradeProxy(this, options.proxyTimeoutMs);
     this.h2WebSockets = new H2WebSocketJoiner(this);
+    this.gate = new EdgeGate(this.policies, this, this.observer);
   }
 
   handleRequest(req: IncomingMessage, res: ServerResponse, secure: boolean): void {
@@ -105,10 +125,16 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     const route = this.admit(req, secure, true);
     this.observer?.request(req, res, route.app);
     if ('status' in route) {
-      sendError(res, route.status, route.message, route.headers);
+      refuseRequest(req, res, route.status, route.message, route.headers);
       return;
     }
-    this.attempt(new Exchange(req, res, route.app, secure, this));
+    if (route.app.edge !== undefined) this.gate.request(req, res, route.app as EdgeApp, secure);
+    else this.attempt(new Exchange(req, res, route.app, secure, this));
+  }
+
+  /** A request of an app with edge policies that passed them (EdgeGate). */
+  proxy(req: IncomingMessage, res: ServerResponse, app: App, secure: boolean, edge: EdgeRequest): void {
+    this.attempt(new Exchange(req, res, app, secure, this, edge));
   }
 
   /**
@@ -122,7 +148,9 @@ export class Router implements ExchangeOwner, UpgradeOwner {
       this.instances.resolve(x.app).then(
         (t) => this.send(x, t),
         (err: unknown) =>
-          this.refuse(x.app, err, (status, message, headers) => sendError(x.res, status, message, headers)),
+          this.refuse(x.app, err, (status, message, headers) =>
+            refuseRequest(x.req, x.res, status, message, headers),
+          ),
       );
   }
 
@@ -130,6 +158,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     if (x.req.socket.destroyed) return; // the client left while its instance was being found
     x.begin(target);
     if (x.req.url === '*') this.upgrades.options(x);
+    else if (x.app.protocol === 'h2c') this.h2c.send(x);
     else this.http.send(x);
   }
 
@@ -141,7 +170,8 @@ export class Router implements ExchangeOwner, UpgradeOwner {
    */
   exchangeFailed(x: Exchange, err: NodeJS.ErrnoException): void {
     const unreachable = UNREACHABLE.has(err.code ?? '');
-    if (err.code !== BODY_TIMED_OUT) this.observer?.proxyError(x.app, unreachable);
+    if (err.code !== BODY_TIMED_OUT && err.code !== BODY_TOO_LARGE)
+      this.observer?.proxyError(x.app, unreachable);
     if (unreachable) this.instances.unreachable(x.target!);
     else this.log.debug({ app: x.app.name, code: err.code }, `proxy error: ${err.message}`);
 
@@ -158,11 +188,15 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     // What the client still sends of its body is read and dropped (or the connection closes).
     const close = x.leaveBody() ? CLOSE : undefined;
     if (err.code === BODY_TIMED_OUT) {
-      sendError(res, 408, 'the request body did not arrive in time', CLOSE);
+      refuseRequest(req, res, 408, 'the request body did not arrive in time', CLOSE);
+    } else if (err.code === BODY_TOO_LARGE) {
+      this.observer?.policyRefused(x.app, 'body_size');
+      refuseRequest(req, res, 413, `the request body is larger than this application takes`, CLOSE);
     } else if (err.code === TIMED_OUT || err.code === OPTIONS_TIMED_OUT) {
-      sendError(res, 504, 'the application did not answer in time', close);
+      refuseRequest(req, res, 504, 'the application did not answer in time', close);
     } else {
-      sendError(
+      refuseRequest(
+        req,
         res,
         502,
         unreachable ? 'the application is not reachable' : 'the application failed to answer',
@@ -180,8 +214,22 @@ export class Router implements ExchangeOwner, UpgradeOwner {
       this.refuseUpgrade(socket, route.status, route.message, route.headers);
       return;
     }
+    if (route.app.edge !== undefined) this.gate.upgrade(req, socket, head, route.app as EdgeApp, secure);
+    else this.proxyUpgrade(req, socket, head, route.app, secure);
+  }
+
+  /** An upgrade that is admitted (and passed the edge policies its app has: `edge`). */
+  proxyUpgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    app: App,
+    secure: boolean,
+    edge?: EdgeRequest,
+  ): void {
     setForwardedHeaders(req, secure);
-    const target = this.instances.pick(route.app);
+    if (edge !== undefined) editUpgradeHeaders(req.headers, edge);
+    const target = this.instances.pick(app);
     if (target) {
       this.sendUpgrade(req, socket, head, target);
       return;
@@ -189,10 +237,10 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     // While the instance starts, the client's connection is read (into its buffer, nothing is
     // lost), so that a client that leaves meanwhile is noticed and not forwarded.
     socket.read(0);
-    this.instances.resolve(route.app).then(
+    this.instances.resolve(app).then(
       (t) => this.sendUpgrade(req, socket, head, t),
       (err: unknown) =>
-        this.refuse(route.app, err, (status, message, headers) =>
+        this.refuse(app, err, (status, message, headers) =>
           this.refuseUpgrade(socket, status, message, headers),
         ),
     );
@@ -236,12 +284,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     );
   }
 
-  private refuseUpgrade(
-    socket: Duplex,
-    status: number,
-    message: string,
-    headers?: Record<string, string>,
-  ): void {
+  refuseUpgrade(socket: Duplex, status: number, message: string, headers?: Record<string, string>): void {
     this.observer?.upgradeAnswered(socket, status);
     rejectUpgrade(socket, status, message, headers);
   }
@@ -292,7 +335,9 @@ export class Router implements ExchangeOwner, UpgradeOwner {
   }
 
   close(): void {
+    this.policies.close();
     this.http.close();
+    this.h2c.close();
     this.upgrades.close();
   }
 

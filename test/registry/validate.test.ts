@@ -141,6 +141,15 @@ describe('validateApp', () => {
     assert.match(p?.message ?? '', /goes with "user"/);
   });
 
+  it('protocol: "h2c" kept, "http/1.1" the default (unset), anything else rejected', () => {
+    assert.equal(valid(doc({ protocol: 'h2c' })).protocol, 'h2c');
+    assert.equal(valid(doc({ protocol: 'http/1.1' })).protocol, undefined);
+    assert.equal(valid(doc()).protocol, undefined);
+    rejected(doc({ protocol: 'h2' }), ['protocol']);
+    rejected(doc({ protocol: 'HTTP/2' }), ['protocol']);
+    rejected(doc({ protocol: 2 }), ['protocol']);
+  });
+
   it('hosts: missing, empty or not an array', () => {
     for (const hosts of [undefined, [], 'a.test', { host: 'a.test', ssl: 'none' }])
       rejected(doc({ hosts }), ['hosts']);
@@ -162,7 +171,6 @@ describe('validateApp', () => {
       'a.test:8080',
       'http://a.test',
       'a/b',
-      '*.test',
       'ä.test',
       `${'x'.repeat(64)}.test`,
     ]) {
@@ -179,6 +187,36 @@ describe('validateApp', () => {
       ['hosts[1].host'],
     );
     assert.match(second[0]?.message ?? '', /"not ok"/);
+  });
+
+  it('wildcard hosts: "*" as the whole leftmost label, over two labels or more', () => {
+    assert.equal(
+      valid(withHost({ host: '*.Example.TEST.', ssl: 'allowed' })).hosts[0]?.host,
+      '*.example.test',
+    );
+    assert.equal(
+      valid(withHost({ host: '*.apps.example.com', ssl: 'none' })).hosts[0]?.host,
+      '*.apps.example.com',
+    );
+    for (const host of [
+      '*',
+      '*.',
+      '*.test',
+      '**.example.com',
+      'a*.example.com',
+      '*a.example.com',
+      'a.*.example.com',
+      '*.*.example.com',
+      '*.exa*mple.com',
+      '*.-a.test',
+    ]) {
+      const problems = rejected(withHost({ host, ssl: 'none' }), ['hosts[0].host']);
+      assert.match(
+        problems[0]?.message ?? '',
+        /not a valid wildcard host: "\*" must be the whole leftmost label/,
+        host,
+      );
+    }
   });
 
   it('host names are lower-cased and lose a trailing dot and surrounding blanks', () => {
