@@ -83,12 +83,13 @@ export class AuditSchedule {
     const floor = this.writesCounted ? BACKSTOP_MS : this.o.pollMs;
     return since >= Math.max(floor, BACKSTOP_SPACING * this.lastMs);
   }
+
   private tell(report: AuditReport): void {
     const { log } = this.o;
     const line = `registry audit: ${report.apps} apps, ${report.instances} instance entries read in ${Math.round(this.lastMs)} ms`;
     if (report.first) log.info(`${line}; the first of this farm: every node reads everything again`);
     else if (report.changed > 0)
-      log.info(`${line}; ${report.changed} changed outside arr, read again by every node`);
+      log.info(`${line}; ${report.changed} changed since the last audit, read again by every node`);
     else log.debug(line);
     if (report.first || report.changed > 0) this.o.found();
   }
