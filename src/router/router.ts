@@ -12,6 +12,7 @@ import { H2WebSocketJoiner } from './h2-websocket.js';
 import { absoluteTarget, hostName, manyHosts } from './host.js';
 import {
   BODY_TIMED_OUT,
+  BODY_TOO_LARGE,
   Exchange,
   type ExchangeOwner,
   type HttpEngine,
@@ -19,6 +20,14 @@ import {
   TIMED_OUT,
 } from './http-engine.js';
 import type { ExchangeObserver } from './observer.js';
+import { EdgePolicies } from './policy/edge-policy.js';
+import {
+  type EdgeApp,
+  EdgeGate,
+  type EdgeRequest,
+  editUpgradeHeaders,
+  type GateOwner,
+} from './policy/gate.js';
 import { rejectUpgrade, sendError } from './respond.js';
 import { OPTIONS_TIMED_OUT, type UpgradeOwner, UpgradeProxy } from './upgrade-proxy.js';
 
@@ -73,7 +82,7 @@ const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
  * and its policy (`admit`), the instance (`attempt`), the exchange (`send`), and what a
  * failure leads to (`exchangeFailed`): another attempt, or an answer of arr's own.
  */
-export class Router implements ExchangeOwner, UpgradeOwner {
+export class Router implements ExchangeOwner, UpgradeOwner, GateOwner {
   private readonly registry: Registry;
   private readonly instances: InstanceChooser;
   private readonly log: Logger;
@@ -83,6 +92,9 @@ export class Router implements ExchangeOwner, UpgradeOwner {
   private readonly upgrades: UpgradeProxy;
   private readonly challenges: HttpChallenges | undefined;
   private readonly h2WebSockets: H2WebSocketJoiner;
+  private readonly policies = new EdgePolicies();
+  /** The edge policies of apps that have some (one property check for the others). */
+  private readonly gate: EdgeGate;
 
   constructor(options: RouterOptions) {
     this.challenges = options.challenges;
@@ -94,6 +106,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     this.http = options.http;
     this.upgrades = new UpgradeProxy(this, options.proxyTimeoutMs);
     this.h2WebSockets = new H2WebSocketJoiner(this);
+    this.gate = new EdgeGate(this.policies, this, this.observer);
   }
 
   handleRequest(req: IncomingMessage, res: ServerResponse, secure: boolean): void {
@@ -108,7 +121,13 @@ export class Router implements ExchangeOwner, UpgradeOwner {
       sendError(res, route.status, route.message, route.headers);
       return;
     }
-    this.attempt(new Exchange(req, res, route.app, secure, this));
+    if (route.app.edge !== undefined) this.gate.request(req, res, route.app as EdgeApp, secure);
+    else this.attempt(new Exchange(req, res, route.app, secure, this));
+  }
+
+  /** A request of an app with edge policies that passed them (EdgeGate). */
+  proxy(req: IncomingMessage, res: ServerResponse, app: App, secure: boolean, edge: EdgeRequest): void {
+    this.attempt(new Exchange(req, res, app, secure, this, edge));
   }
 
   /**
@@ -141,7 +160,8 @@ export class Router implements ExchangeOwner, UpgradeOwner {
    */
   exchangeFailed(x: Exchange, err: NodeJS.ErrnoException): void {
     const unreachable = UNREACHABLE.has(err.code ?? '');
-    if (err.code !== BODY_TIMED_OUT) this.observer?.proxyError(x.app, unreachable);
+    if (err.code !== BODY_TIMED_OUT && err.code !== BODY_TOO_LARGE)
+      this.observer?.proxyError(x.app, unreachable);
     if (unreachable) this.instances.unreachable(x.target!);
     else this.log.debug({ app: x.app.name, code: err.code }, `proxy error: ${err.message}`);
 
@@ -159,6 +179,9 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     const close = x.leaveBody() ? CLOSE : undefined;
     if (err.code === BODY_TIMED_OUT) {
       sendError(res, 408, 'the request body did not arrive in time', CLOSE);
+    } else if (err.code === BODY_TOO_LARGE) {
+      this.observer?.policyRefused(x.app, 'body_size');
+      sendError(res, 413, `the request body is larger than this application takes`, CLOSE);
     } else if (err.code === TIMED_OUT || err.code === OPTIONS_TIMED_OUT) {
       sendError(res, 504, 'the application did not answer in time', close);
     } else {
@@ -180,8 +203,22 @@ export class Router implements ExchangeOwner, UpgradeOwner {
       this.refuseUpgrade(socket, route.status, route.message, route.headers);
       return;
     }
+    if (route.app.edge !== undefined) this.gate.upgrade(req, socket, head, route.app as EdgeApp, secure);
+    else this.proxyUpgrade(req, socket, head, route.app, secure);
+  }
+
+  /** An upgrade that is admitted (and passed the edge policies its app has: `edge`). */
+  proxyUpgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    app: App,
+    secure: boolean,
+    edge?: EdgeRequest,
+  ): void {
     setForwardedHeaders(req, secure);
-    const target = this.instances.pick(route.app);
+    if (edge !== undefined) editUpgradeHeaders(req.headers, edge);
+    const target = this.instances.pick(app);
     if (target) {
       this.sendUpgrade(req, socket, head, target);
       return;
@@ -189,10 +226,10 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     // While the instance starts, the client's connection is read (into its buffer, nothing is
     // lost), so that a client that leaves meanwhile is noticed and not forwarded.
     socket.read(0);
-    this.instances.resolve(route.app).then(
+    this.instances.resolve(app).then(
       (t) => this.sendUpgrade(req, socket, head, t),
       (err: unknown) =>
-        this.refuse(route.app, err, (status, message, headers) =>
+        this.refuse(app, err, (status, message, headers) =>
           this.refuseUpgrade(socket, status, message, headers),
         ),
     );
@@ -236,12 +273,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     );
   }
 
-  private refuseUpgrade(
-    socket: Duplex,
-    status: number,
-    message: string,
-    headers?: Record<string, string>,
-  ): void {
+  refuseUpgrade(socket: Duplex, status: number, message: string, headers?: Record<string, string>): void {
     this.observer?.upgradeAnswered(socket, status);
     rejectUpgrade(socket, status, message, headers);
   }
@@ -292,6 +324,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
   }
 
   close(): void {
+    this.policies.close();
     this.http.close();
     this.upgrades.close();
   }
