@@ -7,17 +7,13 @@ import type { App } from '../registry/types.js';
 import type { H2Request, H2Response } from './h2-messages.js';
 import { h2RequestHeaders, h2ResponseHeaders, requestHeaders, responseHeaders } from './headers.js';
 import { instanceConnector } from './instance-connection.js';
+import { ProxyError } from './proxy-errors.js';
 
 /** Where an exchange reports that an attempt failed: the router, which decides what follows. */
 export interface ExchangeOwner {
-  exchangeFailed(exchange: Exchange, err: NodeJS.ErrnoException): void;
+  /** `err` as undici, node:net or http-proxy reported it, or a ProxyError of arr's own. */
+  exchangeFailed(exchange: Exchange, err: Error): void;
 }
-
-/** undici's code for an instance that has not begun its answer within headersTimeout. */
-export const TIMED_OUT = 'UND_ERR_HEADERS_TIMEOUT';
-
-/** The code of the error an exchange fails with when the client's body stalls (`--body-timeout`). */
-export const BODY_TIMED_OUT = 'ARR_BODY_TIMEOUT';
 
 /**
  * An answer that is complete while the client is still sending its body: a body of at most
@@ -192,7 +188,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
    * connection with it: the client would get no answer (504, 502) at all. The body is
    * therefore piped through a stream of its own; once that is dropped, what is left of the
    * request is discarded before the client's next one is read. A body that stalls for
-   * `timeoutMs` fails the exchange (BODY_TIMED_OUT).
+   * `timeoutMs` fails the exchange (a ProxyError `body-timeout`).
    */
   bodyStream(timeoutMs: number): PassThrough {
     const source = this.bodySource();
@@ -362,7 +358,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // Aborted because the client left: nothing to tell anyone.
     if (this.ended) return;
     this.ended = true;
-    this.owner.exchangeFailed(this, err as NodeJS.ErrnoException);
+    this.owner.exchangeFailed(this, err);
   }
 }
 
@@ -406,7 +402,7 @@ function onBodyTimeout(this: BodySource): void {
   const x = this[EXCHANGE];
   if (!x || x.req.complete) return;
   if (!x.h2) lingerOnClose(x.req.socket);
-  x.bodyFailed(Object.assign(new Error('the request body stalled'), { code: BODY_TIMED_OUT }));
+  x.bodyFailed(new ProxyError('body-timeout', 'the request body stalled'));
 }
 
 /** Whether what is left of a request's body is small enough to read and discard. */

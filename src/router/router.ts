@@ -10,17 +10,11 @@ import { setForwardedHeaders } from './forwarded.js';
 import { misdirected, noSni } from './h2.js';
 import { H2WebSocketJoiner } from './h2-websocket.js';
 import { absoluteTarget, hostName, manyHosts } from './host.js';
-import {
-  BODY_TIMED_OUT,
-  Exchange,
-  type ExchangeOwner,
-  type HttpEngine,
-  hasBody,
-  TIMED_OUT,
-} from './http-engine.js';
+import { Exchange, type ExchangeOwner, type HttpEngine, hasBody } from './http-engine.js';
 import type { ExchangeObserver } from './observer.js';
+import { answerFor, counted, instanceGone, proxyError, retryable, upgradeAnswerFor } from './proxy-errors.js';
 import { rejectUpgrade, sendError } from './respond.js';
-import { OPTIONS_TIMED_OUT, type UpgradeOwner, UpgradeProxy } from './upgrade-proxy.js';
+import { type UpgradeOwner, UpgradeProxy } from './upgrade-proxy.js';
 
 /** Why a request is refused before it reaches an application (with the app, when one owns the host). */
 interface Refusal {
@@ -29,18 +23,6 @@ interface Refusal {
   headers?: Record<string, string>;
   app?: App;
 }
-
-/** How many instances one request may be sent to: the first, and one more if that one was gone. */
-const MAX_ATTEMPTS = 2;
-
-/** Errors that mean the instance is not there at all (as opposed to failing mid-exchange). */
-const UNREACHABLE = new Set([
-  'ECONNREFUSED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EADDRNOTAVAIL',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
 
 export interface RouterOptions {
   registry: Registry;
@@ -135,15 +117,17 @@ export class Router implements ExchangeOwner, UpgradeOwner {
 
   /**
    * An attempt failed. Once the answer has begun, only the end of the connection can tell the
-   * client. Before: an instance that is not there is forgotten, and a request that is safe to
-   * send again (GET, HEAD or OPTIONS without a body) goes to another or a new instance, up to
-   * MAX_ATTEMPTS; otherwise the client gets 504 (too slow) or 502.
+   * client. Before: an instance that is not there is forgotten, and a request the catalogue
+   * calls retryable (proxy-errors.ts) goes to another or a new instance; otherwise the client
+   * gets the catalogue's answer (408, 502, 504).
    */
-  exchangeFailed(x: Exchange, err: NodeJS.ErrnoException): void {
-    const unreachable = UNREACHABLE.has(err.code ?? '');
-    if (err.code !== BODY_TIMED_OUT) this.observer?.proxyError(x.app, unreachable);
-    if (unreachable) this.instances.unreachable(x.target!);
-    else this.log.debug({ app: x.app.name, code: err.code }, `proxy error: ${err.message}`);
+  exchangeFailed(x: Exchange, err: Error): void {
+    const error = proxyError(err);
+    const gone = instanceGone(error);
+    if (counted(error)) this.observer?.proxyError(x.app, gone);
+    if (gone) this.instances.unreachable(x.target!);
+    else
+      this.log.debug({ app: x.app.name, code: error.detail ?? error.code }, `proxy error: ${error.message}`);
 
     const { req, res } = x;
     if (x.answered) {
@@ -151,24 +135,15 @@ export class Router implements ExchangeOwner, UpgradeOwner {
       return;
     }
     if (res.destroyed || req.socket.destroyed) return; // the client went away: nothing to answer
-    if (unreachable && x.attempts < MAX_ATTEMPTS && isReplayable(req)) {
+    if (retryable(error, { method: req.method, body: hasBody(req), attempts: x.attempts })) {
       this.attempt(x);
       return;
     }
     // What the client still sends of its body is read and dropped (or the connection closes).
     const close = x.leaveBody() ? CLOSE : undefined;
-    if (err.code === BODY_TIMED_OUT) {
-      sendError(res, 408, 'the request body did not arrive in time', CLOSE);
-    } else if (err.code === TIMED_OUT || err.code === OPTIONS_TIMED_OUT) {
-      sendError(res, 504, 'the application did not answer in time', close);
-    } else {
-      sendError(
-        res,
-        502,
-        unreachable ? 'the application is not reachable' : 'the application failed to answer',
-        close,
-      );
-    }
+    const answer = answerFor(error);
+    // A stalled body leaves the connection in the middle of a request: it is not read further.
+    sendError(res, answer.status, answer.message, error.code === 'body-timeout' ? CLOSE : close);
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, secure: boolean): void {
@@ -224,16 +199,14 @@ export class Router implements ExchangeOwner, UpgradeOwner {
   }
 
   /** An upgrade's exchange failed before the instance answered: the client gets 502. */
-  upgradeFailed(socket: Duplex, target: Target, err: NodeJS.ErrnoException): void {
-    const unreachable = UNREACHABLE.has(err.code ?? '');
+  upgradeFailed(socket: Duplex, target: Target, err: Error): void {
+    const error = proxyError(err);
+    const gone = instanceGone(error);
     const app = this.registry.app(target.appId);
-    if (app) this.observer?.proxyError(app, unreachable);
-    if (unreachable) this.instances.unreachable(target);
-    this.refuseUpgrade(
-      socket,
-      502,
-      unreachable ? 'the application is not reachable' : 'the application failed',
-    );
+    if (app) this.observer?.proxyError(app, gone);
+    if (gone) this.instances.unreachable(target);
+    const answer = upgradeAnswerFor(error);
+    this.refuseUpgrade(socket, answer.status, answer.message);
   }
 
   private refuseUpgrade(
@@ -371,10 +344,4 @@ function isChallenge(req: IncomingMessage): boolean {
   req.headers.host = target.authority;
   req.url = target.path;
   return true;
-}
-
-/** A request that can be sent to another instance after the first refused it. */
-function isReplayable(req: IncomingMessage): boolean {
-  const m = req.method;
-  return (m === 'GET' || m === 'HEAD' || m === 'OPTIONS') && !hasBody(req);
 }
