@@ -1,4 +1,3 @@
-import type { Server as TlsServer } from 'node:tls';
 import { FileAcmeStore } from './acme/file-store.js';
 import { KeySeal } from './acme/key-seal.js';
 import { AcmeManager } from './acme/manager.js';
@@ -129,7 +128,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
   });
   listeners.route(router);
   // Session tickets from the store: the same keys on every node sharing it (and across restarts).
-  acme?.start((keys) => (listeners.https as unknown as TlsServer).setTicketKeys(keys));
+  acme?.start((keys) => listeners.https.setTicketKeys(keys));
   const webSockets = new OpenWebSockets([listeners.http, listeners.https], listeners.h2);
   const where = config.bind ?? '*';
   log.info(

@@ -1,6 +1,6 @@
-import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { type DownstreamRequest, isH2, isH2Response } from '../router/downstream.js';
 import { connectionOf } from '../router/headers.js';
 import type { ExchangeObserver } from '../router/observer.js';
 import { clientAddress } from '../router/proxy-protocol.js';
@@ -34,13 +34,8 @@ interface Access {
   websocket?: true;
 }
 
-/** The body bytes an HTTP/2 stream's response sent (src/router/h2-messages.ts counts them). */
-function bodyBytesOf(res: object): number {
-  return (res as { bodyBytes?: number }).bodyBytes ?? 0;
-}
-
-function protocolOf(req: IncomingMessage): Protocol {
-  return req.httpVersionMajor === 2 ? 'h2' : 'http/1.1';
+function protocolOf(req: DownstreamRequest): Protocol {
+  return isH2(req) ? 'h2' : 'http/1.1';
 }
 
 /**
@@ -79,7 +74,7 @@ export function createObserver(
           host: req.headers.host ?? null,
           path: req.url,
           status,
-          bytes: protocol === 'h2' ? bodyBytesOf(res) : socket.bytesWritten - before,
+          bytes: isH2Response(res) ? res.bodyBytes : socket.bytesWritten - before,
           ms: seconds * 1000,
           app: name,
           client,

@@ -1,9 +1,10 @@
 import { X509Certificate } from 'node:crypto';
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { createServer, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import { BlockList, isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
+import type { DownstreamRequest, DownstreamResponse } from './downstream.js';
 import { H2Request, H2Response, responseClosed } from './h2-messages.js';
 import { CONNECTION } from './headers.js';
 import { hasBody } from './http-engine.js';
@@ -20,7 +21,7 @@ import { sendError } from './respond.js';
  *
  * Each stream is one request, given to the same Router as HTTP/1.1 requests as an H2Request and
  * H2Response (h2-messages.ts: the parts of IncomingMessage and ServerResponse the router uses,
- * on the stream's own API); the few places that differ ask `req.httpVersionMajor === 2`.
+ * on the stream's own API); the few places that differ ask `isH2` (downstream.ts).
  * Instances get HTTP/1.1 over the same pools. An extended CONNECT (RFC 8441) for `websocket`
  * goes to h2-websocket.ts.
  */
@@ -54,8 +55,8 @@ export const H2_LIMITS = {
 
 /** What streams are handed to: the Router (router.ts, which imports this module). */
 interface Router {
-  handleRequest(req: IncomingMessage, res: ServerResponse, secure: boolean): void;
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, secure: boolean): void;
+  handleRequest(req: DownstreamRequest, res: DownstreamResponse, secure: boolean): void;
+  handleUpgrade(req: DownstreamRequest, socket: Duplex, head: Buffer, secure: boolean): void;
 }
 
 /** What a connection's certificate is, for coalescing (RFC 9113 §9.1.1). */
@@ -81,7 +82,6 @@ export const WEBSOCKET = Symbol('arr.h2.websocket');
 type MarkedSocket = TLSSocket & { [IDENTITY]?: Identity };
 type MarkedSession = ServerHttp2Session & { [SOCKET]?: TLSSocket; [STREAMS]?: Set<ServerHttp2Stream> };
 type MarkedStream = ServerHttp2Stream & { [STREAMS]?: Set<ServerHttp2Stream>; [WEBSOCKET]?: true };
-type MarkedRequest = H2Request & { [CONNECTION]?: TLSSocket };
 
 const EMPTY = Buffer.alloc(0);
 
@@ -190,7 +190,7 @@ function serve(
   if (connect && headers[':protocol'] !== 'websocket') {
     // A plain CONNECT asks for a tunnel: arr is no forward proxy.
     const what = headers[':protocol'] === undefined ? 'CONNECT' : 'this protocol';
-    sendError(asResponse(new H2Response(stream)), 501, `${what} is not served here; WebSockets are`);
+    sendError(new H2Response(stream), 501, `${what} is not served here; WebSockets are`);
     return;
   }
   if (req.url.charCodeAt(0) !== 47 /* / */) {
@@ -201,15 +201,15 @@ function serve(
       req.url === '*'
         ? 'the target * is served over HTTP/1.1 only'
         : 'the :path must be a path beginning with /, the host is :authority';
-    sendError(asResponse(new H2Response(stream)), 400, why);
+    sendError(new H2Response(stream), 400, why);
     return;
   }
   if (connect) {
     (stream as MarkedStream)[WEBSOCKET] = true;
-    router.handleUpgrade(req as unknown as IncomingMessage, stream, EMPTY, true);
+    router.handleUpgrade(req, stream, EMPTY, true);
     return;
   }
-  const res = asResponse(new H2Response(stream));
+  const res = new H2Response(stream);
   const expect = headers.expect;
   if (expect !== undefined) {
     // As node:http answers it for HTTP/1.1: 100 Continue at once, any other expectation 417.
@@ -217,14 +217,9 @@ function serve(
       sendError(res, 417, 'only Expect: 100-continue is understood');
       return;
     }
-    if (hasBody(req as unknown as IncomingMessage)) stream.additionalHeaders({ ':status': 100 });
+    if (hasBody(req)) stream.additionalHeaders({ ':status': 100 });
   }
-  router.handleRequest(req as unknown as IncomingMessage, res, true);
-}
-
-/** To the router, an H2Response is a ServerResponse (the parts it uses). */
-function asResponse(res: H2Response): ServerResponse {
-  return res as unknown as ServerResponse;
+  router.handleRequest(req, res, true);
 }
 
 /** Each stream is known to its session until it closes (for the idle timeout and a graceful stop). */
@@ -287,8 +282,8 @@ function identityOf(socket: TLSSocket, defaultFingerprint: string): Identity {
  * arr's default certificate and that covers the name. No host is answered under a certificate
  * that is not its own.
  */
-export function misdirected(req: IncomingMessage, host: string, ownCertificate: boolean): string | undefined {
-  const id = ((req as unknown as MarkedRequest)[CONNECTION] as MarkedSocket | undefined)?.[IDENTITY];
+export function misdirected(req: H2Request, host: string, ownCertificate: boolean): string | undefined {
+  const id = (req[CONNECTION] as MarkedSocket | undefined)?.[IDENTITY];
   if (!id) return 'this connection cannot be told apart from another';
   // Opened for this very name: its certificate is the one SNI chose for the host (own files,
   // ACME or the default), as on HTTP/1.1.

@@ -1,9 +1,10 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
 import { exchangeBegan, exchangeEnded, type Target } from '../activation/activator.js';
 import type { App } from '../registry/types.js';
+import { type DownstreamRequest, type DownstreamResponse, isH2, isH2Response } from './downstream.js';
 import type { H2Request, H2Response } from './h2-messages.js';
 import { h2RequestHeaders, h2ResponseHeaders, requestHeaders, responseHeaders } from './headers.js';
 import { instanceConnector } from './instance-connection.js';
@@ -83,7 +84,7 @@ export class HttpEngine {
       {
         path: req.url ?? '/',
         method: req.method ?? 'GET',
-        headers: x.h2 ? h2RequestHeaders(req) : requestHeaders(req, x.secure),
+        headers: isH2(req) ? h2RequestHeaders(req) : requestHeaders(req, x.secure),
         body: hasBody(req) ? x.bodyStream(this.bodyTimeoutMs) : null,
       },
       x,
@@ -125,8 +126,8 @@ function originOf(t: Target): string {
  * Whether the client announced a body (Node has checked the framing already). An HTTP/2
  * request has one unless its HEADERS frame ended the stream (Content-Length is optional there).
  */
-export function hasBody(req: IncomingMessage): boolean {
-  if (req.httpVersionMajor === 2) return !(req as unknown as H2Request).stream.endAfterHeaders;
+export function hasBody(req: DownstreamRequest): boolean {
+  if (isH2(req)) return !req.stream.endAfterHeaders;
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
@@ -170,8 +171,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   readonly h2: boolean;
 
   constructor(
-    readonly req: IncomingMessage,
-    readonly res: ServerResponse,
+    readonly req: DownstreamRequest,
+    readonly res: DownstreamResponse,
     readonly app: App,
     readonly secure: boolean,
     readonly owner: ExchangeOwner,
@@ -179,7 +180,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // One listener shared by every exchange (no closure per request): it finds this one on res.
     (res as ExchangeResponse)[EXCHANGE] = this;
     res.on('close', onClientClose);
-    this.h2 = req.httpVersionMajor === 2;
+    this.h2 = isH2(req);
   }
 
   /**
@@ -207,7 +208,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private bodySource(): BodySource {
-    return this.h2 ? (this.req as unknown as H2Request).stream : this.req;
+    const req = this.req;
+    return isH2(req) ? req.stream : req;
   }
 
   /**
@@ -263,7 +265,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.resume = resume;
     const res = this.res;
     if (res.destroyed) return false;
-    if (this.h2) return this.h2Head(status, (raw ?? []) as Buffer[]);
+    if (isH2Response(res)) return this.h2Head(res, status, (raw ?? []) as Buffer[]);
     const headers = responseHeaders((raw ?? []) as Buffer[]);
     // An answer while the body is still coming: if it completes first, a large body will not
     // be waited for, and the connection is closed after the answer.
@@ -286,10 +288,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
    * The head on an HTTP/2 stream: one header object, no status text. While the body is still
    * coming, the rest of it is read and discarded (the stream is not the connection).
    */
-  private h2Head(status: number, raw: Buffer[]): boolean {
+  private h2Head(res: H2Response, status: number, raw: Buffer[]): boolean {
     const headers = h2ResponseHeaders(raw);
     try {
-      (this.res as unknown as H2Response).writeHead(status, headers);
+      res.writeHead(status, headers);
     } catch (err) {
       // A head Node will not send (a repeated Content-Type...): as if the instance had failed.
       this.abort?.(err as Error);
@@ -319,7 +321,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.ended = true;
     const res = this.res;
     if (this.body && !this.req.complete) this.answeredEarly();
-    if (trailers && trailers.length > 0) addTrailers(res, trailers as Buffer[], this.h2);
+    if (trailers && trailers.length > 0) addTrailers(res, trailers as Buffer[]);
     if (this.last) res.end(this.last);
     else res.end();
   }
@@ -337,8 +339,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.body.destroy();
     }
     source.resume();
-    if (this.closeAfter) lingerOnClose(this.req.socket);
-    else if (this.h2) (this.res as unknown as H2Response).stopClient();
+    const res = this.res;
+    const req = this.req;
+    if (isH2Response(res)) res.stopClient();
+    else if (this.closeAfter && !isH2(req)) lingerOnClose(req.socket);
   }
 
   /**
@@ -375,7 +379,7 @@ function contentLength(headers: string[]): number {
 }
 
 const EXCHANGE = Symbol('arr.exchange');
-type ExchangeResponse = ServerResponse & { [EXCHANGE]?: Exchange };
+type ExchangeResponse = DownstreamResponse & { [EXCHANGE]?: Exchange };
 
 function onClientClose(this: ExchangeResponse): void {
   this[EXCHANGE]?.clientClosed();
@@ -400,13 +404,15 @@ function onRequestEnd(this: BodySource): void {
 /** No byte of the body for `--body-timeout`: the exchange fails, and the client gets 408. */
 function onBodyTimeout(this: BodySource): void {
   const x = this[EXCHANGE];
-  if (!x || x.req.complete) return;
-  if (!x.h2) lingerOnClose(x.req.socket);
+  if (!x) return;
+  const req = x.req;
+  if (req.complete) return;
+  if (!isH2(req)) lingerOnClose(req.socket);
   x.bodyFailed(new ProxyError('body-timeout', 'the request body stalled'));
 }
 
 /** Whether what is left of a request's body is small enough to read and discard. */
-function discardable(req: IncomingMessage): boolean {
+function discardable(req: DownstreamRequest): boolean {
   const length = req.headers['content-length'];
   return (
     length !== undefined &&
@@ -432,10 +438,10 @@ function lingerOnClose(socket: Socket): void {
   };
 }
 
-function addTrailers(res: ServerResponse, raw: Buffer[], h2: boolean): void {
+function addTrailers(res: DownstreamResponse, raw: Buffer[]): void {
   // Hop-by-hop names are dropped as in a head (HTTP/2 would refuse them when sending).
-  if (h2) {
-    (res as unknown as H2Response).addTrailers(h2ResponseHeaders(raw));
+  if (isH2Response(res)) {
+    res.addTrailers(h2ResponseHeaders(raw));
     return;
   }
   const flat = responseHeaders(raw);

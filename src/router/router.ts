@@ -1,4 +1,3 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { ActivationError, exchangeBegan, exchangeEnded, type Target } from '../activation/activator.js';
@@ -6,6 +5,7 @@ import type { InstanceChooser } from '../activation/chooser.js';
 import type { Registry } from '../registry/registry.js';
 import type { App, Route } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
+import { type DownstreamRequest, type DownstreamResponse, isH2 } from './downstream.js';
 import { setForwardedHeaders } from './forwarded.js';
 import { misdirected, noSni } from './h2.js';
 import { H2WebSocketJoiner } from './h2-websocket.js';
@@ -78,7 +78,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     this.h2WebSockets = new H2WebSocketJoiner(this);
   }
 
-  handleRequest(req: IncomingMessage, res: ServerResponse, secure: boolean): void {
+  handleRequest(req: DownstreamRequest, res: DownstreamResponse, secure: boolean): void {
     // Before routing and before the ssl policy: a `required` host must not redirect the CA.
     if (this.challenges !== undefined && !secure && isChallenge(req)) {
       this.answerChallenge(req, res, this.challenges);
@@ -146,7 +146,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     sendError(res, answer.status, answer.message, error.code === 'body-timeout' ? CLOSE : close);
   }
 
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, secure: boolean): void {
+  handleUpgrade(req: DownstreamRequest, socket: Duplex, head: Buffer, secure: boolean): void {
     // A client that resets the connection must not take arr down with an unhandled 'error'.
     socket.on('error', () => socket.destroy());
     const route = this.admit(req, secure, false);
@@ -174,7 +174,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
   }
 
   /** A WebSocket counts as in flight at its instance (for the idle timeout) until it closes. */
-  private sendUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: Target): void {
+  private sendUpgrade(req: DownstreamRequest, socket: Duplex, head: Buffer, target: Target): void {
     // The client left while its instance was being found (an upgrade has no body: a client
     // whose side has ended has gone).
     if (socket.destroyed || socket.readableEnded) {
@@ -190,7 +190,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
       open?.delete(socket);
     });
     // An extended CONNECT on an HTTP/2 stream (h2.ts): joined to an HTTP/1.1 upgrade.
-    if (req.httpVersionMajor === 2) this.h2WebSockets.join(req, socket, target);
+    if (isH2(req)) this.h2WebSockets.join(req, target);
     else this.upgrades.ws(req, socket, head, target);
   }
 
@@ -240,7 +240,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
    * registry, from the shared store, so that whichever node the CA reaches answers for the node
    * that placed the order. Anything else there is a 404; no instance sees these paths.
    */
-  private answerChallenge(req: IncomingMessage, res: ServerResponse, challenges: HttpChallenges): void {
+  private answerChallenge(req: DownstreamRequest, res: DownstreamResponse, challenges: HttpChallenges): void {
     const host = hostName(req.headers.host);
     const token = req.url!.slice(CHALLENGE_PATH.length);
     if (!host || !this.registry.route(host) || !TOKEN.test(token) || req.method !== 'GET') {
@@ -270,7 +270,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
   }
 
   /** The route of an acceptable request, or why it is refused. */
-  private admit(req: IncomingMessage, secure: boolean, redirectable: boolean): Route | Refusal {
+  private admit(req: DownstreamRequest, secure: boolean, redirectable: boolean): Route | Refusal {
     let host = hostName(req.headers.host);
     if (!host) return { status: 400, message: 'a valid Host header is required' };
     if (manyHosts(req.rawHeaders))
@@ -297,7 +297,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
       if (route.rule.ssl === 'none')
         return { status: 403, message: `${host} is not served over HTTPS; use http://`, app };
       const own = !!(route.rule.cert && route.rule.key);
-      if (req.httpVersionMajor === 2) {
+      if (isH2(req)) {
         // HTTP/2 connections are shared by the hosts their certificate covers (coalescing).
         const why = misdirected(req, host, own);
         if (why) return { status: 421, message: why, app };
@@ -336,7 +336,7 @@ const CLOSE = { connection: 'close' };
  * form (RFC 9112 §3.2.2: `GET http://host/.well-known/acme-challenge/T`), which is reduced here
  * as `admit` would reduce it: the challenge's host is then the target's authority.
  */
-function isChallenge(req: IncomingMessage): boolean {
+function isChallenge(req: DownstreamRequest): boolean {
   const url = req.url ?? '';
   if (url.charCodeAt(0) === 47 /* / */) return url.startsWith(CHALLENGE_PATH);
   const target = absoluteTarget(url);

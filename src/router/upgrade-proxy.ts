@@ -3,6 +3,7 @@ import { connect, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { Target } from '../activation/activator.js';
+import { isH2, isH2Response } from './downstream.js';
 import { setForwardedHeaders } from './forwarded.js';
 import type { Exchange } from './http-engine.js';
 import { ProxyError } from './proxy-errors.js';
@@ -71,6 +72,11 @@ export class UpgradeProxy {
   options(x: Exchange): void {
     const { req, res } = x;
     const target = x.target!;
+    // HTTP/2 refuses `*` before routing (h2.ts): http-proxy gets node:http's objects only.
+    if (isH2(req) || isH2Response(res)) {
+      x.owner.exchangeFailed(x, new ProxyError('failed', 'OPTIONS * over HTTP/2'));
+      return;
+    }
     setForwardedHeaders(req, x.secure);
     // Node has answered "Expect: 100-continue" already; without it the instance need not, and
     // http-proxy emits 'proxyReq' (the hooks above) for this request too.
