@@ -1,3 +1,6 @@
+import { ExecHook } from './acme/dns/exec-hook.js';
+import type { DnsProvider } from './acme/dns/provider.js';
+import { Rfc2136Provider } from './acme/dns/rfc2136.js';
 import { FileAcmeStore } from './acme/file-store.js';
 import { KeySeal } from './acme/key-seal.js';
 import { AcmeManager } from './acme/manager.js';
@@ -206,6 +209,7 @@ async function startAcme(
   const store = config.mongo
     ? new MongoAcmeStore(config.mongo, databaseName(config.mongo))
     : new FileAcmeStore(acme.dir);
+  const dns = acme.dns ? dnsProvider(acme.dns) : undefined;
   const manager = new AcmeManager(store, registry, log, {
     email: acme.email,
     directory: acme.directory,
@@ -214,12 +218,22 @@ async function startAcme(
     pollMs: config.pollMs,
     seal: new KeySeal(acme.secret),
     observer: ops.acmeObserver,
+    ...(dns ? { dns: { provider: dns, waitMs: acme.dns!.waitMs } } : {}),
   });
   await manager.load();
   log.info(
     `acme: certificates from ${acme.directory} (${acme.challenges.join(', ')}), stored in ${config.mongo ? 'MongoDB' : acme.dir}${acme.secret ? ', private keys sealed' : ''}`,
   );
+  if (dns)
+    log.info(
+      `acme: DNS-01 through ${dns.description}; ${acme.dns!.waitMs > 0 ? `records waited for on the authoritative servers up to ${acme.dns!.waitMs / 1000} s` : 'propagation not checked (--acme-dns-wait 0)'}`,
+    );
   return manager;
+}
+
+/** `--acme-dns`: the hook or the RFC 2136 server that DNS-01 records go through. */
+function dnsProvider(dns: NonNullable<NonNullable<ArrConfig['acme']>['dns']>): DnsProvider {
+  return dns.kind === 'exec' ? new ExecHook(dns.path) : new Rfc2136Provider(dns.server, dns.tsig);
 }
 
 /**

@@ -13,6 +13,8 @@ import { listCerts } from './certs-command.js';
 import { unknownFlags } from './flags.js';
 import { importApps, reportImport } from './import.js';
 import {
+  acmeChallenges,
+  acmeDns,
   checkAddress,
   checkAdminAccess,
   checkPort,
@@ -187,7 +189,20 @@ const OPTIONS = {
   'acme-challenges': {
     type: 'string',
     default: 'http-01,tls-alpn-01',
-    describe: 'with --acme-email: the challenge types offered to the CA, in order of preference',
+    describe:
+      'with --acme-email: the challenge types used for hosts, in order of preference: http-01, tls-alpn-01, dns-01 (needs --acme-dns); wildcard hosts use dns-01 alone',
+  },
+  'acme-dns': {
+    type: 'string',
+    defaultDescription: 'off',
+    describe:
+      'with --acme-email: DNS-01 (needed by wildcard hosts) through exec:PATH (run as PATH present|cleanup FQDN VALUE) or rfc2136:HOST:PORT (dynamic updates signed with the TSIG key of ARR_ACME_TSIG, name:algorithm:base64secret)',
+  },
+  'acme-dns-wait': {
+    type: 'number',
+    default: 120,
+    describe:
+      "with --acme-dns: seconds to wait at most for a challenge's TXT record to be served by every authoritative server of its zone before the CA is asked; 0 does not check",
   },
   http2: {
     type: 'boolean',
@@ -209,6 +224,8 @@ function acmeConfig(argv: {
   'acme-directory': string;
   'acme-dir'?: string;
   'acme-challenges': string;
+  'acme-dns'?: string;
+  'acme-dns-wait': number;
 }): AcmeConfig | undefined {
   const email = argv['acme-email'];
   if (email === undefined || email === '') return undefined;
@@ -222,16 +239,13 @@ function acmeConfig(argv: {
   }
   if (directory.protocol !== 'https:')
     throw new UsageError(`--acme-directory must be an https:// URL (got "${argv['acme-directory']}")`);
-  const challenges = argv['acme-challenges'].split(',').map((c) => c.trim());
-  if (challenges.length === 0 || challenges.some((c) => c !== 'http-01' && c !== 'tls-alpn-01'))
-    throw new UsageError(
-      `--acme-challenges must list http-01 and/or tls-alpn-01 (got "${argv['acme-challenges']}")`,
-    );
+  const dns = acmeDns(argv['acme-dns'], argv['acme-dns-wait'], process.env.ARR_ACME_TSIG);
   return {
     email,
     directory: directory.href,
     dir: resolve(argv['acme-dir'] ?? defaultAcmeDir()),
-    challenges: [...new Set(challenges)] as AcmeConfig['challenges'],
+    challenges: acmeChallenges(argv['acme-challenges'], dns !== undefined),
+    ...(dns ? { dns } : {}),
     secret: process.env.ARR_ACME_KEY || undefined,
   };
 }

@@ -1,3 +1,4 @@
+import type { RenewalSource } from '../acme/ari.js';
 import { type CertificateSource, certificateSource } from '../acme/qualify.js';
 import type { ActivatorSnapshot, InstanceState } from '../activation/activator.js';
 import type { App, SslPolicy } from '../registry/types.js';
@@ -11,10 +12,16 @@ export interface HostView {
   host: string;
   ssl: SslPolicy;
   /**
-   * Where its certificate comes from; for `acme`, when the one served expires (ISO 8601; null
-   * while none has been obtained yet: the default certificate is served meanwhile).
+   * Where its certificate comes from; for `acme`, when the one served expires and when it is to
+   * be renewed (ISO 8601; null while none has been obtained yet: the default certificate is
+   * served meanwhile), and whether that time is the CA's (`ari`) or two thirds of its lifetime.
    */
-  certificate: { source: CertificateSource; expires?: string | null };
+  certificate: {
+    source: CertificateSource;
+    expires?: string | null;
+    renews?: string | null;
+    renewalSource?: RenewalSource | null;
+  };
 }
 
 export interface InstanceView {
@@ -106,11 +113,18 @@ export interface OverviewSources {
 
 const QUIET: SecondStats = Object.freeze({ requests: 0, errors: 0, p50: 0, p99: 0, websockets: 0 });
 
-/** What the dashboard knows of ACME: on or off, and the expiry of each certificate served. */
+/** When a certificate is to be renewed (ms since the epoch), and who said so. */
+export interface CertificateRenewal {
+  renewAt: number;
+  source: RenewalSource;
+}
+
+/** What the dashboard knows of ACME: on or off, and the expiry and renewal of each certificate served. */
 export interface AcmeView {
   on: boolean;
   /** When the ACME certificate served for a host expires (ms since the epoch). */
   expiries: ReadonlyMap<string, number>;
+  renewals?: ReadonlyMap<string, CertificateRenewal>;
 }
 
 function hostsOf(app: App, acme: AcmeView | undefined): HostView[] {
@@ -118,8 +132,17 @@ function hostsOf(app: App, acme: AcmeView | undefined): HostView[] {
     const source = certificateSource(h, acme?.on ?? false);
     if (source !== 'acme') return { host: h.host, ssl: h.ssl, certificate: { source } };
     const notAfter = acme?.expiries.get(h.host);
-    const expires = notAfter === undefined ? null : new Date(notAfter).toISOString();
-    return { host: h.host, ssl: h.ssl, certificate: { source, expires } };
+    const renewal = acme?.renewals?.get(h.host);
+    return {
+      host: h.host,
+      ssl: h.ssl,
+      certificate: {
+        source,
+        expires: notAfter === undefined ? null : new Date(notAfter).toISOString(),
+        renews: renewal ? new Date(renewal.renewAt).toISOString() : null,
+        renewalSource: renewal?.source ?? null,
+      },
+    };
   });
 }
 

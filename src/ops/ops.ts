@@ -8,7 +8,7 @@ import type { ExchangeObserver } from '../router/observer.js';
 import type { Logger } from '../util/log.js';
 import { AdminToken } from './admin-auth.js';
 import { type AdminServer, type DashboardSource, isLoopback, startAdminServer } from './admin-server.js';
-import { buildOverview, buildTick } from './dashboard-data.js';
+import { buildOverview, buildTick, type CertificateRenewal } from './dashboard-data.js';
 import { FarmView } from './farm-view.js';
 import { InstrumentedFarmRegistry, InstrumentedRegistry } from './instrumented-registry.js';
 import { Metrics } from './metrics.js';
@@ -46,6 +46,8 @@ export class Operations {
   private readonly output: OutputLog | undefined;
   /** When the ACME certificate served for each host expires (ms since the epoch), for the dashboard. */
   private readonly certificateExpiries = new Map<string, number>();
+  /** When each is to be renewed, and whether the CA (ARI) or its lifetime said so. */
+  private readonly certificateRenewals = new Map<string, CertificateRenewal>();
   /** For the ACME manager: its orders and certificates counted and shown (--admin only). */
   readonly acmeObserver: AcmeObserver | undefined;
   private admin: AdminServer | undefined;
@@ -62,7 +64,8 @@ export class Operations {
     this.onStart = this.metrics?.activationStarted;
     this.onOutput = this.output?.add;
     this.observer = createObserver(this.metrics, options.accessLog ? log : undefined, this.traffic);
-    this.acmeObserver = this.metrics && acmeObserver(this.metrics, this.certificateExpiries);
+    this.acmeObserver =
+      this.metrics && acmeObserver(this.metrics, this.certificateExpiries, this.certificateRenewals);
   }
 
   /** The registry as the activator and the farm use it: its operations counted when metrics are on. */
@@ -131,7 +134,11 @@ export class Operations {
             activator: activator.snapshot(),
             traffic: (id) => traffic.last(id),
             ...(picture ? { farm: picture } : {}),
-            acme: { on: this.options.acme !== undefined, expiries: this.certificateExpiries },
+            acme: {
+              on: this.options.acme !== undefined,
+              expiries: this.certificateExpiries,
+              renewals: this.certificateRenewals,
+            },
           },
           query,
         );
@@ -172,13 +179,21 @@ export class Operations {
   }
 }
 
-function acmeObserver(metrics: Metrics, expiries: Map<string, number>): AcmeObserver {
+function acmeObserver(
+  metrics: Metrics,
+  expiries: Map<string, number>,
+  renewals: Map<string, CertificateRenewal>,
+): AcmeObserver {
   return {
     acmeOrder: (result) => metrics.acmeOrder(result),
     certificateExpiry(host, notAfter) {
       metrics.certificateExpiry(host, notAfter);
       if (notAfter === undefined) expiries.delete(host);
       else expiries.set(host, notAfter);
+    },
+    certificateRenewal(host, renewal) {
+      if (renewal === undefined) renewals.delete(host);
+      else renewals.set(host, renewal);
     },
   };
 }

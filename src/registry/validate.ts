@@ -1,5 +1,5 @@
 import { ObjectId } from 'mongodb';
-import { isValidHostName, normaliseHostName } from '../util/host-name.js';
+import { isValidHostName, isWildcardName, normaliseHostName } from '../util/host-name.js';
 import type { App, HostRule, Machine, Problem, SslPolicy } from './types.js';
 
 const SSL_SPELLINGS: Record<string, SslPolicy> = {
@@ -230,7 +230,15 @@ function validateHost(
     ok = false;
   } else {
     host = normaliseHostName(h.host.trim());
-    if (!isValidHostName(host)) {
+    if (host.includes('*')) {
+      if (!isWildcardName(host)) {
+        fail(
+          `${path}.host`,
+          `"${h.host}" is not a valid wildcard host: "*" must be the whole leftmost label, followed by two labels or more, as in "*.example.com"`,
+        );
+        ok = false;
+      }
+    } else if (!isValidHostName(host)) {
       fail(`${path}.host`, `"${h.host}" is not a valid host name`);
       ok = false;
     }

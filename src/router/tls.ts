@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Registry } from '../registry/registry.js';
-import type { HostRule } from '../registry/types.js';
+import type { HostRule, Route } from '../registry/types.js';
 import { normaliseHostName } from '../util/host-name.js';
 import type { Logger } from '../util/log.js';
 import { readFailure, readRegularFile } from '../util/read-limited.js';
@@ -10,7 +10,10 @@ type SniCallback = (err: Error | null, ctx?: SecureContext) => void;
 
 /** Certificates from an ACME CA (src/acme), consulted after a host's own files, before the default. */
 export interface AcmeCertificates {
-  /** At once when one is served; a promise while it is being ordered; undefined: the default. */
+  /**
+   * The certificate of `host`, a host of the registry (a wildcard's own name for the names under
+   * it): at once when one is served; a promise while it is being ordered; undefined: the default.
+   */
   contextFor(host: string, rule: HostRule): SecureContext | Promise<SecureContext | undefined> | undefined;
   /** The registry changed: hosts that appeared are ordered, those that left forgotten. */
   registryChanged(): void;
@@ -31,25 +34,30 @@ export class CertificateStore {
   ) {}
 
   readonly SNICallback = (servername: string, cb: SniCallback): void => {
-    const host = normaliseHostName(servername);
-    if (this.acme) {
-      // Not cached here: a renewed certificate is served from the next handshake on.
-      const route = this.registry.route(host);
-      if (route && !route.rule.cert && route.rule.host === host) {
-        const c = this.acme.contextFor(host, route.rule);
-        if (c === undefined || !('then' in c)) cb(null, c);
-        else
-          c.then(
-            (ctx) => cb(null, ctx),
-            () => cb(null),
-          );
-        return;
-      }
+    const route = this.registry.route(normaliseHostName(servername));
+    // Unknown names get the default certificate, and are not cached: a client must not be able
+    // to grow the cache at will.
+    if (!route) {
+      cb(null);
+      return;
     }
-    let ctx = this.contexts.get(host);
+    // Keyed by the rule's host: every name under a wildcard shares its certificate.
+    const name = route.rule.host;
+    if (this.acme && !route.rule.cert) {
+      // Not cached here: a renewed certificate is served from the next handshake on.
+      const c = this.acme.contextFor(name, route.rule);
+      if (c === undefined || !('then' in c)) cb(null, c);
+      else
+        c.then(
+          (ctx) => cb(null, ctx),
+          () => cb(null),
+        );
+      return;
+    }
+    let ctx = this.contexts.get(name);
     if (!ctx) {
-      ctx = this.load(host);
-      this.contexts.set(host, ctx);
+      ctx = this.load(route);
+      this.contexts.set(name, ctx);
     }
     ctx.then(
       (c) => cb(null, c),
@@ -63,23 +71,19 @@ export class CertificateStore {
     this.acme?.registryChanged();
   }
 
-  private async load(host: string): Promise<SecureContext | undefined> {
-    const route = this.registry.route(host);
-    if (!route?.rule.cert || !route.rule.key) {
-      // Unknown names are not cached: a client must not be able to grow the cache at will.
-      if (!route) this.contexts.delete(host);
-      return undefined;
-    }
+  private async load(route: Route): Promise<SecureContext | undefined> {
+    const { rule, app } = route;
+    if (!rule.cert || !rule.key) return undefined;
     try {
       const [cert, key] = await Promise.all([
-        readRegularFile(resolve(route.rule.cert)),
-        readRegularFile(resolve(route.rule.key)),
+        readRegularFile(resolve(rule.cert)),
+        readRegularFile(resolve(rule.key)),
       ]);
       return createSecureContext({ cert, key, minVersion: 'TLSv1.2' });
     } catch (err) {
       this.log.error(
-        { app: route.app.id, host, err: readFailure(err) },
-        `certificate of ${host} cannot be used; serving the default one`,
+        { app: app.id, host: rule.host, err: readFailure(err) },
+        `certificate of ${rule.host} cannot be used; serving the default one`,
       );
       return undefined;
     }

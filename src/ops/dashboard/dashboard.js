@@ -523,8 +523,10 @@ function start() {
 
 start();
 
-/** "own cert", "default cert", "acme cert, expires 2027-03-01" or "acme cert pending". */
+/** "own cert", "default cert", "acme cert pending", "acme cert, expires 2027-03-01, renews 2026-12-30 (ARI)". */
 function certificateLabel(c) {
   if (c.source !== 'acme') return `${c.source} cert`;
-  return c.expires ? `acme cert, expires ${String(c.expires).slice(0, 10)}` : 'acme cert pending';
+  if (!c.expires) return 'acme cert pending';
+  const how = c.renewalSource === 'ari' ? 'ARI' : 'lifetime';
+  return `acme cert, expires ${String(c.expires).slice(0, 10)}${c.renews ? `, renews ${c.renews.slice(0, 10)} (${how})` : ''}`;
 }
