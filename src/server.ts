@@ -24,6 +24,7 @@ import { HttpEngine } from './router/http-engine.js';
 import { boundPort, openListeners } from './router/listeners.js';
 import { OpenWebSockets } from './router/open-websockets.js';
 import { Router } from './router/router.js';
+import { SessionTickets } from './router/session-tickets.js';
 import { CertificateStore } from './router/tls.js';
 import type { Logger } from './util/log.js';
 import { claimPrivateDir, UnsafePathError } from './util/private-dir.js';
@@ -62,9 +63,14 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
   const ops = new Operations(config, registry, log); // --admin (health, metrics, dashboard), --access-log
   const acme = config.acme ? await startAcme(config, registry, log, ops) : undefined;
   const certs = new CertificateStore(registry, log, acme);
-  // What the activator and the farm's background work use: with metrics on, every store
-  // operation is counted. Lookups (router, certificates) go to the registry itself.
-  const store = ops.instrument(registry as Registry);
+  // TLS session tickets: with ACME on, the keys of its store, the same on every node sharing it
+  // (and across restarts); otherwise each listener's own.
+  const tickets = acme ? new SessionTickets(acme.ticketKeySource, log) : undefined;
+  await tickets?.load();
+  // What the activator and the farm's background work use, wrapped once: with metrics on, every
+  // store operation is counted. Lookups (router, certificates) go to the registry itself.
+  const farmStore = registry.kind === 'mongo' ? ops.instrument(registry) : undefined;
+  const store = farmStore ?? ops.instrument(registry as Registry);
   // Connections to instances: those to an instance that is gone are closed at once.
   const http = new HttpEngine({
     timeoutMs: config.proxyTimeoutMs,
@@ -101,7 +107,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     registry.kind === 'mongo'
       ? new FarmMode({
           ...targets,
-          registry: ops.instrument(registry),
+          registry: farmStore!, // made above for a registry of this kind
           url: registry.url,
           instances,
           advertise: config.advertise,
@@ -130,8 +136,8 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     challenges: config.acme?.challenges.includes('http-01') ? acme : undefined,
   });
   listeners.route(router);
-  // Session tickets from the store: the same keys on every node sharing it (and across restarts).
-  acme?.start((keys) => listeners.https.setTicketKeys(keys));
+  acme?.start();
+  tickets?.start((keys) => listeners.https.setTicketKeys(keys), config.pollMs);
   const webSockets = new OpenWebSockets([listeners.http, listeners.https], listeners.h2);
   const where = config.bind ?? '*';
   log.info(
@@ -149,6 +155,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
       ops.stopping();
       mode.stopBackground();
       acme?.stop();
+      tickets?.stop();
       stopIdleWatch();
       const closed = listeners.stopAccepting();
       // Requests in flight are answered first; WebSockets keep working meanwhile.
