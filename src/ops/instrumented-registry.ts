@@ -1,11 +1,13 @@
-import type {
-  ClaimResult,
-  DeployNote,
-  FarmRegistry,
-  InstanceRecord,
-  LoadReport,
-  NodeRecord,
-  Registry,
+import {
+  type ClaimResult,
+  type DeployNote,
+  type FarmRegistry,
+  type InstanceRecord,
+  LIVENESS_OPERATIONS,
+  type LoadReport,
+  type NodeRecord,
+  type Registry,
+  STORE_OPERATIONS,
 } from '../registry/registry.js';
 import type { App, Machine, Route } from '../registry/types.js';
 import type { Metrics, RegistryOperation } from './metrics.js';
@@ -24,16 +26,7 @@ export class InstrumentedRegistry<R extends Registry> implements Registry {
     protected readonly metrics: Metrics,
   ) {
     this.kind = inner.kind;
-    metrics.registryOperations([
-      'load',
-      'allMachines',
-      'machines',
-      'claim',
-      'move',
-      'noteDeploy',
-      'release',
-      'releaseMachine',
-    ]);
+    metrics.registryOperations(STORE_OPERATIONS);
   }
 
   protected count<T>(operation: RegistryOperation, result: Promise<T>): Promise<T> {
@@ -96,7 +89,7 @@ export class InstrumentedFarmRegistry extends InstrumentedRegistry<FarmRegistry>
 
   constructor(inner: FarmRegistry, metrics: Metrics) {
     super(inner, metrics);
-    metrics.registryOperations(['beat', 'deadNodes', 'forgetNode']);
+    metrics.registryOperations(LIVENESS_OPERATIONS);
   }
 
   beat(node: string, ttlMs: number): Promise<void> {

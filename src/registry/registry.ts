@@ -64,6 +64,31 @@ export interface Registry {
 }
 
 /**
+ * The operations of a Registry that touch its store, by method name: the one list that metrics
+ * count failures of (src/ops/instrumented-registry.ts) and label them by.
+ */
+export const STORE_OPERATIONS = [
+  'load',
+  'allMachines',
+  'machines',
+  'claim',
+  'move',
+  'noteDeploy',
+  'release',
+  'releaseMachine',
+] as const satisfies readonly (keyof Registry)[];
+
+/** The same for a farm's node liveness. */
+export const LIVENESS_OPERATIONS = [
+  'beat',
+  'deadNodes',
+  'forgetNode',
+] as const satisfies readonly (keyof NodeLiveness)[];
+
+/** A registry operation that touches the store. */
+export type StoreOperation = (typeof STORE_OPERATIONS)[number] | (typeof LIVENESS_OPERATIONS)[number];
+
+/**
  * Liveness records of the nodes of a farm, kept in the shared store: each node beats, and the
  * entries of a node that stopped beating can be removed by any other.
  */
