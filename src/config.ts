@@ -1,3 +1,4 @@
+import type { LevelWithSilent } from 'pino';
 import type { DnsProviderSpec } from './acme/dns/provider.js';
 import type { TsigKey } from './acme/dns/tsig.js';
 
@@ -32,6 +33,11 @@ export interface ArrConfig {
   /** The default (non-SNI) certificate and its key, PEM. */
   cert: Buffer;
   key: Buffer;
+  /** Their files (absolute), read again on a reload (SIGHUP). */
+  certFile: string;
+  keyFile: string;
+  /** Listening sockets passed by the service manager (socket activation), instead of binding the ports. */
+  sockets?: { http?: number; https?: number };
   /** The address recorded in `machines` for instances started here. */
   advertise: string;
   /** Listen address of both ports; all interfaces when undefined. */
@@ -76,6 +82,8 @@ export interface ArrConfig {
   stateDir: string;
   /** `--acme-email`: certificates from an ACME CA (off when undefined). */
   acme?: AcmeConfig;
+  /** `--app-stderr-level`: the level of instances' stderr lines in the log (default info). */
+  appStderrLevel?: LevelWithSilent;
 }
 
 /** Automatic HTTPS (src/acme). */

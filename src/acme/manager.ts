@@ -12,7 +12,7 @@ import type { KeySeal } from './key-seal.js';
 import { isWildcard, qualifies } from './qualify.js';
 import type { AcmeStore, CertRecord } from './store.js';
 
-export const LETS_ENCRYPT = 'https://acme-v02.api.letsencrypt.org/directory';
+export { LETS_ENCRYPT } from './directories.js';
 
 const MINUTE = 60_000;
 

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Registry } from '../registry/registry.js';
 import { type App, deployKey, type Machine, sameMachine } from '../registry/types.js';
 import { every } from '../util/every.js';
-import type { Logger } from '../util/log.js';
+import type { Logger, OutputLevel } from '../util/log.js';
 import { killGroup } from './cgroup.js';
 import { type Confinement, type Launch, plainLaunch } from './confine.js';
 import { cannotSwitchUser, type Identity, IdentityError, resolveIdentity } from './identity.js';
@@ -145,6 +145,8 @@ export interface ActivatorOptions {
   confinement?: Confinement;
   /** Told of each line of an instance's output (the dashboard's output ring; --admin only). */
   onOutput?: OutputListener;
+  /** The level of instances' stderr lines in the log (`--app-stderr-level`; default info). */
+  stderrLevel?: OutputLevel;
 }
 
 /** What an instance of this node is doing, as the dashboard shows it. */
@@ -727,11 +729,12 @@ export class Activator {
       // process group too), before the port can be given to another app.
       this.options.onInstanceGone?.(target);
       if (proc.cgroup) await killGroup(proc.cgroup);
+      const stopped = this.processes.get(proc)?.phase === 'stopping';
       this.processes.delete(proc);
       this.changes++;
       this.ports.release(port);
       this.options.events?.exited?.(proc);
-      this.onExit(app, proc, startedAt, exit);
+      this.onExit(app, proc, startedAt, exit, stopped);
     });
     this.log.info({ app: app.name, id: app.id, pid: proc.pid, port }, `starting ${app.name} on port ${port}`);
 
@@ -796,7 +799,7 @@ export class Activator {
       launch =
         this.options.confinement?.launch(executable, args, `${app.id}-${port}`, identity) ??
         plainLaunch(executable, args, identity);
-      return spawnInstance(app, port, this.log, launch, this.options.onOutput);
+      return spawnInstance(app, port, this.log, launch, this.options.onOutput, this.options.stderrLevel);
     } catch (err) {
       if (launch?.cgroup) void killGroup(launch.cgroup);
       this.ports.release(port);
@@ -827,6 +830,8 @@ export class Activator {
     proc: SpawnedProcess,
     startedAt: number,
     exit: { code: number | null; signal: NodeJS.Signals | null; error?: Error },
+    /** arr stopped it (an idle stop, a replacement, an app removed): no news for an operator. */
+    stopped: boolean,
   ): void {
     const instance = this.running.get(app.id);
     const wasRunning = instance?.proc === proc;
@@ -836,10 +841,17 @@ export class Activator {
       return;
     }
     const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
-    this.log.info(
-      { app: app.name, id: app.id, pid: proc.pid },
-      `${app.name}[${proc.pid}] exited with ${how}`,
-    );
+    // An instance that served and went by itself crashed: warn, so that --log-level warn shows it.
+    if (wasRunning && !stopped && !this.stopping)
+      this.log.warn(
+        { app: app.name, id: app.id, pid: proc.pid },
+        `${app.name}[${proc.pid}] exited with ${how} while serving; its next request starts it again`,
+      );
+    else
+      this.log.info(
+        { app: app.name, id: app.id, pid: proc.pid },
+        `${app.name}[${proc.pid}] exited with ${how}`,
+      );
     if (!wasRunning || !instance) return;
     this.forget(instance);
     if (this.stopping) return;

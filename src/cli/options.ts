@@ -7,6 +7,7 @@ import { parseTsigKey } from '../acme/dns/tsig.js';
 import { type AcmeDnsConfig, type AdminAddress, UsageError } from '../config.js';
 import { tokenProblem } from '../ops/admin-auth.js';
 import { isLoopback } from '../ops/admin-server.js';
+import { CertificateError, secureContextOf } from '../util/certificates.js';
 import { readFailure, readRegularFileSync } from '../util/read-limited.js';
 
 export function checkPort(value: unknown, option: string): number {
@@ -105,6 +106,43 @@ export function checkAdminAccess(admin: AdminAddress | undefined, token: string 
     throw new UsageError(
       `--admin ${admin.host} is not a loopback address: give --admin-token TOKEN (or ARR_ADMIN_TOKEN), which every admin path but /healthz will then require, or listen on 127.0.0.1`,
     );
+}
+
+/**
+ * `--cert` and `--key`: both readable, and a key that belongs to the certificate (else one
+ * message naming both files). Their paths are kept for a reload (SIGHUP).
+ */
+export function readKeyPair(
+  certFile: string,
+  keyFile: string,
+): { cert: Buffer; key: Buffer; certFile: string; keyFile: string } {
+  const cert = readPem(certFile, '--cert');
+  const key = readPem(keyFile, '--key');
+  try {
+    secureContextOf(cert, key, certFile, keyFile);
+  } catch (err) {
+    if (err instanceof CertificateError) throw new UsageError(`--cert and --key: ${err.message}`);
+    throw err;
+  }
+  return { cert, key, certFile: resolve(certFile), keyFile: resolve(keyFile) };
+}
+
+/**
+ * A MongoDB connection string the driver can use, checked as the driver parses it (without
+ * connecting): a malformed one is a usage error naming the option. The URL itself is not
+ * repeated (it may hold a password).
+ */
+export async function checkMongoUrl(url: string, option: string): Promise<void> {
+  const { MongoClient } = await import('mongodb');
+  let client: InstanceType<typeof MongoClient>;
+  try {
+    client = new MongoClient(url);
+  } catch (err) {
+    throw new UsageError(
+      `${option}: not a MongoDB connection string (${(err as Error).message}); one looks like mongodb://HOST[:PORT]/DATABASE`,
+    );
+  }
+  await client.close();
 }
 
 const CHALLENGE_TYPES = ['http-01', 'tls-alpn-01', 'dns-01'] as const;

@@ -13,6 +13,8 @@ export interface ServingMode {
   /** The background work that keeps this node in step: the file watch, or polling and beats. */
   startBackground(): void;
   stopBackground(): void;
+  /** Reads the registry again now (a reload, SIGHUP); resolves once what it found is applied. */
+  reload(): Promise<void>;
   /** After arr stopped serving and its instances are gone. */
   afterStopping(): Promise<void>;
 }

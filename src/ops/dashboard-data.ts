@@ -1,9 +1,9 @@
 import type { RenewalSource } from '../acme/ari.js';
 import { type CertificateSource, certificateSource } from '../acme/qualify.js';
 import type { ActivatorSnapshot, InstanceState } from '../activation/activator.js';
-import type { App, SslPolicy } from '../registry/types.js';
+import { type App, formatProblem, type Problem, type SslPolicy } from '../registry/types.js';
 import type { FarmPicture } from './farm-view.js';
-import type { SecondStats } from './traffic.js';
+import { type SecondStats, UNKNOWN_HOST } from './traffic.js';
 
 // The JSON of the dashboard's API (GET /api/overview, /api/events), built from what arr holds
 // in memory. Plain data in, plain data out: admin-server.ts serves it, the README documents it.
@@ -12,13 +12,15 @@ export interface HostView {
   host: string;
   ssl: SslPolicy;
   /**
-   * Where its certificate comes from; for `acme`, when the one served expires and when it is to
-   * be renewed (ISO 8601; null while none has been obtained yet: the default certificate is
-   * served meanwhile), and whether that time is the CA's (`ari`) or two thirds of its lifetime.
+   * Where its certificate comes from, and when the one served expires (ISO 8601; null when not
+   * known: an ACME certificate not obtained yet, the default one served meanwhile, or own files
+   * that cannot be used, with `problem` saying why); for `acme`, when it is to be renewed and
+   * whether that time is the CA's (`ari`) or two thirds of its lifetime.
    */
   certificate: {
     source: CertificateSource;
     expires?: string | null;
+    problem?: string;
     renews?: string | null;
     renewalSource?: RenewalSource | null;
   };
@@ -72,12 +74,24 @@ export interface Summary {
   requests: number;
   errors: number;
   websockets: number;
+  /** Requests for a host no app owns (or without a usable Host), in the last second: 404s and 400s. */
+  unknownHosts: number;
+}
+
+/** The registry as the dashboard shows it: reachable, and what it skipped or ignored. */
+export interface RegistryView {
+  kind: 'file' | 'mongo';
+  reachable: boolean;
+  /** How many problems (documents skipped, fields ignored, start checks that failed). */
+  problemCount: number;
+  /** The first of them, formatted as the log has them. */
+  problems: string[];
 }
 
 export interface Overview {
   time: number;
   node: string;
-  registry: { kind: 'file' | 'mongo'; reachable: boolean };
+  registry: RegistryView;
   summary: Summary;
   /** Apps that match the query, before offset and limit. */
   matched: number;
@@ -104,9 +118,13 @@ export interface OverviewSources {
   node: string;
   kind: 'file' | 'mongo';
   reachable: boolean;
+  /** The registry's problems and those of the start checks. */
+  problems: readonly Problem[];
   apps: Iterable<App>;
   activator: ActivatorSnapshot;
   traffic: (appId: string) => SecondStats | undefined;
+  /** Requests for unknown hosts in the last complete second. */
+  unknownHosts: number;
   farm?: FarmPicture;
   acme?: AcmeView;
 }
@@ -189,6 +207,7 @@ export function buildOverview(s: OverviewSources, query: OverviewQuery = {}): Ov
     requests: 0,
     errors: 0,
     websockets: 0,
+    unknownHosts: s.unknownHosts,
   };
   const q = query.q?.trim().toLowerCase() ?? '';
   // Every app is counted and sorted; only the page asked for is built (10,000 apps, 50 shown).
@@ -227,7 +246,7 @@ export function buildOverview(s: OverviewSources, query: OverviewQuery = {}): Ov
   const overview: Overview = {
     time: s.now,
     node: s.node,
-    registry: { kind: s.kind, reachable: s.reachable },
+    registry: registryView(s.kind, s.reachable, s.problems),
     summary,
     matched: all.length,
     offset,
@@ -236,6 +255,22 @@ export function buildOverview(s: OverviewSources, query: OverviewQuery = {}): Ov
   };
   if (s.farm?.error !== undefined) overview.farmError = s.farm.error;
   return overview;
+}
+
+/** Problems listed in the overview at most (all are counted). */
+const LISTED_PROBLEMS = 100;
+
+function registryView(
+  kind: 'file' | 'mongo',
+  reachable: boolean,
+  problems: readonly Problem[],
+): RegistryView {
+  return {
+    kind,
+    reachable,
+    problemCount: problems.length,
+    problems: problems.slice(0, LISTED_PROBLEMS).map(formatProblem),
+  };
 }
 
 function backingOff(a: ActivatorSnapshot, now: number): number {
@@ -297,7 +332,7 @@ export interface Tick {
   time: number;
   /** Changes whenever an instance of this node starts, becomes ready, drains, stops or exits. */
   version: number;
-  registry: { reachable: boolean };
+  registry: { reachable: boolean; problemCount: number };
   summary: Summary;
   /** The apps with traffic or open WebSockets in the last second: [requests, errors, p50, p99, websockets]. */
   traffic: Record<string, [number, number, number, number, number]>;
@@ -306,7 +341,7 @@ export interface Tick {
 export function buildTick(
   now: number,
   version: number,
-  reachable: boolean,
+  registry: { reachable: boolean; problemCount: number },
   apps: number,
   activator: ActivatorSnapshot,
   active: Map<string, SecondStats>,
@@ -318,13 +353,15 @@ export function buildTick(
     requests: 0,
     errors: 0,
     websockets: 0,
+    unknownHosts: active.get(UNKNOWN_HOST)?.requests ?? 0,
   };
   const traffic: Tick['traffic'] = {};
   for (const [id, t] of active) {
+    if (id === UNKNOWN_HOST) continue;
     summary.requests += t.requests;
     summary.errors += t.errors;
     summary.websockets += t.websockets;
     traffic[id] = [t.requests, t.errors, t.p50, t.p99, t.websockets];
   }
-  return { time: now, version, registry: { reachable }, summary, traffic };
+  return { time: now, version, registry, summary, traffic };
 }

@@ -1,4 +1,4 @@
-import { ObjectId } from 'mongodb';
+import { ObjectId } from './bson.js';
 import type { App, Problem, Route } from './types.js';
 
 /** An `_id` as MongoDB orders it: first by the rank of its BSON type, then by `key`. */

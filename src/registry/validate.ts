@@ -1,5 +1,6 @@
-import { ObjectId } from 'mongodb';
 import { isValidHostName, isWildcardName, normaliseHostName } from '../util/host-name.js';
+import { ObjectId } from './bson.js';
+import { APP_FIELDS, HOST_FIELDS, PROCESS_FIELDS, unknownFields } from './fields.js';
 import type { App, HostRule, Machine, Problem, SslPolicy } from './types.js';
 
 const SSL_SPELLINGS: Record<string, SslPolicy> = {
@@ -23,7 +24,11 @@ const NUL_BYTE = 'contains a NUL byte, which no program can be given';
 const ACCOUNT_NAME = /^[A-Za-z_][A-Za-z0-9._-]{0,31}\$?$/;
 const NUMERIC_ID = /^\d{1,10}$/;
 
-export type Validated = { ok: true; app: App } | { ok: false; problems: Problem[] };
+/**
+ * A usable document (with `warnings`: fields it has that arr does not know, which are ignored:
+ * a typo, most likely), or the problems that make it unusable.
+ */
+export type Validated = { ok: true; app: App; warnings: Problem[] } | { ok: false; problems: Problem[] };
 
 /** The printable id of a document's `_id`, or undefined when it has none usable. */
 export function idOf(raw: unknown): string | undefined {
@@ -117,12 +122,32 @@ export function validateApp(doc: unknown): Validated {
   }
 
   if (problems.length > 0 || id === undefined) return { ok: false, problems };
+  const warnings = unknownFieldsOf(doc, id);
   const name = typeof doc.name === 'string' && doc.name.trim() !== '' ? doc.name.trim() : hosts[0]!.host;
   const app: App = { id, rawId: doc._id, name, process: { executable, args }, hosts, instances };
   if (user !== undefined) app.user = user;
   if (group !== undefined) app.group = group;
   Object.assign(app, deploy);
-  return { ok: true, app };
+  return { ok: true, app, warnings };
+}
+
+/** The fields of the document, its `process` and its hosts that arr does not know (ignored). */
+function unknownFieldsOf(doc: Record<string, unknown>, id: string): Problem[] {
+  const warnings: Problem[] = [];
+  const check = (obj: unknown, known: readonly string[], path: string) => {
+    if (!isRecord(obj)) return;
+    for (const { field, meant } of unknownFields(obj, known))
+      warnings.push({
+        id,
+        field: `${path}${field}`,
+        message: `unknown field, ignored${meant === undefined ? '' : ` (did you mean "${meant}"?)`}`,
+      });
+  };
+  check(doc, APP_FIELDS, '');
+  check(doc.process, PROCESS_FIELDS, 'process.');
+  if (Array.isArray(doc.hosts))
+    for (const [i, h] of doc.hosts.entries()) check(h, HOST_FIELDS, `hosts[${i}].`);
+  return warnings;
 }
 
 /** Variable names a program can be given: no `=`, no NUL, not empty. */

@@ -96,7 +96,7 @@ export interface H2Options {
 export class H2Front {
   private readonly server: Http2Server;
   private readonly sessions = new Set<MarkedSession>();
-  private readonly defaultFingerprint: string;
+  private defaultFingerprint: string;
   private readonly idleTimeoutMs: number;
   /** The socket being handed to the server (its 'session' event comes within that call). */
   private accepting: TLSSocket | undefined;
@@ -111,6 +111,11 @@ export class H2Front {
     this.server.on('stream', onStream);
     // A session's errors end it (Node destroys it); nothing to tell anyone.
     this.server.on('sessionError', ignore);
+  }
+
+  /** arr's default certificate was replaced (a reload): connections from now on are judged by it. */
+  setDefaultCert(cert: Buffer): void {
+    this.defaultFingerprint = new X509Certificate(cert).fingerprint256;
   }
 
   /** A TLS connection that negotiated `h2`. */

@@ -204,6 +204,9 @@ describe('ACME on one node (HTTP-01, file store)', { skip: missing }, () => {
     const file = join(dir, 'store', 'certs', 'secure.test.json');
     const record = JSON.parse(readFileSync(file, 'utf8')) as { cert: string; updatedAt: number };
     const old = await servedSerial(arr.sslport, 'secure.test', pebble.rootPem);
+    // At its start arr asks the CA for the renewal window (ARI) and stores the time it chose in
+    // the record: the corrupt record must be written after that, or arr's write replaces it.
+    await arr.proc.waitFor(/secure\.test renews at/);
     writeFileSync(file, JSON.stringify({ ...record, cert: 'garbage', updatedAt: record.updatedAt + 1 }));
     await arr.proc.waitFor(/stored certificate of secure\.test cannot be used/, 15_000);
     await until(
