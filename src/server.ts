@@ -25,22 +25,24 @@ import { OpenWebSockets } from './router/open-websockets.js';
 import { Router } from './router/router.js';
 import { SessionTickets } from './router/session-tickets.js';
 import { CertificateStore } from './router/tls.js';
+import { stopInOrder } from './stop-order.js';
 import type { Logger } from './util/log.js';
 import { claimPrivateDir, UnsafePathError } from './util/private-dir.js';
-
-/** How long in-flight requests get to finish on SIGINT/SIGTERM. */
-const SHUTDOWN_GRACE_MS = 10_000;
-
-/** How long a WebSocket ended on SIGINT/SIGTERM has to close before its connection is cut. */
-const WEBSOCKET_LINGER_MS = 1_000;
 
 /** arr could not start for a reason outside the command line (the CLI prints it, exits 1). */
 export class StartError extends Error {}
 
-/** A running arr: `stop` is what SIGINT/SIGTERM do, `reload` what SIGHUP does. */
+/**
+ * A running arr, for the CLI (src/cli/serve-command.ts), which handles the signals: `stop` is
+ * what SIGINT/SIGTERM do, `reload` what SIGHUP does; `serving` says arr serves (the listening
+ * line, the start checks, READY=1), once the signals are handled: whoever waits for it may signal.
+ */
 export interface RunningArr {
   stop(): Promise<void>;
   reload(): Promise<void>;
+  /** Whether a stop has begun (a reload then does nothing). */
+  readonly stopping: boolean;
+  serving(): void;
 }
 
 /**
@@ -158,66 +160,41 @@ export async function startArr(
   const onStartProblems = (problems: Problem[]) => ops.noteStartProblems(problems);
   const reload = reloader({ config, log, listeners, certs, mode, registry, notifier, onStartProblems });
 
-  let stopping: Promise<void> | undefined;
-  const stop = () => {
-    stopping ??= (async () => {
-      log.info('arr stopping: no new connections; finishing what is in flight');
-      // Sent now (after any message still on its way), awaited before arr exits.
-      const told = notifier?.stopping();
-      ops.stopping();
-      mode.stopBackground();
-      acme?.stop();
-      tickets?.stop();
-      stopIdleWatch();
-      const closed = listeners.stopAccepting();
-      // Requests in flight are answered first; WebSockets keep working meanwhile.
-      await webSockets.httpSettled(Date.now() + SHUTDOWN_GRACE_MS);
-      // Then the instances stop: an app that closes its WebSockets on SIGTERM (the samples send
-      // 1001) says goodbye through arr. WebSockets still open after that are ended.
-      await activator.stopAll();
-      state.close();
-      webSockets.endAll();
-      await listeners.drain(WEBSOCKET_LINGER_MS);
-      await closed;
-      router.close();
-      await mode.afterStopping();
-      await registry.close().catch(() => {});
-      await acme?.close();
-      await ops.close();
-      await told;
-      log.info('arr stopped');
-    })();
-    return stopping;
-  };
-  // A reload, not an end: a hang-up of the terminal, or `systemctl reload arr`.
-  process.on('SIGHUP', () => {
-    if (stopping) return;
-    log.info('SIGHUP: reloading');
-    reload().catch((err: unknown) => log.error({ err }, 'reload failed'));
+  const stop = stopInOrder({
+    log,
+    notifier,
+    ops,
+    mode,
+    acme,
+    tickets,
+    stopIdleWatch,
+    listeners,
+    webSockets,
+    activator,
+    state,
+    router,
+    registry,
   });
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      stop().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          log.error({ err }, 'arr did not stop cleanly');
-          process.exit(1);
-        },
-      );
-    });
-  }
-  // Last, once SIGINT, SIGTERM and SIGHUP are handled: whoever waits for this line may signal.
-  const where = config.bind ?? '*';
-  const passed = config.sockets?.http !== undefined || config.sockets?.https !== undefined;
-  log.info(
-    `arr listening on http://${where}:${boundPort(listeners.http)} and https://${where}:${listeners.httpsPort}, advertising ${config.advertise}${passed ? ' (sockets passed by the service manager)' : ''}`,
-  );
-  if (config.trustProxyProtocol)
-    log.info('--trust-proxy-protocol: every connection must begin with a PROXY header; others are closed');
-  warnOfSampleCertificate({ config, registry, log });
-  checkApps({ registry, log, onStartProblems });
-  void notifier?.ready('serving');
-  return { stop, reload };
+  const serving = () => {
+    const where = config.bind ?? '*';
+    const passed = config.sockets?.http !== undefined || config.sockets?.https !== undefined;
+    log.info(
+      `arr listening on http://${where}:${boundPort(listeners.http)} and https://${where}:${listeners.httpsPort}, advertising ${config.advertise}${passed ? ' (sockets passed by the service manager)' : ''}`,
+    );
+    if (config.trustProxyProtocol)
+      log.info('--trust-proxy-protocol: every connection must begin with a PROXY header; others are closed');
+    warnOfSampleCertificate({ config, registry, log });
+    checkApps({ registry, log, onStartProblems });
+    void notifier?.ready('serving');
+  };
+  return {
+    stop: stop.run,
+    reload,
+    get stopping() {
+      return stop.begun();
+    },
+    serving,
+  };
 }
 
 /**
