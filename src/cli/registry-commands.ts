@@ -1,16 +1,14 @@
-import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { qualifies } from '../acme/qualify.js';
 import { Preflight } from '../activation/preflight.js';
 import { readStatuses } from '../activation/state-file.js';
-import { envExposure, parseAppsText, readAppsFile } from '../registry/apps-file.js';
-import { setRevision } from '../registry/apps-file-edit.js';
+import { envExposure, readAppsFile } from '../registry/apps-file.js';
 import { FileRegistry } from '../registry/file-registry.js';
 import { buildRouteTable } from '../registry/load.js';
 import { MongoRegistry, redactUrl } from '../registry/mongo-registry.js';
 import type { Registry } from '../registry/registry.js';
+import { revisionsOf, type SlotNotes } from '../registry/revisions.js';
 import { type App, formatProblem, type Machine, type Problem } from '../registry/types.js';
-import { replaceFile } from '../util/replace-file.js';
 
 type Print = (line: string) => void;
 
@@ -169,9 +167,10 @@ async function addDeployFailures(view: AppsView, registry: Registry, stateDir: s
     app.deployFailures ??= [];
     app.deployFailures.push(f);
   };
-  if (registry instanceof MongoRegistry) {
+  const revisions = revisionsOf(registry);
+  if (revisions.where === 'slots') {
     for (const app of view.apps)
-      for (const slot of await registry.slotNotes(app.id))
+      for (const slot of await revisions.slotNotes(app.id))
         if (slot.deployFailed && slot.deployFailed.revision >= (app.revision ?? 0))
           add(app.id, { where: `${slot.host}:${slot.port}`, ...slot.deployFailed });
     return;
@@ -366,24 +365,20 @@ export async function restartApp(
       return 1;
     }
     const app = matches[0]!;
-    let revision: number;
-    if (registry instanceof MongoRegistry) revision = await registry.bumpRevision(app.id);
-    else {
-      const bumped = await bumpRevisionInFile(registry.path, app);
-      if (typeof bumped === 'string') {
-        err(`arr: restart: ${bumped}`);
-        return 1;
-      }
-      revision = bumped;
+    const revisions = revisionsOf(registry);
+    const revision = await revisions.bump(app);
+    if (typeof revision === 'string') {
+      err(`arr: restart: ${revision}`);
+      return 1;
     }
     out(`${app.name}: revision ${revision} asked for`);
     if (!opts.wait) return 0;
     const deadline = Date.now() + RESTART_WAIT_MS;
     for (;;) {
       const state =
-        registry instanceof MongoRegistry
-          ? await slotsState(registry, app.id, revision)
-          : fileState(opts.stateDir, registry.path, app.id, revision);
+        revisions.where === 'slots'
+          ? slotsState(await revisions.slotNotes(app.id), revision)
+          : fileState(opts.stateDir, revisions.appsFile, app.id, revision);
       if (state.pending === 0) {
         for (const line of state.lines) out(`${app.name}: ${line}`);
         return state.failed > 0 ? 1 : 0;
@@ -404,29 +399,14 @@ export async function restartApp(
   }
 }
 
-/** The apps file with the app's revision one more, written atomically; the new revision, or why not. */
-async function bumpRevisionInFile(file: string, app: App): Promise<number | string> {
-  const text = await readFile(file, 'utf8');
-  const { table, lines } = buildRouteTable(parseAppsText(text).docs);
-  const line = lines.get(app.id)?.[0];
-  if (!table.apps.has(app.id) || line === undefined) return `${file} changed meanwhile; try again`;
-  const revision = (table.apps.get(app.id)?.revision ?? 0) + 1;
-  const edited = setRevision(text, line, revision);
-  if (edited === undefined) return `cannot find the document of ${app.name} in ${file}`;
-  const mode = (await stat(file)).mode & 0o7777;
-  await replaceFile(file, edited, { mode, durable: true });
-  return revision;
-}
-
 interface WaitState {
   pending: number;
   failed: number;
   lines: string[];
 }
 
-async function slotsState(registry: MongoRegistry, appId: string, revision: number): Promise<WaitState> {
+function slotsState(slots: SlotNotes, revision: number): WaitState {
   const state: WaitState = { pending: 0, failed: 0, lines: [] };
-  const slots = await registry.slotNotes(appId);
   if (slots.length === 0) state.lines.push('not running anywhere: the next start runs the new revision');
   for (const s of slots) {
     const where = `${s.host}:${s.port}`;
