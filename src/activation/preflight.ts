@@ -38,7 +38,8 @@ export class Preflight {
     const cwdProblem =
       cwd === undefined ? undefined : await this.once(`cwd\0${cwd}`, () => directoryProblem(cwd));
     if (cwdProblem) problem('cwd', `"${app.cwd}" ${cwdProblem}`);
-    else {
+    else if (app.edge?.redirect === undefined) {
+      // A redirect app runs no program.
       const path = app.env?.PATH ?? process.env.PATH ?? '';
       const exe = app.process.executable;
       const why = await this.once(`exe\0${exe}\0${cwd ?? ''}\0${path}`, () =>

@@ -9,6 +9,7 @@ import { MongoRegistry, redactUrl } from '../registry/mongo-registry.js';
 import type { Registry } from '../registry/registry.js';
 import { revisionsOf, type SlotNotes } from '../registry/revisions.js';
 import { type App, formatProblem, type Machine, type Problem } from '../registry/types.js';
+import { policyNames } from '../registry/validate-edge.js';
 
 type Print = (line: string) => void;
 
@@ -47,6 +48,8 @@ export interface AppView {
   ready?: string;
   stopTimeout?: number;
   revision?: number;
+  /** The names of its edge policies (never their hashes, URLs or values). */
+  policies?: string[];
   /** Deploys that failed: the instance keeps running the previous version. */
   deployFailures?: { where: string; revision: number; message: string }[];
 }
@@ -152,6 +155,7 @@ function appView(
     ...(app.ready !== undefined ? { ready: app.ready } : {}),
     ...(app.stopTimeout !== undefined ? { stopTimeout: app.stopTimeout } : {}),
     ...(app.revision !== undefined ? { revision: app.revision } : {}),
+    ...(app.edge !== undefined ? { policies: policyNames(app.edge) } : {}),
   };
 }
 
@@ -230,6 +234,7 @@ export function formatApps(view: AppsView, acmeOn = false): string[] {
       a.ready ||
       a.stopTimeout !== undefined ||
       a.revision !== undefined ||
+      a.policies ||
       a.deployFailures,
   );
   if (deploy.length > 0) lines.push('');
@@ -240,6 +245,7 @@ export function formatApps(view: AppsView, acmeOn = false): string[] {
       a.ready !== undefined ? `ready ${a.ready}` : undefined,
       a.stopTimeout !== undefined ? `stopTimeout ${a.stopTimeout} s` : undefined,
       a.revision !== undefined ? `revision ${a.revision}` : undefined,
+      a.policies ? `policies ${a.policies.join(', ')}` : undefined,
     ].filter(Boolean);
     if (parts.length > 0) lines.push(`${a.name}: ${parts.join('; ')}`);
     for (const f of a.deployFailures ?? [])

@@ -2,6 +2,7 @@ import type { RenewalSource } from '../acme/ari.js';
 import { type CertificateSource, certificateSource } from '../acme/qualify.js';
 import type { ActivatorSnapshot, InstanceState } from '../activation/activator.js';
 import { type App, formatProblem, type Problem, type SslPolicy } from '../registry/types.js';
+import { policyNames } from '../registry/validate-edge.js';
 import type { FarmPicture } from './farm-view.js';
 import { type SecondStats, UNKNOWN_HOST } from './traffic.js';
 
@@ -52,6 +53,8 @@ export interface AppView {
   backoff: { failures: number; retryIn: number } | null;
   /** Its last complete second on this node. */
   traffic: SecondStats;
+  /** The names of its edge policies (allow, basicAuth, compress...): never a hash, URL or value. */
+  policies: string[];
 }
 
 export interface NodeView {
@@ -241,6 +244,7 @@ export function buildOverview(s: OverviewSources, query: OverviewQuery = {}): Ov
           ? { failures: f.failures, retryIn: Math.max(1, Math.ceil((f.until - s.now) / 1000)) }
           : null,
       traffic,
+      policies: policyNames(app.edge),
     };
   });
   const overview: Overview = {

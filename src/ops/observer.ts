@@ -127,6 +127,10 @@ export function createObserver(
     proxyError(app, unreachable) {
       metrics?.proxyError(app.name, unreachable ? 'unreachable' : 'failed');
     },
+
+    policyRefused(app, reason) {
+      metrics?.policyRefused(app.name, reason);
+    },
   };
 }
 

@@ -17,6 +17,12 @@ export const APP_FIELDS: readonly string[] = [
   'ready',
   'stopTimeout',
   'revision',
+  // Per-app edge policies (validate-edge.ts).
+  'access',
+  'headers',
+  'compress',
+  'maxBodySize',
+  'redirect',
 ];
 
 /** The fields of `process`. */

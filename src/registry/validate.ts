@@ -2,6 +2,7 @@ import { isValidHostName, isWildcardName, normaliseHostName } from '../util/host
 import { ObjectId } from './bson.js';
 import { APP_FIELDS, HOST_FIELDS, PROCESS_FIELDS, unknownFields } from './fields.js';
 import type { App, HostRule, Machine, Problem, SslPolicy } from './types.js';
+import { validateEdge } from './validate-edge.js';
 
 const SSL_SPELLINGS: Record<string, SslPolicy> = {
   allowed: 'allowed',
@@ -57,7 +58,13 @@ export function validateApp(doc: unknown): Validated {
   const proc = doc.process;
   let executable = '';
   let args: string[] = [];
-  if (!isRecord(proc)) {
+  // A redirect app answers every request itself: it has no process, and starts nothing.
+  const redirects = doc.redirect !== undefined;
+  if (redirects && proc !== undefined) {
+    fail('redirect', 'an app redirects or runs a process, not both: remove "process" or "redirect"');
+  } else if (redirects) {
+    // checked by validateEdge
+  } else if (!isRecord(proc)) {
     fail('process', 'missing or not an object with "executable" and "args"');
   } else {
     if (typeof proc.executable !== 'string' || proc.executable.trim() === '') {
@@ -116,6 +123,7 @@ export function validateApp(doc: unknown): Validated {
   }
 
   const deploy = validateDeployFields(doc, fail);
+  const edge = validateEdge(doc, fail);
 
   if (doc.machines !== undefined && parseMachines(doc.machines) === undefined) {
     fail('machines', 'must be an array of { host, port }');
@@ -128,6 +136,7 @@ export function validateApp(doc: unknown): Validated {
   if (user !== undefined) app.user = user;
   if (group !== undefined) app.group = group;
   Object.assign(app, deploy);
+  if (edge !== undefined) app.edge = edge;
   return { ok: true, app, warnings };
 }
 

@@ -8,6 +8,8 @@ import { type DownstreamRequest, type DownstreamResponse, isH2, isH2Response } f
 import type { H2Request, H2Response } from './h2-messages.js';
 import { h2RequestHeaders, h2ResponseHeaders, requestHeaders, responseHeaders } from './headers.js';
 import { instanceConnector } from './instance-connection.js';
+import { type Encoder, editFlatHead, editObjectHead, editRequestHeaders } from './policy/edge-answer.js';
+import type { EdgeRequest } from './policy/gate.js';
 import { ProxyError } from './proxy-errors.js';
 
 /** Where an exchange reports that an attempt failed: the router, which decides what follows. */
@@ -80,11 +82,13 @@ export class HttpEngine {
   send(x: Exchange): void {
     const req = x.req;
     const target = x.target as PooledTarget;
+    let headers = isH2(req) ? h2RequestHeaders(req) : requestHeaders(req, x.secure);
+    if (x.edge !== undefined) headers = editRequestHeaders(headers, x.edge);
     (target[POOL] ?? this.poolFor(target)).dispatch(
       {
         path: req.url ?? '/',
         method: req.method ?? 'GET',
-        headers: isH2(req) ? h2RequestHeaders(req) : requestHeaders(req, x.secure),
+        headers,
         body: hasBody(req) ? x.bodyStream(this.bodyTimeoutMs) : null,
       },
       x,
@@ -163,6 +167,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private body: PassThrough | undefined = undefined;
   /** Whether the answer said `Connection: close` (it began before a large body was all sent). */
   private closeAfter = false;
+  /** The answer's body on its way through a compressor (an app with `compress`). */
+  private encoder: Encoder | undefined = undefined;
+  /** Body bytes the client has sent so far (counted against an app's `maxBodySize` only). */
+  bodyBytes = 0;
   /**
    * An HTTP/2 stream (h2-messages.ts: req and res stand for it): its body and timeouts are the
    * stream's own, not the connection's, its head is one object, and it has no Connection
@@ -176,6 +184,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     readonly app: App,
     readonly secure: boolean,
     readonly owner: ExchangeOwner,
+    /** The edge policies of an app that has some (src/router/policy), and what they decided. */
+    readonly edge?: EdgeRequest,
   ) {
     // One listener shared by every exchange (no closure per request): it finds this one on res.
     (res as ExchangeResponse)[EXCHANGE] = this;
@@ -204,6 +214,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     source.once('end', onRequestEnd);
     source.on('timeout', onBodyTimeout);
     source.setTimeout(timeoutMs);
+    if (this.edge !== undefined && this.edge.policy.maxBodySize >= 0) source.on('data', countBody);
     return body;
   }
 
@@ -234,11 +245,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.unread = -1;
     this.last = undefined;
     this.closeAfter = false;
+    this.encoder?.destroy();
+    this.encoder = undefined;
   }
 
   /** The client's response closed: before the answer was complete, the attempt is abandoned. */
   clientClosed(): void {
     if (this.target) exchangeEnded(this.target);
+    this.encoder?.destroy();
     if (this.ended) return;
     this.ended = true;
     this.abort?.();
@@ -266,7 +280,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const res = this.res;
     if (res.destroyed) return false;
     if (isH2Response(res)) return this.h2Head(res, status, (raw ?? []) as Buffer[]);
-    const headers = responseHeaders((raw ?? []) as Buffer[]);
+    let headers = responseHeaders((raw ?? []) as Buffer[]);
+    if (this.edge !== undefined)
+      ({ headers, encoder: this.encoder } = editFlatHead(status, headers, this.edge, res));
     // An answer while the body is still coming: if it completes first, a large body will not
     // be waited for, and the connection is closed after the answer.
     if (this.body && !this.req.complete && !discardable(this.req)) {
@@ -280,7 +296,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.abort?.(err as Error);
       return false;
     }
-    this.unread = contentLength(headers);
+    this.unread = this.encoder === undefined ? contentLength(headers) : -1;
     return true;
   }
 
@@ -290,6 +306,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
    */
   private h2Head(res: H2Response, status: number, raw: Buffer[]): boolean {
     const headers = h2ResponseHeaders(raw);
+    if (this.edge !== undefined) this.encoder = editObjectHead(status, headers, this.edge, res);
     try {
       res.writeHead(status, headers);
     } catch (err) {
@@ -298,11 +315,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return false;
     }
     const length = headers['content-length'];
-    this.unread = typeof length === 'string' && /^\d{1,15}$/.test(length) ? Number(length) : -1;
+    this.unread =
+      this.encoder === undefined && typeof length === 'string' && /^\d{1,15}$/.test(length)
+        ? Number(length)
+        : -1;
     return true;
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.encoder !== undefined) return this.encoder.write(chunk, this.resume);
     // The body's last chunk is kept for res.end(): a small answer's head, body and end then
     // leave in one system call, not a write followed by an end.
     if (this.unread >= 0) {
@@ -322,7 +343,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const res = this.res;
     if (this.body && !this.req.complete) this.answeredEarly();
     if (trailers && trailers.length > 0) addTrailers(res, trailers as Buffer[]);
-    if (this.last) res.end(this.last);
+    if (this.encoder !== undefined) this.encoder.end();
+    else if (this.last) res.end(this.last);
     else res.end();
   }
 
@@ -393,6 +415,20 @@ function onRequestClose(this: BodySource): void {
   // An HTTP/2 stream outlives its close (h2-messages.ts, responseClosed): it lets go of the exchange.
   this[EXCHANGE] = undefined;
   if (x && !x.req.complete) x.bodyFailed(new Error('the client did not send its whole body'));
+}
+
+/** A chunk of the body of an app with `maxBodySize`: past it, the exchange is cut (413). */
+function countBody(this: BodySource, chunk: Buffer): void {
+  const x = this[EXCHANGE];
+  if (!x || x.edge === undefined) return;
+  x.bodyBytes += chunk.length;
+  if (x.bodyBytes <= x.edge.policy.maxBodySize) return;
+  this.off('data', countBody);
+  const res = x.res;
+  const req = x.req;
+  if (isH2Response(res)) res.stopClient();
+  else if (!isH2(req)) lingerOnClose(req.socket);
+  x.bodyFailed(new ProxyError('body-too-large', 'the request body is too large'));
 }
 
 /** The whole body arrived: its stall timer stops. */

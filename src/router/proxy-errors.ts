@@ -11,10 +11,11 @@
  *   request never reached it, so it can go to another instance.
  * - `timeout`: the instance did not begin its answer in time (`--proxy-timeout`).
  * - `body-timeout`: the client's body stalled (`--body-timeout`): the client's fault.
+ * - `body-too-large`: the client's body passed the app's `maxBodySize` (an edge policy).
  * - `failed`: anything else after the request may have reached the instance (a reset, a hang
  *   up, an answer arr cannot read or pass on).
  */
-export type ProxyErrorCode = 'unreachable' | 'timeout' | 'body-timeout' | 'failed';
+export type ProxyErrorCode = 'unreachable' | 'timeout' | 'body-timeout' | 'body-too-large' | 'failed';
 
 /** A failed exchange with an instance, classified; `cause` is what reported it. */
 export class ProxyError extends Error {
@@ -36,8 +37,10 @@ interface Entry {
   message: string;
   /** The sentence to a refused WebSocket upgrade. */
   upgradeMessage: string;
-  /** Whether it counts in arr_proxy_errors_total (a stalled client body is not the instance's failure). */
+  /** Whether it counts in arr_proxy_errors_total (a client's body is not the instance's failure). */
   counted: boolean;
+  /** Whether the answer closes the connection: the request's body was left in the middle. */
+  closes: boolean;
 }
 
 const CATALOGUE: Record<ProxyErrorCode, Entry> = {
@@ -46,24 +49,35 @@ const CATALOGUE: Record<ProxyErrorCode, Entry> = {
     message: 'the application is not reachable',
     upgradeMessage: 'the application is not reachable',
     counted: true,
+    closes: false,
   },
   timeout: {
     status: 504,
     message: 'the application did not answer in time',
     upgradeMessage: 'the application failed',
     counted: true,
+    closes: false,
   },
   'body-timeout': {
     status: 408,
     message: 'the request body did not arrive in time',
     upgradeMessage: 'the application failed',
     counted: false,
+    closes: true,
+  },
+  'body-too-large': {
+    status: 413,
+    message: 'the request body is larger than this application takes',
+    upgradeMessage: 'the application failed',
+    counted: false,
+    closes: true,
   },
   failed: {
     status: 502,
     message: 'the application failed to answer',
     upgradeMessage: 'the application failed',
     counted: true,
+    closes: false,
   },
 };
 
@@ -91,7 +105,7 @@ export function proxyError(err: unknown): ProxyError {
 }
 
 /** The client's answer to a request whose exchange failed with `error`. */
-export function answerFor(error: ProxyError): { status: number; message: string } {
+export function answerFor(error: ProxyError): { status: number; message: string; closes: boolean } {
   return CATALOGUE[error.code];
 }
 

@@ -12,6 +12,14 @@ import { H2WebSocketJoiner } from './h2-websocket.js';
 import { absoluteTarget, hostName, manyHosts } from './host.js';
 import { Exchange, type ExchangeOwner, type HttpEngine, hasBody } from './http-engine.js';
 import type { ExchangeObserver } from './observer.js';
+import { EdgePolicies } from './policy/edge-policy.js';
+import {
+  type EdgeApp,
+  EdgeGate,
+  type EdgeRequest,
+  editUpgradeHeaders,
+  type GateOwner,
+} from './policy/gate.js';
 import { answerFor, counted, instanceGone, proxyError, retryable, upgradeAnswerFor } from './proxy-errors.js';
 import { rejectUpgrade, sendError } from './respond.js';
 import { type UpgradeOwner, UpgradeProxy } from './upgrade-proxy.js';
@@ -55,7 +63,7 @@ const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
  * and its policy (`admit`), the instance (`attempt`), the exchange (`send`), and what a
  * failure leads to (`exchangeFailed`): another attempt, or an answer of arr's own.
  */
-export class Router implements ExchangeOwner, UpgradeOwner {
+export class Router implements ExchangeOwner, UpgradeOwner, GateOwner {
   private readonly registry: Registry;
   private readonly instances: InstanceChooser;
   private readonly log: Logger;
@@ -65,6 +73,9 @@ export class Router implements ExchangeOwner, UpgradeOwner {
   private readonly upgrades: UpgradeProxy;
   private readonly challenges: HttpChallenges | undefined;
   private readonly h2WebSockets: H2WebSocketJoiner;
+  private readonly policies = new EdgePolicies();
+  /** The edge policies of apps that have some (one property check for the others). */
+  private readonly gate: EdgeGate;
 
   constructor(options: RouterOptions) {
     this.challenges = options.challenges;
@@ -76,6 +87,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     this.http = options.http;
     this.upgrades = new UpgradeProxy(this, options.proxyTimeoutMs);
     this.h2WebSockets = new H2WebSocketJoiner(this);
+    this.gate = new EdgeGate(this.policies, this, this.observer);
   }
 
   handleRequest(req: DownstreamRequest, res: DownstreamResponse, secure: boolean): void {
@@ -90,7 +102,13 @@ export class Router implements ExchangeOwner, UpgradeOwner {
       sendError(res, route.status, route.message, route.headers);
       return;
     }
-    this.attempt(new Exchange(req, res, route.app, secure, this));
+    if (route.app.edge !== undefined) this.gate.request(req, res, route.app as EdgeApp, secure);
+    else this.attempt(new Exchange(req, res, route.app, secure, this));
+  }
+
+  /** A request of an app with edge policies that passed them (EdgeGate). */
+  proxy(req: DownstreamRequest, res: DownstreamResponse, app: App, secure: boolean, edge: EdgeRequest): void {
+    this.attempt(new Exchange(req, res, app, secure, this, edge));
   }
 
   /**
@@ -142,8 +160,9 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     // What the client still sends of its body is read and dropped (or the connection closes).
     const close = x.leaveBody() ? CLOSE : undefined;
     const answer = answerFor(error);
-    // A stalled body leaves the connection in the middle of a request: it is not read further.
-    sendError(res, answer.status, answer.message, error.code === 'body-timeout' ? CLOSE : close);
+    if (error.code === 'body-too-large') this.observer?.policyRefused(x.app, 'body_size');
+    // A body stalled or refused leaves the connection in the middle of a request: it is not read further.
+    sendError(res, answer.status, answer.message, answer.closes ? CLOSE : close);
   }
 
   handleUpgrade(req: DownstreamRequest, socket: Duplex, head: Buffer, secure: boolean): void {
@@ -155,8 +174,22 @@ export class Router implements ExchangeOwner, UpgradeOwner {
       this.refuseUpgrade(socket, route.status, route.message, route.headers);
       return;
     }
+    if (route.app.edge !== undefined) this.gate.upgrade(req, socket, head, route.app as EdgeApp, secure);
+    else this.proxyUpgrade(req, socket, head, route.app, secure);
+  }
+
+  /** An upgrade that is admitted (and passed the edge policies its app has: `edge`). */
+  proxyUpgrade(
+    req: DownstreamRequest,
+    socket: Duplex,
+    head: Buffer,
+    app: App,
+    secure: boolean,
+    edge?: EdgeRequest,
+  ): void {
     setForwardedHeaders(req, secure);
-    const target = this.instances.pick(route.app);
+    if (edge !== undefined) editUpgradeHeaders(req.headers, edge);
+    const target = this.instances.pick(app);
     if (target) {
       this.sendUpgrade(req, socket, head, target);
       return;
@@ -164,10 +197,10 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     // While the instance starts, the client's connection is read (into its buffer, nothing is
     // lost), so that a client that leaves meanwhile is noticed and not forwarded.
     socket.read(0);
-    this.instances.resolve(route.app).then(
+    this.instances.resolve(app).then(
       (t) => this.sendUpgrade(req, socket, head, t),
       (err: unknown) =>
-        this.refuse(route.app, err, (status, message, headers) =>
+        this.refuse(app, err, (status, message, headers) =>
           this.refuseUpgrade(socket, status, message, headers),
         ),
     );
@@ -209,12 +242,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     this.refuseUpgrade(socket, answer.status, answer.message);
   }
 
-  private refuseUpgrade(
-    socket: Duplex,
-    status: number,
-    message: string,
-    headers?: Record<string, string>,
-  ): void {
+  refuseUpgrade(socket: Duplex, status: number, message: string, headers?: Record<string, string>): void {
     this.observer?.upgradeAnswered(socket, status);
     rejectUpgrade(socket, status, message, headers);
   }
@@ -265,6 +293,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
   }
 
   close(): void {
+    this.policies.close();
     this.http.close();
     this.upgrades.close();
   }

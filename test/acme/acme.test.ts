@@ -72,7 +72,8 @@ describe('ACME on one node (HTTP-01, file store)', { skip: missing }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'arr-acme-'));
   const apps = [
     helloApp('app1', [{ host: 'app1.test', ssl: 'allowed' }]),
-    helloApp('secure', [{ host: 'secure.test', ssl: 'required' }]),
+    // An allow list that lets nobody in: the CA's HTTP-01 requests are answered before any policy.
+    { ...helloApp('secure', [{ host: 'secure.test', ssl: 'required' }]), access: { allow: [] } },
     helloApp('local', [{ host: 'local.localhost', ssl: 'allowed' }]),
     {
       ...helloApp('optout', [{ host: 'optout.test', ssl: 'allowed' }]),
@@ -135,6 +136,12 @@ describe('ACME on one node (HTTP-01, file store)', { skip: missing }, () => {
     assert.doesNotMatch(token.text, /hello/);
     const normal = await fetchVia(arr.port, 'secure.test', false, { path: '/' });
     assert.equal(normal.status, 301, 'the rest of the host is redirected as before');
+    const guarded = await fetchVia(arr.sslport, 'secure.test', true, { path: '/' });
+    assert.equal(
+      guarded.status,
+      403,
+      'its allow list refuses every client, the CA was answered all the same',
+    );
   });
 
   it('HTTP-01: the absolute form of a challenge request (RFC 9112 §3.2.2) is answered by arr too, never by an instance', async () => {

@@ -271,6 +271,7 @@ function appRow(app) {
   button.title = 'show its charts and output';
   button.addEventListener('click', () => select(app.id, app.name));
   name.append(button, el('span', 'app-id', app.id));
+  for (const policy of app.policies ?? []) name.append(el('span', 'tag policy', policy));
   tr.append(name);
 
   const hosts = el('td');
