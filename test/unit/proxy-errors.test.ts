@@ -42,6 +42,12 @@ describe('proxy error catalogue (pure)', () => {
     const stalled = new ProxyError('body-timeout', 'stalled');
     assert.equal(answerFor(stalled).status, 408);
     assert.equal(counted(stalled), false);
+    assert.equal(answerFor(stalled).closes, true);
+    const large = new ProxyError('body-too-large', 'too large');
+    assert.equal(answerFor(large).status, 413);
+    assert.equal(answerFor(large).closes, true);
+    assert.equal(counted(large), false);
+    assert.equal(answerFor(proxyError(errno('ECONNRESET'))).closes, false);
     assert.equal(counted(proxyError(errno('ECONNRESET'))), true);
     assert.equal(instanceGone(proxyError(errno('ECONNREFUSED'))), true);
     assert.equal(instanceGone(proxyError(errno('ECONNRESET'))), false);
