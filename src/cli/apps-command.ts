@@ -1,20 +1,12 @@
 import { resolve } from 'node:path';
 import { qualifies } from '../acme/qualify.js';
-import { Preflight } from '../activation/preflight.js';
 import { readStatuses } from '../activation/state-file.js';
-import { envExposure, readAppsFile } from '../registry/apps-file.js';
-import { FileRegistry } from '../registry/file-registry.js';
-import { buildRouteTable } from '../registry/load.js';
-import { MongoRegistry, redactUrl } from '../registry/mongo-registry.js';
+import { redactUrl } from '../registry/mongo-registry.js';
 import type { Registry } from '../registry/registry.js';
-import { revisionsOf, type SlotNotes } from '../registry/revisions.js';
+import { revisionsOf } from '../registry/revisions.js';
 import { type App, formatProblem, type Machine, type Problem } from '../registry/types.js';
 import { policyNames } from '../registry/validate-edge.js';
-
-type Print = (line: string) => void;
-
-/** How an admin command ends: its exit status. Messages have been printed. */
-export type ExitCode = 0 | 1;
+import { describeError, type ExitCode, openRegistry, type Print, plural } from './registry-access.js';
 
 /** One host of an app, as `arr apps --json` shows it. */
 export interface HostView {
@@ -66,16 +58,6 @@ export interface AppsView {
 /** Why a file registry's instances are not shown. */
 const fileNote = (stateDir: string) =>
   `no arr on this machine serves this file (none has a state file in ${stateDir}): no instance runs`;
-
-/**
- * The registry a command reads: the MongoDB one with --mongo (a short server selection, so
- * that an unreachable one is told at once), else the apps file.
- */
-export function openRegistry(opts: { apps: string; mongo?: string }): MongoRegistry | FileRegistry {
-  return opts.mongo
-    ? new MongoRegistry(opts.mongo, { serverSelectionTimeoutMS: 5000 })
-    : new FileRegistry(resolve(opts.apps));
-}
 
 /**
  * `arr apps`: every app of the registry with its hosts, cap and instances. Exits 1 only when
@@ -258,189 +240,4 @@ export function formatApps(view: AppsView, acmeOn = false): string[] {
     for (const p of view.problems) lines.push(`  ${formatProblem(p)}`);
   }
   return lines;
-}
-
-/**
- * `arr validate FILE`: everything arr would report on loading the file (documents that do not
- * parse or validate, duplicate ids and host names, unknown fields), plus what a start would run
- * into on this machine (src/activation/preflight.ts: certificates, users and groups, programs,
- * working directories); runs nothing. Exits 1 when there is any problem.
- */
-export async function validateFile(file: string, out: Print, err: Print): Promise<ExitCode> {
-  const result = await checkAppsFile(file).catch((e: unknown) => {
-    err(`arr: validate: cannot read "${file}" (${describeError(e)})`);
-    return undefined;
-  });
-  if (!result) return 1;
-  for (const p of result.problems) out(formatProblem(p));
-  if (result.exposed) out(`warning: ${result.exposed}`);
-  if (result.acme.length > 0)
-    out(`ACME-managed with --acme-email (${result.acme.length}): ${result.acme.join(', ')}`);
-  out(`${plural(result.valid, 'app')} valid, ${plural(result.problems.length, 'problem')}`);
-  return result.problems.length > 0 ? 1 : 0;
-}
-
-export interface FileCheck {
-  /** Apps that would be served exactly as written: no problem on their document's line. */
-  valid: number;
-  problems: Problem[];
-  /** Hosts whose certificate comes from the ACME CA when arr runs with --acme-email. */
-  acme: string[];
-  /** Other users can read the file, and with it the apps' `env` values. */
-  exposed?: string;
-}
-
-/** Checks an apps file as `arr validate` does, without printing. */
-export async function checkAppsFile(file: string): Promise<FileCheck> {
-  const parsed = await readAppsFile(file);
-  const { table, problems, lines: linesOf } = buildRouteTable(parsed.docs);
-  // Duplicate ids and host names are found across documents, without a line: give them the
-  // line of the valid document concerned (for a repeated _id, each later copy in turn).
-  const repeats = new Map<string, number>();
-  for (const p of problems) {
-    if (p.line !== undefined || p.id === undefined) continue;
-    const lines = linesOf.get(p.id) ?? [];
-    if (p.field === '_id') {
-      const n = (repeats.get(p.id) ?? 0) + 1;
-      repeats.set(p.id, n);
-      p.line = lines[n];
-    } else {
-      p.line = lines[0];
-    }
-  }
-  const all: Problem[] = [...parsed.problems, ...problems];
-  const preflight = new Preflight();
-  for (const app of table.apps.values()) all.push(...(await preflight.check(app, linesOf.get(app.id)?.[0])));
-  all.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
-  // Valid: served exactly as written, i.e. no problem on the line of the document served.
-  const troubled = new Set(all.map((p) => p.line));
-  const valid = [...table.apps.keys()].filter((id) => !troubled.has(linesOf.get(id)?.[0])).length;
-  const acme = [...table.apps.values()]
-    .flatMap((a) => a.hosts)
-    .filter((h) => qualifies(h))
-    .map((h) => h.host)
-    .sort();
-  const exposed = await envExposure(file, table.apps.values());
-  return { valid, problems: all, acme, ...(exposed ? { exposed } : {}) };
-}
-
-function describeError(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
-  const message = e instanceof Error ? e.message : String(e);
-  // OpenSSL's messages start with an error code: keep the readable part.
-  return message.replace(/^error:[0-9A-F]+:[^:]*:+/, '');
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
-/** How long `arr restart --wait` waits for every instance of the app to be replaced (or fail). */
-const RESTART_WAIT_MS = 120_000;
-
-/**
- * `arr restart NAME|ID`: asks every node that serves the app to replace its instances, by
- * adding 1 to the app's `revision`: in MongoDB with `$inc`; in an apps file by an edit of that
- * one value (every other byte kept), written to a temporary file renamed over the original.
- * Exits 0 once asked; with `wait`, once every instance runs the new revision (or its deploy
- * failed, then 1), as the slots (MongoDB) or the state files of the arr serving the file say.
- */
-export async function restartApp(
-  which: string,
-  opts: { apps: string; mongo?: string; wait?: boolean; stateDir: string },
-  out: Print,
-  err: Print,
-): Promise<ExitCode> {
-  const registry = openRegistry(opts);
-  const source = opts.mongo ? redactUrl(opts.mongo) : resolve(opts.apps);
-  try {
-    try {
-      await registry.load();
-    } catch (e) {
-      err(`arr: restart: cannot read the registry at ${source}: ${describeError(e)}`);
-      return 1;
-    }
-    const matches = [...registry.apps()].filter((a) => a.id === which || a.name === which);
-    if (matches.length !== 1) {
-      err(
-        matches.length === 0
-          ? `arr: restart: no app named or with _id "${which}" in ${source}`
-          : `arr: restart: "${which}" names ${matches.length} apps (${matches.map((a) => a.id).join(', ')}): give its _id`,
-      );
-      return 1;
-    }
-    const app = matches[0]!;
-    const revisions = revisionsOf(registry);
-    const revision = await revisions.bump(app);
-    if (typeof revision === 'string') {
-      err(`arr: restart: ${revision}`);
-      return 1;
-    }
-    out(`${app.name}: revision ${revision} asked for`);
-    if (!opts.wait) return 0;
-    const deadline = Date.now() + RESTART_WAIT_MS;
-    for (;;) {
-      const state =
-        revisions.where === 'slots'
-          ? slotsState(await revisions.slotNotes(app.id), revision)
-          : fileState(opts.stateDir, revisions.appsFile, app.id, revision);
-      if (state.pending === 0) {
-        for (const line of state.lines) out(`${app.name}: ${line}`);
-        return state.failed > 0 ? 1 : 0;
-      }
-      if (Date.now() > deadline) {
-        err(
-          `arr: restart: ${state.pending} instance(s) of ${app.name} not replaced after ${RESTART_WAIT_MS / 1000} s`,
-        );
-        return 1;
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  } catch (e) {
-    err(`arr: restart: ${describeError(e)}`);
-    return 1;
-  } finally {
-    await registry.close().catch(() => {});
-  }
-}
-
-interface WaitState {
-  pending: number;
-  failed: number;
-  lines: string[];
-}
-
-function slotsState(slots: SlotNotes, revision: number): WaitState {
-  const state: WaitState = { pending: 0, failed: 0, lines: [] };
-  if (slots.length === 0) state.lines.push('not running anywhere: the next start runs the new revision');
-  for (const s of slots) {
-    const where = `${s.host}:${s.port}`;
-    if ((s.revision ?? 0) >= revision) state.lines.push(`replaced: ${where} runs revision ${revision}`);
-    else if (s.deployFailed && s.deployFailed.revision >= revision) {
-      state.failed++;
-      state.lines.push(`FAILED at ${where} (the previous version serves): ${s.deployFailed.message}`);
-    } else state.pending++;
-  }
-  return state;
-}
-
-function fileState(stateDir: string, file: string, appId: string, revision: number): WaitState {
-  const state: WaitState = { pending: 0, failed: 0, lines: [] };
-  const serving = readStatuses(stateDir).filter((s) => s.apps === file);
-  for (const s of serving) {
-    const mine = s.instances.filter((i) => i.app === appId);
-    const deploy = s.deploys[appId];
-    if (mine.length === 0)
-      state.lines.push(`not running in arr ${s.pid}: its next start runs the new revision`);
-    else if (deploy && deploy.revision >= revision && deploy.result === 'failed') {
-      state.failed++;
-      state.lines.push(`FAILED in arr ${s.pid} (the previous version serves): ${deploy.detail ?? ''}`);
-    } else if (mine.every((i) => i.revision >= revision) || (deploy && deploy.revision >= revision))
-      state.lines.push(`replaced in arr ${s.pid}: revision ${revision} serves`);
-    else state.pending++;
-  }
-  if (serving.length === 0)
-    state.lines.push(`no arr with state in ${stateDir} serves ${file}: the next start runs the new revision`);
-  return state;
 }
