@@ -67,7 +67,7 @@ export interface Registry {
 
 /**
  * The operations of a Registry that touch its store, by method name: the one list that metrics
- * count failures of (src/ops/instrumented-registry.ts) and label them by.
+ * count failures of (src/ops/metrics/instrumented-registry.ts) and label them by.
  */
 export const STORE_OPERATIONS = [
   'load',

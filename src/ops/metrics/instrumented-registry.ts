@@ -8,8 +8,8 @@ import {
   type NodeRecord,
   type Registry,
   STORE_OPERATIONS,
-} from '../registry/registry.js';
-import type { App, Machine, Problem, Route } from '../registry/types.js';
+} from '../../registry/registry.js';
+import type { App, Machine, Problem, Route } from '../../registry/types.js';
 import type { Metrics, RegistryOperation } from './metrics.js';
 
 /**

@@ -1,8 +1,8 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
-import { type Activation, ActivationError } from '../activation/activator.js';
-import type { StoreOperation } from '../registry/registry.js';
-import type { App } from '../registry/types.js';
-import type { RefusalReason } from '../router/policy/refusal.js';
+import { type Activation, ActivationError } from '../../activation/activator.js';
+import type { StoreOperation } from '../../registry/registry.js';
+import type { App } from '../../registry/types.js';
+import type { RefusalReason } from '../../router/policy/refusal.js';
 
 /**
  * The `app` label of exchanges no application owns (no usable Host, or a host no app serves).
