@@ -90,7 +90,7 @@ export async function startArr(
     maxConnections: config.instanceConnections,
     bodyTimeoutMs: config.bodyTimeoutMs,
   });
-  const forget = (target: Target, graceful = false) => http.forget(target, graceful);
+  const closeConnections = (target: Target, graceful = false) => http.closeConnections(target, graceful);
   // What instances go through before their program runs (cgroup, user, capabilities).
   const confined = await Confinement.open(log);
   if (typeof confined === 'string') throw new StartError(confined);
@@ -101,7 +101,7 @@ export async function startArr(
     onStart: ops.onStart,
     onOutput: ops.onOutput,
     stderrLevel: config.appStderrLevel,
-    onInstanceGone: forget,
+    onInstanceGone: closeConnections,
     confinement: confined,
     drainMs: config.drainMs,
     // In a farm, the other nodes send to a replaced instance until they have read the registry again.
@@ -115,7 +115,7 @@ export async function startArr(
       },
     },
   });
-  const instances = new InstanceChooser(activator, store, log, config.advertise, forget);
+  const instances = new InstanceChooser(activator, store, log, config.advertise, closeConnections);
   const targets = { registry, activator, certs, log };
   const mode: ServingMode =
     registry.kind === 'mongo'

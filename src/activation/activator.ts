@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Registry } from '../registry/registry.js';
-import { type App, deployKey, type Machine, sameMachine } from '../registry/types.js';
+import { type App, deployKey, type InstanceAddress, sameMachine } from '../registry/types.js';
 import { every } from '../util/every.js';
 import type { Logger, OutputLevel } from '../util/log.js';
 import { killGroup } from './cgroup.js';
@@ -17,7 +17,7 @@ import { type OutputListener, type SpawnedProcess, signalGroup, spawnInstance } 
 export interface Target {
   appId: string;
   /** The entry in the app's `machines`. */
-  machine: Machine;
+  machine: InstanceAddress;
   /** Where to connect: loopback for instances of this node, the entry itself for others. */
   host: string;
   port: number;
@@ -34,7 +34,7 @@ export interface Activity {
   lastActive: number;
 }
 
-export type Activation = { kind: 'local'; target: Target } | { kind: 'remote'; machines: Machine[] };
+export type Activation = { kind: 'local'; target: Target } | { kind: 'remote'; machines: InstanceAddress[] };
 
 /**
  * Why a start gave no instance: `timeout` (it did not listen in time), `failed` (it could not
@@ -212,7 +212,7 @@ function checkCwd(app: App): void {
 }
 
 /** The target of an instance of this node, with the counters drains and the idle timeout read. */
-function localTarget(appId: string, machine: Machine, port: number): Target {
+function localTarget(appId: string, machine: InstanceAddress, port: number): Target {
   return {
     appId,
     machine,
@@ -334,7 +334,7 @@ export class Activator {
     this.log.warn({ app: app.name, id: appId, pid: proc.pid }, `stopping ${app.name}[${proc.pid}]: ${why}`);
     this.running.delete(appId);
     // Its exit will not find it running any more: its entry goes now, or the app stays at its cap.
-    this.forget(instance);
+    this.releaseEntry(instance);
     void this.stopProcess(proc);
   }
 
@@ -397,7 +397,7 @@ export class Activator {
         `stopping ${app.name}[${proc.pid}]: idle for ${Math.round((now - a.lastActive) / 1000)} s`,
       );
       this.running.delete(id);
-      this.forget(instance);
+      this.releaseEntry(instance);
       void this.stopProcess(proc);
     }
   }
@@ -564,7 +564,7 @@ export class Activator {
    * the farm's cap, is held throughout (not claimed twice). An entry that was gone meanwhile
    * is claimed again, under the cap. On failure the new process is stopped.
    */
-  private async moveSlot(app: App, old: LocalInstance, machine: Machine): Promise<void> {
+  private async moveSlot(app: App, old: LocalInstance, machine: InstanceAddress): Promise<void> {
     let why: string;
     try {
       if (await this.registry.move(app.id, old.target.machine, machine)) return;
@@ -625,7 +625,7 @@ export class Activator {
   private forgetOld(old: LocalInstance): void {
     const now = this.running.get(old.app.id);
     if (now && sameMachine(now.target.machine, old.target.machine)) return;
-    this.forget(old);
+    this.releaseEntry(old);
   }
 
   private async start(app: App): Promise<Activation> {
@@ -813,7 +813,7 @@ export class Activator {
   }
 
   /** The app's instances on other nodes, as the registry has them now. */
-  private async instancesElsewhere(app: App): Promise<Machine[]> {
+  private async instancesElsewhere(app: App): Promise<InstanceAddress[]> {
     try {
       return (await this.registry.machines(app.id)).filter((m) => m.host !== this.options.advertise);
     } catch (err) {
@@ -853,14 +853,14 @@ export class Activator {
         `${app.name}[${proc.pid}] exited with ${how}`,
       );
     if (!wasRunning || !instance) return;
-    this.forget(instance);
+    this.releaseEntry(instance);
     if (this.stopping) return;
     if (Date.now() - startedAt < this.stableAfterMs) this.recordFailure(app.id);
     else this.failures.delete(app.id);
   }
 
   /** Records in the registry what the instance at `machine` runs, or the deploy that failed there (in the background). */
-  private note(app: App, machine: Machine, failed?: string): void {
+  private note(app: App, machine: InstanceAddress, failed?: string): void {
     const note = { revision: app.revision ?? 0, ...(failed === undefined ? {} : { failed }) };
     void this.registry.noteDeploy(app.id, machine, note).catch((err: unknown) => {
       this.log.debug({ app: app.name, err: String(err) }, 'could not note a deploy in the registry');
@@ -868,7 +868,7 @@ export class Activator {
   }
 
   /** Removes an instance's entry from the registry (in the background). */
-  private forget({ app, target }: LocalInstance): void {
+  private releaseEntry({ app, target }: LocalInstance): void {
     void this.registry.release(app.id, target.machine).catch((err: unknown) => {
       this.log.error(
         { app: app.name, id: app.id, err: String(err) },

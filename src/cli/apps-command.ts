@@ -4,7 +4,7 @@ import { readStatuses } from '../activation/state-file.js';
 import { redactUrl } from '../registry/mongo-registry.js';
 import type { Registry } from '../registry/registry.js';
 import { revisionsOf } from '../registry/revisions.js';
-import { type App, formatProblem, type Machine, type Problem } from '../registry/types.js';
+import { type App, formatProblem, type InstanceAddress, type Problem } from '../registry/types.js';
 import { policyNames } from '../registry/validate-edge.js';
 import { describeError, type ExitCode, openRegistry, type Print, plural } from './registry-access.js';
 
@@ -33,7 +33,7 @@ export interface AppView {
    * Where its instances run (for a file, those of the arr serving it on this machine, with their
    * pids); null when that cannot be told (no arr here serves the file).
    */
-  machines: (Machine & { pid?: number })[] | null;
+  machines: (InstanceAddress & { pid?: number })[] | null;
   /** The names of its `env` (never the values). */
   env?: string[];
   cwd?: string;
@@ -100,10 +100,10 @@ export async function listApps(
 function servedInstances(
   stateDir: string,
   file: string,
-): Map<string, (Machine & { pid: number })[]> | undefined {
+): Map<string, (InstanceAddress & { pid: number })[]> | undefined {
   const serving = readStatuses(stateDir).filter((s) => s.apps === file);
   if (serving.length === 0) return undefined;
-  const byApp = new Map<string, (Machine & { pid: number })[]>();
+  const byApp = new Map<string, (InstanceAddress & { pid: number })[]>();
   for (const s of serving)
     for (const i of s.instances)
       byApp.set(i.app, [...(byApp.get(i.app) ?? []), { host: '127.0.0.1', port: i.port, pid: i.pid }]);
@@ -117,7 +117,7 @@ function byName(a: App, b: App): number {
 function appView(
   registry: Registry,
   app: App,
-  machines: Map<string, (Machine & { pid?: number })[]> | undefined,
+  machines: Map<string, (InstanceAddress & { pid?: number })[]> | undefined,
 ): AppView {
   return {
     id: app.id,

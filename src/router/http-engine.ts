@@ -47,7 +47,7 @@ type PooledTarget = Target & { [POOL]?: Pool };
 
 /**
  * Plain HTTP requests to instances, on undici: kept-alive connections per instance (an undici
- * Pool per target, that is per running instance: when it goes, `forget` closes them, so that
+ * Pool per target, that is per running instance: when it goes, `closeConnections` closes them, so that
  * a port given again never receives what was meant for the instance that had it) and undici's
  * HTTP/1.1 client, which costs about half of what node's http.request does per request
  * (docs/BENCHMARKS.md, "Engine"). Each exchange is driven by a handler of undici's raw
@@ -100,7 +100,7 @@ export class HttpEngine {
    * in use too. With `graceful` (it is only no longer used: the farm's registry no longer lists
    * it), idle connections close now and those in use when their exchange is done.
    */
-  forget(target: Target, graceful = false): void {
+  closeConnections(target: Target, graceful = false): void {
     const t = target as PooledTarget;
     const pool = t[POOL];
     if (!pool) return;

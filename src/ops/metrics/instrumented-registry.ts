@@ -9,7 +9,7 @@ import {
   type Registry,
   STORE_OPERATIONS,
 } from '../../registry/registry.js';
-import type { App, Machine, Problem, Route } from '../../registry/types.js';
+import type { App, InstanceAddress, Problem, Route } from '../../registry/types.js';
 import type { Metrics, RegistryOperation } from './metrics.js';
 
 /**
@@ -60,22 +60,22 @@ export class InstrumentedRegistry<R extends Registry> implements Registry {
   tlsRoutes(): Iterable<Route> {
     return this.inner.tlsRoutes();
   }
-  allMachines(): Promise<Map<string, Machine[]>> {
+  allMachines(): Promise<Map<string, InstanceAddress[]>> {
     return this.count('allMachines', this.inner.allMachines());
   }
-  machines(appId: string): Promise<Machine[]> {
+  machines(appId: string): Promise<InstanceAddress[]> {
     return this.count('machines', this.inner.machines(appId));
   }
-  claim(appId: string, machine: Machine): Promise<ClaimResult> {
+  claim(appId: string, machine: InstanceAddress): Promise<ClaimResult> {
     return this.count('claim', this.inner.claim(appId, machine));
   }
-  move(appId: string, from: Machine, to: Machine): Promise<boolean> {
+  move(appId: string, from: InstanceAddress, to: InstanceAddress): Promise<boolean> {
     return this.count('move', this.inner.move(appId, from, to));
   }
-  noteDeploy(appId: string, machine: Machine, note: DeployNote): Promise<void> {
+  noteDeploy(appId: string, machine: InstanceAddress, note: DeployNote): Promise<void> {
     return this.count('noteDeploy', this.inner.noteDeploy(appId, machine, note));
   }
-  release(appId: string, machine: Machine): Promise<void> {
+  release(appId: string, machine: InstanceAddress): Promise<void> {
     return this.count('release', this.inner.release(appId, machine));
   }
   releaseMachine(host: string): Promise<number> {
