@@ -75,6 +75,8 @@ describe('edge policies', () => {
   before(async () => {
     // The auth service of forwardAuth: a cookie "session=ok" passes (as user "bob"), else a redirect to a login page.
     auth = createServer((req, res) => {
+      // A stalled auth service: it never answers.
+      if (req.headers.cookie === 'session=slow') return;
       if (req.headers.cookie === 'session=ok') {
         res.writeHead(200, { 'x-user': 'bob', 'x-other': 'not copied' });
         res.end();
@@ -120,6 +122,7 @@ describe('edge policies', () => {
   after(async () => {
     await arr?.stop();
     await stopAll();
+    auth?.closeAllConnections();
     auth?.close();
   });
 
@@ -409,6 +412,14 @@ describe('edge policies', () => {
     assert.equal(refused.headers.location, '/login?from=/a?b=1');
     assert.equal(refused.headers['x-method'], 'DELETE');
     assert.equal(refused.body, 'log in first');
+  });
+
+  it('forwardAuth: an auth service that does not answer in time is a 504, never a pass', async () => {
+    const began = Date.now();
+    const r = await curl(['-b', 'session=slow', ...url(GUARD, '/headers')]);
+    assert.equal(r.status, 504);
+    assert.doesNotMatch(r.body, /x-forwarded/i, 'the request did not reach the instance');
+    assert.ok(Date.now() - began < 15_000, `answered after ${Date.now() - began} ms`);
   });
 
   it('redirect: the status and `to` + path and query, no process', async () => {
