@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
-import { exchangeBegan, exchangeEnded, type Target } from '../activation/activator.js';
+import { exchangeBegan, exchangeEnded, type Target } from '../activation/target.js';
 import type { App } from '../registry/types.js';
 import { type DownstreamRequest, type DownstreamResponse, isH2, isH2Response } from './downstream.js';
 import type { H2Request, H2Response } from './h2-messages.js';

@@ -1,6 +1,7 @@
 import type { RenewalSource } from '../../acme/ari.js';
 import { type CertificateSource, certificateSource } from '../../acme/qualify.js';
-import type { ActivatorSnapshot, InstanceState } from '../../activation/activator.js';
+import type { InstanceState } from '../../activation/instances.js';
+import type { ActivatorSnapshot } from '../../activation/snapshot.js';
 import { type App, formatProblem, type Problem, type SslPolicy } from '../../registry/types.js';
 import { policyNames } from '../../registry/validate-edge.js';
 import { type SecondStats, UNKNOWN_HOST } from '../metrics/traffic.js';
