@@ -25,6 +25,7 @@ export interface AppDoc {
   ready?: string;
   stopTimeout?: number;
   revision?: number;
+  protocol?: string;
 }
 
 /** The hello sample as an app document, with its host names. */

@@ -17,6 +17,8 @@ export const APP_FIELDS: readonly string[] = [
   'ready',
   'stopTimeout',
   'revision',
+  // What instances speak: "http/1.1" (default) or "h2c".
+  'protocol',
   // Per-app edge policies (validate-edge.ts).
   'access',
   'headers',

@@ -82,7 +82,7 @@ export class HttpEngine {
   send(x: Exchange): void {
     const req = x.req;
     const target = x.target as PooledTarget;
-    let headers = isH2(req) ? h2RequestHeaders(req) : requestHeaders(req, x.secure);
+    let headers = isH2(req) ? h2RequestHeaders(req, x.secure) : requestHeaders(req, x.secure);
     if (x.edge !== undefined) headers = editRequestHeaders(headers, x.edge);
     (target[POOL] ?? this.poolFor(target)).dispatch(
       {
@@ -122,7 +122,8 @@ export class HttpEngine {
   }
 }
 
-function originOf(t: Target): string {
+/** The URL origin of an instance (an IPv6 address in brackets). */
+export function originOf(t: Target): string {
   return t.host.includes(':') ? `http://[${t.host}]:${t.port}` : `http://${t.host}:${t.port}`;
 }
 

@@ -8,7 +8,9 @@ import type { Logger } from '../util/log.js';
 import { misdirected, noSni } from './coalescing.js';
 import { type DownstreamRequest, type DownstreamResponse, isH2 } from './downstream.js';
 import { setForwardedHeaders } from './forwarded.js';
+import { refuseRequest } from './grpc-errors.js';
 import { H2WebSocketJoiner } from './h2-websocket.js';
+import type { H2cEngine } from './h2c-engine.js';
 import { absoluteTarget, hostName, manyHosts } from './host.js';
 import { Exchange, type ExchangeOwner, type HttpEngine, hasBody } from './http-engine.js';
 import type { ExchangeObserver } from './observer.js';
@@ -41,6 +43,8 @@ export interface RouterOptions {
   httpsPort: number;
   /** The HTTP path to instances (it keeps their connections; told by activation when one goes). */
   http: HttpEngine;
+  /** The HTTP/2 path to instances of apps with `"protocol": "h2c"`. */
+  h2c: H2cEngine;
   /** `--proxy-timeout`: how long an instance has to begin its answer to an `OPTIONS *`. */
   proxyTimeoutMs: number;
   /** Metrics and the access log; undefined when both are off. */
@@ -71,6 +75,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
   private readonly httpsPort: number;
   private readonly observer: ExchangeObserver | undefined;
   private readonly http: HttpEngine;
+  private readonly h2c: H2cEngine;
   private readonly upgrades: UpgradeProxy;
   private readonly challenges: HttpChallenges | undefined;
   private readonly h2WebSockets: H2WebSocketJoiner;
@@ -86,6 +91,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
     this.httpsPort = options.httpsPort;
     this.observer = options.observer;
     this.http = options.http;
+    this.h2c = options.h2c;
     this.upgrades = new UpgradeProxy(this, options.proxyTimeoutMs);
     this.h2WebSockets = new H2WebSocketJoiner(this);
     this.gate = new EdgeGate(this.policies, this, this.observer);
@@ -100,7 +106,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
     const route = this.admit(req, secure, true);
     this.observer?.request(req, res, route.app);
     if ('status' in route) {
-      sendError(res, route.status, route.message, route.headers);
+      refuseRequest(req, res, route.status, route.message, route.headers);
       return;
     }
     if (route.app.edge !== undefined) this.gate.request(req, res, route.app as EdgeApp, secure);
@@ -123,7 +129,9 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
       this.instances.resolve(x.app).then(
         (t) => this.send(x, t),
         (err: unknown) =>
-          this.refuse(x.app, err, (status, message, headers) => sendError(x.res, status, message, headers)),
+          this.refuse(x.app, err, (status, message, headers) =>
+            refuseRequest(x.req, x.res, status, message, headers),
+          ),
       );
   }
 
@@ -131,6 +139,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
     if (x.req.socket.destroyed) return; // the client left while its instance was being found
     x.begin(target);
     if (x.req.url === '*') this.upgrades.options(x);
+    else if (x.app.protocol === 'h2c') this.h2c.send(x);
     else this.http.send(x);
   }
 
@@ -163,7 +172,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
     const answer = answerFor(error);
     if (error.code === 'body-too-large') this.observer?.policyRefused(x.app, 'body_size');
     // A body stalled or refused leaves the connection in the middle of a request: it is not read further.
-    sendError(res, answer.status, answer.message, answer.closes ? CLOSE : close);
+    refuseRequest(req, res, answer.status, answer.message, answer.closes ? CLOSE : close);
   }
 
   handleUpgrade(req: DownstreamRequest, socket: Duplex, head: Buffer, secure: boolean): void {
@@ -296,6 +305,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
   close(): void {
     this.policies.close();
     this.http.close();
+    this.h2c.close();
     this.upgrades.close();
   }
 

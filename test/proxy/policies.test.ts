@@ -484,4 +484,39 @@ describe('edge policies', () => {
     assert.equal(moved.headers.location, 'https://elsewhere.example/x');
     await until('the redirect app’s former instance to stop', () => !alive(plainPid));
   });
+
+  it('live edits apply to basicAuth, rateLimit, headers, compress and maxBodySize too', async () => {
+    type Edge = AppDoc & Record<string, unknown> & { access: Record<string, unknown> };
+    const [shop, rate] = docs as Edge[];
+    shop!.access.basicAuth = { realm: 'shop', users: { alice: hash('alice', 'changed') } };
+    shop!.headers = { response: { 'X-Frame-Options': 'SAMEORIGIN' } };
+    shop!.compress = false;
+    shop!.maxBodySize = 100_000;
+    rate!.access.rateLimit = { requests: 1000, perSeconds: 1 };
+    writeAppsFile(arr.appsFile!, docs);
+    await until(
+      'the new password',
+      async () => (await curl(['-u', 'alice:changed', ...url(SHOP)])).status === 200,
+    );
+    assert.equal((await curl(['-u', 'alice:secret', ...url(SHOP)])).status, 401, 'the old password');
+    const r = await curl([
+      '-u',
+      'alice:changed',
+      '-H',
+      'Accept-Encoding: gzip',
+      ...url(SHOP, '/json?n=20000'),
+    ]);
+    assert.equal(r.headers['x-frame-options'], 'SAMEORIGIN');
+    assert.equal(r.headers['content-encoding'], undefined, 'compress: false');
+    const body = await curl([
+      '-u',
+      'alice:changed',
+      '--data-binary',
+      'a'.repeat(2000),
+      ...url(SHOP, '/echo'),
+    ]);
+    assert.equal(body.status, 200, 'a body under the new maxBodySize');
+    // This address had used up its 2 requests a minute; the new bucket lets it in.
+    for (let i = 0; i < 5; i++) assert.equal((await curl(url(RATE))).status, 200);
+  });
 });

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type DownstreamRequest, isH2, isH2Response } from '../../router/downstream.js';
+import type { H2Response } from '../../router/h2-messages.js';
 import { connectionOf } from '../../router/headers.js';
 import type { ExchangeObserver } from '../../router/observer.js';
 import { clientAddress } from '../../router/proxy-protocol.js';
@@ -32,6 +33,15 @@ interface Access {
   client: string | null;
   protocol: Protocol;
   websocket?: true;
+  /** A gRPC answer's status (its `grpc-status`, in the trailers or a trailers-only head). */
+  grpcStatus?: string;
+}
+
+/** The grpc-status an HTTP/2 stream's answer carried (read once, when its line is written). */
+function grpcStatusOf(res: H2Response): string | undefined {
+  const stream = res.stream;
+  const value = stream.sentTrailers?.['grpc-status'] ?? stream.sentHeaders?.['grpc-status'];
+  return value === undefined ? undefined : String(value);
 }
 
 function protocolOf(req: DownstreamRequest): Protocol {
@@ -79,6 +89,8 @@ export function createObserver(
           app: name,
           client,
           protocol,
+          // Read only when the line is written (write?.() evaluates nothing otherwise).
+          grpcStatus: isH2Response(res) ? grpcStatusOf(res) : undefined,
         });
       });
     },
@@ -142,7 +154,7 @@ function accessWriter(log: Logger): (a: Access) => void {
   const fields = !process.stdout.isTTY;
   return (a) => {
     a.ms = Math.round(a.ms * 10) / 10;
-    const msg = `${a.client ?? '-'} ${a.method} ${a.host ?? '-'}${a.path} ${a.protocol === 'h2' ? 'h2 ' : ''}${a.websocket ? 'ws ' : ''}${a.status} ${a.bytes} B ${a.ms} ms ${a.app}`;
+    const msg = `${a.client ?? '-'} ${a.method} ${a.host ?? '-'}${a.path} ${a.protocol === 'h2' ? 'h2 ' : ''}${a.websocket ? 'ws ' : ''}${a.status}${a.grpcStatus === undefined ? '' : ` grpc-status ${a.grpcStatus}`} ${a.bytes} B ${a.ms} ms ${a.app}`;
     if (fields) log.info(a, msg);
     else log.info(msg);
   };
