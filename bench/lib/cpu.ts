@@ -1,8 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { cpuSeconds, statFields } from '../../test/support/proc.js';
+import { cpuSeconds, statFields } from '../../harness/proc.js';
 import { type WrkOptions, type WrkResult, wrk } from './wrk.js';
 
-// The tests' /proc readers (the farm test reads the registry server's CPU too).
+// The harness's /proc readers (the farm test reads the registry server's CPU too).
 export { cpuSeconds };
 
 /** The pids of a process's children (nginx's worker under its master). */

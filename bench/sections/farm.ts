@@ -9,9 +9,9 @@ import {
   helloApp,
   startArrWith,
   writeAppsFile,
-} from '../../test/support/arr.js';
-import { type MongoServer, startMongo } from '../../test/support/mongo.js';
-import { runArr } from '../../test/support/proc.js';
+} from '../../harness/arr.js';
+import { type MongoServer, startMongo } from '../../harness/mongo.js';
+import { runArr } from '../../harness/proc.js';
 import { addSection, type Ctx, med } from '../lib/context.js';
 import { cpuSeconds } from '../lib/cpu.js';
 import { fmt } from '../lib/stats.js';

@@ -1,6 +1,6 @@
 import { BSON, type Collection, type Document, ObjectId } from 'mongodb';
 import type { Change } from './mongo-journal.js';
-import type { Machine } from './types.js';
+import type { InstanceAddress } from './types.js';
 
 /** One document of `instances`: a slot of an app, held by one instance. */
 export interface SlotDoc {
@@ -105,8 +105,8 @@ export class StoreCopy {
   }
 
   /** Every app's instances as read, by app id, in slot order. */
-  machines(): Map<string, Machine[]> {
-    const all = new Map<string, Machine[]>();
+  machines(): Map<string, InstanceAddress[]> {
+    const all = new Map<string, InstanceAddress[]>();
     for (const [app, ids] of this.slotsByApp) {
       const docs = [...ids].map((id) => this.slots.get(id)!).sort((a, b) => a.slot - b.slot);
       all.set(

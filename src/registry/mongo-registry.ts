@@ -23,7 +23,7 @@ import {
   type SlotNote,
   UnknownAppError,
 } from './registry.js';
-import { type App, type Machine, sameMachine } from './types.js';
+import { type App, type InstanceAddress, sameMachine } from './types.js';
 import { idOf } from './validate.js';
 
 export const APPS_COLLECTION = 'apps';
@@ -125,7 +125,7 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
    * Every app's instances as the store has them now: the slots the journal named since the last
    * read are read again (app documents wait for the next `refresh`, which reports them).
    */
-  allMachines(): Promise<Map<string, Machine[]>> {
+  allMachines(): Promise<Map<string, InstanceAddress[]>> {
     return this.serially(async () => {
       await this.catchUp();
       return this.copy.machines();
@@ -133,7 +133,7 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
   }
 
   /** Every app's instances as this node's copy has them (no I/O). */
-  knownMachines(): Map<string, Machine[]> {
+  knownMachines(): Map<string, InstanceAddress[]> {
     return this.copy.machines();
   }
 
@@ -211,11 +211,11 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
     return auditRegistry(this.collection, this.instances, this.farm, this.journal);
   }
 
-  async machines(appId: string): Promise<Machine[]> {
+  async machines(appId: string): Promise<InstanceAddress[]> {
     return (await this.slotsOf(this.known(appId))).map(machineOf);
   }
 
-  async claim(appId: string, machine: Machine): Promise<ClaimResult> {
+  async claim(appId: string, machine: InstanceAddress): Promise<ClaimResult> {
     const app = this.known(appId);
     const doc = await this.collection.findOne({ _id: app.rawId } as Document, {
       projection: { instances: 1 },
@@ -252,7 +252,7 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
     return { granted: true, machines: await this.mirror(app) };
   }
 
-  async move(appId: string, from: Machine, to: Machine): Promise<boolean> {
+  async move(appId: string, from: InstanceAddress, to: InstanceAddress): Promise<boolean> {
     const app = this.known(appId);
     const moved: string[] = [];
     for (const slot of await this.slotsAt(app, from)) {
@@ -268,7 +268,7 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
     return true;
   }
 
-  async noteDeploy(appId: string, machine: Machine, note: DeployNote): Promise<void> {
+  async noteDeploy(appId: string, machine: InstanceAddress, note: DeployNote): Promise<void> {
     const noted: string[] = [];
     for (const slot of await this.slotsAt(this.known(appId), machine)) {
       const filter = { _id: slot._id, host: machine.host, port: machine.port };
@@ -305,7 +305,7 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
     }));
   }
 
-  async release(appId: string, machine: Machine): Promise<void> {
+  async release(appId: string, machine: InstanceAddress): Promise<void> {
     const app = this.known(appId);
     const released: string[] = [];
     for (const slot of await this.slotsAt(app, machine)) {
@@ -436,11 +436,11 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
   }
 
   /** The app's slots held by the instance at `machine`. */
-  private async slotsAt(app: App, machine: Machine): Promise<SlotDoc[]> {
+  private async slotsAt(app: App, machine: InstanceAddress): Promise<SlotDoc[]> {
     return (await this.slotsOf(app)).filter((s) => sameMachine(machineOf(s), machine));
   }
 
-  private mirror(app: App): Promise<Machine[]> {
+  private mirror(app: App): Promise<InstanceAddress[]> {
     return this.mirrorSlots(app.id, app.rawId);
   }
 
@@ -449,7 +449,7 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
    * checks after its write that the slots did not change meanwhile, and writes again when they
    * did: the last writer leaves the current list.
    */
-  private async mirrorSlots(appId: string, appRef: unknown): Promise<Machine[]> {
+  private async mirrorSlots(appId: string, appRef: unknown): Promise<InstanceAddress[]> {
     const app = this.table.apps.get(appId);
     const read = async () =>
       (app
@@ -474,7 +474,7 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
 }
 
 const slotId = (appId: string, slot: number) => `${appId}#${slot}`;
-const machineOf = (d: SlotDoc): Machine => ({ host: d.host, port: d.port });
+const machineOf = (d: SlotDoc): InstanceAddress => ({ host: d.host, port: d.port });
 
 /** The `_id`s a change stream event names, or 'all' for an event on the whole collection. */
 function changedIds(e: ChangeStreamDocument<Document>): unknown[] | 'all' {

@@ -1,7 +1,7 @@
 import { isValidHostName, isWildcardName, normaliseHostName } from '../util/host-name.js';
 import { ObjectId } from './bson.js';
 import { APP_FIELDS, HOST_FIELDS, PROCESS_FIELDS, unknownFields } from './fields.js';
-import type { App, HostRule, Machine, Problem, SslPolicy } from './types.js';
+import type { App, HostRule, InstanceAddress, Problem, SslPolicy } from './types.js';
 import { validateEdge } from './validate-edge.js';
 
 const SSL_SPELLINGS: Record<string, SslPolicy> = {
@@ -318,9 +318,9 @@ function validateHost(
 }
 
 /** The `machines` array of a stored document, or undefined when it is malformed. */
-export function parseMachines(v: unknown): Machine[] | undefined {
+export function parseMachines(v: unknown): InstanceAddress[] | undefined {
   if (!Array.isArray(v)) return undefined;
-  const out: Machine[] = [];
+  const out: InstanceAddress[] = [];
   for (const m of v) {
     if (!isRecord(m) || typeof m.host !== 'string' || typeof m.port !== 'number') return undefined;
     out.push({ host: m.host, port: m.port });

@@ -7,7 +7,7 @@ import {
   databaseName,
   MongoRegistry,
 } from '../../src/registry/mongo-registry.js';
-import type { Machine } from '../../src/registry/types.js';
+import type { InstanceAddress } from '../../src/registry/types.js';
 import { type MongoServer, mongoUnavailable, startMongo } from '../support/mongo.js';
 
 const app = (id: string, host = `${id}.test`, instances = 1): Document => ({
@@ -16,7 +16,7 @@ const app = (id: string, host = `${id}.test`, instances = 1): Document => ({
   hosts: [{ host, ssl: 'none' }],
   instances,
 });
-const m = (n: number): Machine => ({ host: `10.0.0.${n}`, port: 8000 + n });
+const m = (n: number): InstanceAddress => ({ host: `10.0.0.${n}`, port: 8000 + n });
 
 describe('MongoRegistry: reading what changed', { skip: mongoUnavailable() }, () => {
   let server: MongoServer;

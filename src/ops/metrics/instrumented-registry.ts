@@ -1,16 +1,18 @@
-import type {
-  AuditReport,
-  ClaimResult,
-  DeployNote,
-  FarmRegistry,
-  InstanceRecord,
-  LoadReport,
-  NodeRecord,
-  RefreshReport,
-  Registry,
-  SlotNote,
-} from '../registry/registry.js';
-import type { App, Machine, Problem, Route } from '../registry/types.js';
+import {
+  type AuditReport,
+  type ClaimResult,
+  type DeployNote,
+  type FarmRegistry,
+  type InstanceRecord,
+  LIVENESS_OPERATIONS,
+  type LoadReport,
+  type NodeRecord,
+  type RefreshReport,
+  type Registry,
+  type SlotNote,
+  STORE_OPERATIONS,
+} from '../../registry/registry.js';
+import type { App, InstanceAddress, Problem, Route } from '../../registry/types.js';
 import type { Metrics, RegistryOperation } from './metrics.js';
 
 /**
@@ -27,16 +29,7 @@ export class InstrumentedRegistry<R extends Registry> implements Registry {
     protected readonly metrics: Metrics,
   ) {
     this.kind = inner.kind;
-    metrics.registryOperations([
-      'load',
-      'allMachines',
-      'machines',
-      'claim',
-      'move',
-      'noteDeploy',
-      'release',
-      'releaseMachine',
-    ]);
+    metrics.registryOperations(STORE_OPERATIONS);
   }
 
   protected count<T>(operation: RegistryOperation, result: Promise<T>): Promise<T> {
@@ -70,22 +63,22 @@ export class InstrumentedRegistry<R extends Registry> implements Registry {
   tlsRoutes(): Iterable<Route> {
     return this.inner.tlsRoutes();
   }
-  allMachines(): Promise<Map<string, Machine[]>> {
+  allMachines(): Promise<Map<string, InstanceAddress[]>> {
     return this.count('allMachines', this.inner.allMachines());
   }
-  machines(appId: string): Promise<Machine[]> {
+  machines(appId: string): Promise<InstanceAddress[]> {
     return this.count('machines', this.inner.machines(appId));
   }
-  claim(appId: string, machine: Machine): Promise<ClaimResult> {
+  claim(appId: string, machine: InstanceAddress): Promise<ClaimResult> {
     return this.count('claim', this.inner.claim(appId, machine));
   }
-  move(appId: string, from: Machine, to: Machine): Promise<boolean> {
+  move(appId: string, from: InstanceAddress, to: InstanceAddress): Promise<boolean> {
     return this.count('move', this.inner.move(appId, from, to));
   }
-  noteDeploy(appId: string, machine: Machine, note: DeployNote): Promise<void> {
+  noteDeploy(appId: string, machine: InstanceAddress, note: DeployNote): Promise<void> {
     return this.count('noteDeploy', this.inner.noteDeploy(appId, machine, note));
   }
-  release(appId: string, machine: Machine): Promise<void> {
+  release(appId: string, machine: InstanceAddress): Promise<void> {
     return this.count('release', this.inner.release(appId, machine));
   }
   releaseMachine(host: string): Promise<number> {
@@ -98,16 +91,16 @@ export class InstrumentedRegistry<R extends Registry> implements Registry {
 
 /**
  * The same for the farm's registry, with node liveness counted too. The farm's reads are
- * counted under the operation they stand for: a refresh, the apps count and an audit are
- * loads (the health check reads whether the last one worked); taking the chores is part of
- * a beat, giving them up part of forgetting a node.
+ * counted under the operation they stand for: a refresh, the apps count, the server's write
+ * count and an audit are loads (the health check reads whether the last one worked); taking
+ * the chores is part of a beat, giving them up part of forgetting a node.
  */
 export class InstrumentedFarmRegistry extends InstrumentedRegistry<FarmRegistry> implements FarmRegistry {
   declare readonly kind: 'mongo';
 
   constructor(inner: FarmRegistry, metrics: Metrics) {
     super(inner, metrics);
-    metrics.registryOperations(['beat', 'deadNodes', 'forgetNode']);
+    metrics.registryOperations(LIVENESS_OPERATIONS);
   }
 
   beat(node: string, ttlMs: number): Promise<void> {
@@ -131,7 +124,7 @@ export class InstrumentedFarmRegistry extends InstrumentedRegistry<FarmRegistry>
   refresh(everything?: boolean): Promise<RefreshReport> {
     return this.count('load', this.inner.refresh(everything));
   }
-  knownMachines(): Map<string, Machine[]> {
+  knownMachines(): Map<string, InstanceAddress[]> {
     return this.inner.knownMachines();
   }
   holdChores(node: string, ttlMs: number): Promise<boolean> {
