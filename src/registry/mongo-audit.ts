@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Binary, BSON, type Collection, type Document, type FindCursor } from 'mongodb';
+import { Binary, BSON, type Collection, type Db, type Document, type FindCursor } from 'mongodb';
 import { idOfKey, keyOf, type SlotDoc } from './mongo-copy.js';
 import type { ChangeJournal } from './mongo-journal.js';
 import type { AuditReport } from './registry.js';
@@ -99,4 +99,23 @@ function decode(bin: Binary | undefined): Map<string, string> {
     at += 12 + len;
   }
   return out;
+}
+
+/**
+ * The insert, update and delete commands the server answered so far (its serverStatus counters,
+ * FerretDB's and MongoDB's alike: cheap), which arr never sends (see `takeOnce`): what moves it
+ * is a write made outside arr. Undefined when the server does not tell.
+ */
+export async function writeCommands(admin: Db): Promise<number | undefined> {
+  let status: Document;
+  try {
+    status = await admin.command({ serverStatus: 1 });
+  } catch (err) {
+    const code = (err as { code?: number }).code ?? 0;
+    if (code === 13 || code === 59) return undefined; // Unauthorized, CommandNotFound
+    throw err;
+  }
+  const commands = status.metrics?.commands as Record<string, { total?: unknown }> | undefined;
+  if (!commands) return undefined;
+  return ['insert', 'update', 'delete'].reduce((n, c) => n + Number(commands[c]?.total ?? 0), 0);
 }

@@ -7,7 +7,7 @@ import {
   type MongoClientOptions,
 } from 'mongodb';
 import { IndexedRegistry } from './indexed-registry.js';
-import { auditRegistry, FARM_COLLECTION } from './mongo-audit.js';
+import { auditRegistry, FARM_COLLECTION, writeCommands } from './mongo-audit.js';
 import { type SlotDoc, StoreCopy } from './mongo-copy.js';
 import { CHANGES_COLLECTION, type Change, ChangeJournal, takeOnce } from './mongo-journal.js';
 import { NODES_COLLECTION, NodeRecords } from './mongo-nodes.js';
@@ -178,26 +178,14 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
   }
 
   /**
-   * The server's insert, update and delete commands so far (its serverStatus counters: cheap),
-   * which arr never sends (see `takeOnce`); undefined when the server does not tell (a user
-   * without the clusterMonitor role on MongoDB).
+   * The server's insert, update and delete commands so far (see `writeCommands`); undefined when
+   * the server does not tell (a user without the clusterMonitor role on MongoDB).
    */
   async foreignWrites(): Promise<number | undefined> {
     if (this.serverStatusRefused) return undefined;
-    let status: Document;
-    try {
-      status = await this.client.db('admin').command({ serverStatus: 1 });
-    } catch (err) {
-      if (![13, 59].includes((err as { code?: number }).code ?? 0)) throw err; // not Unauthorized, CommandNotFound
-      this.serverStatusRefused = true;
-      return undefined;
-    }
-    const commands = status.metrics?.commands as Record<string, { total?: unknown }> | undefined;
-    if (!commands) {
-      this.serverStatusRefused = true;
-      return undefined;
-    }
-    return ['insert', 'update', 'delete'].reduce((n, c) => n + Number(commands[c]?.total ?? 0), 0);
+    const count = await writeCommands(this.client.db('admin'));
+    if (count === undefined) this.serverStatusRefused = true;
+    return count;
   }
 
   /** How many app documents the store holds: a cheap count (collection statistics, no scan). */
