@@ -1,5 +1,7 @@
 import { ObjectId } from 'mongodb';
 import { isValidHostName, normaliseHostName } from '../util/host-name.js';
+import { isRecord } from '../util/is-record.js';
+import { httpPath, validateResourceFields } from './resource-fields.js';
 import type { App, HostRule, Machine, Problem, SslPolicy } from './types.js';
 
 const SSL_SPELLINGS: Record<string, SslPolicy> = {
@@ -31,10 +33,6 @@ export function idOf(raw: unknown): string | undefined {
   if (typeof raw === 'string' && raw.length > 0) return raw;
   if (typeof raw === 'number' && Number.isFinite(raw)) return String(raw);
   return undefined;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /**
@@ -111,6 +109,7 @@ export function validateApp(doc: unknown): Validated {
   }
 
   const deploy = validateDeployFields(doc, fail);
+  const resources = validateResourceFields(doc, fail);
 
   if (doc.machines !== undefined && parseMachines(doc.machines) === undefined) {
     fail('machines', 'must be an array of { host, port }');
@@ -121,7 +120,7 @@ export function validateApp(doc: unknown): Validated {
   const app: App = { id, rawId: doc._id, name, process: { executable, args }, hosts, instances };
   if (user !== undefined) app.user = user;
   if (group !== undefined) app.group = group;
-  Object.assign(app, deploy);
+  Object.assign(app, deploy, resources);
   return { ok: true, app };
 }
 
@@ -173,9 +172,9 @@ function validateDeployFields(
     else out.cwd = doc.cwd;
   }
   if (doc.ready !== undefined) {
-    if (typeof doc.ready !== 'string' || !/^\/[\x21-\x7e]*$/.test(doc.ready) || doc.ready.length > 2048)
-      fail('ready', `must be an HTTP path such as "/healthz" (got ${JSON.stringify(doc.ready)})`);
-    else out.ready = doc.ready;
+    const ready = httpPath(doc.ready);
+    if ('problem' in ready) fail('ready', ready.problem);
+    else out.ready = ready.value;
   }
   if (doc.stopTimeout !== undefined) {
     const t = doc.stopTimeout;
