@@ -5,10 +5,11 @@ import type { Registry } from '../registry/registry.js';
 import { type App, deployKey, type Machine, sameMachine } from '../registry/types.js';
 import { every } from '../util/every.js';
 import type { Logger } from '../util/log.js';
-import { killGroup } from './cgroup.js';
-import { type Confinement, type Launch, plainLaunch } from './confine.js';
+import { formatSize } from '../util/size.js';
+import { type Confinement, type Launch, plainLaunch, releaseGroups } from './confine.js';
 import { cannotSwitchUser, type Identity, IdentityError, resolveIdentity } from './identity.js';
 import { openConnections } from './instance-connections.js';
+import { oomKills } from './limit-groups.js';
 import type { PortAllocator } from './port-allocator.js';
 import { waitReady } from './readiness.js';
 import { type OutputListener, type SpawnedProcess, signalGroup, spawnInstance } from './spawn.js';
@@ -242,6 +243,8 @@ export class Activator {
   private readonly running = new Map<string, LocalInstance>();
   private readonly starting = new Map<string, Promise<Activation>>();
   private readonly failures = new Map<string, FailureRecord>();
+  /** The unenforced limits already warned about (app, limit, why). */
+  private readonly toldUnenforced = new Set<string>();
   /** Every process started and not yet exited, with the app it runs, its port and phase. */
   private readonly processes = new Map<SpawnedProcess, ProcessDetail>();
   /** Bumped whenever an instance starts, becomes ready, drains, stops or exits (snapshots tell it). */
@@ -726,12 +729,13 @@ export class Activator {
       // arr's connections to it go, and so does what it started (a daemon that left its
       // process group too), before the port can be given to another app.
       this.options.onInstanceGone?.(target);
-      if (proc.cgroup) await killGroup(proc.cgroup);
+      const oom = oomKills(proc.limitGroups?.memory) > 0;
+      await releaseGroups(proc);
       this.processes.delete(proc);
       this.changes++;
       this.ports.release(port);
       this.options.events?.exited?.(proc);
-      this.onExit(app, proc, startedAt, exit);
+      this.onExit(app, proc, startedAt, exit, oom);
     });
     this.log.info({ app: app.name, id: app.id, pid: proc.pid, port }, `starting ${app.name} on port ${port}`);
 
@@ -793,12 +797,20 @@ export class Activator {
       checkCwd(app);
       const identity = await identityOf(app);
       const { executable, args } = app.process;
+      const { confinement } = this.options;
+      if (confinement) this.tellUnenforced(app, confinement);
       launch =
-        this.options.confinement?.launch(executable, args, `${app.id}-${port}`, identity) ??
-        plainLaunch(executable, args, identity);
+        confinement?.launch(
+          executable,
+          args,
+          `${app.id}-${port}`,
+          identity,
+          app.limits,
+          app.recycle?.memory !== undefined,
+        ) ?? plainLaunch(executable, args, identity);
       return spawnInstance(app, port, this.log, launch, this.options.onOutput);
     } catch (err) {
-      if (launch?.cgroup) void killGroup(launch.cgroup);
+      if (launch) void releaseGroups(launch);
       this.ports.release(port);
       this.recordFailure(app.id);
       throw new ActivationError(
@@ -827,6 +839,7 @@ export class Activator {
     proc: SpawnedProcess,
     startedAt: number,
     exit: { code: number | null; signal: NodeJS.Signals | null; error?: Error },
+    oom = false,
   ): void {
     const instance = this.running.get(app.id);
     const wasRunning = instance?.proc === proc;
@@ -836,6 +849,16 @@ export class Activator {
       return;
     }
     const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+    if (oom) {
+      const limit =
+        app.limits?.memory === undefined
+          ? 'its memory limit'
+          : `its memory limit (${formatSize(app.limits.memory)})`;
+      this.log.warn(
+        { app: app.name, id: app.id, pid: proc.pid, limit: app.limits?.memory, reason: 'oom' },
+        `${app.name}[${proc.pid}] was killed by ${limit}: out of memory (${how})`,
+      );
+    }
     this.log.info(
       { app: app.name, id: app.id, pid: proc.pid },
       `${app.name}[${proc.pid}] exited with ${how}`,
@@ -845,6 +868,19 @@ export class Activator {
     if (this.stopping) return;
     if (Date.now() - startedAt < this.stableAfterMs) this.recordFailure(app.id);
     else this.failures.delete(app.id);
+  }
+
+  /** Warns once per app, limit and reason of each limit this host cannot hold the app's instances to. */
+  private tellUnenforced(app: App, confinement: Confinement): void {
+    for (const { limit, why } of confinement.unenforced(app.limits)) {
+      const key = `${app.id}\0${limit}\0${why}`;
+      if (this.toldUnenforced.has(key)) continue;
+      this.toldUnenforced.add(key);
+      this.log.warn(
+        { app: app.name, id: app.id, limit },
+        `${app.name}: limits.${limit} is not enforced: ${why}`,
+      );
+    }
   }
 
   /** Records in the registry what the instance at `machine` runs, or the deploy that failed there (in the background). */
@@ -897,6 +933,6 @@ export class Activator {
     clearTimeout(timer);
     // Whatever the instance started in its group goes with it.
     signalGroup(proc.pid, 'SIGKILL');
-    if (proc.cgroup) await killGroup(proc.cgroup);
+    await releaseGroups(proc);
   }
 }

@@ -1,5 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { removeWhenEmpty, subtree } from './cgroup-tree.js';
+import { LimitGroups } from './limit-groups.js';
 
 /** What arr's groups are called: `arr-<pid of the arr that made them>`, in arr's own group. */
 const ARR_GROUP = /^arr-(\d+)$/;
@@ -21,9 +23,11 @@ export interface StaleGroups {
 export class InstanceCgroups {
   private constructor(
     /** arr's own group: where arr runs, and where its folder of groups is. */
-    private readonly own: string,
+    readonly own: string,
     /** arr's own folder of groups: one per instance below it. */
-    private readonly base: string,
+    readonly base: string,
+    /** The controllers that hold instances to their app's `limits`. */
+    readonly limits: LimitGroups = LimitGroups.open(own, base),
   ) {}
 
   /** The groups, or why arr cannot have them here. */
@@ -86,8 +90,9 @@ export class InstanceCgroups {
   }
 
   /** Removes arr's own folder of groups (at exit, once every instance is gone). */
-  close(): Promise<void> {
-    return removeWhenEmpty(this.base);
+  async close(): Promise<void> {
+    await this.limits.close();
+    await removeWhenEmpty(this.base);
   }
 }
 
@@ -109,38 +114,11 @@ export async function killGroup(dir: string): Promise<number> {
   return killed;
 }
 
-/** A group and every group below it, parents before their children. */
-function subtree(dir: string): string[] {
-  const groups = [dir];
-  for (let i = 0; i < groups.length; i++) {
-    try {
-      for (const e of readdirSync(groups[i]!, { withFileTypes: true }))
-        if (e.isDirectory()) groups.push(join(groups[i]!, e.name));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return groups;
-}
-
 function procsIn(group: string): number {
   try {
     return readFileSync(join(group, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).length;
   } catch {
     return 0; // gone meanwhile
-  }
-}
-
-/** rmdir as soon as the group is empty (killed processes take a moment to go), for up to 2 s. */
-async function removeWhenEmpty(dir: string): Promise<void> {
-  for (let tries = 0; tries < 100; tries++) {
-    try {
-      rmdirSync(dir);
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EBUSY') return;
-    }
-    await new Promise((r) => setTimeout(r, 20));
   }
 }
 

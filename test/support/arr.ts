@@ -25,6 +25,9 @@ export interface AppDoc {
   ready?: string;
   stopTimeout?: number;
   revision?: number;
+  limits?: Record<string, unknown>;
+  health?: Record<string, unknown>;
+  recycle?: Record<string, unknown>;
 }
 
 /** The hello sample as an app document, with its host names. */
