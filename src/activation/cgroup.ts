@@ -33,17 +33,15 @@ export class InstanceCgroups {
   /** The groups, or why arr cannot have them here. */
   static open(): InstanceCgroups | string {
     try {
-      const mount = cgroup2Mount();
-      if (!mount) return 'no cgroup2 file system is mounted';
-      const own = /^0::(\/.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
-      if (own === undefined) return 'arr is in no cgroup v2 group';
-      const base = join(mount, own, `arr-${process.pid}`);
+      const own = ownGroup();
+      if (typeof own !== 'string') return own.why;
+      const base = join(own, `arr-${process.pid}`);
       mkdirSync(base, { recursive: true });
       if (!existsSync(join(base, 'cgroup.kill'))) {
         rmdirSync(base);
         return 'the kernel has no cgroup.kill (Linux 5.14 or newer has it)';
       }
-      return new InstanceCgroups(join(mount, own), base);
+      return new InstanceCgroups(own, base);
     } catch (err) {
       return `cannot make cgroups (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
     }
@@ -120,6 +118,15 @@ function procsIn(group: string): number {
   } catch {
     return 0; // gone meanwhile
   }
+}
+
+/** arr's own cgroup v2 group (a folder), or why there is none. */
+export function ownGroup(): string | { why: string } {
+  const mount = cgroup2Mount();
+  if (!mount) return { why: 'no cgroup2 file system is mounted' };
+  const own = /^0::(\/.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
+  if (own === undefined) return { why: 'arr is in no cgroup v2 group' };
+  return join(mount, own);
 }
 
 function cgroup2Mount(): string | undefined {

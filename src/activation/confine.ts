@@ -2,10 +2,10 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:
 import { resolve } from 'node:path';
 import type { Limits } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
-import { InstanceCgroups, killGroup } from './cgroup.js';
+import { InstanceCgroups, killGroup, ownGroup } from './cgroup.js';
 import { removeWhenEmpty } from './cgroup-tree.js';
 import type { Identity } from './identity.js';
-import type { InstanceLimitGroups, Unenforced } from './limit-groups.js';
+import { type InstanceLimitGroups, LimitGroups, type Unenforced } from './limit-groups.js';
 
 /**
  * util-linux's setpriv, by a fixed path: never looked up through PATH, which comes from arr's
@@ -148,6 +148,22 @@ export class Confinement {
     };
   }
 
+  /** What `unenforced` says on this host, found without making any group (`arr validate`). */
+  static probe(): Confinement {
+    const setpriv = SETPRIV_PATHS.find((p) => existsSync(p));
+    const own = ownGroup();
+    let why: string | undefined;
+    if (process.getuid?.() !== 0) why = 'arr is not root';
+    else if (!setpriv) why = 'setpriv (util-linux) is not installed';
+    else if (typeof own !== 'string') why = own.why;
+    const probe = new Confinement(undefined, setpriv, false, why);
+    if (why === undefined) probe.probed = LimitGroups.probe(own as string);
+    return probe;
+  }
+
+  /** The controllers `probe` found (a probe has no cgroups of its own). */
+  private probed: LimitGroups | undefined;
+
   /** `limits.files` where arr can set it (prlimit is there; above arr's hard limit, as root). */
   private filesLimit(limits: Limits | undefined): number | undefined {
     const files = limits?.files;
@@ -163,12 +179,12 @@ export class Confinement {
   unenforced(limits: Limits | undefined): Unenforced[] {
     if (!limits) return [];
     const out: Unenforced[] = [];
-    const controllers = limits.memory !== undefined || limits.cpu !== undefined || limits.pids !== undefined;
-    if (controllers && !this.cgroups) {
+    const groups = this.cgroups?.limits ?? this.probed;
+    if (groups) out.push(...groups.unenforced(limits));
+    else
       for (const limit of ['memory', 'cpu', 'pids'] as const)
         if (limits[limit] !== undefined)
           out.push({ limit, why: `instances have no cgroup here: ${this.noCgroups}` });
-    } else if (this.cgroups) out.push(...this.cgroups.limits.unenforced(limits));
     if (limits.files !== undefined && this.filesLimit(limits) === undefined)
       out.push({
         limit: 'files',

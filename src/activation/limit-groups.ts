@@ -61,7 +61,7 @@ export class LimitGroups {
       }
       const own = v1.get(c);
       if (!own) {
-        missing.set(c, `the ${c} controller is neither enabled in cgroup v2 nor mounted as cgroup v1`);
+        missing.set(c, `the ${c} controller is neither in cgroup v2 nor mounted as cgroup v1`);
         continue;
       }
       const base = join(own, `arr-${process.pid}`);
@@ -71,6 +71,24 @@ export class LimitGroups {
       } catch (err) {
         missing.set(c, `cannot make a ${c} cgroup (${(err as NodeJS.ErrnoException).code ?? err})`);
       }
+    }
+    return new LimitGroups(placement, missing);
+  }
+
+  /**
+   * Where each controller would be, found without making or writing anything (for `arr
+   * validate`): cgroup v2 where arr's own group offers it, else a v1 hierarchy.
+   */
+  static probe(v2Own: string): LimitGroups {
+    const placement = new Map<Controller, Placement>();
+    const missing = new Map<Controller, string>();
+    const v1 = v1Hierarchies();
+    const offered = readWords(join(v2Own, 'cgroup.controllers'));
+    for (const c of CONTROLLERS) {
+      const own = v1.get(c);
+      if (offered.includes(c)) placement.set(c, { version: 2 });
+      else if (own) placement.set(c, { version: 1, own, base: join(own, `arr-${process.pid}`) });
+      else missing.set(c, `the ${c} controller is neither in cgroup v2 nor mounted as cgroup v1`);
     }
     return new LimitGroups(placement, missing);
   }

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { Options } from 'yargs';
 import { qualifies } from '../acme/qualify.js';
+import { Confinement } from '../activation/confine.js';
 import { IdentityError, resolveIdentity } from '../activation/identity.js';
 import { readStatuses } from '../activation/state-file.js';
 import { envExposure, parseAppsText, readAppsFile } from '../registry/apps-file.js';
@@ -253,6 +254,7 @@ export async function validateFile(file: string, out: Print, err: Print): Promis
   if (!result) return 1;
   for (const p of result.problems) out(formatProblem(p));
   if (result.exposed) out(`warning: ${result.exposed}`);
+  for (const line of result.unenforced) out(`warning: ${line}`);
   if (result.acme.length > 0)
     out(`ACME-managed with --acme-email (${result.acme.length}): ${result.acme.join(', ')}`);
   out(`${plural(result.valid, 'app')} valid, ${plural(result.problems.length, 'problem')}`);
@@ -267,6 +269,8 @@ export interface FileCheck {
   acme: string[];
   /** Other users can read the file, and with it the apps' `env` values. */
   exposed?: string;
+  /** Limits that arr, run here as this user, could not enforce: one line per app and limit. */
+  unenforced: string[];
 }
 
 /** Checks an apps file as `arr validate` does, without printing. */
@@ -302,7 +306,13 @@ export async function checkAppsFile(file: string): Promise<FileCheck> {
     .map((h) => h.host)
     .sort();
   const exposed = await envExposure(file, table.apps.values());
-  return { valid, problems: all, acme, ...(exposed ? { exposed } : {}) };
+  const here = Confinement.probe();
+  const unenforced = [...table.apps.values()].flatMap((app) =>
+    here
+      .unenforced(app.limits)
+      .map(({ limit, why }) => `app ${app.id}: limits.${limit} is not enforced here: ${why}`),
+  );
+  return { valid, problems: all, acme, unenforced, ...(exposed ? { exposed } : {}) };
 }
 
 /** The certificate and key files of an app's hosts: readable, and a key that fits its certificate. */

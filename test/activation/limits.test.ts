@@ -2,12 +2,14 @@
 // controllers there, v1 on hybrid hosts such as this one and CI. Without root, the warnings that
 // say the limits are not enforced are what is tested.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ObjectId } from 'mongodb';
-import { type AppDoc, type ArrUnderTest, fetchVia, startArrWith } from '../support/arr.js';
+import { type AppDoc, type ArrUnderTest, fetchVia, startArrWith, writeAppsFile } from '../support/arr.js';
 import { until } from '../support/poll.js';
-import { stopAll } from '../support/proc.js';
+import { ARR_CLI, run, stopAll } from '../support/proc.js';
 
 /** /eat allocates until killed; /spin starts a busy loop; /fork starts 60 sleeps; /files opens files until refused. */
 const APP = `
@@ -120,5 +122,35 @@ describe('limits: memory, cpu, pids and files hold each instance', {
     const r = JSON.parse((await get(arr, 'opener', '/files')).text) as { n: number; code: string };
     assert.equal(r.code, 'EMFILE');
     assert.ok(r.n < 64, JSON.stringify(r));
+  });
+});
+
+describe('limits that cannot be enforced are said, never silently', {
+  skip: !isRoot && 'runs arr validate as nobody',
+}, () => {
+  it('arr validate, run as a user who is not root, names each app and limit', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'arr-limits-'));
+    chmodSync(dir, 0o755);
+    try {
+      const file = writeAppsFile(join(dir, 'apps.json'), [
+        app('capped', { memory: '64M', cpu: 1, files: 64 }),
+      ]);
+      chmodSync(file, 0o644);
+      const r = await run('/usr/bin/setpriv', [
+        ...['--reuid', '65534', '--regid', '65534', '--clear-groups'],
+        ...[process.execPath, ARR_CLI, 'validate', file],
+      ]);
+      assert.equal(r.code, 0, r.output);
+      assert.match(
+        r.output,
+        /warning: app \S+: limits\.memory is not enforced here: instances have no cgroup here: arr is not root/,
+      );
+      assert.match(r.output, /warning: app \S+: limits\.cpu is not enforced here/);
+      assert.doesNotMatch(r.output, /limits\.files/, 'prlimit sets files below the hard limit, as any user');
+      const asRoot = await run(process.execPath, [ARR_CLI, 'validate', file]);
+      assert.doesNotMatch(asRoot.output, /not enforced/, asRoot.output);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
