@@ -73,6 +73,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
   // What instances go through before their program runs (cgroup, user, capabilities).
   const confined = await Confinement.open(log);
   if (typeof confined === 'string') throw new StartError(confined);
+  ops.limitsFrom((app) => confined.unenforced(app.limits));
   const activator = new Activator(store, new PortAllocator(config.range), log, {
     advertise: config.advertise,
     startTimeoutMs: config.startTimeoutMs,
@@ -87,6 +88,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     events: {
       spawned: (proc, app, port) => state.spawned(proc, app, port),
       exited: (proc) => state.exited(proc),
+      ended: ops.instanceEnded,
       deployed: (app, result, detail) => {
         state.deployed(app, result, detail);
         ops.metrics?.deployed(app, result);

@@ -7,6 +7,7 @@ import { every } from '../util/every.js';
 import type { Logger } from '../util/log.js';
 import { formatSize } from '../util/size.js';
 import { type Confinement, type Launch, plainLaunch, releaseGroups } from './confine.js';
+import { type ExitReason, exitReason, type InstanceExit } from './exit-reason.js';
 import { cannotSwitchUser, type Identity, IdentityError, resolveIdentity } from './identity.js';
 import { openConnections } from './instance-connections.js';
 import { oomKills } from './limit-groups.js';
@@ -105,6 +106,8 @@ export interface ActivatorEvents {
   spawned?(proc: SpawnedProcess, app: App, port: number): void;
   /** It has exited. */
   exited?(proc: SpawnedProcess): void;
+  /** An instance of the app ended, and why. */
+  ended?(app: App, exit: InstanceExit): void;
   /** A rolling replacement ended: the new version serves, or it failed (and the old one serves). */
   deployed?(app: App, result: 'replaced' | 'failed', detail?: string): void;
 }
@@ -243,6 +246,8 @@ export class Activator {
   private readonly running = new Map<string, LocalInstance>();
   private readonly starting = new Map<string, Promise<Activation>>();
   private readonly failures = new Map<string, FailureRecord>();
+  /** Why arr stopped each process it stopped: its exit's reason (else it crashed). */
+  private readonly stoppedFor = new WeakMap<SpawnedProcess, ExitReason>();
   /** The unenforced limits already warned about (app, limit, why). */
   private readonly toldUnenforced = new Set<string>();
   /** Every process started and not yet exited, with the app it runs, its port and phase. */
@@ -336,7 +341,7 @@ export class Activator {
     this.running.delete(appId);
     // Its exit will not find it running any more: its entry goes now, or the app stays at its cap.
     this.forget(instance);
-    void this.stopProcess(proc);
+    void this.stopProcess(proc, 'stopped');
   }
 
   /** Stops the instances of apps that are no longer in the registry. */
@@ -376,7 +381,7 @@ export class Activator {
           { app: instance.app.name, id },
           `${instance.app.name}: its entry was missing and the cap is full; stopping it`,
         );
-        void this.stopProcess(instance.proc);
+        void this.stopProcess(instance.proc, 'stopped');
       }
     }
   }
@@ -399,7 +404,7 @@ export class Activator {
       );
       this.running.delete(id);
       this.forget(instance);
-      void this.stopProcess(proc);
+      void this.stopProcess(proc, 'idle');
     }
   }
 
@@ -419,7 +424,7 @@ export class Activator {
     for (const t of this.deployTimers.values()) clearTimeout(t);
     this.deployTimers.clear();
     this.running.clear();
-    await Promise.all([...this.processes.keys()].map((p) => this.stopProcess(p)));
+    await Promise.all([...this.processes.keys()].map((p) => this.stopProcess(p, 'stopped')));
     await this.options.confinement?.cgroups?.close();
   }
 
@@ -540,7 +545,7 @@ export class Activator {
       if (this.replacing.get(app.id) === successor) this.replacing.delete(app.id);
       settle(Promise.reject(err));
       const proc = launched?.proc ?? (err instanceof ActivationError ? err.process : undefined);
-      if (launched) void this.stopProcess(launched.proc);
+      if (launched) void this.stopProcess(launched.proc, 'deploy');
       if (proc) {
         // Its last lines of output, once its pipes are read to their end (briefly).
         await Promise.race([
@@ -618,7 +623,7 @@ export class Activator {
       `stopping ${old.app.name}[${old.proc.pid}]: replaced${open > 0 ? ` (${open} WebSockets still open after the drain are closed)` : ''}`,
     );
     this.forgetOld(old);
-    await this.stopProcess(old.proc);
+    await this.stopProcess(old.proc, 'deploy');
     for (const socket of old.target.webSockets ?? []) socket.end();
   }
 
@@ -658,7 +663,7 @@ export class Activator {
         claim = await this.registry.claim(app.id, machine);
       }
     } catch (err) {
-      void this.stopProcess(proc);
+      void this.stopProcess(proc, 'stopped');
       throw new ActivationError(
         'unavailable',
         'the registry is unavailable',
@@ -667,7 +672,7 @@ export class Activator {
     }
     if (!claim.granted) {
       // The farm reached the cap while this instance was starting: use theirs.
-      void this.stopProcess(proc);
+      void this.stopProcess(proc, 'stopped');
       this.log.info(
         { app: app.name, id: app.id },
         `${app.name} reached its cap elsewhere; using an existing instance`,
@@ -684,7 +689,7 @@ export class Activator {
     }
     if (exited.aborted || this.stopping) {
       await this.registry.release(app.id, machine).catch(() => {});
-      void this.stopProcess(proc);
+      void this.stopProcess(proc, 'stopped');
       throw new ActivationError(
         'failed',
         'the application exited while starting',
@@ -730,6 +735,17 @@ export class Activator {
       // process group too), before the port can be given to another app.
       this.options.onInstanceGone?.(target);
       const oom = oomKills(proc.limitGroups?.memory) > 0;
+      if (proc.pid > 0) {
+        const reason = exitReason(oom, this.stoppedFor.get(proc));
+        const at = Date.now();
+        this.options.events?.ended?.(app, {
+          pid: proc.pid,
+          reason,
+          code: exit.code,
+          signal: exit.signal,
+          at,
+        });
+      }
       await releaseGroups(proc);
       this.processes.delete(proc);
       this.changes++;
@@ -745,7 +761,7 @@ export class Activator {
       path: app.ready,
     });
     if (ready !== 'ready') {
-      void this.stopProcess(proc);
+      void this.stopProcess(proc, ready === 'timeout' ? 'start-timeout' : 'crash');
       this.recordFailure(app.id);
       throw Object.assign(await this.notReady(app, port, proc, ready), { process: proc });
     }
@@ -922,7 +938,8 @@ export class Activator {
    * SIGTERM to the instance's process group, SIGKILL after its app's `stopTimeout` (as the
    * registry has it now), or the default grace period.
    */
-  private async stopProcess(proc: SpawnedProcess): Promise<void> {
+  private async stopProcess(proc: SpawnedProcess, reason: ExitReason): Promise<void> {
+    if (!this.stoppedFor.has(proc)) this.stoppedFor.set(proc, reason);
     signalGroup(proc.pid, 'SIGTERM');
     this.setPhase(proc, 'stopping');
     const app = this.processes.get(proc)?.app;

@@ -1,5 +1,7 @@
 import { type CertificateSource, certificateSource } from '../acme/qualify.js';
 import type { ActivatorSnapshot, InstanceState } from '../activation/activator.js';
+import type { InstanceExit } from '../activation/exit-reason.js';
+import type { Unenforced } from '../activation/limit-groups.js';
 import type { App, SslPolicy } from '../registry/types.js';
 import type { FarmPicture } from './farm-view.js';
 import type { SecondStats } from './traffic.js';
@@ -43,6 +45,12 @@ export interface AppView {
   backoff: { failures: number; retryIn: number } | null;
   /** Its last complete second on this node. */
   traffic: SecondStats;
+  /** Its instances on this node that ended and were or are to be followed by another (crash, oom, health, recycle, start-timeout) in the last hour. */
+  restarts: number;
+  /** The last instance of it that ended on this node, and why; null: none since arr started. */
+  lastExit: InstanceExit | null;
+  /** Its limits this node cannot enforce, and why (empty: all are, or it has none). */
+  unenforced: Unenforced[];
 }
 
 export interface NodeView {
@@ -100,6 +108,8 @@ export interface OverviewSources {
   apps: Iterable<App>;
   activator: ActivatorSnapshot;
   traffic: (appId: string) => SecondStats | undefined;
+  exits?: (appId: string, now: number) => { restarts: number; lastExit: InstanceExit | null };
+  unenforced?: (app: App) => Unenforced[];
   farm?: FarmPicture;
   acme?: AcmeView;
 }
@@ -187,6 +197,7 @@ export function buildOverview(s: OverviewSources, query: OverviewQuery = {}): Ov
   const limit = query.limit ?? all.length;
   const page = all.slice(offset, offset + limit).map(({ app, traffic }): AppView => {
     const f = failing.get(app.id);
+    const exits = s.exits?.(app.id, s.now) ?? { restarts: 0, lastExit: null };
     return {
       id: app.id,
       name: app.name,
@@ -199,6 +210,9 @@ export function buildOverview(s: OverviewSources, query: OverviewQuery = {}): Ov
           ? { failures: f.failures, retryIn: Math.max(1, Math.ceil((f.until - s.now) / 1000)) }
           : null,
       traffic,
+      restarts: exits.restarts,
+      lastExit: exits.lastExit,
+      unenforced: s.unenforced?.(app) ?? [],
     };
   });
   const overview: Overview = {

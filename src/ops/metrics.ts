@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
 import { type Activation, ActivationError } from '../activation/activator.js';
+import type { ExitReason } from '../activation/exit-reason.js';
 import type { App } from '../registry/types.js';
 
 /**
@@ -116,6 +117,12 @@ export class Metrics {
     name: 'arr_deploys_total',
     help: "Rolling replacements of an app's instance on this node, by result (replaced; failed: the previous version keeps serving)",
     labelNames: ['app', 'result'] as const,
+    registers: [this.registry],
+  });
+  private readonly exits = new Counter({
+    name: 'arr_instance_exits_total',
+    help: 'Instances of an app on this node that ended, by reason (stopped, idle, deploy, crash, oom, health, recycle, start-timeout)',
+    labelNames: ['app', 'reason'] as const,
     registers: [this.registry],
   });
   private readonly certificateExpiries = new Gauge({
@@ -237,6 +244,11 @@ export class Metrics {
       },
       (err: unknown) => this.activations.labels(app.name, activationFailure(err)).inc(),
     );
+  };
+
+  /** For the Activator's `ended` event: an instance ended, for this reason. */
+  readonly instanceEnded = (app: App, reason: ExitReason): void => {
+    this.exits.labels(app.name, reason).inc();
   };
 
   /** For the Activator's `deployed` event: a rolling replacement ended. */

@@ -1,5 +1,7 @@
 import type { AcmeObserver } from '../acme/manager.js';
 import type { Activation, Activator } from '../activation/activator.js';
+import type { InstanceExit } from '../activation/exit-reason.js';
+import type { Unenforced } from '../activation/limit-groups.js';
 import type { OutputListener } from '../activation/spawn.js';
 import type { AdminAddress } from '../config.js';
 import type { FarmRegistry, Registry } from '../registry/registry.js';
@@ -9,6 +11,7 @@ import type { Logger } from '../util/log.js';
 import { AdminToken } from './admin-auth.js';
 import { type AdminServer, type DashboardSource, isLoopback, startAdminServer } from './admin-server.js';
 import { buildOverview, buildTick } from './dashboard-data.js';
+import { ExitLog } from './exit-log.js';
 import { FarmView } from './farm-view.js';
 import { InstrumentedFarmRegistry, InstrumentedRegistry } from './instrumented-registry.js';
 import { Metrics } from './metrics.js';
@@ -44,6 +47,9 @@ export class Operations {
   readonly onOutput: OutputListener | undefined;
   private readonly traffic: Traffic | undefined;
   private readonly output: OutputLog | undefined;
+  private readonly exits = new ExitLog();
+  /** The limits this host cannot enforce, per app (the dashboard shows them). */
+  private unenforced: (app: App) => Unenforced[] = () => [];
   /** When the ACME certificate served for each host expires (ms since the epoch), for the dashboard. */
   private readonly certificateExpiries = new Map<string, number>();
   /** For the ACME manager: its orders and certificates counted and shown (--admin only). */
@@ -63,6 +69,17 @@ export class Operations {
     this.onOutput = this.output?.add;
     this.observer = createObserver(this.metrics, options.accessLog ? log : undefined, this.traffic);
     this.acmeObserver = this.metrics && acmeObserver(this.metrics, this.certificateExpiries);
+  }
+
+  /** For the Activator's `ended` event: counted (/metrics) and kept for the dashboard. */
+  readonly instanceEnded = (app: App, exit: InstanceExit): void => {
+    this.metrics?.instanceEnded(app, exit.reason);
+    if (this.metrics) this.exits.add(app.id, exit);
+  };
+
+  /** Where the dashboard reads which limits this host cannot enforce. */
+  limitsFrom(unenforced: (app: App) => Unenforced[]): void {
+    this.unenforced = unenforced;
   }
 
   /** The registry as the activator and the farm use it: its operations counted when metrics are on. */
@@ -130,6 +147,8 @@ export class Operations {
             apps: registry.apps(),
             activator: activator.snapshot(),
             traffic: (id) => traffic.last(id),
+            exits: (id, now) => this.exits.of(id, now),
+            unenforced: this.unenforced,
             ...(picture ? { farm: picture } : {}),
             acme: { on: this.options.acme !== undefined, expiries: this.certificateExpiries },
           },

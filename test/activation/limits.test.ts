@@ -7,8 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ObjectId } from 'mongodb';
+import type { Overview } from '../../src/ops/dashboard-data.js';
 import { type AppDoc, type ArrUnderTest, fetchVia, startArrWith, writeAppsFile } from '../support/arr.js';
 import { until } from '../support/poll.js';
+import { freePort } from '../support/ports.js';
 import { ARR_CLI, run, stopAll } from '../support/proc.js';
 
 /** /eat allocates until killed; /spin starts a busy loop; /fork starts 60 sleeps; /files opens files until refused. */
@@ -71,13 +73,20 @@ describe('limits: memory, cpu, pids and files hold each instance', {
   skip: !isRoot && 'limits need root',
 }, () => {
   let arr: ArrUnderTest;
+  let admin: number;
+  const adminGet = async (path: string) =>
+    (await fetchVia(admin, `127.0.0.1:${admin}`, false, { path })).text;
   before(async () => {
-    arr = await startArrWith([
-      app('eater', { memory: '96M' }),
-      app('spinner', { cpu: 0.25 }),
-      app('forker', { pids: 40 }),
-      app('opener', { files: 64 }),
-    ]);
+    admin = await freePort();
+    arr = await startArrWith(
+      [
+        app('eater', { memory: '96M' }),
+        app('spinner', { cpu: 0.25 }),
+        app('forker', { pids: 40 }),
+        app('opener', { files: 64 }),
+      ],
+      { extraArgs: ['--admin', `127.0.0.1:${admin}`] },
+    );
   });
   after(async () => {
     await arr?.stop();
@@ -100,6 +109,14 @@ describe('limits: memory, cpu, pids and files hold each instance', {
       { timeoutMs: 15_000, intervalMs: 200 },
     );
     assert.notEqual(next.pid, first.pid);
+    assert.match(await adminGet('/metrics'), /arr_instance_exits_total\{app="eater",reason="oom"\} 1/);
+    const overview = JSON.parse(await adminGet('/api/overview?q=eater')) as Overview;
+    const eater = overview.apps[0]!;
+    assert.equal(eater.restarts, 1);
+    assert.equal(eater.lastExit?.reason, 'oom');
+    assert.equal(eater.lastExit?.pid, first.pid);
+    assert.equal(eater.lastExit?.signal, 'SIGKILL');
+    assert.deepEqual(eater.unenforced, []);
   });
 
   it('a busy loop with cpu 0.25 gets about a quarter of a core', async () => {
