@@ -4,7 +4,7 @@
 // temporary file instead, so that it never replaces the real numbers).
 //
 // Environment: BENCH_QUICK=1, BENCH_REPS (3), BENCH_SECONDS (5), BENCH_ONLY=http,tls,h2,ws,nlb,
-// engines,activation,registry,profile (a subset; not written to docs/), BENCH_OUT=FILE, BENCH_KEEP=1
+// engines,accesslog,activation,registry,policies,profile (a subset; not written to docs/), BENCH_OUT=FILE, BENCH_KEEP=1
 // (keep the scratch directory), BENCH_PROFILE=0|1|ID,... (CPU profiles of arr,
 // bench/sections/profile.ts: by default in a full run, not with BENCH_QUICK or a BENCH_ONLY that
 // does not name them; IDs pick workloads: http-ka,http-new,https-new,h2,ws-echo).
@@ -19,11 +19,13 @@ import { ensurePeers, HAPROXY, NGINX, versionOf } from './lib/peers.js';
 import { markdownTable, sectionMarkdown, targetsTable } from './lib/report.js';
 import { fmt } from './lib/stats.js';
 import { WRK } from './lib/wrk.js';
+import { accessLogSection } from './sections/access-log.js';
 import { activationSection } from './sections/activation.js';
 import { enginesSection } from './sections/engines.js';
 import { h2Section } from './sections/h2.js';
 import { httpSection } from './sections/http.js';
 import { nlbSection } from './sections/nlb.js';
+import { policiesSection } from './sections/policies.js';
 import { profileSection } from './sections/profile.js';
 import { registrySection } from './sections/registry.js';
 import { type Stage, setUpStage, tearDownStage } from './sections/stage.js';
@@ -127,8 +129,10 @@ async function main(): Promise<number> {
     await attempt('engines', () => enginesSection(ctx, st));
     await tearDownStage(st);
   }
+  await attempt('accesslog', () => accessLogSection(ctx));
   await attempt('activation', () => activationSection(ctx));
   await attempt('registry', () => registrySection(ctx));
+  await attempt('policies', () => policiesSection(ctx));
   if (profiling) await attempt('profile', () => profileSection(ctx, profiled));
   facts.push([
     'load average at end (1, 5, 15 min)',

@@ -1,3 +1,7 @@
+import type { LevelWithSilent } from 'pino';
+import type { DnsProviderSpec } from './acme/dns/provider.js';
+import type { TsigKey } from './acme/dns/tsig.js';
+
 /** A bad command-line option: the message names the option; the CLI prints it and exits 2. */
 export class UsageError extends Error {}
 
@@ -29,6 +33,11 @@ export interface ArrConfig {
   /** The default (non-SNI) certificate and its key, PEM. */
   cert: Buffer;
   key: Buffer;
+  /** Their files (absolute), read again on a reload (SIGHUP). */
+  certFile: string;
+  keyFile: string;
+  /** Listening sockets passed by the service manager (socket activation), instead of binding the ports. */
+  sockets?: { http?: number; https?: number };
   /** The address recorded in `machines` for instances started here. */
   advertise: string;
   /** Listen address of both ports; all interfaces when undefined. */
@@ -73,6 +82,8 @@ export interface ArrConfig {
   stateDir: string;
   /** `--acme-email`: certificates from an ACME CA (off when undefined). */
   acme?: AcmeConfig;
+  /** `--app-stderr-level`: the level of instances' stderr lines in the log (default info). */
+  appStderrLevel?: LevelWithSilent;
 }
 
 /** Automatic HTTPS (src/acme). */
@@ -83,11 +94,19 @@ export interface AcmeConfig {
   directory: string;
   /** `--acme-dir`: the store without --mongo. */
   dir: string;
-  /** `--acme-challenges`, in order of preference. */
-  challenges: ('http-01' | 'tls-alpn-01')[];
+  /** `--acme-challenges`, in order of preference (wildcard hosts use dns-01 alone). */
+  challenges: ('http-01' | 'tls-alpn-01' | 'dns-01')[];
+  /** `--acme-dns` (DNS-01), with `ARR_ACME_TSIG` for rfc2136 and `--acme-dns-wait`. */
+  dns?: AcmeDnsConfig;
   /** `ARR_ACME_KEY`: private keys are sealed at rest with a key derived from it. */
   secret?: string;
 }
+
+/** DNS-01: where the TXT records go, and how long their propagation is waited for (0: not checked). */
+export type AcmeDnsConfig = { waitMs: number } & (
+  | Extract<DnsProviderSpec, { kind: 'exec' }>
+  | (Extract<DnsProviderSpec, { kind: 'rfc2136' }> & { tsig: TsigKey })
+);
 
 /** Where the admin endpoint listens. */
 export interface AdminAddress {

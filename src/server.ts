@@ -1,23 +1,25 @@
 import type { Server as TlsServer } from 'node:tls';
+import type { DnsProvider } from './acme/dns/provider.js';
 import { FileAcmeStore } from './acme/file-store.js';
 import { KeySeal } from './acme/key-seal.js';
-import { AcmeManager } from './acme/manager.js';
-import { MongoAcmeStore } from './acme/mongo-store.js';
+import type { AcmeManager } from './acme/manager.js';
+import type { AcmeStore } from './acme/store.js';
 import { Activator, type Target } from './activation/activator.js';
 import { InstanceChooser } from './activation/chooser.js';
 import { Confinement } from './activation/confine.js';
 import { PortAllocator } from './activation/port-allocator.js';
 import { StateFile } from './activation/state-file.js';
 import { type ArrConfig, UsageError } from './config.js';
-import { FarmMode } from './farm/farm-mode.js';
 import { FileMode } from './farm/file-mode.js';
 import type { ServingMode } from './farm/mode.js';
+import { checkApps, reloader, warnOfSampleCertificate } from './lifecycle.js';
 import { Operations } from './ops/ops.js';
+import type { ServiceNotifier } from './ops/systemd.js';
 import { envExposure } from './registry/apps-file.js';
 import { FileRegistry } from './registry/file-registry.js';
-import { databaseName, MongoRegistry, redactUrl } from './registry/mongo-registry.js';
+import type { MongoRegistry } from './registry/mongo-registry.js';
 import type { LoadReport, Registry } from './registry/registry.js';
-import { formatProblem } from './registry/types.js';
+import { formatProblem, type Problem } from './registry/types.js';
 import { HttpEngine } from './router/http-engine.js';
 import { boundPort, openListeners } from './router/listeners.js';
 import { OpenWebSockets } from './router/open-websockets.js';
@@ -35,11 +37,22 @@ const WEBSOCKET_LINGER_MS = 1_000;
 /** arr could not start for a reason outside the command line (the CLI prints it, exits 1). */
 export class StartError extends Error {}
 
+/** A running arr: `stop` is what SIGINT/SIGTERM do, `reload` what SIGHUP does. */
+export interface RunningArr {
+  stop(): Promise<void>;
+  reload(): Promise<void>;
+}
+
 /**
  * Starts arr: the registry, the activator, the listeners and the router, and the mode's
- * background work (the apps file watch, or the farm's polling and heartbeats).
+ * background work (the apps file watch, or the farm's polling and heartbeats). MongoDB's
+ * driver and the ACME client are loaded only when they are used.
  */
-export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop(): Promise<void> }> {
+export async function startArr(
+  config: ArrConfig,
+  log: Logger,
+  notifier?: ServiceNotifier,
+): Promise<RunningArr> {
   claimDirectories(config);
   // No orphans: instances a previous run of this arr left behind are stopped before anything else.
   const state = new StateFile(
@@ -49,12 +62,13 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     config.mongo ? undefined : config.apps,
   );
   await state.takeOver();
-  const registry = config.mongo ? new MongoRegistry(config.mongo) : new FileRegistry(config.apps);
+  const mongo = config.mongo ? await import('./registry/mongo-registry.js') : undefined;
+  const registry = mongo ? new mongo.MongoRegistry(config.mongo!) : new FileRegistry(config.apps);
   const report = await loadAtStart(registry, config);
   for (const p of report.problems) log.warn(`registry: ${formatProblem(p)}`);
   const exposed = registry.kind === 'file' ? await envExposure(registry.path, registry.apps()) : undefined;
   if (exposed) log.warn(`registry: ${exposed}`);
-  const source = config.mongo ? `MongoDB ${redactUrl(config.mongo)}` : config.apps;
+  const source = mongo ? `MongoDB ${mongo.redactUrl(config.mongo!)}` : config.apps;
   log.info(`registry: ${report.apps} apps from ${source}`);
 
   const ops = new Operations(config, registry, log); // --admin (health, metrics, dashboard), --access-log
@@ -80,6 +94,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
     idleTimeoutMs: config.idleTimeoutMs,
     onStart: ops.onStart,
     onOutput: ops.onOutput,
+    stderrLevel: config.appStderrLevel,
     onInstanceGone: forget,
     confinement: confined,
     drainMs: config.drainMs,
@@ -99,7 +114,7 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
   const targets = { registry, activator, certs, log };
   const mode: ServingMode =
     registry.kind === 'mongo'
-      ? new FarmMode({
+      ? new (await import('./farm/farm-mode.js')).FarmMode({
           ...targets,
           registry: ops.instrument(registry),
           url: registry.url,
@@ -111,9 +126,10 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
       : new FileMode({ ...targets, registry }, report.problems);
 
   await mode.beforeServing();
-  await ops.listen(activator);
+  await ops.listen(activator, certs);
   const listeners = await openListeners(certs, {
     ...config,
+    sockets: config.sockets,
     alpnChallenge: config.acme?.challenges.includes('tls-alpn-01')
       ? (host) => acme!.alpnChallenge(host)
       : undefined,
@@ -133,19 +149,18 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
   // Session tickets from the store: the same keys on every node sharing it (and across restarts).
   acme?.start((keys) => (listeners.https as unknown as TlsServer).setTicketKeys(keys));
   const webSockets = new OpenWebSockets([listeners.http, listeners.https], listeners.h2);
-  const where = config.bind ?? '*';
-  log.info(
-    `arr listening on http://${where}:${boundPort(listeners.http)} and https://${where}:${listeners.httpsPort}, advertising ${config.advertise}`,
-  );
-  if (config.trustProxyProtocol)
-    log.info('--trust-proxy-protocol: every connection must begin with a PROXY header; others are closed');
   mode.startBackground();
   const stopIdleWatch = activator.watchIdle();
+
+  const onStartProblems = (problems: Problem[]) => ops.noteStartProblems(problems);
+  const reload = reloader({ config, log, listeners, certs, mode, registry, notifier, onStartProblems });
 
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
       log.info('arr stopping: no new connections; finishing what is in flight');
+      // Sent now (after any message still on its way), awaited before arr exits.
+      const told = notifier?.stopping();
       ops.stopping();
       mode.stopBackground();
       acme?.stop();
@@ -165,10 +180,17 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
       await registry.close().catch(() => {});
       await acme?.close();
       await ops.close();
+      await told;
       log.info('arr stopped');
     })();
     return stopping;
   };
+  // A reload, not an end: a hang-up of the terminal, or `systemctl reload arr`.
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    log.info('SIGHUP: reloading');
+    reload().catch((err: unknown) => log.error({ err }, 'reload failed'));
+  });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       stop().then(
@@ -180,7 +202,18 @@ export async function startArr(config: ArrConfig, log: Logger): Promise<{ stop()
       );
     });
   }
-  return { stop };
+  // Last, once SIGINT, SIGTERM and SIGHUP are handled: whoever waits for this line may signal.
+  const where = config.bind ?? '*';
+  const passed = config.sockets?.http !== undefined || config.sockets?.https !== undefined;
+  log.info(
+    `arr listening on http://${where}:${boundPort(listeners.http)} and https://${where}:${listeners.httpsPort}, advertising ${config.advertise}${passed ? ' (sockets passed by the service manager)' : ''}`,
+  );
+  if (config.trustProxyProtocol)
+    log.info('--trust-proxy-protocol: every connection must begin with a PROXY header; others are closed');
+  warnOfSampleCertificate({ config, registry, log });
+  checkApps({ registry, log, onStartProblems });
+  void notifier?.ready('serving');
+  return { stop, reload };
 }
 
 /**
@@ -206,9 +239,14 @@ async function startAcme(
   ops: Operations,
 ): Promise<AcmeManager> {
   const acme = config.acme!;
-  const store = config.mongo
-    ? new MongoAcmeStore(config.mongo, databaseName(config.mongo))
-    : new FileAcmeStore(acme.dir);
+  let store: AcmeStore;
+  if (config.mongo) {
+    const { MongoAcmeStore } = await import('./acme/mongo-store.js');
+    const { databaseName } = await import('./registry/mongo-registry.js');
+    store = new MongoAcmeStore(config.mongo, databaseName(config.mongo));
+  } else store = new FileAcmeStore(acme.dir);
+  const { AcmeManager } = await import('./acme/manager.js');
+  const dns = acme.dns ? await dnsProvider(acme.dns) : undefined;
   const manager = new AcmeManager(store, registry, log, {
     email: acme.email,
     directory: acme.directory,
@@ -217,12 +255,23 @@ async function startAcme(
     pollMs: config.pollMs,
     seal: new KeySeal(acme.secret),
     observer: ops.acmeObserver,
+    ...(dns ? { dns: { provider: dns, waitMs: acme.dns!.waitMs } } : {}),
   });
   await manager.load();
   log.info(
     `acme: certificates from ${acme.directory} (${acme.challenges.join(', ')}), stored in ${config.mongo ? 'MongoDB' : acme.dir}${acme.secret ? ', private keys sealed' : ''}`,
   );
+  if (dns)
+    log.info(
+      `acme: DNS-01 through ${dns.description}; ${acme.dns!.waitMs > 0 ? `records waited for on the authoritative servers up to ${acme.dns!.waitMs / 1000} s` : 'propagation not checked (--acme-dns-wait 0)'}`,
+    );
   return manager;
+}
+
+/** `--acme-dns`: the hook or the RFC 2136 server that DNS-01 records go through. */
+async function dnsProvider(dns: NonNullable<NonNullable<ArrConfig['acme']>['dns']>): Promise<DnsProvider> {
+  if (dns.kind === 'exec') return new (await import('./acme/dns/exec-hook.js')).ExecHook(dns.path);
+  return new (await import('./acme/dns/rfc2136.js')).Rfc2136Provider(dns.server, dns.tsig);
 }
 
 /**
@@ -240,6 +289,7 @@ async function loadAtStart(registry: FileRegistry | MongoRegistry, config: ArrCo
         `--apps: cannot read "${config.apps}" (${typeof code === 'string' ? code : (err as Error).message})`,
       );
     }
+    const { redactUrl } = await import('./registry/mongo-registry.js');
     throw new StartError(
       `--mongo: cannot read the registry at ${redactUrl(registry.url)} (${(err as Error).message})`,
     );

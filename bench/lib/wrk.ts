@@ -9,6 +9,8 @@ export interface WrkOptions {
   /** Send `Connection: close`: a new connection (and TLS handshake) for every request. */
   close?: boolean;
   threads?: number;
+  /** More request fields (`Name: value`). */
+  headers?: string[];
 }
 
 export interface WrkResult {
@@ -34,6 +36,7 @@ export function wrkArgs(o: WrkOptions): string[] {
     `Host: ${o.host}`,
   ];
   if (o.close) args.push('-H', 'Connection: close');
+  for (const h of o.headers ?? []) args.push('-H', h);
   args.push(o.url);
   return args;
 }

@@ -51,6 +51,10 @@ function handle(req, res) {
       return sha256(req, res);
     case 'GET /slow':
       return slow(res, query.get('ms'));
+    case 'GET /json':
+      return sendPadded(res, Number(query.get('n') ?? 2048));
+    case 'GET /events':
+      return events(res, Number(query.get('ms') ?? 10000));
     case 'GET /exit':
       // Connection: close, so nobody reuses a socket to a process about to die.
       res.writeHead(200, { 'content-type': 'text/plain', connection: 'close' });
@@ -122,6 +126,26 @@ function slow(res, msParam) {
   if (!Number.isFinite(ms) || ms < 0) return sendText(res, 400, 'ms must be a non-negative number\n');
   const timer = setTimeout(() => sendText(res, 200, hello()), ms);
   res.on('close', () => clearTimeout(timer)); // client gave up: nothing to answer
+}
+
+// A JSON answer of about n bytes (compressible), with a strong ETag.
+function sendPadded(res, n) {
+  const size = Number.isSafeInteger(n) && n >= 0 && n <= 1e7 ? n : 2048;
+  const body = JSON.stringify({ app: name, pad: 'x'.repeat(Math.max(0, size - 20)) });
+  res.writeHead(200, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    etag: '"v1"',
+  });
+  res.end(body);
+}
+
+// Server-Sent Events: one event now, the next after `ms`, then the end.
+function events(res, ms) {
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  res.write(`data: first from ${name}\n\n`);
+  const timer = setTimeout(() => res.end('data: second\n\n'), Number.isFinite(ms) ? ms : 10000);
+  res.on('close', () => clearTimeout(timer));
 }
 
 function sendText(res, status, text) {

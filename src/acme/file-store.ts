@@ -15,8 +15,8 @@ function accountFile(directory: string): string {
   return join('accounts', `${createHash('sha256').update(directory).digest('hex').slice(0, 16)}.json`);
 }
 
-/** Names that may become file names: host names and ACME tokens (base64url). */
-const SAFE_NAME = /^[A-Za-z0-9_.-]{1,253}$/;
+/** Names that may become file names: host names (a wildcard's too) and ACME tokens (base64url). */
+const SAFE_NAME = /^(?:\*\.)?[A-Za-z0-9_.-]{1,253}$/;
 
 function safe(name: string): boolean {
   return SAFE_NAME.test(name) && !name.startsWith('.');

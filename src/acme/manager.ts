@@ -1,38 +1,38 @@
-import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import acme from 'acme-client';
 import type { Registry } from '../registry/registry.js';
 import type { HostRule } from '../registry/types.js';
 import { every } from '../util/every.js';
 import type { Logger } from '../util/log.js';
+import { lifetimeRenewal, type RenewalSource } from './ari.js';
+import { CertificateAuthority } from './ca.js';
+import { backOffMs, caMessage, idOf, renewalFields, usableCertificate } from './certificate.js';
+import { type ChallengeSolver, type ChallengeType, dnsSolver, storeSolver } from './challenges.js';
+import type { DnsProvider } from './dns/provider.js';
 import type { KeySeal } from './key-seal.js';
-import { qualifies } from './qualify.js';
-import type { AcmeStore, CertRecord, ChallengeKind } from './store.js';
+import { isWildcard, qualifies } from './qualify.js';
+import type { AcmeStore, CertRecord } from './store.js';
 
-/**
- * The protocol is acme-client's (npm `acme-client`: ACME v2 / RFC 8555, maintained, typed, used
- * widely; it retries badNonce itself and makes the TLS-ALPN-01 certificate). Compared: writing
- * the JWS/nonce/polling dance by hand (a lot of subtle code for no gain) and `greenlock`
- * (unmaintained since 2020, its own storage plugins). See docs/acme.md.
- */
-
-export const LETS_ENCRYPT = 'https://acme-v02.api.letsencrypt.org/directory';
+export { LETS_ENCRYPT } from './directories.js';
 
 const MINUTE = 60_000;
-const DAY = 24 * 60 * MINUTE;
 const TICKET_PERIOD_MS = 12 * 60 * MINUTE;
 
-/** What the metrics count: orders by result, and each served certificate's expiry. */
+/** What the metrics count: orders by result, and each served certificate's expiry and renewal. */
 export interface AcmeObserver {
   acmeOrder(result: 'success' | 'failure' | 'dropped'): void;
   certificateExpiry(host: string, notAfter: number | undefined): void;
+  /** When the certificate served for `host` is to be renewed, and how that was chosen. */
+  certificateRenewal?(host: string, renewal: { renewAt: number; source: RenewalSource } | undefined): void;
 }
 
 export interface AcmeOptions {
   email: string;
   directory: string;
-  /** The challenge types offered to the CA, in order of preference. */
-  challenges: ChallengeKind[];
+  /** The challenge types offered to the CA for hosts, in order of preference. */
+  challenges: ChallengeType[];
+  /** DNS-01 (`--acme-dns`): where the records go, and how long their propagation is waited for (0: not checked). */
+  dns?: { provider: DnsProvider; waitMs: number };
   /** Who holds a lease: this node (its advertised address and ports). */
   node: string;
   /** How often the store is read for certificates other nodes obtained, and renewals looked for. */
@@ -53,6 +53,12 @@ interface Served {
   notBefore: number;
   notAfter: number;
   updatedAt: number;
+  /** Its ARI id, sent as `replaces` when it is renewed (undefined: it has no authority key id). */
+  certId: string | undefined;
+  renewAt: number;
+  renewalSource: RenewalSource;
+  /** ARI: when the CA's window is asked for again. */
+  checkAt: number | undefined;
 }
 
 /** Why a host has no certificate (yet): the last failure, and when to try again. */
@@ -62,37 +68,12 @@ interface Failing {
   retryAt: number;
 }
 
-/** When a certificate is renewed: at two thirds of its lifetime. */
-export function renewAt(notBefore: number, notAfter: number): number {
-  return notBefore + ((notAfter - notBefore) * 2) / 3;
-}
-
-/** The wait after the n-th failure in a row: a minute, doubled each time, at most a day. */
-export function backOffMs(failures: number): number {
-  return Math.min(DAY, MINUTE * 2 ** Math.max(0, Math.min(failures - 1, 20)));
-}
-
-/**
- * The certificate of a stored record, checked before it is served: it parses, covers `host`,
- * has not expired and matches its key. Throws with the reason otherwise.
- */
-export function usableCertificate(
-  host: string,
-  certPem: string,
-  keyPem: string,
-): { ctx: SecureContext; x509: X509Certificate } {
-  const x509 = new X509Certificate(certPem);
-  if (x509.checkHost(host, { wildcards: false }) === undefined) throw new Error(`it does not cover ${host}`);
-  if (Date.parse(x509.validTo) <= Date.now()) throw new Error('it has expired');
-  if (!x509.checkPrivateKey(createPrivateKey(keyPem))) throw new Error('its key does not match');
-  return { ctx: createSecureContext({ cert: certPem, key: keyPem, minVersion: 'TLSv1.2' }), x509 };
-}
-
 /**
  * Certificates from an ACME CA for the registry's qualifying hosts (see qualify.ts), for one
  * node or a farm sharing the store: ordered in the background when hosts appear and at a
- * handshake that needs one, one order per host across the farm (under a lease), renewed at two
- * thirds of their lifetime, retried with back-off, and picked up from the store by every node.
+ * handshake that needs one, one order per host across the farm (under a lease), renewed in the
+ * CA's ARI window (else at two thirds of their lifetime), retried with back-off, and picked up
+ * from the store by every node. A wildcard host has one certificate, ordered with DNS-01.
  */
 export class AcmeManager {
   private readonly served = new Map<string, Served>();
@@ -105,7 +86,11 @@ export class AcmeManager {
   private readonly queued = new Set<string>();
   private readonly running = new Map<string, Promise<void>>();
   private readonly waiters = new Map<string, (() => void)[]>();
-  private client: Promise<acme.Client> | undefined;
+  private readonly ca: CertificateAuthority;
+  private readonly solvers: Partial<Record<ChallengeType, ChallengeSolver>>;
+  /** The next round asks the CA for every served certificate's window (true at start). */
+  private renewalsAtStart = true;
+  private refreshing = false;
   private stopPoll: (() => void) | undefined;
   private ticketPeriod = -1;
   /** The current period's ticket keys, once read; applied by `start` before the first handshake. */
@@ -118,16 +103,10 @@ export class AcmeManager {
     private readonly log: Logger,
     private readonly options: AcmeOptions,
   ) {
-    // A CA that accepts a connection and never answers must not hold an order forever.
-    acme.axios.defaults.timeout = 30_000;
-    // acme-client retries a failed request (network error, 429, 5xx) five times, waiting up to
-    // 25 s (or the CA's Retry-After) between: once here, soon; arr's own back-off (a minute up
-    // to a day, shared by the farm) does the rest. badNonce is retried apart from this.
-    const settings = (acme.axios.defaults as { acmeSettings?: Record<string, number> }).acmeSettings;
-    if (settings) {
-      settings.retryMaxAttempts = 1;
-      settings.retryDefaultDelay = 1;
-    }
+    this.ca = new CertificateAuthority(options.directory, options.email, store, options.seal, log);
+    const inStore = storeSolver(store);
+    this.solvers = { 'http-01': inStore, 'tls-alpn-01': inStore };
+    if (options.dns) this.solvers['dns-01'] = dnsSolver(options.dns.provider, options.dns.waitMs, log);
   }
 
   /** Reads what the store has (before the listeners open). Never throws: a store down is logged. */
@@ -145,6 +124,7 @@ export class AcmeManager {
     const round = async () => {
       await this.poll().catch((err: Error) => this.log.warn(`acme: cannot read the store: ${err.message}`));
       if (onTicketKeys) await this.rotateTickets(onTicketKeys);
+      void this.refreshRenewals();
       this.scan();
     };
     void round();
@@ -167,6 +147,7 @@ export class AcmeManager {
       if (!this.wanted(host)) {
         this.served.delete(host);
         this.options.observer?.certificateExpiry(host, undefined);
+        this.options.observer?.certificateRenewal?.(host, undefined);
       }
     }
     this.scan();
@@ -218,7 +199,7 @@ export class AcmeManager {
   private due(host: string): boolean {
     const s = this.served.get(host);
     const now = Date.now();
-    if (s && now < renewAt(s.notBefore, s.notAfter) && !this.reorder.has(host)) return false;
+    if (s && now < s.renewAt && !this.reorder.has(host)) return false;
     const f = this.failing.get(host);
     return !f || f.retryAt <= now;
   }
@@ -263,8 +244,16 @@ export class AcmeManager {
       const had = await store.cert(host);
       if (had) this.absorb(had);
       if (!this.due(host) || !this.wanted(host)) return;
-      log.info(`acme: ordering a certificate for ${host}`);
-      const { cert, key } = await this.obtain(host);
+      const replaces = await this.replaces(host);
+      log.info(
+        `acme: ordering a certificate for ${host}${replaces ? ` (a renewal, replaces ${replaces})` : ''}`,
+      );
+      const { cert, key } = await this.ca.order({
+        name: host,
+        challenges: this.challengesFor(host),
+        solvers: this.solvers,
+        replaces,
+      });
       if (!this.wanted(host)) {
         // Removed (or given its own files, or "acme": false) while the order ran.
         log.warn(
@@ -274,14 +263,18 @@ export class AcmeManager {
         return;
       }
       const { x509 } = usableCertificate(host, cert, key);
+      const notBefore = Date.parse(x509.validFrom);
+      const notAfter = Date.parse(x509.validTo);
+      const renewal = await this.ca.renewal(cert, notBefore, notAfter);
       const record: CertRecord = {
         host,
         cert,
         key: options.seal.seal(key),
-        notBefore: Date.parse(x509.validFrom),
-        notAfter: Date.parse(x509.validTo),
+        notBefore,
+        notAfter,
         issuer: x509.issuer.replace(/\n/g, ', '),
         serial: x509.serialNumber,
+        ...renewalFields(renewal),
         updatedAt: Date.now(),
       };
       await store.putCert(record);
@@ -289,7 +282,7 @@ export class AcmeManager {
       this.absorb(record);
       options.observer?.acmeOrder('success');
       log.info(
-        `acme: certificate for ${host} obtained (serial ${record.serial}, valid until ${x509.validTo})`,
+        `acme: certificate for ${host} obtained (serial ${record.serial}, valid until ${x509.validTo}; renews at ${new Date(renewal.renewAt).toISOString()}, ${renewal.source})`,
       );
     } catch (err) {
       await this.failed(host, err);
@@ -318,80 +311,77 @@ export class AcmeManager {
     }
   }
 
-  /** The order itself (acme-client's auto mode): account, order, challenges, finalize. */
-  private async obtain(host: string): Promise<{ cert: string; key: string }> {
-    const client = await this.account();
-    const key = await acme.crypto.createPrivateEcdsaKey();
-    const [, csr] = await acme.crypto.createCsr({ commonName: host, altNames: [host] }, key);
-    const cert = await client.auto({
-      csr,
-      email: this.options.email,
-      termsOfServiceAgreed: true,
-      // acme-client's own pre-check resolves the name from here: the CA's view is what counts.
-      skipChallengeVerification: true,
-      challengePriority: this.options.challenges,
-      challengeCreateFn: async (authz, challenge, keyAuthorization) => {
-        const expires = Date.now() + 10 * MINUTE;
-        const name = authz.identifier.value;
-        if (challenge.type === 'http-01') {
-          const token = (challenge as { token: string }).token;
-          await this.store.putChallenge({
-            kind: 'http-01',
-            name: token,
-            host: name,
-            value: keyAuthorization,
-            expires,
-          });
-        } else if ((challenge.type as string) === 'tls-alpn-01') {
-          const [k, c] = await acme.crypto.createAlpnCertificate(
-            authz,
-            keyAuthorization,
-            await acme.crypto.createPrivateEcdsaKey(),
-          );
-          await this.store.putChallenge({
-            kind: 'tls-alpn-01',
-            name,
-            host: name,
-            value: c.toString(),
-            key: k.toString(),
-            expires,
-          });
-        } else {
-          throw new Error(`the CA offers no challenge of the types in use (${challenge.type})`);
-        }
-      },
-      challengeRemoveFn: async (authz, challenge) => {
-        if (challenge.type === 'http-01')
-          await this.store.deleteChallenge('http-01', (challenge as { token: string }).token);
-        else if ((challenge.type as string) === 'tls-alpn-01')
-          await this.store.deleteChallenge('tls-alpn-01', authz.identifier.value);
-      },
-    });
-    return { cert, key: key.toString() };
+  /** The challenge types for `host`'s order: DNS-01 alone for a wildcard, else those configured. */
+  private challengesFor(host: string): ChallengeType[] {
+    if (!isWildcard(host)) return this.options.challenges;
+    if (!this.options.dns) throw new Error(`a wildcard host needs DNS-01: start arr with --acme-dns`);
+    return ['dns-01'];
   }
 
-  /** The ACME client with the farm's account at this CA (made once, by whichever node comes first). */
-  private account(): Promise<acme.Client> {
-    this.client ??= (async () => {
-      const { store, options } = this;
-      let record = await store.account(options.directory);
-      if (!record) {
-        const fresh = (await acme.crypto.createPrivateEcdsaKey()).toString();
-        record = await store.putAccountOnce({ directory: options.directory, key: options.seal.seal(fresh) });
+  /** The ARI id of the certificate an order for `host` renews, when the CA has ARI. */
+  private async replaces(host: string): Promise<string | undefined> {
+    const id = this.served.get(host)?.certId;
+    if (!id) return undefined;
+    return (await this.ca.hasRenewalInfo().catch(() => false)) ? id : undefined;
+  }
+
+  /**
+   * Asks the CA (ARI) again for the renewal window of each served certificate whose time has
+   * come (every one at start), one node per certificate (under its lease); the time picked is
+   * stored for `arr certs` and the other nodes.
+   */
+  private async refreshRenewals(): Promise<void> {
+    if (this.refreshing || this.stopped) return;
+    this.refreshing = true;
+    const all = this.renewalsAtStart;
+    this.renewalsAtStart = false;
+    try {
+      const now = Date.now();
+      for (const [host, s] of this.served) {
+        if (this.stopped) break;
+        if (all || (s.checkAt !== undefined && s.checkAt <= now)) await this.refreshRenewal(host, all);
       }
-      // Polls of a pending order: from 1 s (the CA usually validates within seconds) up to 10 s.
-      return new acme.Client({
-        directoryUrl: options.directory,
-        accountKey: options.seal.open(record.key),
-        backoffMin: 1000,
-        backoffMax: 10_000,
-      });
-    })();
-    // A failure (store or CA down) is not kept: the next order tries again.
-    this.client.catch(() => {
-      this.client = undefined;
-    });
-    return this.client;
+    } finally {
+      this.refreshing = false;
+    }
+  }
+
+  private async refreshRenewal(host: string, force: boolean): Promise<void> {
+    const { store, options, log } = this;
+    if (this.running.has(host)) return;
+    let leased = false;
+    try {
+      leased = await store.takeLease(host, options.node, options.leaseMs ?? 10 * MINUTE);
+      if (!leased) return;
+      const record = await store.cert(host);
+      if (!record?.cert) return;
+      if (!force && (record.ariCheckAt ?? 0) > Date.now()) {
+        // Another node asked meanwhile.
+        this.absorb(record);
+        return;
+      }
+      const previous =
+        record.renewAt === undefined
+          ? undefined
+          : { renewAt: record.renewAt, source: record.renewalSource ?? 'lifetime' };
+      const renewal = await this.ca.renewal(
+        record.cert,
+        record.notBefore ?? 0,
+        record.notAfter ?? 0,
+        previous,
+      );
+      const updated: CertRecord = { ...record, ...renewalFields(renewal) };
+      await store.putCert(updated);
+      if (record.renewAt !== updated.renewAt)
+        log.info(`acme: ${host} renews at ${new Date(renewal.renewAt).toISOString()} (${renewal.source})`);
+      this.absorb(updated);
+    } catch (err) {
+      log.warn(`acme: cannot refresh the renewal time of ${host}: ${(err as Error).message}`);
+    } finally {
+      if (leased) await store.releaseLease(host, options.node).catch(() => {});
+    }
+    // A window already past: renewed now (the order takes the lease just let go).
+    if (leased && this.due(host)) this.enqueue(host);
   }
 
   /** Reads every record: certificates obtained elsewhere, back-offs, removed hosts. */
@@ -407,16 +397,32 @@ export class AcmeManager {
       this.failing.set(host, { lastError: r.lastError, failures: r.failures ?? 1, retryAt: r.retryAt });
     if (!r.cert || !r.key) return;
     const s = this.served.get(host);
-    if (s && s.updatedAt === r.updatedAt) return;
+    if (s && s.updatedAt === r.updatedAt) {
+      this.takeRenewal(host, s, r);
+      return;
+    }
     if (this.unusable.get(host) === r.updatedAt) return;
     try {
       const { ctx, x509 } = usableCertificate(host, r.cert, this.options.seal.open(r.key));
+      const notBefore = Date.parse(x509.validFrom);
       const notAfter = Date.parse(x509.validTo);
-      this.served.set(host, { ctx, notBefore: Date.parse(x509.validFrom), notAfter, updatedAt: r.updatedAt });
+      const lifetime = lifetimeRenewal(notBefore, notAfter);
+      const served: Served = {
+        ctx,
+        notBefore,
+        notAfter,
+        updatedAt: r.updatedAt,
+        certId: idOf(r.cert),
+        renewAt: lifetime.renewAt,
+        renewalSource: lifetime.source,
+        checkAt: undefined,
+      };
+      this.served.set(host, served);
       this.unusable.delete(host);
       this.reorder.delete(host);
       if (!r.lastError) this.failing.delete(host);
       this.options.observer?.certificateExpiry(host, notAfter);
+      this.takeRenewal(host, served, r);
     } catch (err) {
       // Damaged, expired, for another name or with a key that cannot be opened: not served,
       // and ordered again (a served older one stays until then).
@@ -426,6 +432,16 @@ export class AcmeManager {
         `acme: the stored certificate of ${host} cannot be used (${(err as Error).message}); ordering a new one`,
       );
     }
+  }
+
+  /** The renewal time a record carries (else two thirds of the lifetime, as set). */
+  private takeRenewal(host: string, s: Served, r: CertRecord): void {
+    if (r.renewAt !== undefined) {
+      s.renewAt = r.renewAt;
+      s.renewalSource = r.renewalSource ?? 'lifetime';
+      s.checkAt = r.ariCheckAt;
+    }
+    this.options.observer?.certificateRenewal?.(host, { renewAt: s.renewAt, source: s.renewalSource });
   }
 
   /** Session ticket keys of the current 12-hour period, the same on every node sharing the store. */
@@ -440,13 +456,4 @@ export class AcmeManager {
       this.log.warn(`acme: cannot read the session ticket keys: ${(err as Error).message}`);
     }
   }
-}
-
-/**
- * What a failed order is logged and shown with: the CA's problem detail when it sent one
- * (acme-client puts it in the message), else the error's own message; one line, bounded.
- */
-function caMessage(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err);
-  return text.replace(/\s+/g, ' ').slice(0, 400) || 'unknown error';
 }

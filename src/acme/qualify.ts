@@ -7,8 +7,17 @@ import type { HostRule } from '../registry/types.js';
  */
 export type CertificateSource = 'own' | 'acme' | 'default';
 
-/** Whether a public CA can issue for `host` at all: not localhost, not an IP, not a single label. */
-export function isPublicName(host: string): boolean {
+/** A wildcard host (`*.example.com`): one certificate for the names one label under it, by DNS-01. */
+export function isWildcard(host: string): boolean {
+  return host.startsWith('*.');
+}
+
+/**
+ * Whether a public CA can issue for `host` at all: not localhost, not an IP, not a single
+ * label; for a wildcard, the name under the `*` is held to the same.
+ */
+export function isPublicName(name: string): boolean {
+  const host = isWildcard(name) ? name.slice(2) : name;
   if (host === 'localhost' || host.endsWith('.localhost')) return false;
   if (host.startsWith('[') || isIP(host) !== 0) return false;
   if (!host.includes('.')) return false;

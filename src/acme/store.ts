@@ -21,6 +21,11 @@ export interface CertRecord {
   notAfter?: number;
   issuer?: string;
   serial?: string;
+  /** When it is to be renewed (ms since the epoch), chosen from the CA's ARI window or its lifetime. */
+  renewAt?: number;
+  renewalSource?: 'ari' | 'lifetime';
+  /** ARI: when the CA is asked for the window again (its Retry-After). */
+  ariCheckAt?: number;
   /** The last failed order's message (the CA's own words), and when the next one may go. */
   lastError?: string;
   failures?: number;

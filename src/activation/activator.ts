@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Registry } from '../registry/registry.js';
 import { type App, deployKey, type Machine, sameMachine } from '../registry/types.js';
 import { every } from '../util/every.js';
-import type { Logger } from '../util/log.js';
+import type { Logger, OutputLevel } from '../util/log.js';
 import { formatSize } from '../util/size.js';
 import { type Confinement, type Launch, plainLaunch, releaseGroups } from './confine.js';
 import { type ExitReason, exitReason, type InstanceExit } from './exit-reason.js';
@@ -149,6 +149,8 @@ export interface ActivatorOptions {
   confinement?: Confinement;
   /** Told of each line of an instance's output (the dashboard's output ring; --admin only). */
   onOutput?: OutputListener;
+  /** The level of instances' stderr lines in the log (`--app-stderr-level`; default info). */
+  stderrLevel?: OutputLevel;
 }
 
 /** What an instance of this node is doing, as the dashboard shows it. */
@@ -747,11 +749,12 @@ export class Activator {
         });
       }
       await releaseGroups(proc);
+      const stopped = this.processes.get(proc)?.phase === 'stopping';
       this.processes.delete(proc);
       this.changes++;
       this.ports.release(port);
       this.options.events?.exited?.(proc);
-      this.onExit(app, proc, startedAt, exit, oom);
+      this.onExit(app, proc, startedAt, exit, stopped, oom);
     });
     this.log.info({ app: app.name, id: app.id, pid: proc.pid, port }, `starting ${app.name} on port ${port}`);
 
@@ -824,7 +827,7 @@ export class Activator {
           app.limits,
           app.recycle?.memory !== undefined,
         ) ?? plainLaunch(executable, args, identity);
-      return spawnInstance(app, port, this.log, launch, this.options.onOutput);
+      return spawnInstance(app, port, this.log, launch, this.options.onOutput, this.options.stderrLevel);
     } catch (err) {
       if (launch) void releaseGroups(launch);
       this.ports.release(port);
@@ -855,7 +858,10 @@ export class Activator {
     proc: SpawnedProcess,
     startedAt: number,
     exit: { code: number | null; signal: NodeJS.Signals | null; error?: Error },
-    oom = false,
+    /** arr stopped it (an idle stop, a replacement, an app removed): no news for an operator. */
+    stopped: boolean,
+    /** Its memory limit killed it. */
+    oom: boolean,
   ): void {
     const instance = this.running.get(app.id);
     const wasRunning = instance?.proc === proc;
@@ -875,10 +881,17 @@ export class Activator {
         `${app.name}[${proc.pid}] was killed by ${limit}: out of memory (${how})`,
       );
     }
-    this.log.info(
-      { app: app.name, id: app.id, pid: proc.pid },
-      `${app.name}[${proc.pid}] exited with ${how}`,
-    );
+    // An instance that served and went by itself crashed: warn, so that --log-level warn shows it.
+    else if (wasRunning && !stopped && !this.stopping)
+      this.log.warn(
+        { app: app.name, id: app.id, pid: proc.pid },
+        `${app.name}[${proc.pid}] exited with ${how} while serving; its next request starts it again`,
+      );
+    else
+      this.log.info(
+        { app: app.name, id: app.id, pid: proc.pid },
+        `${app.name}[${proc.pid}] exited with ${how}`,
+      );
     if (!wasRunning || !instance) return;
     this.forget(instance);
     if (this.stopping) return;

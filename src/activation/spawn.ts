@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { App } from '../registry/types.js';
-import type { Logger } from '../util/log.js';
+import type { Logger, OutputLevel } from '../util/log.js';
 import { checkExecutable, type Launch } from './confine.js';
 import type { Identity } from './identity.js';
 import { OutputLines, utf8Boundary } from './output-lines.js';
@@ -78,6 +78,8 @@ export function spawnInstance(
   log: Logger,
   launch: Launch,
   onLine?: OutputListener,
+  /** The level of its stderr lines in arr's log (`--app-stderr-level`); stdout's is info. */
+  stderrLevel: OutputLevel = 'info',
 ): SpawnedProcess {
   const token = randomBytes(16).toString('hex');
   const env: NodeJS.ProcessEnv = { ...instanceEnv(port, process.env, app.env), [INSTANCE_TOKEN]: token };
@@ -107,7 +109,7 @@ export function spawnInstance(
   const recent: string[] = [];
   for (const [stream, level, name] of [
     [child.stdout, 'info', 'stdout'],
-    [child.stderr, 'warn', 'stderr'],
+    [child.stderr, stderrLevel, 'stderr'],
   ] as const) {
     if (!stream) continue;
     // A line longer than MAX_PIECE is logged in pieces, each but the last marked `partial`.

@@ -2,33 +2,34 @@
 import { resolve } from 'node:path';
 import yargs, { type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { defaultAcmeDir } from '../acme/file-store.js';
-import { LETS_ENCRYPT } from '../acme/manager.js';
-import { defaultStateDir } from '../activation/state-file.js';
+import { LETS_ENCRYPT } from '../acme/directories.js';
 import { type AcmeConfig, type ArrConfig, parseRange, UsageError } from '../config.js';
-import { StartError, startArr } from '../server.js';
-import { createLogger, LOG_LEVELS } from '../util/log.js';
-import { DEFAULT_CERT, DEFAULT_KEY } from '../util/paths.js';
-import { listCerts } from './certs-command.js';
-import { unknownFlags } from './flags.js';
-import { importApps, reportImport } from './import.js';
+import { LOG_LEVELS } from '../util/log.js';
+import { DEFAULT_CERT, DEFAULT_KEY, packageVersion } from '../util/paths.js';
+import { acmeDirDefault, stateDirDefault, withVariable } from './environment.js';
+import { APPS_OPTIONS, COMMAND_USAGE, unknownFlags } from './flags.js';
 import {
+  acmeChallenges,
+  acmeDns,
   checkAddress,
   checkAdminAccess,
+  checkMongoUrl,
   checkPort,
   checkPositive,
   checkWhole,
   defaultAdvertise,
   mongoUrl,
   parseAdminAddress,
-  readPem,
+  readKeyPair,
 } from './options.js';
-import { APPS_OPTIONS, listApps, restartApp, validateFile } from './registry-commands.js';
+import { serve } from './serve-command.js';
 
 const DEFAULT_IMPORT_MONGO = 'mongodb://127.0.0.1:27017/arr';
 
+/** A usage error: one line naming the option (and its ARR_* variable when it came from one), exit 2. */
 function fail(message: string): never {
-  process.stderr.write(`arr: ${message}\n`);
+  const known = { ...OPTIONS, ...APPS_OPTIONS };
+  process.stderr.write(`arr: ${withVariable(message, hideBin(process.argv), known)}\n`);
   process.exit(2);
 }
 
@@ -187,7 +188,20 @@ const OPTIONS = {
   'acme-challenges': {
     type: 'string',
     default: 'http-01,tls-alpn-01',
-    describe: 'with --acme-email: the challenge types offered to the CA, in order of preference',
+    describe:
+      'with --acme-email: the challenge types used for hosts, in order of preference: http-01, tls-alpn-01, dns-01 (needs --acme-dns); wildcard hosts use dns-01 alone',
+  },
+  'acme-dns': {
+    type: 'string',
+    defaultDescription: 'off',
+    describe:
+      'with --acme-email: DNS-01 (needed by wildcard hosts) through exec:PATH (run as PATH present|cleanup FQDN VALUE) or rfc2136:HOST:PORT (dynamic updates signed with the TSIG key of ARR_ACME_TSIG, name:algorithm:base64secret)',
+  },
+  'acme-dns-wait': {
+    type: 'number',
+    default: 120,
+    describe:
+      "with --acme-dns: seconds to wait at most for a challenge's TXT record to be served by every authoritative server of its zone before the CA is asked; 0 does not check",
   },
   http2: {
     type: 'boolean',
@@ -201,6 +215,12 @@ const OPTIONS = {
     default: 'info',
     describe: 'least severe log level written',
   },
+  'app-stderr-level': {
+    type: 'string',
+    choices: LOG_LEVELS,
+    default: 'info',
+    describe: "the level of instances' stderr lines in arr's log (stdout's is info); silent drops them",
+  },
 } as const satisfies Record<string, Options>;
 
 /** `--acme-*`: automatic HTTPS, on with --acme-email. */
@@ -209,6 +229,8 @@ function acmeConfig(argv: {
   'acme-directory': string;
   'acme-dir'?: string;
   'acme-challenges': string;
+  'acme-dns'?: string;
+  'acme-dns-wait': number;
 }): AcmeConfig | undefined {
   const email = argv['acme-email'];
   if (email === undefined || email === '') return undefined;
@@ -222,16 +244,13 @@ function acmeConfig(argv: {
   }
   if (directory.protocol !== 'https:')
     throw new UsageError(`--acme-directory must be an https:// URL (got "${argv['acme-directory']}")`);
-  const challenges = argv['acme-challenges'].split(',').map((c) => c.trim());
-  if (challenges.length === 0 || challenges.some((c) => c !== 'http-01' && c !== 'tls-alpn-01'))
-    throw new UsageError(
-      `--acme-challenges must list http-01 and/or tls-alpn-01 (got "${argv['acme-challenges']}")`,
-    );
+  const dns = acmeDns(argv['acme-dns'], argv['acme-dns-wait'], process.env.ARR_ACME_TSIG);
   return {
     email,
     directory: directory.href,
-    dir: resolve(argv['acme-dir'] ?? defaultAcmeDir()),
-    challenges: [...new Set(challenges)] as AcmeConfig['challenges'],
+    dir: resolve(argv['acme-dir'] ?? acmeDirDefault()),
+    challenges: acmeChallenges(argv['acme-challenges'], dns !== undefined),
+    ...(dns ? { dns } : {}),
     secret: process.env.ARR_ACME_KEY || undefined,
   };
 }
@@ -274,17 +293,24 @@ async function main(): Promise<void> {
     )
     .command(
       'validate <file>',
-      'check an apps.json (documents, duplicates, certificates) without running it',
+      'check an apps.json (documents, unknown fields, duplicates, certificates, programs) without running it',
       (y) => y.positional('file', { type: 'string', demandOption: true, describe: 'the apps.json to check' }),
     )
+    .command('init', 'write a starter apps file (--apps, default apps.json) with one app; never over a file')
     .example('$0', 'serve the apps in ./apps.json on ports 31415 and 31416')
     .example('$0 -m mongodb://db.internal/arr --advertise 10.0.0.5', 'join a farm')
     .example('$0 import apps.json -m mongodb://127.0.0.1/arr', 'load apps into MongoDB')
     .epilogue('Every option can also be given as an ARR_ environment variable: ARR_PORT=8080, ARR_MONGO=...')
     .help()
     .alias('help', 'h')
-    .version()
-    .wrap(Math.min(110, process.stdout.columns || 100));
+    .version(packageVersion())
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    // A value yargs itself refuses (a --log-level it does not know) is a usage error like the others.
+    .fail((message, err) => {
+      if (err) throw err;
+      const command = COMMAND_USAGE[String(hideBin(process.argv)[0])];
+      fail(`${message.replace(/\s+/g, ' ').trim()}${command ? ` (usage: ${command})` : ''}`);
+    });
 
   const argv = await cli.parseAsync();
   const known =
@@ -297,12 +323,16 @@ async function main(): Promise<void> {
   let mongo: string | undefined;
   try {
     mongo = mongoUrl(argv.mongo, argv['mongo-file']);
+    // A malformed URL is a usage error (before anything starts), not a failure to connect.
+    if (mongo !== undefined)
+      await checkMongoUrl(mongo, argv['mongo-file'] === undefined ? '--mongo' : '--mongo-file');
   } catch (err) {
     if (err instanceof UsageError) fail(err.message);
     throw err;
   }
 
   if (argv._[0] === 'import') {
+    const { importApps, reportImport } = await import('./import.js');
     const file = String(argv.file);
     const url = mongo ?? DEFAULT_IMPORT_MONGO;
     const result = await importApps(file, url).catch((err: Error) => {
@@ -316,10 +346,18 @@ async function main(): Promise<void> {
   }
   const print = (l: string) => process.stdout.write(`${l}\n`);
   const printErr = (l: string) => process.stderr.write(`${l}\n`);
-  const stateDir = resolve(argv['state-dir'] ?? defaultStateDir());
+  const stateDir = resolve(argv['state-dir'] ?? stateDirDefault());
+  if (argv._[0] === 'init') {
+    const { initAppsFile } = await import('./init-command.js');
+    process.exit(await initAppsFile(argv.apps, argv.port, print, printErr));
+  }
+  if (argv._[0] === 'validate') {
+    const { validateFile } = await import('./registry-commands.js');
+    process.exit(await validateFile(String(argv.file), print, printErr));
+  }
   if (argv._[0] === 'apps')
     process.exit(
-      await listApps(
+      await (await import('./registry-commands.js')).listApps(
         { apps: argv.apps, mongo, json: !!argv.json, stateDir, acmeOn: !!argv['acme-email'] },
         print,
         printErr,
@@ -327,12 +365,12 @@ async function main(): Promise<void> {
     );
   if (argv._[0] === 'certs')
     process.exit(
-      await listCerts(
+      await (await import('./certs-command.js')).listCerts(
         {
           apps: argv.apps,
           mongo,
           json: !!argv.json,
-          acmeDir: resolve(argv['acme-dir'] ?? defaultAcmeDir()),
+          acmeDir: resolve(argv['acme-dir'] ?? acmeDirDefault()),
           defaultCert: argv.cert,
         },
         print,
@@ -341,14 +379,13 @@ async function main(): Promise<void> {
     );
   if (argv._[0] === 'restart')
     process.exit(
-      await restartApp(
+      await (await import('./registry-commands.js')).restartApp(
         String(argv.app),
         { apps: argv.apps, mongo, wait: !!argv.wait, stateDir },
         print,
         printErr,
       ),
     );
-  if (argv._[0] === 'validate') process.exit(await validateFile(String(argv.file), print, printErr));
   if (argv._.length > 0) fail(`unknown command "${String(argv._[0])}" (see arr --help)`);
 
   let config: ArrConfig;
@@ -363,8 +400,7 @@ async function main(): Promise<void> {
       range: parseRange(argv.range),
       port,
       sslport,
-      cert: readPem(argv.cert, '--cert'),
-      key: readPem(argv.key, '--key'),
+      ...readKeyPair(argv.cert, argv.key),
       advertise: checkAddress(argv.advertise ?? defaultAdvertise(), '--advertise'),
       bind: argv.bind === undefined ? undefined : checkAddress(argv.bind, '--bind'),
       startTimeoutMs: checkPositive(argv['start-timeout'], '--start-timeout') * 1000,
@@ -386,6 +422,7 @@ async function main(): Promise<void> {
       stateDir,
       acme: acmeConfig(argv),
       http2: argv.http2,
+      appStderrLevel: argv['app-stderr-level'] as (typeof LOG_LEVELS)[number],
     };
     checkAdminAccess(config.admin, config.adminToken);
     const adminPort = config.admin?.port;
@@ -396,16 +433,7 @@ async function main(): Promise<void> {
     throw err;
   }
 
-  const log = createLogger('arr', argv['log-level'] as (typeof LOG_LEVELS)[number]);
-  try {
-    await startArr(config, log);
-  } catch (err) {
-    if (err instanceof UsageError) fail(err.message);
-    const message = err instanceof StartError ? err.message : String(err);
-    log.fatal({ err: message }, `arr could not start: ${message}`);
-    process.stderr.write(`arr: ${message}\n`);
-    process.exit(1);
-  }
+  await serve(config, argv['log-level'] as (typeof LOG_LEVELS)[number], fail);
 }
 
 main().catch((err: unknown) => {

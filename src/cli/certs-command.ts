@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { lifetimeRenewal, type RenewalSource } from '../acme/ari.js';
 import { FileAcmeStore } from '../acme/file-store.js';
 import { MongoAcmeStore } from '../acme/mongo-store.js';
 import { type CertificateSource, certificateSource } from '../acme/qualify.js';
@@ -24,6 +25,10 @@ export interface CertView {
   lastError?: string;
   /** ACME: an order failed and the next one goes no earlier than this (ISO 8601). */
   retryAt?: string;
+  /** ACME: when the certificate is to be renewed (ISO 8601). */
+  renewAt?: string;
+  /** ACME: `ari` when that time is in the CA's suggested window (RFC 9773), `lifetime` at two thirds of it. */
+  renewalSource?: RenewalSource;
 }
 
 function describe(pem: string | Buffer): { issuer: string; expires: string; serial: string } {
@@ -33,6 +38,16 @@ function describe(pem: string | Buffer): { issuer: string; expires: string; seri
     expires: new Date(Date.parse(x.validTo)).toISOString(),
     serial: x.serialNumber,
   };
+}
+
+/** When a stored certificate renews: as recorded, else (a record of before ARI) two thirds of its lifetime. */
+function renewalOf(r: CertRecord): Pick<CertView, 'renewAt' | 'renewalSource'> {
+  const x = new X509Certificate(r.cert!);
+  const renewal =
+    r.renewAt === undefined
+      ? lifetimeRenewal(Date.parse(x.validFrom), Date.parse(x.validTo))
+      : { renewAt: r.renewAt, source: r.renewalSource ?? 'lifetime' };
+  return { renewAt: new Date(renewal.renewAt).toISOString(), renewalSource: renewal.source };
 }
 
 /**
@@ -69,7 +84,7 @@ export async function listCerts(
           const r = records.get(rule.host);
           if (r?.cert) {
             try {
-              Object.assign(view, describe(r.cert));
+              Object.assign(view, describe(r.cert), renewalOf(r));
             } catch {
               view.lastError = 'the stored certificate cannot be read';
             }
@@ -96,7 +111,7 @@ export async function listCerts(
     out(JSON.stringify(views, null, 2));
     return 0;
   }
-  const header = ['HOST', 'APP', 'SOURCE', 'ISSUER', 'EXPIRES', 'LAST ERROR'];
+  const header = ['HOST', 'APP', 'SOURCE', 'ISSUER', 'EXPIRES', 'RENEWS', 'LAST ERROR'];
   const rows = [
     header,
     ...views.map((v) => [
@@ -105,6 +120,7 @@ export async function listCerts(
       v.source,
       v.issuer ?? '-',
       v.expires ?? '-',
+      v.renewAt ? `${v.renewAt} (${v.renewalSource})` : '-',
       v.lastError ? `${v.lastError}${v.retryAt ? ` (next try ${v.retryAt})` : ''}` : '',
     ]),
   ];

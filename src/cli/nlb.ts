@@ -6,6 +6,7 @@ import { DEFAULT_HEALTH } from '../nlb/backend-health.js';
 import { Balancer, ListenError } from '../nlb/balancer.js';
 import { ConfigError, loadConfig, type RouteConfig } from '../nlb/config.js';
 import { createLogger, LOG_LEVELS } from '../util/log.js';
+import { packageVersion } from '../util/paths.js';
 import { unknownFlags } from './flags.js';
 import { checkAddress } from './options.js';
 
@@ -89,7 +90,7 @@ async function main(): Promise<void> {
     )
     .help()
     .alias('help', 'h')
-    .version()
+    .version(packageVersion())
     .wrap(Math.min(110, process.stdout.columns || 100))
     .parseAsync();
 

@@ -1,8 +1,13 @@
+import { accessSync, constants, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { type AdminAddress, UsageError } from '../config.js';
+import { resolve } from 'node:path';
+import { parseDnsProvider } from '../acme/dns/provider.js';
+import { parseTsigKey } from '../acme/dns/tsig.js';
+import { type AcmeDnsConfig, type AdminAddress, UsageError } from '../config.js';
 import { tokenProblem } from '../ops/admin-auth.js';
 import { isLoopback } from '../ops/admin-server.js';
+import { CertificateError, secureContextOf } from '../util/certificates.js';
 import { readFailure, readRegularFileSync } from '../util/read-limited.js';
 
 export function checkPort(value: unknown, option: string): number {
@@ -101,4 +106,96 @@ export function checkAdminAccess(admin: AdminAddress | undefined, token: string 
     throw new UsageError(
       `--admin ${admin.host} is not a loopback address: give --admin-token TOKEN (or ARR_ADMIN_TOKEN), which every admin path but /healthz will then require, or listen on 127.0.0.1`,
     );
+}
+
+/**
+ * `--cert` and `--key`: both readable, and a key that belongs to the certificate (else one
+ * message naming both files). Their paths are kept for a reload (SIGHUP).
+ */
+export function readKeyPair(
+  certFile: string,
+  keyFile: string,
+): { cert: Buffer; key: Buffer; certFile: string; keyFile: string } {
+  const cert = readPem(certFile, '--cert');
+  const key = readPem(keyFile, '--key');
+  try {
+    secureContextOf(cert, key, certFile, keyFile);
+  } catch (err) {
+    if (err instanceof CertificateError) throw new UsageError(`--cert and --key: ${err.message}`);
+    throw err;
+  }
+  return { cert, key, certFile: resolve(certFile), keyFile: resolve(keyFile) };
+}
+
+/**
+ * A MongoDB connection string the driver can use, checked as the driver parses it (without
+ * connecting): a malformed one is a usage error naming the option. The URL itself is not
+ * repeated (it may hold a password).
+ */
+export async function checkMongoUrl(url: string, option: string): Promise<void> {
+  const { MongoClient } = await import('mongodb');
+  let client: InstanceType<typeof MongoClient>;
+  try {
+    client = new MongoClient(url);
+  } catch (err) {
+    throw new UsageError(
+      `${option}: not a MongoDB connection string (${(err as Error).message}); one looks like mongodb://HOST[:PORT]/DATABASE`,
+    );
+  }
+  await client.close();
+}
+
+const CHALLENGE_TYPES = ['http-01', 'tls-alpn-01', 'dns-01'] as const;
+
+/** `--acme-challenges`: a list of http-01, tls-alpn-01 and dns-01 (which needs --acme-dns). */
+export function acmeChallenges(text: string, dns: boolean): (typeof CHALLENGE_TYPES)[number][] {
+  const list = text.split(',').map((c) => c.trim());
+  if (list.length === 0 || list.some((c) => !(CHALLENGE_TYPES as readonly string[]).includes(c)))
+    throw new UsageError(`--acme-challenges must list http-01, tls-alpn-01 and/or dns-01 (got "${text}")`);
+  if (list.includes('dns-01') && !dns)
+    throw new UsageError('--acme-challenges dns-01 needs --acme-dns: where the TXT records go');
+  return [...new Set(list)] as (typeof CHALLENGE_TYPES)[number][];
+}
+
+/**
+ * `--acme-dns exec:PATH` (an executable file) or `rfc2136:HOST:PORT` with `ARR_ACME_TSIG`
+ * (`name:algorithm:base64secret`), and `--acme-dns-wait` in seconds (0: no propagation check).
+ */
+export function acmeDns(
+  text: string | undefined,
+  waitSeconds: unknown,
+  tsig: string | undefined,
+): AcmeDnsConfig | undefined {
+  if (text === undefined || text === '') return undefined;
+  const wait = Number(waitSeconds);
+  if (!Number.isFinite(wait) || wait < 0 || wait > 3600)
+    throw new UsageError(
+      `--acme-dns-wait must be a number of seconds from 0 to 3600 (got "${String(waitSeconds)}")`,
+    );
+  let spec: ReturnType<typeof parseDnsProvider>;
+  try {
+    spec = parseDnsProvider(text);
+  } catch (err) {
+    throw new UsageError(`--acme-dns ${(err as Error).message}`);
+  }
+  const waitMs = wait * 1000;
+  if (spec.kind === 'exec') {
+    const path = resolve(spec.path);
+    try {
+      if (!statSync(path).isFile()) throw new Error('not a file');
+      accessSync(path, constants.X_OK);
+    } catch (err) {
+      throw new UsageError(`--acme-dns exec: "${spec.path}" is not an executable file (${readFailure(err)})`);
+    }
+    return { kind: 'exec', path, waitMs };
+  }
+  if (tsig === undefined || tsig === '')
+    throw new UsageError(
+      '--acme-dns rfc2136 needs the TSIG key in ARR_ACME_TSIG (name:algorithm:base64secret)',
+    );
+  try {
+    return { ...spec, tsig: parseTsigKey(tsig), waitMs };
+  } catch (err) {
+    throw new UsageError(`ARR_ACME_TSIG ${(err as Error).message}`);
+  }
 }

@@ -1,10 +1,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { createSecureContext } from 'node:tls';
-import type { Options } from 'yargs';
 import { qualifies } from '../acme/qualify.js';
 import { Confinement } from '../activation/confine.js';
-import { IdentityError, resolveIdentity } from '../activation/identity.js';
+import { Preflight } from '../activation/preflight.js';
 import { readStatuses } from '../activation/state-file.js';
 import { envExposure, parseAppsText, readAppsFile } from '../registry/apps-file.js';
 import { setRevision } from '../registry/apps-file-edit.js';
@@ -13,17 +11,8 @@ import { buildRouteTable } from '../registry/load.js';
 import { MongoRegistry, redactUrl } from '../registry/mongo-registry.js';
 import type { Registry } from '../registry/registry.js';
 import { type App, formatProblem, type Machine, type Problem } from '../registry/types.js';
-import { readFailure, readRegularFile } from '../util/read-limited.js';
+import { policyNames } from '../registry/validate-edge.js';
 import { replaceFile } from '../util/replace-file.js';
-
-/** Options of the admin commands only (checked for unknown flags together with arr's own). */
-export const APPS_OPTIONS = {
-  json: { type: 'boolean', describe: 'with `arr apps`: print JSON instead of a table' },
-  wait: {
-    type: 'boolean',
-    describe: 'with `arr restart`: wait until the new instances serve (or fail), and report it',
-  },
-} as const satisfies Record<string, Options>;
 
 type Print = (line: string) => void;
 
@@ -51,14 +40,19 @@ export interface AppView {
   /** The cap: at most this many instances across the farm. */
   instances: number;
   hosts: HostView[];
-  /** Where its instances run; null when the registry cannot tell (the file registry). */
-  machines: Machine[] | null;
+  /**
+   * Where its instances run (for a file, those of the arr serving it on this machine, with their
+   * pids); null when that cannot be told (no arr here serves the file).
+   */
+  machines: (Machine & { pid?: number })[] | null;
   /** The names of its `env` (never the values). */
   env?: string[];
   cwd?: string;
   ready?: string;
   stopTimeout?: number;
   revision?: number;
+  /** The names of its edge policies (never their hashes, URLs or values). */
+  policies?: string[];
   /** Deploys that failed: the instance keeps running the previous version. */
   deployFailures?: { where: string; revision: number; message: string }[];
 }
@@ -72,8 +66,9 @@ export interface AppsView {
   problems: Problem[];
 }
 
-const FILE_NOTE =
-  'file registry: instances live only in the memory of the arr that serves this file, so where they run is not known here';
+/** Why a file registry's instances are not shown. */
+const fileNote = (stateDir: string) =>
+  `no arr on this machine serves this file (none has a state file in ${stateDir}): no instance runs`;
 
 /**
  * The registry a command reads: the MongoDB one with --mongo (a short server selection, so
@@ -99,14 +94,15 @@ export async function listApps(
   let view: AppsView;
   try {
     const report = await registry.load();
-    const machines = registry.kind === 'mongo' ? await registry.allMachines() : undefined;
+    const machines =
+      registry.kind === 'mongo' ? await registry.allMachines() : servedInstances(opts.stateDir, source);
     view = {
       registry: { kind: registry.kind, source },
       apps: [...registry.apps()].sort(byName).map((app) => appView(registry, app, machines)),
       problems: report.problems,
     };
     await addDeployFailures(view, registry, opts.stateDir);
-    if (!machines) view.note = FILE_NOTE;
+    if (!machines) view.note = fileNote(opts.stateDir);
   } catch (e) {
     err(`arr: apps: cannot read the registry at ${source}: ${describeError(e)}`);
     return 1;
@@ -118,11 +114,32 @@ export async function listApps(
   return 0;
 }
 
+/**
+ * The instances of the arr that serves `file` on this machine, by app, as its state file lists
+ * them (on loopback, where arr reaches them); undefined when no live arr serves it.
+ */
+function servedInstances(
+  stateDir: string,
+  file: string,
+): Map<string, (Machine & { pid: number })[]> | undefined {
+  const serving = readStatuses(stateDir).filter((s) => s.apps === file);
+  if (serving.length === 0) return undefined;
+  const byApp = new Map<string, (Machine & { pid: number })[]>();
+  for (const s of serving)
+    for (const i of s.instances)
+      byApp.set(i.app, [...(byApp.get(i.app) ?? []), { host: '127.0.0.1', port: i.port, pid: i.pid }]);
+  return byApp;
+}
+
 function byName(a: App, b: App): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
-function appView(registry: Registry, app: App, machines: Map<string, Machine[]> | undefined): AppView {
+function appView(
+  registry: Registry,
+  app: App,
+  machines: Map<string, (Machine & { pid?: number })[]> | undefined,
+): AppView {
   return {
     id: app.id,
     name: app.name,
@@ -141,6 +158,7 @@ function appView(registry: Registry, app: App, machines: Map<string, Machine[]> 
     ...(app.ready !== undefined ? { ready: app.ready } : {}),
     ...(app.stopTimeout !== undefined ? { stopTimeout: app.stopTimeout } : {}),
     ...(app.revision !== undefined ? { revision: app.revision } : {}),
+    ...(app.edge !== undefined ? { policies: policyNames(app.edge) } : {}),
   };
 }
 
@@ -173,7 +191,7 @@ async function addDeployFailures(view: AppsView, registry: Registry, stateDir: s
 
 /** The plain, aligned table of `arr apps`: one row per host (and per instance), app columns once. */
 export function formatApps(view: AppsView, acmeOn = false): string[] {
-  const withMachines = view.registry.kind === 'mongo';
+  const withMachines = view.note === undefined;
   const header = ['APP', 'ID', 'CAP', 'HOST', 'SSL', 'CERT', ...(withMachines ? ['RUNNING'] : [])];
   const rows: string[][] = [header];
   for (const app of view.apps) {
@@ -189,7 +207,9 @@ export function formatApps(view: AppsView, acmeOn = false): string[] {
         h ? (h.served ? h.host : `${h.host} (not served)`) : '',
         h?.ssl ?? '',
         h ? (h.ownCertificate ? 'own' : acmeOn && h.acme ? 'acme' : 'default') : '',
-        ...(withMachines ? [m ? `${m.host}:${m.port}` : i === 0 ? '-' : ''] : []),
+        ...(withMachines
+          ? [m ? `${m.host}:${m.port}${m.pid === undefined ? '' : ` (pid ${m.pid})`}` : i === 0 ? '-' : '']
+          : []),
       ]);
     }
   }
@@ -216,6 +236,7 @@ export function formatApps(view: AppsView, acmeOn = false): string[] {
       a.ready ||
       a.stopTimeout !== undefined ||
       a.revision !== undefined ||
+      a.policies ||
       a.deployFailures,
   );
   if (deploy.length > 0) lines.push('');
@@ -226,6 +247,7 @@ export function formatApps(view: AppsView, acmeOn = false): string[] {
       a.ready !== undefined ? `ready ${a.ready}` : undefined,
       a.stopTimeout !== undefined ? `stopTimeout ${a.stopTimeout} s` : undefined,
       a.revision !== undefined ? `revision ${a.revision}` : undefined,
+      a.policies ? `policies ${a.policies.join(', ')}` : undefined,
     ].filter(Boolean);
     if (parts.length > 0) lines.push(`${a.name}: ${parts.join('; ')}`);
     for (const f of a.deployFailures ?? [])
@@ -242,9 +264,9 @@ export function formatApps(view: AppsView, acmeOn = false): string[] {
 
 /**
  * `arr validate FILE`: everything arr would report on loading the file (documents that do not
- * parse or validate, duplicate ids and host names), plus certificate files that cannot be read
- * or do not match their key, and users and groups this machine does not have; runs nothing.
- * Exits 1 when there is any problem.
+ * parse or validate, duplicate ids and host names, unknown fields), plus what a start would run
+ * into on this machine (src/activation/preflight.ts: certificates, users and groups, programs,
+ * working directories); runs nothing. Exits 1 when there is any problem.
  */
 export async function validateFile(file: string, out: Print, err: Print): Promise<ExitCode> {
   const result = await checkAppsFile(file).catch((e: unknown) => {
@@ -292,10 +314,8 @@ export async function checkAppsFile(file: string): Promise<FileCheck> {
     }
   }
   const all: Problem[] = [...parsed.problems, ...problems];
-  for (const app of table.apps.values()) {
-    const line = linesOf.get(app.id)?.[0];
-    all.push(...(await checkCertificates(app, line)), ...(await checkIdentity(app, line)));
-  }
+  const preflight = new Preflight();
+  for (const app of table.apps.values()) all.push(...(await preflight.check(app, linesOf.get(app.id)?.[0])));
   all.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
   // Valid: served exactly as written, i.e. no problem on the line of the document served.
   const troubled = new Set(all.map((p) => p.line));
@@ -313,53 +333,6 @@ export async function checkAppsFile(file: string): Promise<FileCheck> {
       .map(({ limit, why }) => `app ${app.id}: limits.${limit} is not enforced here: ${why}`),
   );
   return { valid, problems: all, acme, unenforced, ...(exposed ? { exposed } : {}) };
-}
-
-/** The certificate and key files of an app's hosts: readable, and a key that fits its certificate. */
-async function checkCertificates(app: App, line: number | undefined): Promise<Problem[]> {
-  const problems: Problem[] = [];
-  for (const [i, h] of app.hosts.entries()) {
-    if (h.cert === undefined || h.key === undefined) continue;
-    const problem = (field: string, message: string) =>
-      problems.push({ id: app.id, line, field: `hosts[${i}].${field}`, message });
-    const [cert, key] = await Promise.all([readPemFile(h.cert), readPemFile(h.key)]);
-    if (typeof cert === 'string') problem('cert', cert);
-    if (typeof key === 'string') problem('key', key);
-    if (typeof cert === 'string' || typeof key === 'string') continue;
-    try {
-      createSecureContext({ cert, key });
-    } catch (e) {
-      const why = describeError(e);
-      problem(
-        'cert',
-        /key values mismatch/i.test(why)
-          ? `"${h.cert}" does not match its key "${h.key}"`
-          : `"${h.cert}" and "${h.key}" are not a usable certificate and key (${why})`,
-      );
-    }
-  }
-  return problems;
-}
-
-/** The app's `user` and `group` name a user and group of this machine (as a start would find them). */
-async function checkIdentity(app: App, line: number | undefined): Promise<Problem[]> {
-  if (app.user === undefined) return [];
-  try {
-    await resolveIdentity(app.user, app.group);
-    return [];
-  } catch (e) {
-    if (!(e instanceof IdentityError)) throw e;
-    return [{ id: app.id, line, field: e.field, message: e.message }];
-  }
-}
-
-/** The file's content, or why it cannot be read. Relative paths are arr's working directory's. */
-async function readPemFile(path: string): Promise<Buffer | string> {
-  try {
-    return await readRegularFile(resolve(path));
-  } catch (e) {
-    return `cannot read "${path}" (${readFailure(e)})`;
-  }
 }
 
 function describeError(e: unknown): string {

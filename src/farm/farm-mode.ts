@@ -80,6 +80,10 @@ export class FarmMode implements ServingMode {
     this.stops = [];
   }
 
+  reload(): Promise<void> {
+    return this.sync();
+  }
+
   /** This node's entries and liveness record go: the farm need not wait for it to expire. */
   async afterStopping(): Promise<void> {
     await this.o.registry.releaseMachine(this.o.advertise).catch(() => 0);

@@ -18,6 +18,12 @@ export interface FileWatchOptions {
   reported?: Problem[];
 }
 
+/** The watch of the apps file: `check` reads it now (a reload); `stop` ends the watch. */
+export interface AppsFileWatch {
+  check(): Promise<void>;
+  stop(): void;
+}
+
 /**
  * Applies edits of the apps file while arr runs: routes, SNI certificates and caps follow the
  * file, and the instance of an app that left it is stopped. Changes are seen by a watch on the
@@ -28,12 +34,12 @@ export interface FileWatchOptions {
  * applied one did not have, and that would lose apps served now, is set aside (logged) and the
  * last good apps keep serving; so is an empty file while apps are served (write `[]` to remove
  * every app). A document that parses but breaks a rule is skipped as at start, and the others
- * are served. Returns a function that stops watching.
+ * are served.
  */
 export function watchAppsFile(
   targets: ReloadTargets & { registry: FileRegistry },
   options: FileWatchOptions = {},
-): () => void {
+): AppsFileWatch {
   const { registry, log } = targets;
   const file = registry.path;
   const name = basename(file);
@@ -59,6 +65,7 @@ export function watchAppsFile(
       return;
     }
     setAside = undefined;
+    registry.notApplied = undefined;
     const report = await registry.load(parsed);
     const key = problemKey(report.problems);
     if (report.changed || key !== reported) {
@@ -84,6 +91,7 @@ export function watchAppsFile(
     if (why !== setAside)
       log.error(`registry: ${file} not applied: ${why}; still serving the last good version`);
     setAside = why;
+    registry.notApplied = why;
   };
 
   let running = false;
@@ -127,11 +135,14 @@ export function watchAppsFile(
     if (now !== stamp && !running) void trigger();
   });
 
-  return () => {
-    stopped = true;
-    clearTimeout(debounce);
-    stopPoll();
-    watcher?.close();
+  return {
+    check: trigger,
+    stop: () => {
+      stopped = true;
+      clearTimeout(debounce);
+      stopPoll();
+      watcher?.close();
+    },
   };
 }
 
@@ -152,7 +163,7 @@ function problemKey(problems: Problem[]): string {
 
 /** Serving an apps file on one machine: its instances live in this process, and the file is watched. */
 export class FileMode implements ServingMode {
-  private stopWatch: (() => void) | undefined;
+  private watch: AppsFileWatch | undefined;
 
   constructor(
     private readonly targets: ReloadTargets & { registry: FileRegistry },
@@ -163,11 +174,15 @@ export class FileMode implements ServingMode {
   async beforeServing(): Promise<void> {}
 
   startBackground(): void {
-    this.stopWatch = watchAppsFile(this.targets, { reported: this.reported });
+    this.watch = watchAppsFile(this.targets, { reported: this.reported });
   }
 
   stopBackground(): void {
-    this.stopWatch?.();
+    this.watch?.stop();
+  }
+
+  async reload(): Promise<void> {
+    await this.watch?.check();
   }
 
   async afterStopping(): Promise<void> {}

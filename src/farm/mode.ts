@@ -13,6 +13,8 @@ export interface ServingMode {
   /** The background work that keeps this node in step: the file watch, or polling and beats. */
   startBackground(): void;
   stopBackground(): void;
+  /** Reads the registry again now (a reload, SIGHUP); resolves once what it found is applied. */
+  reload(): Promise<void>;
   /** After arr stopped serving and its instances are gone. */
   afterStopping(): Promise<void>;
 }
@@ -27,12 +29,14 @@ export interface ReloadTargets {
 
 /**
  * What follows a load that changed the apps: certificates are read again at their next
- * handshake, the instances of apps that left the registry (or now break a rule) stop, and
+ * handshake, the instances of apps that left the registry (or now break a rule, or redirect) stop, and
  * those of apps whose version changed are replaced.
  */
 export function applyReload(t: ReloadTargets, apps: number, from: string): void {
   t.certs.clear();
-  t.activator.evictMissing(new Set([...t.registry.apps()].map((a) => a.id)));
+  // An app that became a redirect runs nothing: its instance stops as if it had left.
+  const running = [...t.registry.apps()].filter((a) => a.edge?.redirect === undefined);
+  t.activator.evictMissing(new Set(running.map((a) => a.id)));
   // Apps whose process, env, cwd, ready, user, group or revision changed: rolling replacements.
   t.activator.redeployChanged();
   t.log.info(`registry changed: ${apps} apps from ${from}`);

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { type AddressInfo, isIP } from 'node:net';
 import type { AdminAddress } from '../config.js';
 import type { App } from '../registry/types.js';
+import { listenOrExplain } from '../util/listen.js';
 import type { AdminToken } from './admin-auth.js';
 import type { Overview, OverviewQuery, Tick } from './dashboard-data.js';
 import { loadDashboardFiles } from './dashboard-files.js';
@@ -202,13 +203,7 @@ export async function startAdminServer(
     send(res, 404, TEXT, 'not found: try /, /healthz, /metrics or /api/overview\n', {}, head);
   };
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: address.host, port: address.port }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenOrExplain(server, address, '--admin');
   return {
     port: (server.address() as AddressInfo).port,
     close: () =>

@@ -1,10 +1,12 @@
+import type { RenewalSource } from '../acme/ari.js';
 import { type CertificateSource, certificateSource } from '../acme/qualify.js';
 import type { ActivatorSnapshot, InstanceState } from '../activation/activator.js';
 import type { InstanceExit } from '../activation/exit-reason.js';
 import type { Unenforced } from '../activation/limit-groups.js';
-import type { App, SslPolicy } from '../registry/types.js';
+import { type App, formatProblem, type Problem, type SslPolicy } from '../registry/types.js';
+import { policyNames } from '../registry/validate-edge.js';
 import type { FarmPicture } from './farm-view.js';
-import type { SecondStats } from './traffic.js';
+import { type SecondStats, UNKNOWN_HOST } from './traffic.js';
 
 // The JSON of the dashboard's API (GET /api/overview, /api/events), built from what arr holds
 // in memory. Plain data in, plain data out: admin-server.ts serves it, the README documents it.
@@ -13,10 +15,18 @@ export interface HostView {
   host: string;
   ssl: SslPolicy;
   /**
-   * Where its certificate comes from; for `acme`, when the one served expires (ISO 8601; null
-   * while none has been obtained yet: the default certificate is served meanwhile).
+   * Where its certificate comes from, and when the one served expires (ISO 8601; null when not
+   * known: an ACME certificate not obtained yet, the default one served meanwhile, or own files
+   * that cannot be used, with `problem` saying why); for `acme`, when it is to be renewed and
+   * whether that time is the CA's (`ari`) or two thirds of its lifetime.
    */
-  certificate: { source: CertificateSource; expires?: string | null };
+  certificate: {
+    source: CertificateSource;
+    expires?: string | null;
+    problem?: string;
+    renews?: string | null;
+    renewalSource?: RenewalSource | null;
+  };
 }
 
 export interface InstanceView {
@@ -51,6 +61,8 @@ export interface AppView {
   lastExit: InstanceExit | null;
   /** Its limits this node cannot enforce, and why (empty: all are, or it has none). */
   unenforced: Unenforced[];
+  /** The names of its edge policies (allow, basicAuth, compress...): never a hash, URL or value. */
+  policies: string[];
 }
 
 export interface NodeView {
@@ -73,12 +85,24 @@ export interface Summary {
   requests: number;
   errors: number;
   websockets: number;
+  /** Requests for a host no app owns (or without a usable Host), in the last second: 404s and 400s. */
+  unknownHosts: number;
+}
+
+/** The registry as the dashboard shows it: reachable, and what it skipped or ignored. */
+export interface RegistryView {
+  kind: 'file' | 'mongo';
+  reachable: boolean;
+  /** How many problems (documents skipped, fields ignored, start checks that failed). */
+  problemCount: number;
+  /** The first of them, formatted as the log has them. */
+  problems: string[];
 }
 
 export interface Overview {
   time: number;
   node: string;
-  registry: { kind: 'file' | 'mongo'; reachable: boolean };
+  registry: RegistryView;
   summary: Summary;
   /** Apps that match the query, before offset and limit. */
   matched: number;
@@ -105,22 +129,33 @@ export interface OverviewSources {
   node: string;
   kind: 'file' | 'mongo';
   reachable: boolean;
+  /** The registry's problems and those of the start checks. */
+  problems: readonly Problem[];
   apps: Iterable<App>;
   activator: ActivatorSnapshot;
   traffic: (appId: string) => SecondStats | undefined;
   exits?: (appId: string, now: number) => { restarts: number; lastExit: InstanceExit | null };
   unenforced?: (app: App) => Unenforced[];
+  /** Requests for unknown hosts in the last complete second. */
+  unknownHosts: number;
   farm?: FarmPicture;
   acme?: AcmeView;
 }
 
 const QUIET: SecondStats = Object.freeze({ requests: 0, errors: 0, p50: 0, p99: 0, websockets: 0 });
 
-/** What the dashboard knows of ACME: on or off, and the expiry of each certificate served. */
+/** When a certificate is to be renewed (ms since the epoch), and who said so. */
+export interface CertificateRenewal {
+  renewAt: number;
+  source: RenewalSource;
+}
+
+/** What the dashboard knows of ACME: on or off, and the expiry and renewal of each certificate served. */
 export interface AcmeView {
   on: boolean;
   /** When the ACME certificate served for a host expires (ms since the epoch). */
   expiries: ReadonlyMap<string, number>;
+  renewals?: ReadonlyMap<string, CertificateRenewal>;
 }
 
 function hostsOf(app: App, acme: AcmeView | undefined): HostView[] {
@@ -128,8 +163,17 @@ function hostsOf(app: App, acme: AcmeView | undefined): HostView[] {
     const source = certificateSource(h, acme?.on ?? false);
     if (source !== 'acme') return { host: h.host, ssl: h.ssl, certificate: { source } };
     const notAfter = acme?.expiries.get(h.host);
-    const expires = notAfter === undefined ? null : new Date(notAfter).toISOString();
-    return { host: h.host, ssl: h.ssl, certificate: { source, expires } };
+    const renewal = acme?.renewals?.get(h.host);
+    return {
+      host: h.host,
+      ssl: h.ssl,
+      certificate: {
+        source,
+        expires: notAfter === undefined ? null : new Date(notAfter).toISOString(),
+        renews: renewal ? new Date(renewal.renewAt).toISOString() : null,
+        renewalSource: renewal?.source ?? null,
+      },
+    };
   });
 }
 
@@ -176,6 +220,7 @@ export function buildOverview(s: OverviewSources, query: OverviewQuery = {}): Ov
     requests: 0,
     errors: 0,
     websockets: 0,
+    unknownHosts: s.unknownHosts,
   };
   const q = query.q?.trim().toLowerCase() ?? '';
   // Every app is counted and sorted; only the page asked for is built (10,000 apps, 50 shown).
@@ -213,12 +258,13 @@ export function buildOverview(s: OverviewSources, query: OverviewQuery = {}): Ov
       restarts: exits.restarts,
       lastExit: exits.lastExit,
       unenforced: s.unenforced?.(app) ?? [],
+      policies: policyNames(app.edge),
     };
   });
   const overview: Overview = {
     time: s.now,
     node: s.node,
-    registry: { kind: s.kind, reachable: s.reachable },
+    registry: registryView(s.kind, s.reachable, s.problems),
     summary,
     matched: all.length,
     offset,
@@ -227,6 +273,22 @@ export function buildOverview(s: OverviewSources, query: OverviewQuery = {}): Ov
   };
   if (s.farm?.error !== undefined) overview.farmError = s.farm.error;
   return overview;
+}
+
+/** Problems listed in the overview at most (all are counted). */
+const LISTED_PROBLEMS = 100;
+
+function registryView(
+  kind: 'file' | 'mongo',
+  reachable: boolean,
+  problems: readonly Problem[],
+): RegistryView {
+  return {
+    kind,
+    reachable,
+    problemCount: problems.length,
+    problems: problems.slice(0, LISTED_PROBLEMS).map(formatProblem),
+  };
 }
 
 function backingOff(a: ActivatorSnapshot, now: number): number {
@@ -288,7 +350,7 @@ export interface Tick {
   time: number;
   /** Changes whenever an instance of this node starts, becomes ready, drains, stops or exits. */
   version: number;
-  registry: { reachable: boolean };
+  registry: { reachable: boolean; problemCount: number };
   summary: Summary;
   /** The apps with traffic or open WebSockets in the last second: [requests, errors, p50, p99, websockets]. */
   traffic: Record<string, [number, number, number, number, number]>;
@@ -297,7 +359,7 @@ export interface Tick {
 export function buildTick(
   now: number,
   version: number,
-  reachable: boolean,
+  registry: { reachable: boolean; problemCount: number },
   apps: number,
   activator: ActivatorSnapshot,
   active: Map<string, SecondStats>,
@@ -309,13 +371,15 @@ export function buildTick(
     requests: 0,
     errors: 0,
     websockets: 0,
+    unknownHosts: active.get(UNKNOWN_HOST)?.requests ?? 0,
   };
   const traffic: Tick['traffic'] = {};
   for (const [id, t] of active) {
+    if (id === UNKNOWN_HOST) continue;
     summary.requests += t.requests;
     summary.errors += t.errors;
     summary.websockets += t.websockets;
     traffic[id] = [t.requests, t.errors, t.p50, t.p99, t.websockets];
   }
-  return { time: now, version, registry: { reachable }, summary, traffic };
+  return { time: now, version, registry, summary, traffic };
 }

@@ -7,7 +7,7 @@ import type {
   NodeRecord,
   Registry,
 } from '../registry/registry.js';
-import type { App, Machine, Route } from '../registry/types.js';
+import type { App, Machine, Problem, Route } from '../registry/types.js';
 import type { Metrics, RegistryOperation } from './metrics.js';
 
 /**
@@ -54,6 +54,9 @@ export class InstrumentedRegistry<R extends Registry> implements Registry {
   }
   route(host: string): Route | undefined {
     return this.inner.route(host);
+  }
+  problems(): readonly Problem[] {
+    return this.inner.problems();
   }
   app(id: string): App | undefined {
     return this.inner.app(id);

@@ -2,6 +2,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry as PromRegis
 import { type Activation, ActivationError } from '../activation/activator.js';
 import type { ExitReason } from '../activation/exit-reason.js';
 import type { App } from '../registry/types.js';
+import type { RefusalReason } from '../router/policy/refusal.js';
 
 /**
  * The `app` label of exchanges no application owns (no usable Host, or a host no app serves).
@@ -99,6 +100,12 @@ export class Metrics {
     help: 'Time a start took, from its first request to a new instance here being ready and registered',
     labelNames: ['app'] as const,
     buckets: ACTIVATION_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly policyRefusals = new Counter({
+    name: 'arr_policy_refusals_total',
+    help: 'Requests and WebSocket upgrades refused by an edge policy, by app and reason (ip, rate, auth, forward_auth, body_size)',
+    labelNames: ['app', 'reason'] as const,
     registers: [this.registry],
   });
   private readonly proxyErrors = new Counter({
@@ -214,6 +221,11 @@ export class Metrics {
   /** Lists the refusal counts at 0 (with --admin-token), so that an alert sees the first one. */
   adminTokenRequired(): void {
     for (const reason of ['missing', 'wrong']) this.adminRefusals.labels(reason).inc(0);
+  }
+
+  /** A request or upgrade refused by an edge policy of `app`. */
+  policyRefused(app: string, reason: RefusalReason): void {
+    this.policyRefusals.labels(app, reason).inc();
   }
 
   proxyError(app: string, kind: 'unreachable' | 'failed'): void {

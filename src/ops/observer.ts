@@ -6,7 +6,7 @@ import type { ExchangeObserver } from '../router/observer.js';
 import { clientAddress } from '../router/proxy-protocol.js';
 import type { Logger } from '../util/log.js';
 import { type Metrics, NO_APP, type Protocol } from './metrics.js';
-import type { Traffic } from './traffic.js';
+import { type Traffic, UNKNOWN_HOST } from './traffic.js';
 
 /** What is known of an upgrade until its connection closes. */
 interface UpgradeState {
@@ -73,7 +73,7 @@ export function createObserver(
         // left) counts as none.
         const status = res.headersSent && res.writableFinished ? res.statusCode : 0;
         metrics?.request(name, status, seconds);
-        if (app) traffic?.request(app.id, status, seconds);
+        traffic?.request(app ? app.id : UNKNOWN_HOST, status, seconds);
         write?.({
           method: req.method,
           host: req.headers.host ?? null,
@@ -131,6 +131,10 @@ export function createObserver(
 
     proxyError(app, unreachable) {
       metrics?.proxyError(app.name, unreachable ? 'unreachable' : 'failed');
+    },
+
+    policyRefused(app, reason) {
+      metrics?.policyRefused(app.name, reason);
     },
   };
 }

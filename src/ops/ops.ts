@@ -5,19 +5,25 @@ import type { Unenforced } from '../activation/limit-groups.js';
 import type { OutputListener } from '../activation/spawn.js';
 import type { AdminAddress } from '../config.js';
 import type { FarmRegistry, Registry } from '../registry/registry.js';
-import type { App } from '../registry/types.js';
+import type { App, Problem } from '../registry/types.js';
 import type { ExchangeObserver } from '../router/observer.js';
-import type { Logger } from '../util/log.js';
+import { createAccessLog, type Logger } from '../util/log.js';
 import { AdminToken } from './admin-auth.js';
 import { type AdminServer, type DashboardSource, isLoopback, startAdminServer } from './admin-server.js';
-import { buildOverview, buildTick } from './dashboard-data.js';
+import { CertificateExpiries } from './certificate-expiry.js';
+import { buildOverview, buildTick, type CertificateRenewal, type Overview } from './dashboard-data.js';
 import { ExitLog } from './exit-log.js';
 import { FarmView } from './farm-view.js';
 import { InstrumentedFarmRegistry, InstrumentedRegistry } from './instrumented-registry.js';
 import { Metrics } from './metrics.js';
 import { createObserver } from './observer.js';
 import { OutputLog } from './output-log.js';
-import { Traffic } from './traffic.js';
+import { Traffic, UNKNOWN_HOST } from './traffic.js';
+
+/** Why a host's own certificate is not served (src/router/tls.ts knows). */
+export interface CertificateFailures {
+  failure(host: string): string | undefined;
+}
 
 export interface OpsOptions {
   /** `--admin`: serve /healthz, /metrics and the dashboard there; no metrics are kept without it. */
@@ -30,6 +36,8 @@ export interface OpsOptions {
   advertise: string;
   /** `--acme-email`: ACME is on (the dashboard says which hosts it manages). */
   acme?: unknown;
+  /** The default certificate (PEM; replaced on a reload): the dashboard shows its expiry. */
+  cert?: Buffer;
 }
 
 /**
@@ -52,10 +60,15 @@ export class Operations {
   private unenforced: (app: App) => Unenforced[] = () => [];
   /** When the ACME certificate served for each host expires (ms since the epoch), for the dashboard. */
   private readonly certificateExpiries = new Map<string, number>();
+  /** When each is to be renewed, and whether the CA (ARI) or its lifetime said so. */
+  private readonly certificateRenewals = new Map<string, CertificateRenewal>();
   /** For the ACME manager: its orders and certificates counted and shown (--admin only). */
   readonly acmeObserver: AcmeObserver | undefined;
   private admin: AdminServer | undefined;
   private serving = true;
+  /** What the start checks found (programs, directories, users, certificates), for the dashboard. */
+  private startProblems: Problem[] = [];
+  private readonly expiries = new CertificateExpiries();
 
   constructor(
     private readonly options: OpsOptions,
@@ -67,8 +80,13 @@ export class Operations {
     this.output = options.admin ? new OutputLog() : undefined;
     this.onStart = this.metrics?.activationStarted;
     this.onOutput = this.output?.add;
-    this.observer = createObserver(this.metrics, options.accessLog ? log : undefined, this.traffic);
-    this.acmeObserver = this.metrics && acmeObserver(this.metrics, this.certificateExpiries);
+    this.observer = createObserver(
+      this.metrics,
+      options.accessLog ? createAccessLog(log) : undefined,
+      this.traffic,
+    );
+    this.acmeObserver =
+      this.metrics && acmeObserver(this.metrics, this.certificateExpiries, this.certificateRenewals);
   }
 
   /** For the Activator's `ended` event: counted (/metrics) and kept for the dashboard. */
@@ -92,8 +110,18 @@ export class Operations {
     return new InstrumentedRegistry(registry, this.metrics);
   }
 
+  /** The start checks found these problems (they are logged already). */
+  noteStartProblems(problems: Problem[]): void {
+    this.startProblems = problems;
+  }
+
+  /** The registry's problems, then those of the start checks. */
+  private problems(): Problem[] {
+    return [...this.registry.problems(), ...this.startProblems];
+  }
+
   /** Starts the admin endpoint, when there is one. */
-  async listen(activator: Activator): Promise<void> {
+  async listen(activator: Activator, certs?: CertificateFailures): Promise<void> {
     const { admin, adminToken } = this.options;
     const { metrics, traffic, output } = this;
     if (!admin || !metrics || !traffic || !output) return;
@@ -109,7 +137,7 @@ export class Operations {
         instances: () => activator.runningCount,
         registryReachable: () => metrics.registryReachable,
       },
-      this.dashboard(activator, metrics, traffic, output),
+      this.dashboard(activator, metrics, traffic, output, certs),
       token,
     );
     const host = admin.host.includes(':') ? `[${admin.host}]` : admin.host;
@@ -131,6 +159,7 @@ export class Operations {
     metrics: Metrics,
     traffic: Traffic,
     output: OutputLog,
+    certs: CertificateFailures | undefined,
   ): DashboardSource {
     const registry = this.registry;
     const farm = registry.kind === 'mongo' ? new FarmView(registry as FarmRegistry) : undefined;
@@ -138,28 +167,36 @@ export class Operations {
     return {
       overview: async (query) => {
         const picture = await farm?.current();
-        return buildOverview(
+        const overview = buildOverview(
           {
             now: Date.now(),
             node,
             kind: registry.kind,
             reachable: metrics.registryReachable && picture?.error === undefined,
+            problems: this.problems(),
             apps: registry.apps(),
             activator: activator.snapshot(),
             traffic: (id) => traffic.last(id),
             exits: (id, now) => this.exits.of(id, now),
             unenforced: this.unenforced,
+            unknownHosts: traffic.last(UNKNOWN_HOST)?.requests ?? 0,
             ...(picture ? { farm: picture } : {}),
-            acme: { on: this.options.acme !== undefined, expiries: this.certificateExpiries },
+            acme: {
+              on: this.options.acme !== undefined,
+              expiries: this.certificateExpiries,
+              renewals: this.certificateRenewals,
+            },
           },
           query,
         );
+        await this.addExpiries(overview, certs);
+        return overview;
       },
       tick: () =>
         buildTick(
           Date.now(),
           activator.version,
-          metrics.registryReachable,
+          { reachable: metrics.registryReachable, problemCount: this.problems().length },
           this.appCount(),
           activator.snapshot(),
           traffic.active(),
@@ -180,6 +217,29 @@ export class Operations {
     };
   }
 
+  /**
+   * The expiry of the certificates the page's hosts are served: their own files' (or why they
+   * are not served), the default one's. ACME's are known already.
+   */
+  private async addExpiries(overview: Overview, certs: CertificateFailures | undefined): Promise<void> {
+    const fallback = this.options.cert ? this.expiries.ofPem(this.options.cert) : undefined;
+    const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+    for (const app of overview.apps) {
+      const rules = this.registry.app(app.id)?.hosts;
+      for (const [i, view] of app.hosts.entries()) {
+        const c = view.certificate;
+        const rule = rules?.[i];
+        if (c.source === 'default') c.expires = iso(fallback);
+        if (c.source !== 'own' || !rule?.cert) continue;
+        const failed = certs?.failure(view.host);
+        const file = await this.expiries.ofFile(rule.cert);
+        c.expires = failed ? null : iso(file.expires);
+        const problem = failed ?? file.problem;
+        if (problem) c.problem = `${problem}; the default certificate is served`;
+      }
+    }
+  }
+
   /** arr has begun to stop: /healthz answers 503 from now on. */
   stopping(): void {
     this.serving = false;
@@ -191,13 +251,21 @@ export class Operations {
   }
 }
 
-function acmeObserver(metrics: Metrics, expiries: Map<string, number>): AcmeObserver {
+function acmeObserver(
+  metrics: Metrics,
+  expiries: Map<string, number>,
+  renewals: Map<string, CertificateRenewal>,
+): AcmeObserver {
   return {
     acmeOrder: (result) => metrics.acmeOrder(result),
     certificateExpiry(host, notAfter) {
       metrics.certificateExpiry(host, notAfter);
       if (notAfter === undefined) expiries.delete(host);
       else expiries.set(host, notAfter);
+    },
+    certificateRenewal(host, renewal) {
+      if (renewal === undefined) renewals.delete(host);
+      else renewals.set(host, renewal);
     },
   };
 }

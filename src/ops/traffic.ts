@@ -1,3 +1,9 @@
+/**
+ * The key under which requests no app owns are counted (an unknown host, no usable Host): no
+ * app has an empty id (validate.ts refuses one).
+ */
+export const UNKNOWN_HOST = '';
+
 /** How many seconds of each app's traffic are kept: the dashboard's charts span this window. */
 export const WINDOW_SECONDS = 180;
 

@@ -1,5 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
-import { BSON } from 'mongodb';
+import { EJSON } from './bson.js';
 import type { App, Problem } from './types.js';
 
 /** One document read from an apps file, with the line it starts on. */
@@ -46,7 +46,7 @@ export async function envExposure(path: string, apps: Iterable<App>): Promise<st
 
 function parseOne(text: string, line: number, out: ParsedAppsFile): void {
   try {
-    out.docs.push({ line, doc: BSON.EJSON.parse(text, { relaxed: true }) });
+    out.docs.push({ line, doc: EJSON.parse(text, { relaxed: true }) });
   } catch (err) {
     out.problems.push({ line, message: `not valid extended JSON (${(err as Error).message})` });
   }

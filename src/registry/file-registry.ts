@@ -14,6 +14,9 @@ export class FileRegistry extends IndexedRegistry implements Registry {
   /** The documents that did not parse at the last load (live reloads compare against them). */
   syntaxProblems: Problem[] = [];
 
+  /** Why the file as it is now is not applied (caught half-written), while the last good version serves. */
+  notApplied: string | undefined;
+
   constructor(readonly path: string) {
     super();
   }
@@ -23,6 +26,16 @@ export class FileRegistry extends IndexedRegistry implements Registry {
     parsed ??= await readAppsFile(this.path);
     this.syntaxProblems = parsed.problems;
     return this.apply(parsed.docs, parsed.problems);
+  }
+
+  override problems(): readonly Problem[] {
+    const set = this.notApplied;
+    return set === undefined
+      ? super.problems()
+      : [
+          { message: `${this.path} not applied: ${set}; still serving the last good version` },
+          ...super.problems(),
+        ];
   }
 
   async allMachines(): Promise<Map<string, Machine[]>> {

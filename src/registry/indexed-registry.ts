@@ -10,6 +10,7 @@ import type { App, Problem, Route } from './types.js';
 export abstract class IndexedRegistry {
   protected table = new RouteTable([]);
   private fingerprint = '';
+  private lastProblems: Problem[] = [];
 
   /** Validates documents into a new table and puts it in place. */
   protected apply(docs: Iterable<{ doc: unknown; line?: number }>, earlier: Problem[] = []): LoadReport {
@@ -17,7 +18,12 @@ export abstract class IndexedRegistry {
     this.table = table;
     const changed = fingerprint !== this.fingerprint;
     this.fingerprint = fingerprint;
-    return { apps: table.apps.size, problems: [...earlier, ...problems], changed };
+    this.lastProblems = [...earlier, ...problems];
+    return { apps: table.apps.size, problems: this.lastProblems, changed };
+  }
+
+  problems(): readonly Problem[] {
+    return this.lastProblems;
   }
 
   route(host: string): Route | undefined {

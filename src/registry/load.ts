@@ -20,6 +20,7 @@ export function buildRouteTable(docs: Iterable<{ doc: unknown; line?: number }>)
     if (v.ok) {
       apps.push(v.app);
       if (line !== undefined) lines.set(v.app.id, [...(lines.get(v.app.id) ?? []), line]);
+      for (const w of v.warnings) problems.push(line === undefined ? w : { ...w, line });
     } else for (const p of v.problems) problems.push(line === undefined ? p : { ...p, line });
   }
   const table = new RouteTable(apps);

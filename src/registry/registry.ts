@@ -36,6 +36,8 @@ export interface Registry {
   apps(): Iterable<App>;
   /** Every host that has its own certificate. */
   tlsRoutes(): Iterable<Route>;
+  /** What the last load skipped or ignored (documents, fields, host names), for the dashboard. */
+  problems(): readonly Problem[];
   /** Every app's instances as the store has them now, by app id. */
   allMachines(): Promise<Map<string, Machine[]>>;
   /** The app's instances as the store has them now. */

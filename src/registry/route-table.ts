@@ -1,4 +1,4 @@
-import { ObjectId } from 'mongodb';
+import { ObjectId } from './bson.js';
 import type { App, Problem, Route } from './types.js';
 
 /** An `_id` as MongoDB orders it: first by the rank of its BSON type, then by `key`. */
@@ -36,11 +36,17 @@ function sortById(apps: Iterable<App>): App[] {
  * load; lookups are one Map access. When two apps claim the same host name, the app whose `_id`
  * comes first in MongoDB's order keeps it (the same winner whatever order the documents came
  * in) and the other is reported.
+ *
+ * Wildcard hosts (`*.example.com`) are kept apart, by the name they stand under
+ * (`example.com`): a name is looked up there only when no exact host has it, one label up
+ * (`a.example.com`, never `a.b.example.com` or `example.com`, as in TLS). An exact host beside a
+ * wildcard wins; exact lookups cost what they did.
  */
 export class RouteTable {
   readonly apps: ReadonlyMap<string, App>;
   readonly problems: Problem[] = [];
   private readonly byHost = new Map<string, Route>();
+  private readonly byWildcardParent = new Map<string, Route>();
 
   constructor(apps: Iterable<App>) {
     const sorted = sortById(apps);
@@ -56,7 +62,10 @@ export class RouteTable {
       }
       byId.set(app.id, app);
       for (const rule of app.hosts) {
-        const owner = this.byHost.get(rule.host);
+        const wildcard = rule.host.startsWith('*.');
+        const index = wildcard ? this.byWildcardParent : this.byHost;
+        const key = wildcard ? rule.host.slice(2) : rule.host;
+        const owner = index.get(key);
         if (owner) {
           this.problems.push({
             id: app.id,
@@ -65,23 +74,32 @@ export class RouteTable {
           });
           continue;
         }
-        this.byHost.set(rule.host, { rule, app });
+        index.set(key, { rule, app });
       }
     }
     this.apps = byId;
   }
 
-  /** The route for a normalised host name (lower case, no port, no trailing dot). */
+  /**
+   * The route for a normalised host name (lower case, no port, no trailing dot): its exact host,
+   * else the wildcard one label up. A wildcard's own name (`*.example.com`) finds the wildcard.
+   */
   route(host: string): Route | undefined {
-    return this.byHost.get(host);
+    return this.byHost.get(host) ?? (this.byWildcardParent.size === 0 ? undefined : this.wildcard(host));
+  }
+
+  private wildcard(host: string): Route | undefined {
+    const dot = host.indexOf('.');
+    return dot > 0 ? this.byWildcardParent.get(host.slice(dot + 1)) : undefined;
   }
 
   /** Every host rule that carries its own certificate. */
   *tlsRoutes(): Iterable<Route> {
     for (const r of this.byHost.values()) if (r.rule.cert && r.rule.key) yield r;
+    for (const r of this.byWildcardParent.values()) if (r.rule.cert && r.rule.key) yield r;
   }
 
   get hostCount(): number {
-    return this.byHost.size;
+    return this.byHost.size + this.byWildcardParent.size;
   }
 }

@@ -49,6 +49,43 @@ export interface App {
   recycle?: Recycle;
   /** Bumped by `arr restart`: a new value replaces the running instances. */
   revision?: number;
+  /**
+   * The app's edge policies (`access`, `headers`, `compress`, `maxBodySize`, `redirect`), when
+   * it has any: undefined for an app without, so that the router pays one property check.
+   */
+  edge?: EdgeSpec;
+}
+
+/** A redirect app's answer: `to` + the request's path and query, with `status`. */
+export interface RedirectSpec {
+  to: string;
+  status: 301 | 302 | 307 | 308;
+}
+
+/** Who may reach an app, as its document's `access` field says. */
+export interface AccessSpec {
+  /** CIDRs; when given, only client addresses in one of them pass. */
+  allow?: string[];
+  /** CIDRs refused (deny wins over allow). */
+  deny?: string[];
+  /** User name -> bcrypt hash ($2a$, $2b$, $2y$), as `htpasswd -B` makes them. */
+  basicAuth?: { realm: string; users: Record<string, string> };
+  /** An auth service asked before each request; `responseHeaders` are copied onto the request. */
+  forwardAuth?: { url: string; responseHeaders: string[] };
+  /** A token bucket per client address: `requests` per `perSeconds`, up to `burst` at once. */
+  rateLimit?: { requests: number; perSeconds: number; burst: number };
+}
+
+/** Header names set (a string) or removed (null). */
+export type HeaderEdits = Record<string, string | null>;
+
+/** The edge policies of one app: each field absent when not used. */
+export interface EdgeSpec {
+  access?: AccessSpec;
+  headers?: { request?: HeaderEdits; response?: HeaderEdits };
+  compress?: boolean;
+  maxBodySize?: number;
+  redirect?: RedirectSpec;
 }
 
 /** An app's `limits`: each one optional. */

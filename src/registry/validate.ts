@@ -1,8 +1,10 @@
-import { ObjectId } from 'mongodb';
-import { isValidHostName, normaliseHostName } from '../util/host-name.js';
+import { isValidHostName, isWildcardName, normaliseHostName } from '../util/host-name.js';
 import { isRecord } from '../util/is-record.js';
+import { ObjectId } from './bson.js';
+import { APP_FIELDS, HOST_FIELDS, PROCESS_FIELDS, unknownFields } from './fields.js';
 import { httpPath, validateResourceFields } from './resource-fields.js';
 import type { App, HostRule, Machine, Problem, SslPolicy } from './types.js';
+import { validateEdge } from './validate-edge.js';
 
 const SSL_SPELLINGS: Record<string, SslPolicy> = {
   allowed: 'allowed',
@@ -25,7 +27,11 @@ const NUL_BYTE = 'contains a NUL byte, which no program can be given';
 const ACCOUNT_NAME = /^[A-Za-z_][A-Za-z0-9._-]{0,31}\$?$/;
 const NUMERIC_ID = /^\d{1,10}$/;
 
-export type Validated = { ok: true; app: App } | { ok: false; problems: Problem[] };
+/**
+ * A usable document (with `warnings`: fields it has that arr does not know, which are ignored:
+ * a typo, most likely), or the problems that make it unusable.
+ */
+export type Validated = { ok: true; app: App; warnings: Problem[] } | { ok: false; problems: Problem[] };
 
 /** The printable id of a document's `_id`, or undefined when it has none usable. */
 export function idOf(raw: unknown): string | undefined {
@@ -50,7 +56,13 @@ export function validateApp(doc: unknown): Validated {
   const proc = doc.process;
   let executable = '';
   let args: string[] = [];
-  if (!isRecord(proc)) {
+  // A redirect app answers every request itself: it has no process, and starts nothing.
+  const redirects = doc.redirect !== undefined;
+  if (redirects && proc !== undefined) {
+    fail('redirect', 'an app redirects or runs a process, not both: remove "process" or "redirect"');
+  } else if (redirects) {
+    // checked by validateEdge
+  } else if (!isRecord(proc)) {
     fail('process', 'missing or not an object with "executable" and "args"');
   } else {
     if (typeof proc.executable !== 'string' || proc.executable.trim() === '') {
@@ -110,18 +122,40 @@ export function validateApp(doc: unknown): Validated {
 
   const deploy = validateDeployFields(doc, fail);
   const resources = validateResourceFields(doc, fail);
+  const edge = validateEdge(doc, fail);
 
   if (doc.machines !== undefined && parseMachines(doc.machines) === undefined) {
     fail('machines', 'must be an array of { host, port }');
   }
 
   if (problems.length > 0 || id === undefined) return { ok: false, problems };
+  const warnings = unknownFieldsOf(doc, id);
   const name = typeof doc.name === 'string' && doc.name.trim() !== '' ? doc.name.trim() : hosts[0]!.host;
   const app: App = { id, rawId: doc._id, name, process: { executable, args }, hosts, instances };
   if (user !== undefined) app.user = user;
   if (group !== undefined) app.group = group;
   Object.assign(app, deploy, resources);
-  return { ok: true, app };
+  if (edge !== undefined) app.edge = edge;
+  return { ok: true, app, warnings };
+}
+
+/** The fields of the document, its `process` and its hosts that arr does not know (ignored). */
+function unknownFieldsOf(doc: Record<string, unknown>, id: string): Problem[] {
+  const warnings: Problem[] = [];
+  const check = (obj: unknown, known: readonly string[], path: string) => {
+    if (!isRecord(obj)) return;
+    for (const { field, meant } of unknownFields(obj, known))
+      warnings.push({
+        id,
+        field: `${path}${field}`,
+        message: `unknown field, ignored${meant === undefined ? '' : ` (did you mean "${meant}"?)`}`,
+      });
+  };
+  check(doc, APP_FIELDS, '');
+  check(doc.process, PROCESS_FIELDS, 'process.');
+  if (Array.isArray(doc.hosts))
+    for (const [i, h] of doc.hosts.entries()) check(h, HOST_FIELDS, `hosts[${i}].`);
+  return warnings;
 }
 
 /** Variable names a program can be given: no `=`, no NUL, not empty. */
@@ -229,7 +263,15 @@ function validateHost(
     ok = false;
   } else {
     host = normaliseHostName(h.host.trim());
-    if (!isValidHostName(host)) {
+    if (host.includes('*')) {
+      if (!isWildcardName(host)) {
+        fail(
+          `${path}.host`,
+          `"${h.host}" is not a valid wildcard host: "*" must be the whole leftmost label, followed by two labels or more, as in "*.example.com"`,
+        );
+        ok = false;
+      }
+    } else if (!isValidHostName(host)) {
       fail(`${path}.host`, `"${h.host}" is not a valid host name`);
       ok = false;
     }

@@ -60,8 +60,9 @@ export class H2Request {
 const RESPONSE = Symbol('arr.h2.response');
 type ResponseStream = ServerHttp2Stream & { [RESPONSE]?: H2Response };
 
-/** NGHTTP2_NO_ERROR. */
+/** NGHTTP2_NO_ERROR, NGHTTP2_INTERNAL_ERROR. */
 const NO_ERROR = 0;
+const INTERNAL_ERROR = 2;
 const WAIT_FOR_TRAILERS = { waitForTrailers: true } as const;
 
 /**
@@ -114,8 +115,15 @@ export class H2Response {
     return this.stream.destroyed;
   }
 
+  /**
+   * Whether the answer went out whole (the access log and metrics count its status, else 0).
+   * A stream's 'finish' may come after its 'close' (an answer without trailers whose stream
+   * closes as its END_STREAM goes out): once closed, an answer arr ended on a stream that was
+   * neither reset by the client nor destroyed before its end counts as finished.
+   */
   get writableFinished(): boolean {
-    return this.stream.writableFinished;
+    const s = this.stream;
+    return s.writableFinished || (s.closed && s.writableEnded && !s.aborted && s.rstCode === NO_ERROR);
   }
 
   /**
@@ -160,8 +168,14 @@ export class H2Response {
     return this;
   }
 
+  /**
+   * The answer is cut short (the instance broke it off): RST_STREAM INTERNAL_ERROR, so that the
+   * client knows its answer is incomplete (a plain destroy resets with NO_ERROR, which a client
+   * may take for the end of a complete answer).
+   */
   destroy(): void {
-    this.stream.destroy();
+    const stream = this.stream;
+    if (!stream.destroyed) stream.close(INTERNAL_ERROR);
   }
 
   addTrailers(trailers: OutgoingHttpHeaders): void {
@@ -204,6 +218,18 @@ export function responseClosed(stream: ServerHttp2Stream): void {
   if (!res) return;
   s[RESPONSE] = undefined;
   res.closed();
+}
+
+/**
+ * Sends a final answer's head (`:status` included) on a stream whose client may keep its side
+ * open for good (a refused extended CONNECT, RFC 8441): once the body is sent, RST_STREAM
+ * NO_ERROR closes the stream (as after an early answer), so that it is not held open, in flight,
+ * for as long as its client likes.
+ */
+export function closeAfterAnswer(stream: ServerHttp2Stream, headers: OutgoingHttpHeaders): void {
+  const res = new H2Response(stream);
+  res.stopClient();
+  res.writeHead(Number(headers[':status']), headers);
 }
 
 function onWantTrailers(this: ResponseStream): void {

@@ -1,9 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { type IncomingMessage, type OutgoingHttpHeaders, request } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Target } from '../activation/activator.js';
+import { closeAfterAnswer } from './h2-messages.js';
 import { HOP_BY_HOP } from './headers.js';
+import { rejectUpgrade } from './respond.js';
 import { closeTogether, type UpgradeOwner } from './upgrade-proxy.js';
 
 /** The stream an extended CONNECT came on (node:http2's ServerHttp2Stream, as much as is used). */
@@ -25,7 +28,8 @@ const NOT_ANSWERED = new Set([...HOP_BY_HOP, 'sec-websocket-accept']);
  * checks its Accept; Sec-WebSocket-Version, -Protocol and -Extensions pass as the client sent
  * them, and the instance's choice of protocol and extensions comes back on the stream's 200.
  * Then bytes are relayed both ways with backpressure (pipes); either side ending or failing
- * ends the other. An answer other than 101 is passed on as the stream's answer.
+ * ends the other. A refusal (3xx, 4xx, 5xx) is passed on as the stream's answer, with its body;
+ * any other answer than 101 is a 502, never a 2xx: on a CONNECT stream that means a tunnel.
  */
 export class H2WebSocketJoiner {
   constructor(private readonly owner: UpgradeOwner) {}
@@ -72,14 +76,22 @@ export class H2WebSocketJoiner {
     });
 
     up.once('response', (res: IncomingMessage) => {
-      // The instance declined: its answer is the stream's.
+      // The instance declined: its answer is the stream's, unless it is a 2xx, which on a
+      // CONNECT stream means the tunnel is open (RFC 8441 §5, RFC 9110 §9.3.6): arr's 502.
       answered = true;
-      this.owner.upgradeAnswered(stream, res.statusCode ?? 0);
+      const status = res.statusCode ?? 502;
+      if (status < 300) {
+        res.destroy();
+        this.owner.upgradeAnswered(stream, 502);
+        rejectUpgrade(stream, 502, `the application answered the WebSocket with ${status}, not 101`);
+        return;
+      }
+      this.owner.upgradeAnswered(stream, status);
       if (stream.destroyed || stream.headersSent) {
         res.destroy();
         return;
       }
-      if (!respond(stream, answerHeaders(res.statusCode ?? 502, res))) {
+      if (!respond(stream, answerHeaders(status, res), true)) {
         res.destroy();
         return;
       }
@@ -121,11 +133,13 @@ function answerHeaders(status: number, res: IncomingMessage): OutgoingHttpHeader
 
 /**
  * Sends the stream's head; false (and the stream destroyed) when Node refuses it: a field HTTP/2
- * cannot carry, or a session already going.
+ * cannot carry, or a session already going. A refusal closes the stream once it is sent
+ * (closeAfterAnswer): the client may never end its side of a CONNECT stream.
  */
-function respond(stream: H2Stream, headers: OutgoingHttpHeaders): boolean {
+function respond(stream: H2Stream, headers: OutgoingHttpHeaders, refusal = false): boolean {
   try {
-    stream.respond(headers);
+    if (refusal) closeAfterAnswer(stream as unknown as ServerHttp2Stream, headers);
+    else stream.respond(headers);
     return true;
   } catch {
     stream.destroy();

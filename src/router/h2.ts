@@ -2,12 +2,12 @@ import { X509Certificate } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import { BlockList, isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { H2Request, H2Response, responseClosed } from './h2-messages.js';
 import { CONNECTION } from './headers.js';
 import { hasBody } from './http-engine.js';
 import { sendError } from './respond.js';
-import type { Router } from './router.js';
 
 /**
  * HTTP/2 on the TLS port. The TLS listener (listeners.ts) offers ALPN `h2` before `http/1.1`;
@@ -52,6 +52,12 @@ export const H2_LIMITS = {
   maxSessionMemory: 10,
 } as const;
 
+/** What streams are handed to: the Router (router.ts, which imports this module). */
+interface Router {
+  handleRequest(req: IncomingMessage, res: ServerResponse, secure: boolean): void;
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, secure: boolean): void;
+}
+
 /** What a connection's certificate is, for coalescing (RFC 9113 §9.1.1). */
 interface Identity {
   /** The SNI name the connection was opened with (lower case), if any. */
@@ -90,7 +96,7 @@ export interface H2Options {
 export class H2Front {
   private readonly server: Http2Server;
   private readonly sessions = new Set<MarkedSession>();
-  private readonly defaultFingerprint: string;
+  private defaultFingerprint: string;
   private readonly idleTimeoutMs: number;
   /** The socket being handed to the server (its 'session' event comes within that call). */
   private accepting: TLSSocket | undefined;
@@ -105,6 +111,11 @@ export class H2Front {
     this.server.on('stream', onStream);
     // A session's errors end it (Node destroys it); nothing to tell anyone.
     this.server.on('sessionError', ignore);
+  }
+
+  /** arr's default certificate was replaced (a reload): connections from now on are judged by it. */
+  setDefaultCert(cert: Buffer): void {
+    this.defaultFingerprint = new X509Certificate(cert).fingerprint256;
   }
 
   /** A TLS connection that negotiated `h2`. */
@@ -180,15 +191,27 @@ function serve(
   if (stream.destroyed) return;
   const connection = (stream.session as MarkedSession | undefined)?.[SOCKET];
   const req = new H2Request(stream, headers, rawHeaders, connection);
-  if (req.method === 'CONNECT') {
-    if (headers[':protocol'] === 'websocket') {
-      (stream as MarkedStream)[WEBSOCKET] = true;
-      router.handleUpgrade(req as unknown as IncomingMessage, stream, EMPTY, true);
-      return;
-    }
+  const connect = req.method === 'CONNECT';
+  if (connect && headers[':protocol'] !== 'websocket') {
     // A plain CONNECT asks for a tunnel: arr is no forward proxy.
     const what = headers[':protocol'] === undefined ? 'CONNECT' : 'this protocol';
     sendError(asResponse(new H2Response(stream)), 501, `${what} is not served here; WebSockets are`);
+    return;
+  }
+  if (req.url.charCodeAt(0) !== 47 /* / */) {
+    // RFC 9113 §8.3.1: an http(s) :path is a path (or `*`); the host is :authority. An absolute
+    // URL there would name a host of its own (the router reads HTTP/1.1's absolute form so).
+    // `OPTIONS *` goes through http-proxy, which speaks to node:http's objects only.
+    const why =
+      req.url === '*'
+        ? 'the target * is served over HTTP/1.1 only'
+        : 'the :path must be a path beginning with /, the host is :authority';
+    sendError(asResponse(new H2Response(stream)), 400, why);
+    return;
+  }
+  if (connect) {
+    (stream as MarkedStream)[WEBSOCKET] = true;
+    router.handleUpgrade(req as unknown as IncomingMessage, stream, EMPTY, true);
     return;
   }
   const res = asResponse(new H2Response(stream));
@@ -200,11 +223,6 @@ function serve(
       return;
     }
     if (hasBody(req as unknown as IncomingMessage)) stream.additionalHeaders({ ':status': 100 });
-  }
-  if (req.url === '*') {
-    // `OPTIONS *` is passed on through http-proxy, which speaks to node:http's objects only.
-    sendError(res, 400, 'the target * is served over HTTP/1.1 only');
-    return;
   }
   router.handleRequest(req as unknown as IncomingMessage, res, true);
 }
@@ -269,9 +287,10 @@ function identityOf(socket: TLSSocket, defaultFingerprint: string): Identity {
  * is not. Browsers send a stream for every host the connection's certificate covers (RFC 9113
  * §9.1.1), whichever name opened it; arr serves it when that certificate is the one the host
  * would get by SNI itself: any host on a connection opened for it (SNI), a host with files of its
- * own only there,
- * and any other host when the connection has arr's default certificate and that covers the
- * name. No host is answered under a certificate that is not its own.
+ * own only there; on a connection opened without SNI (it has the default certificate), any host
+ * without a certificate of its own, as on HTTP/1.1; and any other host when the connection has
+ * arr's default certificate and that covers the name. No host is answered under a certificate
+ * that is not its own.
  */
 export function misdirected(req: IncomingMessage, host: string, ownCertificate: boolean): string | undefined {
   const id = ((req as unknown as MarkedRequest)[CONNECTION] as MarkedSocket | undefined)?.[IDENTITY];
@@ -279,6 +298,7 @@ export function misdirected(req: IncomingMessage, host: string, ownCertificate: 
   // Opened for this very name: its certificate is the one SNI chose for the host (own files,
   // ACME or the default), as on HTTP/1.1.
   if (id.sni === host) return undefined;
+  if (id.sni === undefined) return ownCertificate ? noSni(host) : undefined;
   if (ownCertificate) return `${host} has a certificate of its own; open a connection for it`;
   let covered = id.covered.get(host);
   if (covered === undefined) {
@@ -288,6 +308,11 @@ export function misdirected(req: IncomingMessage, host: string, ownCertificate: 
   return covered
     ? undefined
     : `this connection's certificate does not cover ${host}; open a connection for it`;
+}
+
+/** Why a host with a certificate of its own is not served on a connection opened without SNI. */
+export function noSni(host: string): string {
+  return `${host} has a certificate of its own; open a connection for it with its name (SNI)`;
 }
 
 /**

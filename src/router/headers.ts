@@ -44,9 +44,10 @@ const SET_BY_ARR = new Set([
 /**
  * Request fields a client may send but no instance gets: arr does not set them, and an app that
  * read them would take the client's word for where the request came from. Instances get
- * X-Forwarded-* (set by arr) only.
+ * X-Forwarded-* (set by arr) only. X-Forwarded-User is set by arr after basic auth
+ * (src/router/policy) and is never the client's word, on any app.
  */
-const CLIENT_CLAIMS = new Set(['forwarded', 'x-real-ip']);
+const CLIENT_CLAIMS = new Set(['forwarded', 'x-real-ip', 'x-forwarded-user']);
 
 /** Every request field dropped by its name alone: one lookup per field. */
 const NOT_PASSED = new Set([...HOP_BY_HOP, ...SET_BY_ARR, ...CLIENT_CLAIMS]);

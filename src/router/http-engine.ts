@@ -6,6 +6,9 @@ import { exchangeBegan, exchangeEnded, type Target } from '../activation/activat
 import type { App } from '../registry/types.js';
 import type { H2Request, H2Response } from './h2-messages.js';
 import { h2RequestHeaders, h2ResponseHeaders, requestHeaders, responseHeaders } from './headers.js';
+import { instanceConnector } from './instance-connection.js';
+import { type Encoder, editFlatHead, editObjectHead, editRequestHeaders } from './policy/edge-answer.js';
+import type { EdgeRequest } from './policy/gate.js';
 
 /** Where an exchange reports that an attempt failed: the router, which decides what follows. */
 export interface ExchangeOwner {
@@ -17,6 +20,9 @@ export const TIMED_OUT = 'UND_ERR_HEADERS_TIMEOUT';
 
 /** The code of the error an exchange fails with when the client's body stalls (`--body-timeout`). */
 export const BODY_TIMED_OUT = 'ARR_BODY_TIMEOUT';
+
+/** The code of the error an exchange fails with when the client's body passes the app's `maxBodySize`. */
+export const BODY_TOO_LARGE = 'ARR_BODY_TOO_LARGE';
 
 /**
  * An answer that is complete while the client is still sending its body: a body of at most
@@ -67,8 +73,9 @@ export class HttpEngine {
       // Once begun, an answer streams at the instance's pace (a long download, a slow feed).
       bodyTimeout: 0,
       // A connection to an instance that is not there fails at once on loopback; across a
-      // farm, a node that vanished (no RST) is given up on after this.
-      connectTimeout: 5_000,
+      // farm, a node that vanished (no RST) is given up on after this. A write the instance
+      // refuses by closing does not lose the answer it sent first (instance-connection.ts).
+      connect: instanceConnector(5_000),
       // The instance's own limit on a reply head is the client's concern; arr's is Node's.
       maxHeaderSize: 64 * 1024,
     };
@@ -81,11 +88,13 @@ export class HttpEngine {
   send(x: Exchange): void {
     const req = x.req;
     const target = x.target as PooledTarget;
+    let headers = x.h2 ? h2RequestHeaders(req) : requestHeaders(req, x.secure);
+    if (x.edge !== undefined) headers = editRequestHeaders(headers, x.edge);
     (target[POOL] ?? this.poolFor(target)).dispatch(
       {
         path: req.url ?? '/',
         method: req.method ?? 'GET',
-        headers: x.h2 ? h2RequestHeaders(req) : requestHeaders(req, x.secure),
+        headers,
         body: hasBody(req) ? x.bodyStream(this.bodyTimeoutMs) : null,
       },
       x,
@@ -164,6 +173,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private body: PassThrough | undefined = undefined;
   /** Whether the answer said `Connection: close` (it began before a large body was all sent). */
   private closeAfter = false;
+  /** The answer's body on its way through a compressor (an app with `compress`). */
+  private encoder: Encoder | undefined = undefined;
+  /** Body bytes the client has sent so far (counted against an app's `maxBodySize` only). */
+  bodyBytes = 0;
   /**
    * An HTTP/2 stream (h2-messages.ts: req and res stand for it): its body and timeouts are the
    * stream's own, not the connection's, its head is one object, and it has no Connection
@@ -177,6 +190,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     readonly app: App,
     readonly secure: boolean,
     readonly owner: ExchangeOwner,
+    /** The edge policies of an app that has some (src/router/policy), and what they decided. */
+    readonly edge?: EdgeRequest,
   ) {
     // One listener shared by every exchange (no closure per request): it finds this one on res.
     (res as ExchangeResponse)[EXCHANGE] = this;
@@ -205,6 +220,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     source.once('end', onRequestEnd);
     source.on('timeout', onBodyTimeout);
     source.setTimeout(timeoutMs);
+    if (this.edge !== undefined && this.edge.policy.maxBodySize >= 0) source.on('data', countBody);
     return body;
   }
 
@@ -234,11 +250,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.unread = -1;
     this.last = undefined;
     this.closeAfter = false;
+    this.encoder?.destroy();
+    this.encoder = undefined;
   }
 
   /** The client's response closed: before the answer was complete, the attempt is abandoned. */
   clientClosed(): void {
     if (this.target) exchangeEnded(this.target);
+    this.encoder?.destroy();
     if (this.ended) return;
     this.ended = true;
     this.abort?.();
@@ -266,7 +285,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const res = this.res;
     if (res.destroyed) return false;
     if (this.h2) return this.h2Head(status, (raw ?? []) as Buffer[]);
-    const headers = responseHeaders((raw ?? []) as Buffer[]);
+    let headers = responseHeaders((raw ?? []) as Buffer[]);
+    if (this.edge !== undefined)
+      ({ headers, encoder: this.encoder } = editFlatHead(status, headers, this.edge, res));
     // An answer while the body is still coming: if it completes first, a large body will not
     // be waited for, and the connection is closed after the answer.
     if (this.body && !this.req.complete && !discardable(this.req)) {
@@ -280,7 +301,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.abort?.(err as Error);
       return false;
     }
-    this.unread = contentLength(headers);
+    this.unread = this.encoder === undefined ? contentLength(headers) : -1;
     return true;
   }
 
@@ -290,19 +311,25 @@ export class Exchange implements Dispatcher.DispatchHandler {
    */
   private h2Head(status: number, raw: Buffer[]): boolean {
     const headers = h2ResponseHeaders(raw);
+    const res = this.res as unknown as H2Response;
+    if (this.edge !== undefined) this.encoder = editObjectHead(status, headers, this.edge, res);
     try {
-      (this.res as unknown as H2Response).writeHead(status, headers);
+      res.writeHead(status, headers);
     } catch (err) {
       // A head Node will not send (a repeated Content-Type...): as if the instance had failed.
       this.abort?.(err as Error);
       return false;
     }
     const length = headers['content-length'];
-    this.unread = typeof length === 'string' && /^\d{1,15}$/.test(length) ? Number(length) : -1;
+    this.unread =
+      this.encoder === undefined && typeof length === 'string' && /^\d{1,15}$/.test(length)
+        ? Number(length)
+        : -1;
     return true;
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.encoder !== undefined) return this.encoder.write(chunk, this.resume);
     // The body's last chunk is kept for res.end(): a small answer's head, body and end then
     // leave in one system call, not a write followed by an end.
     if (this.unread >= 0) {
@@ -322,7 +349,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const res = this.res;
     if (this.body && !this.req.complete) this.answeredEarly();
     if (trailers && trailers.length > 0) addTrailers(res, trailers as Buffer[], this.h2);
-    if (this.last) res.end(this.last);
+    if (this.encoder !== undefined) this.encoder.end();
+    else if (this.last) res.end(this.last);
     else res.end();
   }
 
@@ -341,6 +369,19 @@ export class Exchange implements Dispatcher.DispatchHandler {
     source.resume();
     if (this.closeAfter) lingerOnClose(this.req.socket);
     else if (this.h2) (this.res as unknown as H2Response).stopClient();
+  }
+
+  /**
+   * arr answers the request itself (the attempt failed) while the client is still sending its
+   * body: as after an early answer, the rest is read and discarded, so that the connection is
+   * neither left unread (a graceful stop would wait for it) nor read as a next request. True
+   * when the answer must close the connection: HTTP/1.1 with more than a little left to come.
+   */
+  leaveBody(): boolean {
+    if (!this.body || this.req.complete) return false;
+    this.closeAfter = !this.h2 && !discardable(this.req);
+    this.answeredEarly();
+    return this.closeAfter;
   }
 
   onError(err: Error): void {
@@ -378,6 +419,18 @@ function onRequestClose(this: BodySource): void {
   // An HTTP/2 stream outlives its close (h2-messages.ts, responseClosed): it lets go of the exchange.
   this[EXCHANGE] = undefined;
   if (x && !x.req.complete) x.bodyFailed(new Error('the client did not send its whole body'));
+}
+
+/** A chunk of the body of an app with `maxBodySize`: past it, the exchange is cut (413). */
+function countBody(this: BodySource, chunk: Buffer): void {
+  const x = this[EXCHANGE];
+  if (!x || x.edge === undefined) return;
+  x.bodyBytes += chunk.length;
+  if (x.bodyBytes <= x.edge.policy.maxBodySize) return;
+  this.off('data', countBody);
+  if (x.h2) (x.res as unknown as H2Response).stopClient();
+  else lingerOnClose(x.req.socket);
+  x.bodyFailed(Object.assign(new Error('the request body is too large'), { code: BODY_TOO_LARGE }));
 }
 
 /** The whole body arrived: its stall timer stops. */

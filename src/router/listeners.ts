@@ -3,6 +3,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type SecureContext, TLSSocket } from 'node:tls';
+import { listenOrExplain } from '../util/listen.js';
 import { divertAcmeTls } from './client-hello.js';
 import { H2Front } from './h2.js';
 import { isWebSocketUpgrade } from './host.js';
@@ -19,6 +20,8 @@ export interface Listeners {
   h2: H2Front | undefined;
   /** Hands every request and upgrade to the router from now on. */
   route(router: Router): void;
+  /** Serves this default certificate from the next handshake on (a reload); connections open keep theirs. */
+  setDefaultCertificate(cert: Buffer, key: Buffer): void;
   /** Stops accepting and closes connections that have sent nothing yet; exchanges under way go on. */
   stopAccepting(): Promise<void>;
   /** Closes idle keep-alive connections now, then every connection after `graceMs`. */
@@ -70,6 +73,8 @@ export async function openListeners(
     alpnChallenge?: (host: string) => Promise<SecureContext | undefined>;
     /** HTTP/2 on the TLS port (default on; `--no-http2`). */
     http2?: boolean;
+    /** Listening sockets passed by the service manager, taken instead of binding `port`/`sslport`. */
+    sockets?: { http?: number; https?: number };
   } & ConnectionLimits,
 ): Promise<Listeners> {
   const limits = serverOptions(options);
@@ -79,13 +84,8 @@ export async function openListeners(
     ...limits,
     // A TLS handshake that stalls is a slow request head too.
     handshakeTimeout: limits.headersTimeout,
-    cert: options.cert,
-    key: options.key,
+    ...defaultContext(options.cert, options.key),
     SNICallback: certs.SNICallback,
-    minVersion: 'TLSv1.2',
-    // The same on every node, so that with shared ticket keys (setTicketKeys) a session made on
-    // one node resumes on another.
-    sessionIdContext: 'arr',
     // h2 first: a client offering both gets HTTP/2. Without HTTP/2, only http/1.1 is offered.
     ALPNProtocols: options.http2 === false ? ['http/1.1'] : ['h2', 'http/1.1'],
   });
@@ -149,10 +149,16 @@ export async function openListeners(
     server.prependListener('upgrade', used);
   }
 
+  const { port, sslport, bind: host, sockets: passed } = options;
   await Promise.all([
-    listenOn(http, options.port, options.bind),
-    listenOn(https, options.sslport, options.bind),
-  ]);
+    listenOrExplain(http, { port, host, fd: passed?.http }, '-p'),
+    listenOrExplain(https, { port: sslport, host, fd: passed?.https }, '-s'),
+  ]).catch((err: unknown) => {
+    // The one that opened is closed: a failed start leaves no port behind.
+    http.close();
+    https.close();
+    throw err;
+  });
 
   return {
     http,
@@ -174,6 +180,12 @@ export async function openListeners(
           : reinject(https, 'secureConnection', req, socket, head),
       );
     },
+    setDefaultCertificate(cert, key) {
+      // The session ticket keys are kept: tickets issued before still resume (and stay shared
+      // with the farm's other nodes).
+      https.setSecureContext({ ...defaultContext(cert, key), ticketKeys: https.getTicketKeys() });
+      h2?.setDefaultCert(cert);
+    },
     stopAccepting: () => {
       const closed = Promise.all([http, https].map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const s of fresh) s.destroy();
@@ -191,6 +203,18 @@ export async function openListeners(
       }
       for (const s of sockets) s.destroy();
     },
+  };
+}
+
+/** The TLS server's own context: the default certificate, and what every handshake shares. */
+function defaultContext(cert: Buffer, key: Buffer) {
+  return {
+    cert,
+    key,
+    minVersion: 'TLSv1.2' as const,
+    // The same on every node, so that with shared ticket keys (setTicketKeys) a session made on
+    // one node resumes on another.
+    sessionIdContext: 'arr',
   };
 }
 
@@ -256,17 +280,6 @@ function reinject(
   }
   socket.unshift(Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), head]));
   server.emit(event, socket);
-}
-
-function listenOn(server: Server, port: number, host?: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    server.once('error', onError);
-    server.listen({ port, host }, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
 }
 
 export function boundPort(server: Server): number {

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { App } from '../registry/types.js';
+import type { RefusalReason } from './policy/refusal.js';
 
 /**
  * What the router tells about each exchange, for metrics and the access log (src/ops). The
@@ -15,4 +16,6 @@ export interface ExchangeObserver {
   upgradeAnswered(socket: Duplex, status: number): void;
   /** An exchange with an instance of this app failed: unreachable (refused) or broken off. */
   proxyError(app: App, unreachable: boolean): void;
+  /** An edge policy of this app refused a request or upgrade (README, "Edge policies"). */
+  policyRefused(app: App, reason: RefusalReason): void;
 }

@@ -1,5 +1,7 @@
 import { type ServerResponse, STATUS_CODES } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
+import { closeAfterAnswer } from './h2-messages.js';
 
 /**
  * Short plain-text answers arr gives itself. Bodies say what happened in words a client can
@@ -34,12 +36,6 @@ function withoutConnection(headers: Record<string, string> | undefined): Record<
   return rest;
 }
 
-/** What a refused HTTP/2 extended CONNECT (h2-websocket.ts) is answered on: its stream. */
-interface H2Stream extends Duplex {
-  headersSent: boolean;
-  respond(headers: Record<string, string | number>, options?: { endStream?: boolean }): void;
-}
-
 /** The same answer on a raw socket, for a WebSocket upgrade that is refused. */
 export function rejectUpgrade(
   socket: Duplex,
@@ -53,13 +49,15 @@ export function rejectUpgrade(
   }
   const body = `${status} ${STATUS_CODES[status] ?? ''}: ${message}\n`;
   if ('respond' in socket) {
-    const stream = socket as H2Stream;
+    // A refused HTTP/2 extended CONNECT (h2-websocket.ts) is answered on its stream.
+    const stream = socket as ServerHttp2Stream;
     if (stream.headersSent) {
       stream.destroy();
       return;
     }
     try {
-      stream.respond({
+      // The client may never end its side of the stream: it is closed once the answer is sent.
+      closeAfterAnswer(stream, {
         ':status': status,
         'content-type': 'text/plain; charset=utf-8',
         'content-length': Buffer.byteLength(body),

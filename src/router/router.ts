@@ -7,11 +7,12 @@ import type { Registry } from '../registry/registry.js';
 import type { App, Route } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
 import { setForwardedHeaders } from './forwarded.js';
-import { misdirected } from './h2.js';
+import { misdirected, noSni } from './h2.js';
 import { H2WebSocketJoiner } from './h2-websocket.js';
 import { absoluteTarget, hostName, manyHosts } from './host.js';
 import {
   BODY_TIMED_OUT,
+  BODY_TOO_LARGE,
   Exchange,
   type ExchangeOwner,
   type HttpEngine,
@@ -19,6 +20,14 @@ import {
   TIMED_OUT,
 } from './http-engine.js';
 import type { ExchangeObserver } from './observer.js';
+import { EdgePolicies } from './policy/edge-policy.js';
+import {
+  type EdgeApp,
+  EdgeGate,
+  type EdgeRequest,
+  editUpgradeHeaders,
+  type GateOwner,
+} from './policy/gate.js';
 import { rejectUpgrade, sendError } from './respond.js';
 import { OPTIONS_TIMED_OUT, type UpgradeOwner, UpgradeProxy } from './upgrade-proxy.js';
 
@@ -73,7 +82,7 @@ const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
  * and its policy (`admit`), the instance (`attempt`), the exchange (`send`), and what a
  * failure leads to (`exchangeFailed`): another attempt, or an answer of arr's own.
  */
-export class Router implements ExchangeOwner, UpgradeOwner {
+export class Router implements ExchangeOwner, UpgradeOwner, GateOwner {
   private readonly registry: Registry;
   private readonly instances: InstanceChooser;
   private readonly log: Logger;
@@ -83,6 +92,9 @@ export class Router implements ExchangeOwner, UpgradeOwner {
   private readonly upgrades: UpgradeProxy;
   private readonly challenges: HttpChallenges | undefined;
   private readonly h2WebSockets: H2WebSocketJoiner;
+  private readonly policies = new EdgePolicies();
+  /** The edge policies of apps that have some (one property check for the others). */
+  private readonly gate: EdgeGate;
 
   constructor(options: RouterOptions) {
     this.challenges = options.challenges;
@@ -94,11 +106,12 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     this.http = options.http;
     this.upgrades = new UpgradeProxy(this, options.proxyTimeoutMs);
     this.h2WebSockets = new H2WebSocketJoiner(this);
+    this.gate = new EdgeGate(this.policies, this, this.observer);
   }
 
   handleRequest(req: IncomingMessage, res: ServerResponse, secure: boolean): void {
     // Before routing and before the ssl policy: a `required` host must not redirect the CA.
-    if (this.challenges !== undefined && !secure && req.url?.startsWith(CHALLENGE_PATH)) {
+    if (this.challenges !== undefined && !secure && isChallenge(req)) {
       this.answerChallenge(req, res, this.challenges);
       return;
     }
@@ -108,7 +121,13 @@ export class Router implements ExchangeOwner, UpgradeOwner {
       sendError(res, route.status, route.message, route.headers);
       return;
     }
-    this.attempt(new Exchange(req, res, route.app, secure, this));
+    if (route.app.edge !== undefined) this.gate.request(req, res, route.app as EdgeApp, secure);
+    else this.attempt(new Exchange(req, res, route.app, secure, this));
+  }
+
+  /** A request of an app with edge policies that passed them (EdgeGate). */
+  proxy(req: IncomingMessage, res: ServerResponse, app: App, secure: boolean, edge: EdgeRequest): void {
+    this.attempt(new Exchange(req, res, app, secure, this, edge));
   }
 
   /**
@@ -141,7 +160,8 @@ export class Router implements ExchangeOwner, UpgradeOwner {
    */
   exchangeFailed(x: Exchange, err: NodeJS.ErrnoException): void {
     const unreachable = UNREACHABLE.has(err.code ?? '');
-    if (err.code !== BODY_TIMED_OUT) this.observer?.proxyError(x.app, unreachable);
+    if (err.code !== BODY_TIMED_OUT && err.code !== BODY_TOO_LARGE)
+      this.observer?.proxyError(x.app, unreachable);
     if (unreachable) this.instances.unreachable(x.target!);
     else this.log.debug({ app: x.app.name, code: err.code }, `proxy error: ${err.message}`);
 
@@ -151,17 +171,25 @@ export class Router implements ExchangeOwner, UpgradeOwner {
       return;
     }
     if (res.destroyed || req.socket.destroyed) return; // the client went away: nothing to answer
+    if (unreachable && x.attempts < MAX_ATTEMPTS && isReplayable(req)) {
+      this.attempt(x);
+      return;
+    }
+    // What the client still sends of its body is read and dropped (or the connection closes).
+    const close = x.leaveBody() ? CLOSE : undefined;
     if (err.code === BODY_TIMED_OUT) {
       sendError(res, 408, 'the request body did not arrive in time', CLOSE);
+    } else if (err.code === BODY_TOO_LARGE) {
+      this.observer?.policyRefused(x.app, 'body_size');
+      sendError(res, 413, `the request body is larger than this application takes`, CLOSE);
     } else if (err.code === TIMED_OUT || err.code === OPTIONS_TIMED_OUT) {
-      sendError(res, 504, 'the application did not answer in time');
-    } else if (unreachable && x.attempts < MAX_ATTEMPTS && isReplayable(req)) {
-      this.attempt(x);
+      sendError(res, 504, 'the application did not answer in time', close);
     } else {
       sendError(
         res,
         502,
         unreachable ? 'the application is not reachable' : 'the application failed to answer',
+        close,
       );
     }
   }
@@ -175,8 +203,22 @@ export class Router implements ExchangeOwner, UpgradeOwner {
       this.refuseUpgrade(socket, route.status, route.message, route.headers);
       return;
     }
+    if (route.app.edge !== undefined) this.gate.upgrade(req, socket, head, route.app as EdgeApp, secure);
+    else this.proxyUpgrade(req, socket, head, route.app, secure);
+  }
+
+  /** An upgrade that is admitted (and passed the edge policies its app has: `edge`). */
+  proxyUpgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    app: App,
+    secure: boolean,
+    edge?: EdgeRequest,
+  ): void {
     setForwardedHeaders(req, secure);
-    const target = this.instances.pick(route.app);
+    if (edge !== undefined) editUpgradeHeaders(req.headers, edge);
+    const target = this.instances.pick(app);
     if (target) {
       this.sendUpgrade(req, socket, head, target);
       return;
@@ -184,10 +226,10 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     // While the instance starts, the client's connection is read (into its buffer, nothing is
     // lost), so that a client that leaves meanwhile is noticed and not forwarded.
     socket.read(0);
-    this.instances.resolve(route.app).then(
+    this.instances.resolve(app).then(
       (t) => this.sendUpgrade(req, socket, head, t),
       (err: unknown) =>
-        this.refuse(route.app, err, (status, message, headers) =>
+        this.refuse(app, err, (status, message, headers) =>
           this.refuseUpgrade(socket, status, message, headers),
         ),
     );
@@ -231,12 +273,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     );
   }
 
-  private refuseUpgrade(
-    socket: Duplex,
-    status: number,
-    message: string,
-    headers?: Record<string, string>,
-  ): void {
+  refuseUpgrade(socket: Duplex, status: number, message: string, headers?: Record<string, string>): void {
     this.observer?.upgradeAnswered(socket, status);
     rejectUpgrade(socket, status, message, headers);
   }
@@ -287,6 +324,7 @@ export class Router implements ExchangeOwner, UpgradeOwner {
   }
 
   close(): void {
+    this.policies.close();
     this.http.close();
     this.upgrades.close();
   }
@@ -318,17 +356,20 @@ export class Router implements ExchangeOwner, UpgradeOwner {
     if (secure) {
       if (route.rule.ssl === 'none')
         return { status: 403, message: `${host} is not served over HTTPS; use http://`, app };
+      const own = !!(route.rule.cert && route.rule.key);
       if (req.httpVersionMajor === 2) {
         // HTTP/2 connections are shared by the hosts their certificate covers (coalescing).
-        const why = misdirected(req, host, !!(route.rule.cert && route.rule.key));
+        const why = misdirected(req, host, own);
         if (why) return { status: 421, message: why, app };
       } else {
         // The certificate was chosen by SNI: a request for another host on this connection would
-        // be answered under the wrong name.
+        // be answered under the wrong name. Without SNI it is the default one, which a host with
+        // its own never gets (the same rule as HTTP/2's).
         const sni = (req.socket as TLSSocket).servername;
         if (typeof sni === 'string' && sni.toLowerCase() !== host) {
           return { status: 421, message: `this connection was opened for ${sni}, not ${host}`, app };
         }
+        if (typeof sni !== 'string' && own) return { status: 421, message: noSni(host), app };
       }
     } else if (route.rule.ssl === 'required') {
       if (redirectable && (req.method === 'GET' || req.method === 'HEAD')) {
@@ -349,6 +390,21 @@ export class Router implements ExchangeOwner, UpgradeOwner {
 
 /** A refusal after which the connection is closed: what the client sent after it is not read as a request. */
 const CLOSE = { connection: 'close' };
+
+/**
+ * Whether a request is for an ACME HTTP-01 challenge, its target in origin form or in absolute
+ * form (RFC 9112 §3.2.2: `GET http://host/.well-known/acme-challenge/T`), which is reduced here
+ * as `admit` would reduce it: the challenge's host is then the target's authority.
+ */
+function isChallenge(req: IncomingMessage): boolean {
+  const url = req.url ?? '';
+  if (url.charCodeAt(0) === 47 /* / */) return url.startsWith(CHALLENGE_PATH);
+  const target = absoluteTarget(url);
+  if (!target?.path.startsWith(CHALLENGE_PATH)) return false;
+  req.headers.host = target.authority;
+  req.url = target.path;
+  return true;
+}
 
 /** A request that can be sent to another instance after the first refused it. */
 function isReplayable(req: IncomingMessage): boolean {

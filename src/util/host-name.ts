@@ -19,6 +19,14 @@ export function isValidHostName(name: string): boolean {
 }
 
 /**
+ * A wildcard host: `*` as the whole leftmost label of a DNS name of two labels or more
+ * (`*.example.com`), matching exactly one label in its place, as a TLS certificate's does.
+ */
+export function isWildcardName(name: string): boolean {
+  return name.startsWith('*.') && name.indexOf('.', 2) > 0 && isDnsName(name.slice(2));
+}
+
+/**
  * Lower-cases a host name and strips a trailing dot, the way request Host headers are
  * normalised, so that registry names and request names compare equal.
  */

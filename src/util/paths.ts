@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,3 +15,13 @@ export const packageRoot: string = (() => {
 
 export const DEFAULT_CERT = join(packageRoot, 'certs', 'default-cert.pem');
 export const DEFAULT_KEY = join(packageRoot, 'certs', 'default-key.pem');
+
+/** arr's own version, from its package.json (not the one of whatever project runs it). */
+export function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}

@@ -72,7 +72,8 @@ describe('ACME on one node (HTTP-01, file store)', { skip: missing }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'arr-acme-'));
   const apps = [
     helloApp('app1', [{ host: 'app1.test', ssl: 'allowed' }]),
-    helloApp('secure', [{ host: 'secure.test', ssl: 'required' }]),
+    // An allow list that lets nobody in: the CA's HTTP-01 requests are answered before any policy.
+    { ...helloApp('secure', [{ host: 'secure.test', ssl: 'required' }]), access: { allow: [] } },
     helloApp('local', [{ host: 'local.localhost', ssl: 'allowed' }]),
     {
       ...helloApp('optout', [{ host: 'optout.test', ssl: 'allowed' }]),
@@ -135,6 +136,30 @@ describe('ACME on one node (HTTP-01, file store)', { skip: missing }, () => {
     assert.doesNotMatch(token.text, /hello/);
     const normal = await fetchVia(arr.port, 'secure.test', false, { path: '/' });
     assert.equal(normal.status, 301, 'the rest of the host is redirected as before');
+    const guarded = await fetchVia(arr.sslport, 'secure.test', true, { path: '/' });
+    assert.equal(
+      guarded.status,
+      403,
+      'its allow list refuses every client, the CA was answered all the same',
+    );
+  });
+
+  it('HTTP-01: the absolute form of a challenge request (RFC 9112 §3.2.2) is answered by arr too, never by an instance', async () => {
+    for (const host of ['app1.test', 'secure.test']) {
+      const r = await fetchVia(arr.port, host, false, {
+        path: `http://${host}/.well-known/acme-challenge/nosuchtoken`,
+      });
+      assert.equal(r.status, 404, `${host}: ${r.status} ${r.text}`);
+      assert.equal(r.text, '404 Not Found: no such ACME challenge\n');
+    }
+    // The target's host decides, as for any absolute-form request: a Host header naming another.
+    const other = await fetchVia(arr.port, 'stranger.test', false, {
+      path: 'http://APP1.test:80/.well-known/acme-challenge/nosuchtoken',
+    });
+    assert.equal(other.text, '404 Not Found: no such ACME challenge\n');
+    // Elsewhere the absolute form is routed as before.
+    const page = await fetchVia(arr.port, 'app1.test', false, { path: 'http://app1.test/page' });
+    assert.match(page.text, /^hello from app1/);
   });
 
   it('private keys are sealed at rest with ARR_ACME_KEY; files are 0600', () => {
@@ -186,6 +211,9 @@ describe('ACME on one node (HTTP-01, file store)', { skip: missing }, () => {
     const file = join(dir, 'store', 'certs', 'secure.test.json');
     const record = JSON.parse(readFileSync(file, 'utf8')) as { cert: string; updatedAt: number };
     const old = await servedSerial(arr.sslport, 'secure.test', pebble.rootPem);
+    // At its start arr asks the CA for the renewal window (ARI) and stores the time it chose in
+    // the record: the corrupt record must be written after that, or arr's write replaces it.
+    await arr.proc.waitFor(/secure\.test renews at/);
     writeFileSync(file, JSON.stringify({ ...record, cert: 'garbage', updatedAt: record.updatedAt + 1 }));
     await arr.proc.waitFor(/stored certificate of secure\.test cannot be used/, 15_000);
     await until(

@@ -14,7 +14,12 @@ if (missing && process.env.CI === 'true') throw new Error(`the ACME tests need P
 
 interface HostView {
   host: string;
-  certificate: { source: string; expires?: string | null };
+  certificate: {
+    source: string;
+    expires?: string | null;
+    renews?: string | null;
+    renewalSource?: string | null;
+  };
 }
 
 describe('ACME in the dashboard and the metrics', { skip: missing }, () => {
@@ -70,7 +75,16 @@ describe('ACME in the dashboard and the metrics', { skip: missing }, () => {
     });
     assert.equal(certs.get('app1.test')?.source, 'acme');
     assert.ok(Date.parse(certs.get('app1.test')?.expires ?? '') > Date.now());
-    assert.deepEqual(certs.get('app1.localhost'), { source: 'default' });
+    // When it renews: in the window Pebble suggests (ARI), before it expires.
+    const renews = Date.parse(certs.get('app1.test')?.renews ?? '');
+    assert.ok(renews > Date.now() && renews < Date.parse(certs.get('app1.test')?.expires ?? ''));
+    assert.equal(certs.get('app1.test')?.renewalSource, 'ari');
+    assert.equal(certs.get('app1.localhost')?.source, 'default');
+    assert.match(
+      String(certs.get('app1.localhost')?.expires),
+      /^\d{4}-\d\d-\d\dT/,
+      'the default one expires too',
+    );
     const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
     assert.match(metrics, /arr_certificate_expiry_seconds\{host="app1\.test"\} \d+/);
     assert.match(metrics, /arr_acme_orders_total\{result="success"\} 1/);

@@ -1,10 +1,20 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MongoClient } from 'mongodb';
 import { type ArrUnderTest, helloApp, provideApps, startArrWith } from '../support/arr.js';
 import { type MongoServer, mongoUnavailable, startMongo } from '../support/mongo.js';
 import { runningNlb } from '../support/nlb.js';
-import { handshake, type Pebble, pebbleUnavailable, startPebble } from '../support/pebble.js';
+import {
+  acmeFlags,
+  handshake,
+  type Pebble,
+  pebbleUnavailable,
+  startPebble,
+  writeDnsHook,
+} from '../support/pebble.js';
 import { until } from '../support/poll.js';
 import { freePorts } from '../support/ports.js';
 import { stopAll } from '../support/proc.js';
@@ -13,6 +23,8 @@ const missing = pebbleUnavailable();
 if (missing && process.env.CI === 'true') throw new Error(`the ACME tests need Pebble under CI: ${missing}`);
 
 const HOSTS = ['farm1.test', 'farm2.test', 'farm3.test'];
+/** A wildcard app too: one certificate (DNS-01 through a hook) for every name under it. */
+const WILDCARD = '*.farm.test';
 const NODES = ['127.0.0.2', '127.0.0.3', '127.0.0.4'];
 
 describe('ACME in a farm: three nodes on FerretDB behind nlb', {
@@ -21,13 +33,18 @@ describe('ACME in a farm: three nodes on FerretDB behind nlb', {
   let pebble: Pebble;
   let mongo: MongoServer;
   const nodes: ArrUnderTest[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'arr-acme-farm-'));
 
   before(async () => {
     mongo = await startMongo('acme');
     const [httpPort, tlsPort] = await freePorts(2);
     pebble = await startPebble({ httpPort: httpPort!, tlsPort: tlsPort! });
+    const hook = writeDnsHook(dir, pebble);
     await provideApps(
-      HOSTS.map((h) => helloApp(h.split('.')[0]!, [{ host: h, ssl: 'allowed' }])),
+      [
+        ...HOSTS.map((h) => helloApp(h.split('.')[0]!, [{ host: h, ssl: 'allowed' }])),
+        helloApp('wild', [{ host: WILDCARD, ssl: 'allowed' }]),
+      ],
       mongo.url,
     );
     // The CA reaches the farm through nlb, which picks any node for each validation; it runs
@@ -44,16 +61,7 @@ describe('ACME in a farm: three nodes on FerretDB behind nlb', {
           keepApps: true,
           address,
           ports: ports[i] as [number, number],
-          extraArgs: [
-            '--acme-email',
-            'ops@example.org',
-            '--acme-directory',
-            pebble.directory,
-            '--acme-challenges',
-            'http-01',
-            '--poll',
-            '1',
-          ],
+          extraArgs: [...acmeFlags(pebble), '--acme-challenges', 'http-01', ...hook.flags, '--poll', '1'],
           env: { NODE_EXTRA_CA_CERTS: pebble.apiCaFile },
         }),
       );
@@ -63,10 +71,11 @@ describe('ACME in a farm: three nodes on FerretDB behind nlb', {
     await stopAll();
     await pebble?.stop();
     await mongo?.stop();
+    rmSync(dir, { recursive: true, force: true });
   });
 
-  it('one order per host for the whole farm; every node serves the same certificate', async () => {
-    for (const host of HOSTS) {
+  it('one order per host (a wildcard too) for the whole farm; every node serves the same certificate', async () => {
+    for (const host of [...HOSTS, 'a.farm.test']) {
       const serials = await until(
         `the same verified certificate for ${host} on every node`,
         async () => {
@@ -80,12 +89,13 @@ describe('ACME in a farm: three nodes on FerretDB behind nlb', {
       assert.equal(serials.length, 3);
     }
     const issued = pebble.proc.output().match(/Issued certificate serial/g) ?? [];
-    assert.equal(issued.length, HOSTS.length, pebble.proc.output().slice(-2000));
-    for (const host of HOSTS) {
+    assert.equal(issued.length, HOSTS.length + 1, pebble.proc.output().slice(-2000));
+    for (const host of [...HOSTS, WILDCARD]) {
       const orders = nodes.flatMap(
         (n) =>
-          n.proc.output().match(new RegExp(`ordering a certificate for ${host.replace('.', '\\.')}`, 'g')) ??
-          [],
+          n.proc
+            .output()
+            .match(new RegExp(`ordering a certificate for ${host.replace(/[.*]/g, '\\$&')}`, 'g')) ?? [],
       );
       assert.equal(
         orders.length,
@@ -97,7 +107,7 @@ describe('ACME in a farm: three nodes on FerretDB behind nlb', {
     const client = new MongoClient(mongo.url);
     try {
       const certs = await client.db().collection('acme_certs').find({}).toArray();
-      assert.deepEqual(certs.map((c) => c._id).sort(), HOSTS);
+      assert.deepEqual(certs.map((c) => c._id).sort(), [WILDCARD, ...HOSTS]);
       assert.equal(await client.db().collection('acme_leases').countDocuments(), 0, 'leases released');
       assert.equal(await client.db().collection('tls_ticket_keys').countDocuments(), 1);
     } finally {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { lifetimeRenewal } from '../../src/acme/ari.js';
+import { backOffMs } from '../../src/acme/certificate.js';
 import { KeySeal } from '../../src/acme/key-seal.js';
-import { backOffMs, renewAt } from '../../src/acme/manager.js';
 import { certificateSource, isPublicName, qualifies } from '../../src/acme/qualify.js';
 import { offeredProtocols, serverName } from '../../src/router/client-hello.js';
 import { runArr } from '../support/proc.js';
@@ -12,6 +13,10 @@ describe('ACME qualification', () => {
       assert.equal(isPublicName(h), true, h);
     for (const h of ['localhost', 'app.localhost', '127.0.0.1', '10.1.2.3', '[::1]', 'intranet'])
       assert.equal(isPublicName(h), false, h);
+    // A wildcard: the name under its "*" is held to the same rule.
+    assert.equal(isPublicName('*.apps.example.com'), true);
+    for (const h of ['*.localhost', '*.app.localhost', '*.intranet']) assert.equal(isPublicName(h), false, h);
+    assert.equal(qualifies({ host: '*.apps.example.com', ssl: 'allowed' }), true);
   });
 
   it('ssl allowed or required, no own files, not "acme": false', () => {
@@ -33,7 +38,7 @@ describe('ACME qualification', () => {
 
 describe('ACME timing', () => {
   it('renews at two thirds of the lifetime', () => {
-    assert.equal(renewAt(0, 90 * 86_400_000), 60 * 86_400_000);
+    assert.deepEqual(lifetimeRenewal(0, 90 * 86_400_000), { renewAt: 60 * 86_400_000, source: 'lifetime' });
   });
 
   it('backs off from a minute, doubling, up to a day', () => {
@@ -129,6 +134,7 @@ describe('ClientHello: SNI and ALPN read before the TLS server sees it', () => {
 
 describe('--acme-* options', () => {
   it('a bad e-mail, directory or challenge type is a usage error (exit 2) naming the option', async () => {
+    const cases: Promise<void>[] = [];
     for (const [args, re] of [
       [['--acme-email', 'not-an-address'], /--acme-email must be an e-mail address/],
       [
@@ -136,13 +142,37 @@ describe('--acme-* options', () => {
         /--acme-directory must be an https:\/\/ URL/,
       ],
       [
-        ['--acme-email', 'a@b.org', '--acme-challenges', 'dns-01'],
-        /--acme-challenges must list http-01 and\/or tls-alpn-01/,
+        ['--acme-email', 'a@b.org', '--acme-challenges', 'dns-02'],
+        /--acme-challenges must list http-01, tls-alpn-01 and\/or dns-01/,
       ],
-    ] as const) {
-      const r = await runArr([...args, '-p', '0', '-s', '0']);
-      assert.equal(r.code, 2, r.output);
-      assert.match(r.output, re);
-    }
+      [['--acme-email', 'a@b.org', '--acme-challenges', 'dns-01'], /dns-01 needs --acme-dns/],
+      [
+        ['--acme-email', 'a@b.org', '--acme-dns', 'ftp:x'],
+        /--acme-dns must be exec:PATH or rfc2136:HOST:PORT/,
+      ],
+      [
+        ['--acme-email', 'a@b.org', '--acme-dns', 'exec:/nonexistent/hook'],
+        /--acme-dns exec: "\/nonexistent\/hook" is not an executable file/,
+      ],
+      [
+        ['--acme-email', 'a@b.org', '--acme-dns', 'rfc2136:127.0.0.1:53'],
+        /needs the TSIG key in ARR_ACME_TSIG/,
+      ],
+      [
+        ['--acme-email', 'a@b.org', '--acme-dns', 'rfc2136:127.0.0.1'],
+        /must be exec:PATH or rfc2136:HOST:PORT/,
+      ],
+      [
+        ['--acme-email', 'a@b.org', '--acme-dns', 'exec:/bin/true', '--acme-dns-wait', '-1'],
+        /--acme-dns-wait must be a number of seconds/,
+      ],
+    ] as const)
+      cases.push(
+        runArr([...args, '-p', '0', '-s', '0']).then((r) => {
+          assert.equal(r.code, 2, r.output);
+          assert.match(r.output, re);
+        }),
+      );
+    await Promise.all(cases);
   });
 });

@@ -98,11 +98,11 @@ describe('the instance environment and output', () => {
     assert.equal(r.status, 200, r.text);
     const pid = Number(r.text);
     const expected = [
-      { msg: `chatty[${pid}]: first line`, level: 30 },
-      { msg: `chatty[${pid}]: second line`, level: 30 },
-      { msg: `chatty[${pid}]: third line`, level: 30 },
-      // stderr at warn level
-      { msg: `chatty[${pid}]: a warning on stderr`, level: 40 },
+      { msg: `chatty[${pid}]: first line`, level: 'info' },
+      { msg: `chatty[${pid}]: second line`, level: 'info' },
+      { msg: `chatty[${pid}]: third line`, level: 'info' },
+      // stderr too, by default (--app-stderr-level)
+      { msg: `chatty[${pid}]: a warning on stderr`, level: 'info' },
     ];
     await arr.proc.waitFor(`chatty[${pid}]: a warning on stderr`, 5_000);
     await arr.proc.waitFor(`chatty[${pid}]: third line`, 5_000);

@@ -7,7 +7,16 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { type AppDoc, type ArrUnderTest, fetchVia, helloApp, startArrWith } from '../support/arr.js';
-import { closeSession, h2Connect, h2Request, negotiated, readH2, wsText, wsTexts } from '../support/h2.js';
+import {
+  closeSession,
+  h2Connect,
+  h2Request,
+  negotiated,
+  readH2,
+  wsConnect,
+  wsText,
+  wsTexts,
+} from '../support/h2.js';
 import { until } from '../support/poll.js';
 import { freePort } from '../support/ports.js';
 import { repoRoot, stopAll } from '../support/proc.js';
@@ -237,18 +246,7 @@ describe('HTTP/2 on the TLS port', () => {
   });
 
   it('joins an extended CONNECT (RFC 8441) to the instance WebSocket: echo', async () => {
-    await until('SETTINGS_ENABLE_CONNECT_PROTOCOL', () => session.remoteSettings.enableConnectProtocol);
-    const stream = session.request(
-      {
-        ':method': 'CONNECT',
-        ':protocol': 'websocket',
-        ':scheme': 'https',
-        ':path': '/ws',
-        ':authority': 'app2.localhost',
-        'sec-websocket-version': '13',
-      },
-      { endStream: false },
-    );
+    const stream = await wsConnect(session, 'app2.localhost', '/ws');
     let status = 0;
     let received = Buffer.alloc(0);
     stream.on('response', (h) => {
@@ -359,18 +357,7 @@ describe('graceful stop over HTTP/2', () => {
         goaway = true;
       });
       // A WebSocket (RFC 8441) on the same connection: it must not hold the stop.
-      await until('SETTINGS_ENABLE_CONNECT_PROTOCOL', () => session.remoteSettings.enableConnectProtocol);
-      const ws = session.request(
-        {
-          ':method': 'CONNECT',
-          ':protocol': 'websocket',
-          ':scheme': 'https',
-          ':path': '/ws',
-          ':authority': 'app2.localhost',
-          'sec-websocket-version': '13',
-        },
-        { endStream: false },
-      );
+      const ws = await wsConnect(session, 'app2.localhost', '/ws');
       let wsData = Buffer.alloc(0);
       ws.on('data', (c: Buffer) => {
         wsData = Buffer.concat([wsData, c]);

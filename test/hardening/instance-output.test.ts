@@ -14,7 +14,7 @@ import { rssBytes } from '../support/tcp.js';
 const MB = 1024 * 1024;
 const FLOOD_MB = 1024;
 
-/** A line of this many bytes on stderr (logged at warn), to see its pieces. */
+/** A line of this many bytes on stderr (logged at warn: --app-stderr-level), to see its pieces. */
 const LONG_LINE = 40 * 1024 + 5;
 
 /**
@@ -49,7 +49,7 @@ describe("an instance's output", () => {
       // Instance stdout is logged at info: not here. arr's logger blocks arr while its stdout
       // is full (sonic-boom sleeps 100 ms on EAGAIN), which would make 1 GB take minutes.
       {
-        extraArgs: ['--log-level', 'warn'],
+        extraArgs: ['--log-level', 'warn', '--app-stderr-level', 'warn'],
         ready: (a) =>
           until('arr to serve', () =>
             fetchVia(a.port, 'bystander.localhost', false).then((r) => r.status === 200),

@@ -51,7 +51,7 @@ describe('hostile registry data: reported, never fatal, never serving one host f
 
   it('reports bad documents by _id and field and serves the others', async () => {
     const warnings = logLines(arr.proc.output())
-      .filter((l) => l.level === 40)
+      .filter((l) => l.level === 'warn')
       .map((l) => l.msg);
     for (const field of ['instances']) {
       assert.equal(warnings.filter((w) => w.includes(`${field}:`)).length, 3, warnings.join('\n'));

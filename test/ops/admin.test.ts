@@ -146,7 +146,7 @@ describe('arr validate and arr apps on an apps file', () => {
     assert.match(r.output, /2 apps in .*good\.json/);
     assert.match(
       r.output,
-      /file registry: instances live only in the memory of the arr that serves this file/,
+      /no arr on this machine serves this file \(none has a state file in .*\): no instance runs/,
     );
     assert.doesNotMatch(r.output, /problem/);
   });
@@ -189,7 +189,7 @@ describe('arr validate and arr apps on an apps file', () => {
         machines: null,
       },
     ]);
-    assert.match(view.note ?? '', /file registry/);
+    assert.match(view.note ?? '', /no arr on this machine serves this file/);
     assert.deepEqual(view.problems, []);
   });
 

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MongoClient, type ObjectId } from 'mongodb';
 import type { AppView, Overview, Tick } from '../../src/ops/dashboard-data.js';
@@ -18,7 +21,8 @@ import {
 import { type MongoServer, mongoUnavailable, startMongo } from '../support/mongo.js';
 import { until } from '../support/poll.js';
 import { freePort } from '../support/ports.js';
-import { runArr, stopAll } from '../support/proc.js';
+import { repoRoot, runArr, stopAll } from '../support/proc.js';
+import { certificateFor } from '../support/tls.js';
 import { openWs } from '../support/wsclient.js';
 
 // The dashboard's JSON API on --admin, against a real arr: its shape, what it reports of apps,
@@ -74,6 +78,12 @@ function firstTick(
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
+/** When a sample certificate expires, as the overview gives it (ISO 8601). */
+const expiry = (name: string) =>
+  new Date(
+    Date.parse(new X509Certificate(readFileSync(join(repoRoot, `certs/${name}-cert.pem`))).validTo),
+  ).toISOString();
+
 const alpha = (): AppDoc => ({
   ...helloApp('alpha', [
     { host: 'alpha.localhost', ssl: 'allowed', cert: 'certs/app1-cert.pem', key: 'certs/app1-key.pem' },
@@ -119,7 +129,7 @@ describe('the dashboard API on --admin', () => {
   it('GET /api/overview: every app with its hosts, policies, certificate sources and cap', async () => {
     const o = await getJson<Overview>(admin, '/api/overview');
     assert.equal(o.node, '127.0.0.1');
-    assert.deepEqual(o.registry, { kind: 'file', reachable: true });
+    assert.deepEqual(o.registry, { kind: 'file', reachable: true, problemCount: 0, problems: [] });
     assert.equal(o.nodes, null, 'no farm without --mongo');
     assert.equal(o.matched, 4);
     assert.equal(o.offset, 0);
@@ -131,8 +141,12 @@ describe('the dashboard API on --admin', () => {
     const a = app(o, 'alpha');
     assert.equal(a.cap, 1);
     assert.deepEqual(a.hosts, [
-      { host: 'alpha.localhost', ssl: 'allowed', certificate: { source: 'own' } },
-      { host: 'alpha.example.test', ssl: 'required', certificate: { source: 'default' } },
+      { host: 'alpha.localhost', ssl: 'allowed', certificate: { source: 'own', expires: expiry('app1') } },
+      {
+        host: 'alpha.example.test',
+        ssl: 'required',
+        certificate: { source: 'default', expires: expiry('default') },
+      },
     ]);
     assert.deepEqual(a.instances, [], 'nothing started yet');
     assert.equal(a.backoff, null);
@@ -147,6 +161,7 @@ describe('the dashboard API on --admin', () => {
       requests: 0,
       errors: 0,
       websockets: 0,
+      unknownHosts: 0,
     });
   });
 
@@ -283,7 +298,7 @@ describe('the dashboard API on --admin', () => {
     assert.equal(status, 200);
     assert.match(type!, /^text\/event-stream/);
     assert.equal(typeof tick!.version, 'number');
-    assert.deepEqual(tick!.registry, { reachable: true });
+    assert.deepEqual(tick!.registry, { reachable: true, problemCount: 0 });
     assert.equal(tick!.summary.apps, 4);
     assert.equal(typeof tick!.traffic, 'object');
   });
@@ -534,7 +549,7 @@ describe('the dashboard API with --mongo: the farm', { skip: mongoUnavailable() 
       const self = x.nodes?.find((n) => n.self);
       return x.nodes?.length === 2 && self?.instances.length === 1 ? x : undefined;
     });
-    assert.deepEqual(o.registry, { kind: 'mongo', reachable: true });
+    assert.deepEqual(o.registry, { kind: 'mongo', reachable: true, problemCount: 0, problems: [] });
     const [self, other] = [o.nodes!.find((n) => n.self)!, o.nodes!.find((n) => !n.self)!];
     assert.equal(self.node, '127.0.0.1');
     assert.ok(self.alive);
@@ -581,5 +596,80 @@ describe('the dashboard API with --mongo: the farm', { skip: mongoUnavailable() 
       async () => (await getJson<Overview>(admin, '/api/overview')).registry.reachable,
       { timeoutMs: 20_000, intervalMs: 200 },
     );
+  });
+});
+
+describe('the dashboard shows what an operator asks first', () => {
+  let arr: ArrUnderTest;
+  let admin: number;
+
+  before(async () => {
+    admin = await freePort();
+    const typo = {
+      ...helloApp('typo', [{ host: 'typo.localhost', ssl: 'allowed' }]),
+      name: 'typo',
+      readyy: '/',
+    };
+    const rejected = {
+      ...helloApp('rejected', [{ host: 'rejected.localhost', ssl: 'maybe' }]),
+      name: 'rejected',
+    };
+    const unusable = {
+      ...helloApp('unusable', [
+        { host: 'unusable.localhost', ssl: 'allowed', cert: 'certs/app1-cert.pem', key: 'certs/ws1-key.pem' },
+      ]),
+      name: 'unusable',
+    };
+    arr = await startArrWith([typo as AppDoc, rejected, unusable], {
+      extraArgs: ['--admin', `127.0.0.1:${admin}`],
+    });
+  });
+  after(async () => {
+    await arr?.stop();
+    await stopAll();
+  });
+
+  it('the registry problems: a rejected document, an unknown field, a certificate that does not fit its key', async () => {
+    const o = await until('the start checks', async () => {
+      const v = await getJson<Overview>(admin, '/api/overview');
+      return v.registry.problemCount >= 3 ? v : undefined;
+    });
+    const text = o.registry.problems.join('\n');
+    assert.match(text, /hosts\[0\]\.ssl: must be "allowed", "required" or "none"/);
+    assert.match(text, /readyy: unknown field, ignored \(did you mean "ready"\?\)/);
+    assert.match(
+      text,
+      /hosts\[0\]\.cert: "certs\/app1-cert\.pem" does not match its key "certs\/ws1-key\.pem"/,
+    );
+    assert.equal(o.registry.problemCount, 3, text);
+    const { tick } = await firstTick(admin);
+    assert.equal(tick!.registry.problemCount, 3);
+  });
+
+  it('a host whose own certificate cannot be used: why, and that the default one is served', async () => {
+    assert.equal(await certificateFor(arr.sslport, 'unusable.localhost'), 'localhost');
+    const o = await getJson<Overview>(admin, '/api/overview?q=unusable');
+    const c = o.apps[0]!.hosts[0]!.certificate;
+    assert.equal(c.source, 'own');
+    assert.equal(c.expires, null);
+    assert.match(c.problem ?? '', /does not match its key .*; the default certificate is served$/);
+  });
+
+  it('requests for hosts no app owns: counted per second', async () => {
+    const load = async () => {
+      for (let i = 0; i < 20; i++)
+        assert.equal((await fetchVia(arr.port, 'nobody.localhost', false)).status, 404);
+    };
+    await until(
+      'unknown hosts in the summary',
+      async () => {
+        await load();
+        const o = await getJson<Overview>(admin, '/api/overview');
+        return o.summary.unknownHosts > 0 ? o : undefined;
+      },
+      { timeoutMs: 15_000 },
+    );
+    const o = await getJson<Overview>(admin, '/api/overview');
+    assert.equal(o.summary.requests, 0, 'not counted as any app');
   });
 });

@@ -26,6 +26,36 @@ describe('route table', () => {
     assert.equal(table.route('c.test'), undefined);
   });
 
+  it('wildcard hosts: an exact host first, then the wildcard one label up, never deeper or at its base', () => {
+    const { table, problems } = buildRouteTable([
+      app('wild', ['*.apps.test']),
+      app('exact', ['special.apps.test', 'apps.test']),
+      app('deeper', ['*.b.apps.test']),
+    ]);
+    assert.deepEqual(problems, []);
+    assert.equal(table.hostCount, 4);
+    assert.equal(table.route('a.apps.test')?.app.id, 'wild');
+    assert.equal(table.route('a.apps.test')?.rule.host, '*.apps.test', 'the route carries the wildcard rule');
+    assert.equal(table.route('special.apps.test')?.app.id, 'exact', 'an exact host beside it wins');
+    assert.equal(table.route('apps.test')?.app.id, 'exact');
+    assert.equal(table.route('c.b.apps.test')?.app.id, 'deeper');
+    assert.equal(table.route('x.c.b.apps.test'), undefined, 'one label only');
+    assert.equal(table.route('b.apps.test')?.app.id, 'wild', 'b.apps.test is one label under *.apps.test');
+    assert.equal(table.route('other.test'), undefined);
+    assert.equal(table.route('*.apps.test')?.rule.host, '*.apps.test', "a wildcard's own name finds it");
+    assert.equal(buildRouteTable([app('exact', ['a.test'])]).table.route('x.a.test'), undefined);
+  });
+
+  it('two apps may not claim the same wildcard: the smaller id keeps it, the other is reported', () => {
+    const { table, problems } = buildRouteTable([app('b', ['*.apps.test']), app('a', ['*.apps.test'])]);
+    assert.equal(table.route('x.apps.test')?.app.id, 'a');
+    assert.deepEqual(
+      problems.map((p) => [p.id, p.field]),
+      [['b', 'hosts']],
+    );
+    assert.match(problems[0]?.message ?? '', /"\*\.apps\.test" is already served by app a/);
+  });
+
   it('routes by the normalised name (lower case, no trailing dot)', () => {
     const { table } = buildRouteTable([app('a', ['WWW.A.Test.'])]);
     assert.equal(table.route('www.a.test')?.app.id, 'a');

@@ -162,7 +162,6 @@ describe('validateApp', () => {
       'a.test:8080',
       'http://a.test',
       'a/b',
-      '*.test',
       'ä.test',
       `${'x'.repeat(64)}.test`,
     ]) {
@@ -179,6 +178,36 @@ describe('validateApp', () => {
       ['hosts[1].host'],
     );
     assert.match(second[0]?.message ?? '', /"not ok"/);
+  });
+
+  it('wildcard hosts: "*" as the whole leftmost label, over two labels or more', () => {
+    assert.equal(
+      valid(withHost({ host: '*.Example.TEST.', ssl: 'allowed' })).hosts[0]?.host,
+      '*.example.test',
+    );
+    assert.equal(
+      valid(withHost({ host: '*.apps.example.com', ssl: 'none' })).hosts[0]?.host,
+      '*.apps.example.com',
+    );
+    for (const host of [
+      '*',
+      '*.',
+      '*.test',
+      '**.example.com',
+      'a*.example.com',
+      '*a.example.com',
+      'a.*.example.com',
+      '*.*.example.com',
+      '*.exa*mple.com',
+      '*.-a.test',
+    ]) {
+      const problems = rejected(withHost({ host, ssl: 'none' }), ['hosts[0].host']);
+      assert.match(
+        problems[0]?.message ?? '',
+        /not a valid wildcard host: "\*" must be the whole leftmost label/,
+        host,
+      );
+    }
   });
 
   it('host names are lower-cased and lose a trailing dot and surrounding blanks', () => {

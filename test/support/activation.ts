@@ -10,7 +10,8 @@ import { alive } from './proc.js';
 
 /** One JSON log line of arr (pino), with the fields the tests look at. */
 export interface LogLine {
-  level: number;
+  /** In words: info, warn, ... */
+  level: string;
   msg: string;
   app?: string;
   pid?: number;

@@ -66,6 +66,8 @@ export interface ArrOptions {
   file?: string;
   /** Options of node itself, before arr's script (the benchmark's `--cpu-prof`). */
   nodeArgs?: string[];
+  /** arr's stdout goes to this file (then give `ready`: the output does not have it). */
+  stdoutFile?: string;
   /** A command that runs arr, such as `setpriv --ambient-caps ...` (see startArr). */
   via?: string[];
   /** Listen on these ports and use this range (a node restarted as it was). */
@@ -122,7 +124,7 @@ export async function startArrWith(apps: AppDoc[], opts: ArrOptions = {}): Promi
     ...(opts.extraArgs ?? []),
   ];
   const t0 = performance.now();
-  const proc = startArr(args, { env: opts.env }, opts.nodeArgs, opts.via);
+  const proc = startArr(args, { env: opts.env, stdoutFile: opts.stdoutFile }, opts.nodeArgs, opts.via);
   await (opts.ready ?? ((a) => a.proc.waitFor('arr listening on')))({ proc, port: port!, sslport: sslport! });
   return {
     proc,

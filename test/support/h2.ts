@@ -7,6 +7,7 @@ import {
   type OutgoingHttpHeaders,
 } from 'node:http2';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { until } from './poll.js';
 
 /** An HTTP/2 connection to arr's TLS port at 127.0.0.1, opened with this SNI name. */
 export function h2Connect(port: number, servername: string): Promise<ClientHttp2Session> {
@@ -203,6 +204,27 @@ export const SETTING = {
 } as const;
 
 export { constants };
+
+/**
+ * Opens a WebSocket over HTTP/2 (RFC 8441): an extended CONNECT for `authority` and `path`,
+ * once the server has announced SETTINGS_ENABLE_CONNECT_PROTOCOL. The stream stays open.
+ */
+export async function wsConnect(
+  session: ClientHttp2Session,
+  authority: string,
+  path: string,
+): Promise<ClientHttp2Stream> {
+  await until('SETTINGS_ENABLE_CONNECT_PROTOCOL', () => session.remoteSettings.enableConnectProtocol);
+  const headers = {
+    ':method': 'CONNECT',
+    ':protocol': 'websocket',
+    ':scheme': 'https',
+    ':path': path,
+    ':authority': authority,
+    'sec-websocket-version': '13',
+  };
+  return session.request(headers, { endStream: false });
+}
 
 // --- WebSocket frames over an extended CONNECT stream (RFC 6455 §5.2), as a client sends them ---
 

@@ -42,7 +42,7 @@ export async function runningNlb(routes: Route[], args: string[] = []): Promise<
 }
 
 /** The output lines of a process that are JSON log lines, parsed. */
-export function logLines(output: string): { level: number; msg: string; [k: string]: unknown }[] {
+export function logLines(output: string): { level: string; msg: string; [k: string]: unknown }[] {
   return output
     .split('\n')
     .filter((l) => l.startsWith('{'))

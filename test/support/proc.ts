@@ -2,6 +2,7 @@
 // child, keep its output, wait for a line of it, stop it with a grace, stop them all by pid.
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -36,6 +37,8 @@ export interface StartOptions {
   maxOutput?: number;
   /** Print the process's output as it comes, for debugging a test (or set ARR_TEST_ECHO). */
   echo?: boolean;
+  /** Append its stdout to this file instead of keeping it (a benchmark's access log). */
+  stdoutFile?: string;
 }
 
 /** Quotes a word for a shell command line when it needs it. */
@@ -54,11 +57,13 @@ export function commandLine(cmd: string, args: string[]): string {
 const tail = (s: string) => (s.length > 4000 ? `...${s.slice(-4000)}` : s);
 
 export function start(cmd: string, args: string[], opts: StartOptions = {}): Running {
+  const stdoutFd = opts.stdoutFile === undefined ? undefined : openSync(opts.stdoutFile, 'a');
   const child = spawn(cmd, args, {
     cwd: opts.cwd ?? repoRoot,
     env: { ...process.env, ...opts.env },
-    stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    stdio: [opts.stdin ? 'pipe' : 'ignore', stdoutFd ?? 'pipe', 'pipe'],
   });
+  if (stdoutFd !== undefined) closeSync(stdoutFd);
   const max = opts.maxOutput ?? 16 * 1024 * 1024;
   const echo = opts.echo || !!process.env.ARR_TEST_ECHO;
   let out = '';

@@ -179,7 +179,8 @@ function showOverview(o) {
   $('main').hidden = false;
   $('node').textContent = `node ${o.node}`;
   state.kind = o.registry.kind;
-  showRegistry(o.registry.reachable, o.registry.kind);
+  showRegistry(o.registry.reachable, o.registry.kind, o.registry.problemCount);
+  showProblems(o.registry);
   showSummary(o.summary);
   showFarm(o.nodes, o.farmError);
   if (o.matched > 0 && o.offset >= o.matched) {
@@ -201,11 +202,24 @@ function showOverview(o) {
   for (const [id, row] of state.rows) drawSpark(id, row);
 }
 
-function showRegistry(reachable, kind) {
+function showRegistry(reachable, kind, problems) {
   $('registry').hidden = false;
   const what = kind === 'mongo' ? 'MongoDB registry' : 'apps file';
-  if (reachable) setPill('registry', `${what} ok`, 'ok');
-  else setPill('registry', `${what} UNREACHABLE: serving from memory`, 'bad');
+  if (!reachable) setPill('registry', `${what} UNREACHABLE: serving from memory`, 'bad');
+  else if (problems > 0)
+    setPill('registry', `${what}: ${problems} problem${problems === 1 ? '' : 's'} (listed below)`, 'warn');
+  else setPill('registry', `${what} ok`, 'ok');
+}
+
+function showProblems(registry) {
+  $('problems').hidden = registry.problemCount === 0;
+  const list = el('ul', 'problems');
+  list.id = 'problem-list';
+  for (const p of registry.problems) list.append(el('li', '', p));
+  $('problem-list').replaceWith(list);
+  const more = registry.problemCount - registry.problems.length;
+  $('problem-more').hidden = more <= 0;
+  $('problem-more').textContent = more > 0 ? `and ${more} more (arr's log has them all)` : '';
 }
 
 function showSummary(s) {
@@ -217,6 +231,7 @@ function showSummary(s) {
   $('s-errors').textContent = num(s.errors);
   $('s-errors').classList.toggle('bad', s.errors > 0);
   $('s-websockets').textContent = String(s.websockets);
+  $('s-unknown').textContent = num(s.unknownHosts ?? 0);
 }
 
 function showFarm(nodes, error) {
@@ -256,13 +271,19 @@ function appRow(app) {
   button.title = 'show its charts and output';
   button.addEventListener('click', () => select(app.id, app.name));
   name.append(button, el('span', 'app-id', app.id));
+  for (const policy of app.policies ?? []) name.append(el('span', 'tag policy', policy));
   tr.append(name);
 
   const hosts = el('td');
   for (const h of app.hosts) {
     const line = el('span', 'host', h.host);
     line.append(el('span', `tag ${h.ssl}`, h.ssl));
-    line.append(el('span', `tag ${h.certificate.source}`, certificateLabel(h.certificate)));
+    const cert = el('span', `tag ${h.certificate.source}`, certificateLabel(h.certificate));
+    if (h.certificate.problem) {
+      cert.classList.add('unusable');
+      cert.title = h.certificate.problem;
+    }
+    line.append(cert);
     hosts.append(line);
   }
   tr.append(hosts);
@@ -338,7 +359,7 @@ const QUIET = { requests: 0, errors: 0, p50: 0, p99: 0, websockets: 0 };
 
 function onTick(t) {
   setPill('live', 'live', 'ok');
-  showRegistry(t.registry.reachable, state.kind);
+  showRegistry(t.registry.reachable, state.kind, t.registry.problemCount);
   showSummary(t.summary);
   state.nodeHistory.push(t.summary.requests);
   if (state.nodeHistory.length > NODE_POINTS) state.nodeHistory.shift();
@@ -523,8 +544,11 @@ function start() {
 
 start();
 
-/** "own cert", "default cert", "acme cert, expires 2027-03-01" or "acme cert pending". */
+/** "own cert, expires 2027-03-01", "own cert unusable", "acme cert pending", "acme cert, expires ..., renews ... (ARI)". */
 function certificateLabel(c) {
-  if (c.source !== 'acme') return `${c.source} cert`;
-  return c.expires ? `acme cert, expires ${String(c.expires).slice(0, 10)}` : 'acme cert pending';
+  if (c.problem) return `${c.source} cert unusable`;
+  if (c.source === 'acme' && !c.expires) return 'acme cert pending';
+  if (!c.expires) return `${c.source} cert`;
+  const how = c.renewalSource === 'ari' ? 'ARI' : 'lifetime';
+  return `${c.source} cert, expires ${String(c.expires).slice(0, 10)}${c.renews ? `, renews ${c.renews.slice(0, 10)} (${how})` : ''}`;
 }

@@ -1,0 +1,163 @@
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { App, EdgeSpec } from '../../registry/types.js';
+import type { H2Response } from '../h2-messages.js';
+import { connectionOf } from '../headers.js';
+import type { ExchangeObserver } from '../observer.js';
+import { clientAddress } from '../proxy-protocol.js';
+import { sendError } from '../respond.js';
+import { chooseEncoding, type Encoding } from './compress.js';
+import {
+  type EdgePolicies,
+  type EdgePolicy,
+  isRefusal,
+  redirectLocation,
+  type Verdict,
+} from './edge-policy.js';
+import { setOn } from './header-edits.js';
+import type { PolicyRefusal } from './refusal.js';
+
+/** An app with edge policies. */
+export type EdgeApp = App & { edge: EdgeSpec };
+
+/** What an exchange of an app with policies carries: the policies, and what they decided for this request. */
+export interface EdgeRequest {
+  policy: EdgePolicy;
+  /** Fields set on the request by the access policies (X-Forwarded-User, forward auth's). */
+  extra: string[] | undefined;
+  /** The encoding the client accepts, when the app compresses and the request allows it. */
+  encoding: Encoding | undefined;
+}
+
+/** Where a request that passed goes on: the router's exchange with an instance. */
+export interface GateOwner {
+  proxy(req: IncomingMessage, res: ServerResponse, app: App, secure: boolean, edge: EdgeRequest): void;
+  proxyUpgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    app: App,
+    secure: boolean,
+    edge: EdgeRequest,
+  ): void;
+  refuseUpgrade(socket: Duplex, status: number, message: string, headers?: Record<string, string>): void;
+}
+
+/**
+ * The edge policies of requests and WebSocket upgrades of apps that have them (the router calls
+ * this only for those): the access policies in their order, then a redirect app's answer, or
+ * the exchange with the edits and the encoding it needs.
+ */
+export class EdgeGate {
+  constructor(
+    private readonly policies: EdgePolicies,
+    private readonly owner: GateOwner,
+    private readonly observer: ExchangeObserver | undefined,
+  ) {}
+
+  request(req: IncomingMessage, res: ServerResponse, app: EdgeApp, secure: boolean): void {
+    const policy = this.policies.of(app);
+    const verdict = policy.admit(req, addressOf(req), secure);
+    if (verdict instanceof Promise)
+      verdict.then(
+        (v) => this.requestDecided(req, res, app, secure, policy, v),
+        () => sendError(res, 500, 'the request could not be checked'),
+      );
+    else this.requestDecided(req, res, app, secure, policy, verdict);
+  }
+
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, app: EdgeApp, secure: boolean): void {
+    const policy = this.policies.of(app);
+    const verdict = policy.admit(req, addressOf(req), secure);
+    if (verdict instanceof Promise) {
+      socket.read(0); // a client that leaves while its credentials are checked is noticed
+      verdict.then(
+        (v) => this.upgradeDecided(req, socket, head, app, secure, policy, v),
+        () => this.owner.refuseUpgrade(socket, 500, 'the request could not be checked'),
+      );
+    } else this.upgradeDecided(req, socket, head, app, secure, policy, verdict);
+  }
+
+  private requestDecided(
+    req: IncomingMessage,
+    res: ServerResponse,
+    app: App,
+    secure: boolean,
+    policy: EdgePolicy,
+    v: Verdict,
+  ): void {
+    if (res.destroyed) return;
+    if (isRefusal(v)) {
+      this.observer?.policyRefused(app, v.reason);
+      // On HTTP/2, a body still coming is refused with its stream (RST_STREAM NO_ERROR after the answer).
+      if (req.httpVersionMajor === 2) (res as unknown as H2Response).stopClient();
+      sendRefusal(res, v, req.httpVersionMajor !== 2 && v.status === 413);
+      return;
+    }
+    if (policy.redirect) {
+      const r = policy.redirect;
+      sendError(res, r.status, `moved to ${r.to}`, { location: redirectLocation(r, req.url) });
+      return;
+    }
+    const encoding =
+      policy.compress && req.method !== 'HEAD' && req.headers.range === undefined
+        ? chooseEncoding(req.headers['accept-encoding'])
+        : undefined;
+    this.owner.proxy(req, res, app, secure, { policy, extra: v.extra, encoding });
+  }
+
+  private upgradeDecided(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    app: App,
+    secure: boolean,
+    policy: EdgePolicy,
+    v: Verdict,
+  ): void {
+    if (socket.destroyed) return;
+    if (isRefusal(v)) {
+      this.observer?.policyRefused(app, v.reason);
+      this.owner.refuseUpgrade(socket, v.status, v.message, v.headers);
+      return;
+    }
+    if (policy.redirect) {
+      const r = policy.redirect;
+      this.owner.refuseUpgrade(socket, r.status, `moved to ${r.to}`, {
+        location: redirectLocation(r, req.url),
+      });
+      return;
+    }
+    this.owner.proxyUpgrade(req, socket, head, app, secure, { policy, extra: v.extra, encoding: undefined });
+  }
+}
+
+/** A WebSocket upgrade's fields (req.headers, after arr's X-Forwarded-*), edited as the policies say. */
+export function editUpgradeHeaders(headers: IncomingHttpHeaders, edge: EdgeRequest): void {
+  edge.policy.request?.object(headers);
+  if (edge.extra) setOn(headers, edge.extra);
+}
+
+function addressOf(req: IncomingMessage): string {
+  return clientAddress(connectionOf(req)) ?? '';
+}
+
+/** A refusal: arr's sentence, or the auth service's own answer (its status, fields and body). */
+function sendRefusal(res: ServerResponse, v: PolicyRefusal, close: boolean): void {
+  if (v.body === undefined) {
+    sendError(res, v.status, v.message, close ? { ...v.headers, connection: 'close' } : v.headers);
+    return;
+  }
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const headers: Record<string, string | number> = { ...v.headers, 'content-length': v.body.length };
+  try {
+    res.writeHead(v.status, headers);
+  } catch {
+    sendError(res, 502, 'the auth service answered with fields that cannot be passed on');
+    return;
+  }
+  res.end(v.body);
+}
