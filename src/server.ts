@@ -151,6 +151,7 @@ export async function startArr(
   const webSockets = new OpenWebSockets([listeners.http, listeners.https], listeners.h2);
   mode.startBackground();
   const stopIdleWatch = activator.watchIdle();
+  const stopInstanceWatch = activator.watchInstances();
 
   const onStartProblems = (problems: Problem[]) => ops.noteStartProblems(problems);
   const reload = reloader({ config, log, listeners, certs, mode, registry, notifier, onStartProblems });
@@ -165,6 +166,7 @@ export async function startArr(
       mode.stopBackground();
       acme?.stop();
       stopIdleWatch();
+      stopInstanceWatch();
       const closed = listeners.stopAccepting();
       // Requests in flight are answered first; WebSockets keep working meanwhile.
       await webSockets.httpSettled(Date.now() + SHUTDOWN_GRACE_MS);

@@ -10,9 +10,10 @@ import { type Confinement, type Launch, plainLaunch, releaseGroups } from './con
 import { type ExitReason, exitReason, type InstanceExit } from './exit-reason.js';
 import { cannotSwitchUser, type Identity, IdentityError, resolveIdentity } from './identity.js';
 import { openConnections } from './instance-connections.js';
-import { oomKills } from './limit-groups.js';
+import { memoryOf, oomKills } from './limit-groups.js';
 import type { PortAllocator } from './port-allocator.js';
-import { waitReady } from './readiness.js';
+import { probeOk, waitReady } from './readiness.js';
+import { InstanceWatch, type Renewal, type Watched } from './renewal.js';
 import { type OutputListener, type SpawnedProcess, signalGroup, spawnInstance } from './spawn.js';
 
 /** Where a request for an app goes: the instance's registry entry and the address to dial. */
@@ -34,6 +35,8 @@ export interface Target {
 export interface Activity {
   active: number;
   lastActive: number;
+  /** Exchanges begun so far (for recycle.requests). */
+  exchanges: number;
 }
 
 export type Activation = { kind: 'local'; target: Target } | { kind: 'remote'; machines: Machine[] };
@@ -70,7 +73,10 @@ export class ActivationError extends Error {
 
 /** One more exchange (request or WebSocket) in flight at the target: a counter, no I/O. */
 export function exchangeBegan(t: Target): void {
-  if (t.activity) t.activity.active++;
+  const a = t.activity;
+  if (!a) return;
+  a.active++;
+  a.exchanges++;
 }
 
 /** An exchange at the target is over; the instance may be idle from now. */
@@ -87,6 +93,8 @@ interface LocalInstance {
   target: Target;
   /** deployKey(app) of the version it runs: a different one in the registry replaces it. */
   key: string;
+  /** It failed its health checks: new requests wait for its replacement, when there is one. */
+  unhealthy?: boolean;
 }
 
 /** A process started on its port and ready, not yet recorded in the registry. */
@@ -223,7 +231,7 @@ function localTarget(appId: string, machine: Machine, port: number): Target {
     host: LOOPBACK,
     port,
     local: true,
-    activity: { active: 0, lastActive: Date.now() },
+    activity: { active: 0, lastActive: Date.now(), exchanges: 0 },
     webSockets: new Set(),
   };
 }
@@ -248,6 +256,8 @@ export class Activator {
   private readonly running = new Map<string, LocalInstance>();
   private readonly starting = new Map<string, Promise<Activation>>();
   private readonly failures = new Map<string, FailureRecord>();
+  /** Apps whose instance is to be replaced though its version is the registry's (health, recycle). */
+  private readonly renewals = new Map<string, Renewal>();
   /** Why arr stopped each process it stopped: its exit's reason (else it crashed). */
   private readonly stoppedFor = new WeakMap<SpawnedProcess, ExitReason>();
   /** The unenforced limits already warned about (app, limit, why). */
@@ -320,10 +330,11 @@ export class Activator {
   /** Finds or starts an instance for the app; concurrent callers share one attempt. */
   activate(app: App): Promise<Activation> {
     const instance = this.running.get(app.id);
-    if (instance) return Promise.resolve({ kind: 'local', target: instance.target });
-    // The instance went while its successor starts: that one, rather than a third.
+    if (instance && !instance.unhealthy) return Promise.resolve({ kind: 'local', target: instance.target });
+    // The instance went (or failed its health checks) while its successor starts: that one.
     const successor = this.replacing.get(app.id);
     if (successor) return successor;
+    if (instance) return Promise.resolve({ kind: 'local', target: instance.target });
     let pending = this.starting.get(app.id);
     if (!pending) {
       pending = this.start(app).finally(() => this.starting.delete(app.id));
@@ -420,6 +431,51 @@ export class Activator {
     return every(Math.min(1000, idleMs / 2), async () => this.stopIdle());
   }
 
+  /**
+   * With apps that have `health` or `recycle`: checks their instances twice a second
+   * (renewal.ts) until the returned function is called.
+   */
+  watchInstances(): () => void {
+    const watch = new InstanceWatch({
+      now: Date.now,
+      probe: (port, path, timeoutMs) => probeOk(LOOPBACK, port, path, timeoutMs),
+      renew: (appId, port, renewal) => this.renew(appId, port, renewal),
+    });
+    return every(500, async () => watch.tick(this.watched()));
+  }
+
+  /** The running instances of this node whose app has health checks or recycling. */
+  private *watched(): Generator<Watched> {
+    for (const { app, proc, target } of this.running.values()) {
+      if (!app.health && !app.recycle) continue;
+      const startedAt = this.processes.get(proc)?.startedAt ?? Date.now();
+      yield {
+        appId: app.id,
+        port: target.port,
+        health: app.health,
+        recycle: app.recycle,
+        startedAt,
+        exchanges: target.activity?.exchanges ?? 0,
+        memory: () => memoryOf(proc.pid, proc.limitGroups?.memory),
+      };
+    }
+  }
+
+  /** Replaces the app's instance on `port` as a deploy does: health checks failed, or recycle. */
+  renew(appId: string, port: number, renewal: Renewal): void {
+    const instance = this.running.get(appId);
+    if (this.stopping || !instance || instance.target.port !== port) return;
+    const { app, proc } = instance;
+    const log = renewal.reason === 'health' ? this.log.warn.bind(this.log) : this.log.info.bind(this.log);
+    log(
+      { app: app.name, id: appId, pid: proc.pid, reason: renewal.reason },
+      `replacing ${app.name}[${proc.pid}] (${renewal.reason}): ${renewal.why}`,
+    );
+    if (renewal.reason === 'health') instance.unhealthy = true;
+    this.renewals.set(appId, renewal);
+    this.redeploy(appId);
+  }
+
   /** Stops every instance this node started and waits until they are gone. */
   async stopAll(): Promise<void> {
     this.stopping = true;
@@ -447,7 +503,7 @@ export class Activator {
     }
     const instance = this.running.get(appId);
     const app = this.registry.app(appId);
-    if (!instance || !app || deployKey(app) === instance.key) return;
+    if (!instance || !app || (deployKey(app) === instance.key && !this.renewals.has(appId))) return;
     const run = this.deployLoop(appId)
       .catch((err: unknown) => this.log.error({ id: appId, err: String(err) }, `deploy of ${appId} failed`))
       .finally(() => {
@@ -471,7 +527,7 @@ export class Activator {
       const app = this.registry.app(appId);
       if (this.stopping || !old || !app) return;
       const key = deployKey(app);
-      if (key === old.key) return;
+      if (key === old.key && !this.renewals.has(appId)) return;
       const failure = this.failures.get(appId);
       const wait = failure ? failure.notBefore - Date.now() : 0;
       if (wait > 0) {
@@ -539,7 +595,10 @@ export class Activator {
         { app: app.name, id: app.id, pid: launched.proc.pid, port: launched.port, ms: Date.now() - began },
         `${app.name} deployed: ${app.name}[${launched.proc.pid}] serves on port ${launched.port}; draining ${app.name}[${old.proc.pid}]`,
       );
-      this.options.events?.deployed?.(app, 'replaced');
+      const renewal = this.renewals.get(app.id);
+      this.renewals.delete(app.id);
+      if (renewal) this.stoppedFor.set(old.proc, renewal.reason);
+      else this.options.events?.deployed?.(app, 'replaced');
       this.note(app, machine);
       if (current === old) await this.drain(old);
       return true;

@@ -277,3 +277,17 @@ export function memoryUsage(memory: { dir: string; version: 1 | 2 }): number | u
     return undefined;
   }
 }
+
+/** A process's memory: its cgroup's usage where it has a memory group, else its RSS (/proc). */
+export function memoryOf(
+  pid: number,
+  memory: { dir: string; version: 1 | 2 } | undefined,
+): number | undefined {
+  if (memory) return memoryUsage(memory);
+  try {
+    const kb = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb === undefined ? undefined : Number(kb) * 1024;
+  } catch {
+    return undefined;
+  }
+}

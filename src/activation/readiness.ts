@@ -37,11 +37,11 @@ export async function waitForPort(
   }
 }
 
-/** The status of one GET of `path` (0: no answer within a second, or the connection failed). */
-function probe(host: string, port: number, path: string): Promise<number> {
+/** The status of one GET of `path` (0: no answer within `timeoutMs`, or the connection failed). */
+function probe(host: string, port: number, path: string, timeoutMs = 1_000): Promise<number> {
   return new Promise((resolve) => {
     const req = request({ host, port, path, method: 'GET', agent: false, headers: { connection: 'close' } });
-    req.setTimeout(1_000, () => req.destroy());
+    req.setTimeout(timeoutMs, () => req.destroy());
     req.once('error', () => resolve(0));
     req.once('response', (res) => {
       res.resume();
@@ -49,6 +49,12 @@ function probe(host: string, port: number, path: string): Promise<number> {
     });
     req.end();
   });
+}
+
+/** One health check: GET of `path` answered 2xx or 3xx within `timeoutMs`. */
+export async function probeOk(host: string, port: number, path: string, timeoutMs: number): Promise<boolean> {
+  const status = await probe(host, port, path, timeoutMs);
+  return status >= 200 && status < 400;
 }
 
 /**
