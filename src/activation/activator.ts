@@ -10,7 +10,7 @@ import { type Confinement, type Launch, plainLaunch, releaseGroups } from './con
 import { type ExitReason, exitReason, type InstanceExit } from './exit-reason.js';
 import { cannotSwitchUser, type Identity, IdentityError, resolveIdentity } from './identity.js';
 import { openConnections } from './instance-connections.js';
-import { memoryOf, oomKills } from './limit-groups.js';
+import { type MemoryGroup, memoryOf, oomKills } from './limit-groups.js';
 import type { PortAllocator } from './port-allocator.js';
 import { probeOk, waitReady } from './readiness.js';
 import { InstanceWatch, type Renewal, type Watched } from './renewal.js';
@@ -172,6 +172,8 @@ export interface InstanceSnapshot {
   state: InstanceState;
   /** When it was spawned (ms since the epoch). */
   startedAt: number;
+  /** Its memory cgroup, where it has one (its usage is read there, else from /proc). */
+  memoryGroup?: MemoryGroup;
 }
 
 /**
@@ -319,7 +321,16 @@ export class Activator {
       const state: InstanceState =
         d.phase ?? (this.running.get(d.app.id)?.proc === proc ? 'ready' : 'starting');
       busy.add(d.app.id);
-      instances.push({ appId: d.app.id, pid: proc.pid, port: d.port, state, startedAt: d.startedAt });
+      const memoryGroup = proc.limitGroups?.memory;
+      const instance: InstanceSnapshot = {
+        appId: d.app.id,
+        pid: proc.pid,
+        port: d.port,
+        state,
+        startedAt: d.startedAt,
+      };
+      if (memoryGroup) instance.memoryGroup = memoryGroup;
+      instances.push(instance);
     }
     const failing: FailureSnapshot[] = [];
     for (const [appId, f] of this.failures)

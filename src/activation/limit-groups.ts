@@ -19,12 +19,18 @@ type Placement = { version: 2 } | { version: 1; own: string; base: string };
 /** The CFS period arr sets: 100 ms, the kernel's default. */
 const CPU_PERIOD_US = 100_000;
 
+/** A group where an instance's memory is accounted: its usage and OOM kills are read there. */
+export interface MemoryGroup {
+  dir: string;
+  version: 1 | 2;
+}
+
 /** What an instance with limits joins, and reads from, beside its cgroup v2 group. */
 export interface InstanceLimitGroups {
   /** The cgroup.procs files of its v1 groups, for the wrapper to join before the program runs. */
   join: string[];
   /** Where its memory is accounted (memory.events or memory.oom_control, usage), if anywhere. */
-  memory?: { dir: string; version: 1 | 2 };
+  memory?: MemoryGroup;
   /** Its v1 groups, removed once it has exited. */
   v1: string[];
   /** The limits that could not be written (already told by `unenforced` where it is the host). */
@@ -257,7 +263,7 @@ export function v1Hierarchies(): Map<Controller, string> {
 }
 
 /** How many times the kernel's OOM killer killed a process of the group (0 when unknown). */
-export function oomKills(memory: { dir: string; version: 1 | 2 } | undefined): number {
+export function oomKills(memory: MemoryGroup | undefined): number {
   if (!memory) return 0;
   const file = memory.version === 2 ? 'memory.events' : 'memory.oom_control';
   try {
@@ -269,7 +275,7 @@ export function oomKills(memory: { dir: string; version: 1 | 2 } | undefined): n
 }
 
 /** The bytes of memory the group uses now (undefined when it cannot be read). */
-export function memoryUsage(memory: { dir: string; version: 1 | 2 }): number | undefined {
+export function memoryUsage(memory: MemoryGroup): number | undefined {
   try {
     const file = memory.version === 2 ? 'memory.current' : 'memory.usage_in_bytes';
     return Number(readFileSync(join(memory.dir, file), 'utf8'));
@@ -279,14 +285,23 @@ export function memoryUsage(memory: { dir: string; version: 1 | 2 }): number | u
 }
 
 /** A process's memory: its cgroup's usage where it has a memory group, else its RSS (/proc). */
-export function memoryOf(
-  pid: number,
-  memory: { dir: string; version: 1 | 2 } | undefined,
-): number | undefined {
+export function memoryOf(pid: number, memory: MemoryGroup | undefined): number | undefined {
   if (memory) return memoryUsage(memory);
   try {
     const kb = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
     return kb === undefined ? undefined : Number(kb) * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The CPU seconds a process and its children it waited for have used (/proc/PID/stat). */
+export function cpuSecondsOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime, stime, cutime, cstime: fields 14 to 17, in clock ticks (100 a second on Linux).
+    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
   } catch {
     return undefined;
   }

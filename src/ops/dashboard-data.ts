@@ -2,7 +2,7 @@ import type { RenewalSource } from '../acme/ari.js';
 import { type CertificateSource, certificateSource } from '../acme/qualify.js';
 import type { ActivatorSnapshot, InstanceState } from '../activation/activator.js';
 import type { InstanceExit } from '../activation/exit-reason.js';
-import type { Unenforced } from '../activation/limit-groups.js';
+import { cpuSecondsOf, memoryOf, type Unenforced } from '../activation/limit-groups.js';
 import { type App, formatProblem, type Problem, type SslPolicy } from '../registry/types.js';
 import { policyNames } from '../registry/validate-edge.js';
 import type { FarmPicture } from './farm-view.js';
@@ -40,6 +40,9 @@ export interface InstanceView {
   uptime: number | null;
   /** Whether this node runs it. */
   local: boolean;
+  /** This node's: CPU seconds it has used so far, and its memory in bytes (its cgroup's, else its RSS); null when unknown. */
+  cpu?: number | null;
+  memory?: number | null;
 }
 
 export interface AppView {
@@ -248,7 +251,7 @@ export function buildOverview(s: OverviewSources, query: OverviewQuery = {}): Ov
       name: app.name,
       cap: app.instances,
       hosts: hostsOf(app, s.acme),
-      instances: [...(local.get(app.id) ?? []), ...(remote.get(app.id) ?? [])],
+      instances: [...withUsage(local.get(app.id), s.activator), ...(remote.get(app.id) ?? [])],
       failedStarts: f?.failures ?? 0,
       backoff:
         f && f.until > s.now
@@ -289,6 +292,18 @@ function registryView(
     problemCount: problems.length,
     problems: problems.slice(0, LISTED_PROBLEMS).map(formatProblem),
   };
+}
+
+/** This node's instances of one app of the page, with their CPU and memory (read now). */
+function withUsage(views: InstanceView[] | undefined, a: ActivatorSnapshot): InstanceView[] {
+  if (!views) return [];
+  for (const v of views) {
+    if (v.pid === null || v.pid <= 0) continue;
+    const group = a.instances.find((i) => i.pid === v.pid)?.memoryGroup;
+    v.cpu = cpuSecondsOf(v.pid) ?? null;
+    v.memory = memoryOf(v.pid, group) ?? null;
+  }
+  return views;
 }
 
 function backingOff(a: ActivatorSnapshot, now: number): number {

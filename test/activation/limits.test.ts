@@ -117,6 +117,10 @@ describe('limits: memory, cpu, pids and files hold each instance', {
     assert.equal(eater.lastExit?.pid, first.pid);
     assert.equal(eater.lastExit?.signal, 'SIGKILL');
     assert.deepEqual(eater.unenforced, []);
+    const [instance] = eater.instances;
+    assert.equal(instance?.pid, next.pid);
+    assert.ok((instance?.memory ?? 0) > 1 << 20, `its memory, from its cgroup: ${instance?.memory}`);
+    assert.equal(typeof instance?.cpu, 'number');
   });
 
   it('a busy loop with cpu 0.25 gets about a quarter of a core', async () => {
