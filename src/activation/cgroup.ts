@@ -1,10 +1,7 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { removeWhenEmpty, subtree } from './cgroup-tree.js';
+import { removeWhenEmpty, staleFolders, subtree } from './cgroup-tree.js';
 import { LimitGroups } from './limit-groups.js';
-
-/** What arr's groups are called: `arr-<pid of the arr that made them>`, in arr's own group. */
-const ARR_GROUP = /^arr-(\d+)$/;
 
 /** The groups of an arr that is gone, removed at the start of another (see sweepStale). */
 export interface StaleGroups {
@@ -71,19 +68,7 @@ export class InstanceCgroups {
    */
   async sweepStale(): Promise<StaleGroups[]> {
     const swept: StaleGroups[] = [];
-    let names: string[];
-    let members: Set<string>;
-    try {
-      names = readdirSync(this.own);
-      members = new Set(readFileSync(join(this.own, 'cgroup.procs'), 'utf8').split('\n'));
-    } catch {
-      return swept;
-    }
-    for (const name of names) {
-      const pid = ARR_GROUP.exec(name)?.[1];
-      if (pid === undefined || Number(pid) === process.pid || members.has(pid)) continue;
-      swept.push({ pid: Number(pid), killed: await killGroup(join(this.own, name)) });
-    }
+    for (const { pid, dir } of staleFolders(this.own)) swept.push({ pid, killed: await killGroup(dir) });
     return swept;
   }
 

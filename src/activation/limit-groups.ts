@@ -1,7 +1,7 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Limits } from '../registry/types.js';
-import { removeWhenEmpty, subtree } from './cgroup-tree.js';
+import { removeWhenEmpty, staleFolders, subtree } from './cgroup-tree.js';
 
 /** The controllers behind `limits.memory`, `limits.cpu` and `limits.pids`. */
 export type Controller = 'memory' | 'cpu' | 'pids';
@@ -165,19 +165,8 @@ export class LimitGroups {
   async sweepStale(): Promise<void> {
     for (const p of this.placement.values()) {
       if (p.version !== 1) continue;
-      let names: string[];
-      let members: Set<string>;
-      try {
-        names = readdirSync(p.own);
-        members = new Set(readFileSync(join(p.own, 'cgroup.procs'), 'utf8').split('\n'));
-      } catch {
-        continue;
-      }
-      for (const name of names) {
-        const pid = /^arr-(\d+)$/.exec(name)?.[1];
-        if (pid === undefined || Number(pid) === process.pid || members.has(pid)) continue;
-        for (const group of subtree(join(p.own, name)).reverse()) await removeWhenEmpty(group);
-      }
+      for (const { dir } of staleFolders(p.own))
+        for (const group of subtree(dir).reverse()) await removeWhenEmpty(group);
     }
   }
 }
