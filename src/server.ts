@@ -126,6 +126,8 @@ export async function startArr(
       : new FileMode({ ...targets, registry }, report.problems);
 
   await mode.beforeServing();
+  // Limits this host cannot enforce, said at start (and again for an app that comes later).
+  for (const app of registry.apps()) activator.tellUnenforced(app);
   await ops.listen(activator, certs);
   const listeners = await openListeners(certs, {
     ...config,

@@ -887,7 +887,7 @@ export class Activator {
       const identity = await identityOf(app);
       const { executable, args } = app.process;
       const { confinement } = this.options;
-      if (confinement) this.tellUnenforced(app, confinement);
+      this.tellUnenforced(app);
       launch =
         confinement?.launch(
           executable,
@@ -970,8 +970,13 @@ export class Activator {
   }
 
   /** Warns once per app, limit and reason of each limit this host cannot hold the app's instances to. */
-  private tellUnenforced(app: App, confinement: Confinement): void {
-    for (const { limit, why } of confinement.unenforced(app.limits)) {
+  tellUnenforced(app: App): void {
+    if (!app.limits) return;
+    const { confinement } = this.options;
+    const unenforced = confinement
+      ? confinement.unenforced(app.limits)
+      : Object.keys(app.limits).map((limit) => ({ limit, why: 'arr confines no instance here' }));
+    for (const { limit, why } of unenforced) {
       const key = `${app.id}\0${limit}\0${why}`;
       if (this.toldUnenforced.has(key)) continue;
       this.toldUnenforced.add(key);

@@ -2,7 +2,7 @@
 // controllers there, v1 on hybrid hosts such as this one and CI. Without root, the warnings that
 // say the limits are not enforced are what is tested.
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -149,7 +149,7 @@ describe('limits: memory, cpu, pids and files hold each instance', {
 describe('limits that cannot be enforced are said, never silently', {
   skip: !isRoot && 'runs arr validate as nobody',
 }, () => {
-  it('arr validate, run as a user who is not root, names each app and limit', async () => {
+  it('arr validate and arr, run as a user who is not root, name each app and limit; the app starts', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'arr-limits-'));
     chmodSync(dir, 0o755);
     try {
@@ -170,6 +170,25 @@ describe('limits that cannot be enforced are said, never silently', {
       assert.doesNotMatch(r.output, /limits\.files/, 'prlimit sets files below the hard limit, as any user');
       const asRoot = await run(process.execPath, [ARR_CLI, 'validate', file]);
       assert.doesNotMatch(asRoot.output, /not enforced/, asRoot.output);
+
+      // arr itself as nobody: warned at start, per limit, and the app still starts.
+      const state = join(dir, 'state');
+      mkdirSync(state);
+      chownSync(state, 65534, 65534);
+      const arr = await startArrWith([], {
+        file,
+        via: ['/usr/bin/setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'],
+        extraArgs: ['--state-dir', state],
+      });
+      try {
+        const out = arr.proc.output();
+        assert.match(out, /capped: limits\.memory is not enforced: instances have no cgroup here/);
+        assert.match(out, /capped: limits\.cpu is not enforced/);
+        assert.doesNotMatch(out, /limits\.files is not enforced/);
+        assert.equal((await get(arr, 'capped')).status, 200);
+      } finally {
+        await arr.stop();
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
