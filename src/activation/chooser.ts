@@ -1,7 +1,7 @@
 import type { Registry } from '../registry/registry.js';
 import { type App, type Machine, sameMachine } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
-import type { Activator, Target } from './activator.js';
+import type { InstanceSource, Target } from './target.js';
 
 /** The instances of one app on other nodes, taken in turn. */
 interface RemoteSet {
@@ -20,7 +20,7 @@ export class InstanceChooser {
   private readonly releasing = new Map<string, Promise<void>>();
 
   constructor(
-    private readonly activator: Activator,
+    private readonly activator: InstanceSource,
     private readonly registry: Registry,
     private readonly log: Logger,
     /** This node's address in `machines`: its own entries are never remote. */

@@ -1,8 +1,9 @@
 import type { RenewalSource } from '../acme/ari.js';
 import { type CertificateSource, certificateSource } from '../acme/qualify.js';
-import type { ActivatorSnapshot, InstanceState } from '../activation/activator.js';
 import type { InstanceExit } from '../activation/exit-reason.js';
+import type { InstanceState } from '../activation/instances.js';
 import { cpuSecondsOf, memoryOf, type Unenforced } from '../activation/limit-groups.js';
+import type { ActivatorSnapshot } from '../activation/snapshot.js';
 import { type App, formatProblem, type Problem, type SslPolicy } from '../registry/types.js';
 import { policyNames } from '../registry/validate-edge.js';
 import type { FarmPicture } from './farm-view.js';

@@ -1,6 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
-import { type Activation, ActivationError } from '../activation/activator.js';
 import type { ExitReason } from '../activation/exit-reason.js';
+import { type Activation, ActivationError } from '../activation/target.js';
 import type { App } from '../registry/types.js';
 import type { RefusalReason } from '../router/policy/refusal.js';
 

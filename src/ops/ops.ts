@@ -1,8 +1,9 @@
 import type { AcmeObserver } from '../acme/manager.js';
-import type { Activation, Activator } from '../activation/activator.js';
+import type { Activator } from '../activation/activator.js';
 import type { InstanceExit } from '../activation/exit-reason.js';
 import type { Unenforced } from '../activation/limit-groups.js';
 import type { OutputListener } from '../activation/spawn.js';
+import type { Activation } from '../activation/target.js';
 import type { AdminAddress } from '../config.js';
 import type { FarmRegistry, Registry } from '../registry/registry.js';
 import type { App, Problem } from '../registry/types.js';

@@ -3,7 +3,7 @@ import { type IncomingMessage, type OutgoingHttpHeaders, request } from 'node:ht
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Target } from '../activation/activator.js';
+import type { Target } from '../activation/target.js';
 import { closeAfterAnswer } from './h2-messages.js';
 import { HOP_BY_HOP } from './headers.js';
 import { rejectUpgrade } from './respond.js';

@@ -1,12 +1,11 @@
 import { X509Certificate } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
-import { BlockList, isIP } from 'node:net';
-import type { Duplex } from 'node:stream';
-import type { PeerCertificate, TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
+import { markIdentity } from './coalescing.js';
 import { H2Request, H2Response, responseClosed } from './h2-messages.js';
-import { CONNECTION } from './headers.js';
 import { hasBody } from './http-engine.js';
+import type { RequestHandler } from './request-handler.js';
 import { sendError } from './respond.js';
 
 /**
@@ -18,9 +17,9 @@ import { sendError } from './respond.js';
  * parser without the https server's limits (header and keep-alive timeouts, closing idle
  * connections on stop).
  *
- * Each stream is one request, given to the same Router as HTTP/1.1 requests as an H2Request and
- * H2Response (h2-messages.ts: the parts of IncomingMessage and ServerResponse the router uses,
- * on the stream's own API); the few places that differ ask `req.httpVersionMajor === 2`.
+ * Each stream is one request, given to the same RequestHandler (the Router) as HTTP/1.1
+ * requests, as an H2Request and H2Response (h2-messages.ts: the parts of IncomingMessage and
+ * ServerResponse the router uses, on the stream's own API); the few places that differ ask `req.httpVersionMajor === 2`.
  * Instances get HTTP/1.1 over the same pools. An extended CONNECT (RFC 8441) for `websocket`
  * goes to h2-websocket.ts.
  */
@@ -52,36 +51,13 @@ export const H2_LIMITS = {
   maxSessionMemory: 10,
 } as const;
 
-/** What streams are handed to: the Router (router.ts, which imports this module). */
-interface Router {
-  handleRequest(req: IncomingMessage, res: ServerResponse, secure: boolean): void;
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, secure: boolean): void;
-}
-
-/** What a connection's certificate is, for coalescing (RFC 9113 §9.1.1). */
-interface Identity {
-  /** The SNI name the connection was opened with (lower case), if any. */
-  sni: string | undefined;
-  /** Whether its certificate is arr's default one (the SNI name had none of its own). */
-  isDefault: boolean;
-  cert: PeerCertificate | undefined;
-  /** Host names looked at so far: whether the certificate covers them. */
-  covered: Map<string, boolean>;
-}
-
-/** At most this many host names are remembered per connection (a client names what it wants). */
-const MAX_COVERED = 64;
-
-const IDENTITY = Symbol('arr.h2.identity');
 const SOCKET = Symbol('arr.h2.socket');
 const STREAMS = Symbol('arr.h2.streams');
 /** On a stream that carries a WebSocket: a graceful stop does not wait for it. */
 export const WEBSOCKET = Symbol('arr.h2.websocket');
 
-type MarkedSocket = TLSSocket & { [IDENTITY]?: Identity };
 type MarkedSession = ServerHttp2Session & { [SOCKET]?: TLSSocket; [STREAMS]?: Set<ServerHttp2Stream> };
 type MarkedStream = ServerHttp2Stream & { [STREAMS]?: Set<ServerHttp2Stream>; [WEBSOCKET]?: true };
-type MarkedRequest = H2Request & { [CONNECTION]?: TLSSocket };
 
 const EMPTY = Buffer.alloc(0);
 
@@ -125,14 +101,14 @@ export class H2Front {
       return;
     }
     socket.on('error', ignore);
-    (socket as MarkedSocket)[IDENTITY] = identityOf(socket, this.defaultFingerprint);
+    markIdentity(socket, this.defaultFingerprint);
     this.accepting = socket;
     this.server.emit('connection', socket);
     this.accepting = undefined;
   }
 
   /** Hands every stream to the router from now on. */
-  route(router: Router): void {
+  route(router: RequestHandler): void {
     this.server.on(
       'stream',
       (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) =>
@@ -182,7 +158,7 @@ function ignore(): void {}
 
 /** One stream: a request for the router, a WebSocket (RFC 8441), or a refusal. */
 function serve(
-  router: Router,
+  router: RequestHandler,
   stream: ServerHttp2Stream,
   headers: IncomingHttpHeaders,
   rawHeaders: string[],
@@ -268,81 +244,4 @@ function onSessionTimeout(this: MarkedSession): void {
       return;
     }
   }
-}
-
-function identityOf(socket: TLSSocket, defaultFingerprint: string): Identity {
-  const cert = socket.getCertificate() as PeerCertificate | null;
-  const known = cert && typeof cert.fingerprint256 === 'string' ? cert : undefined;
-  const sni = socket.servername;
-  return {
-    sni: typeof sni === 'string' ? sni.toLowerCase() : undefined,
-    isDefault: known?.fingerprint256 === defaultFingerprint,
-    cert: known,
-    covered: new Map(),
-  };
-}
-
-/**
- * Why a stream for `host` on this HTTP/2 connection is misdirected (421), or undefined when it
- * is not. Browsers send a stream for every host the connection's certificate covers (RFC 9113
- * §9.1.1), whichever name opened it; arr serves it when that certificate is the one the host
- * would get by SNI itself: any host on a connection opened for it (SNI), a host with files of its
- * own only there; on a connection opened without SNI (it has the default certificate), any host
- * without a certificate of its own, as on HTTP/1.1; and any other host when the connection has
- * arr's default certificate and that covers the name. No host is answered under a certificate
- * that is not its own.
- */
-export function misdirected(req: IncomingMessage, host: string, ownCertificate: boolean): string | undefined {
-  const id = ((req as unknown as MarkedRequest)[CONNECTION] as MarkedSocket | undefined)?.[IDENTITY];
-  if (!id) return 'this connection cannot be told apart from another';
-  // Opened for this very name: its certificate is the one SNI chose for the host (own files,
-  // ACME or the default), as on HTTP/1.1.
-  if (id.sni === host) return undefined;
-  if (id.sni === undefined) return ownCertificate ? noSni(host) : undefined;
-  if (ownCertificate) return `${host} has a certificate of its own; open a connection for it`;
-  let covered = id.covered.get(host);
-  if (covered === undefined) {
-    covered = id.isDefault && id.cert !== undefined && covers(id.cert, host);
-    if (id.covered.size < MAX_COVERED) id.covered.set(host, covered);
-  }
-  return covered
-    ? undefined
-    : `this connection's certificate does not cover ${host}; open a connection for it`;
-}
-
-/** Why a host with a certificate of its own is not served on a connection opened without SNI. */
-export function noSni(host: string): string {
-  return `${host} has a certificate of its own; open a connection for it with its name (SNI)`;
-}
-
-/**
- * Whether the certificate's subjectAltName names the host (RFC 6125 §6.4): a DNS name equal to
- * it, a wildcard `*.` that stands for its whole first label (one label only), or its IP
- * address. Node's checkServerIdentity is not used: it refuses a wildcard over two labels, such
- * as arr's default `*.localhost`, which browsers do coalesce on.
- */
-function covers(cert: PeerCertificate, host: string): boolean {
-  const ip = host.startsWith('[') ? host.slice(1, -1) : isIP(host) ? host : undefined;
-  const dot = host.indexOf('.');
-  const parent = dot > 0 ? host.slice(dot) : undefined;
-  for (const entry of (cert.subjectaltname ?? '').split(', ')) {
-    if (ip !== undefined) {
-      if (entry.startsWith('IP Address:') && sameAddress(entry.slice(11), ip)) return true;
-      continue;
-    }
-    if (!entry.startsWith('DNS:')) continue;
-    const name = entry.slice(4).toLowerCase();
-    if (name === host) return true;
-    if (parent !== undefined && name.startsWith('*.') && name.slice(1) === parent) return true;
-  }
-  return false;
-}
-
-function sameAddress(a: string, b: string): boolean {
-  if (a === b) return true;
-  const block = new BlockList();
-  const family = isIP(a) === 6 ? 'ipv6' : 'ipv4';
-  if (isIP(a) === 0 || isIP(b) === 0) return false;
-  block.addAddress(a, family);
-  return block.check(b, isIP(b) === 6 ? 'ipv6' : 'ipv4');
 }

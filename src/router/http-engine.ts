@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
-import { exchangeBegan, exchangeEnded, type Target } from '../activation/activator.js';
+import { exchangeBegan, exchangeEnded, type Target } from '../activation/target.js';
 import type { App } from '../registry/types.js';
 import type { H2Request, H2Response } from './h2-messages.js';
 import { h2RequestHeaders, h2ResponseHeaders, requestHeaders, responseHeaders } from './headers.js';

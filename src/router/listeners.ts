@@ -8,7 +8,7 @@ import { divertAcmeTls } from './client-hello.js';
 import { H2Front } from './h2.js';
 import { isWebSocketUpgrade } from './host.js';
 import { expectProxyHeaders } from './proxy-protocol.js';
-import type { Router } from './router.js';
+import type { RequestHandler } from './request-handler.js';
 import type { CertificateStore } from './tls.js';
 
 export interface Listeners {
@@ -19,7 +19,7 @@ export interface Listeners {
   /** HTTP/2 on the TLS port; undefined with `--no-http2`. */
   h2: H2Front | undefined;
   /** Hands every request and upgrade to the router from now on. */
-  route(router: Router): void;
+  route(router: RequestHandler): void;
   /** Serves this default certificate from the next handshake on (a reload); connections open keep theirs. */
   setDefaultCertificate(cert: Buffer, key: Buffer): void;
   /** Stops accepting and closes connections that have sent nothing yet; exchanges under way go on. */

@@ -1,13 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { ActivationError, exchangeBegan, exchangeEnded, type Target } from '../activation/activator.js';
 import type { InstanceChooser } from '../activation/chooser.js';
+import { ActivationError, exchangeBegan, exchangeEnded, type Target } from '../activation/target.js';
 import type { Registry } from '../registry/registry.js';
 import type { App, Route } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
+import { misdirected, noSni } from './coalescing.js';
 import { setForwardedHeaders } from './forwarded.js';
-import { misdirected, noSni } from './h2.js';
 import { H2WebSocketJoiner } from './h2-websocket.js';
 import { absoluteTarget, hostName, manyHosts } from './host.js';
 import {
@@ -28,6 +28,7 @@ import {
   editUpgradeHeaders,
   type GateOwner,
 } from './policy/gate.js';
+import type { RequestHandler } from './request-handler.js';
 import { rejectUpgrade, sendError } from './respond.js';
 import { OPTIONS_TIMED_OUT, type UpgradeOwner, UpgradeProxy } from './upgrade-proxy.js';
 
@@ -82,7 +83,7 @@ const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
  * and its policy (`admit`), the instance (`attempt`), the exchange (`send`), and what a
  * failure leads to (`exchangeFailed`): another attempt, or an answer of arr's own.
  */
-export class Router implements ExchangeOwner, UpgradeOwner, GateOwner {
+export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, GateOwner {
   private readonly registry: Registry;
   private readonly instances: InstanceChooser;
   private readonly log: Logger;

@@ -2,7 +2,7 @@ import { type ClientRequest, type IncomingMessage, request, type ServerResponse 
 import { connect, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
-import type { Target } from '../activation/activator.js';
+import type { Target } from '../activation/target.js';
 import { setForwardedHeaders } from './forwarded.js';
 import type { Exchange } from './http-engine.js';
 

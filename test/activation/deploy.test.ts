@@ -11,7 +11,7 @@ import WebSocket from 'ws';
 import { validateApp } from '../../src/registry/validate.js';
 import { allGone, logLines, startLines } from '../support/activation.js';
 import { type AppDoc, type ArrUnderTest, fetchVia, startArrWith, writeAppsFile } from '../support/arr.js';
-import { holdWs, latest, startLoad, switchedOnce, versionedApp } from '../support/deploy.js';
+import { holdWs, latest, moreAnswers, startLoad, switchedOnce, versionedApp } from '../support/deploy.js';
 import { until } from '../support/poll.js';
 import { freePort } from '../support/ports.js';
 import { runArr, stopAll } from '../support/proc.js';
@@ -144,7 +144,7 @@ describe('deploys', () => {
         assert.equal(c.code, 1001, 'the app said goodbye on SIGTERM');
       }
       await allGone([oldPid]);
-      await new Promise((r) => setTimeout(r, 200));
+      await moreAnswers(load);
       await load.stop();
       assert.deepEqual(load.failures, []);
       assert.ok(switchedOnce(load, 'v1', 'v2'), 'each client saw v1, then v2 only');
@@ -159,7 +159,10 @@ describe('deploys', () => {
       await until('load running', () => load.total() >= 20);
       replaceApps(arr.appsFile!, [withEnv({ VERSION: 'v3', CRASH: '1' })]);
       await arr.proc.waitFor('deploy of roll1 failed', 10_000);
-      await new Promise((r) => setTimeout(r, 2_500));
+      // Tried again: at once after one failure, then after the back-off (0.5 s), not in a loop.
+      const attempts = () => startLines(arr.proc.output(), 'roll1').slice(before);
+      await until('a third attempt', () => attempts().length >= 3, { timeoutMs: 10_000 });
+      await moreAnswers(load);
       await load.stop();
       assert.deepEqual(load.failures, []);
       assert.ok(
@@ -170,9 +173,9 @@ describe('deploys', () => {
       assert.ok(failed, 'the failure is logged');
       assert.match(failed.msg, /exited \(code 3\)/);
       assert.match(failed.msg, /version v3 crashes on purpose/, 'with the app output');
-      // Tried again after the back-off, not in a loop: a few attempts in 2.5 s.
-      const attempts = startLines(arr.proc.output(), 'roll1').length - before;
-      assert.ok(attempts >= 1 && attempts <= 5, `${attempts} attempts`);
+      const [, second, third] = attempts();
+      const gap = Date.parse(third?.time ?? '') - Date.parse(second?.time ?? '');
+      assert.ok(gap >= 500, `the third attempt came ${gap} ms after the second`);
       const metrics = await fetchVia(admin, 'localhost', false, { path: '/metrics' });
       assert.match(metrics.text, /^arr_deploys_total\{app="roll1",result="failed"\} [1-9]/m);
       assert.match(metrics.text, /^arr_deploys_total\{app="roll1",result="replaced"\} 1$/m);
@@ -200,7 +203,7 @@ describe('deploys', () => {
       assert.equal(r.code, 0, r.output);
       assert.match(r.output, /roll1: replaced/);
       await until('a new pid', () => latest(load)?.pid !== warm.pid, { intervalMs: 5 });
-      await new Promise((r) => setTimeout(r, 200));
+      await moreAnswers(load);
       await load.stop();
       assert.deepEqual(load.failures, []);
       assert.ok(switchedOnce(load, warm.version, warm.version));

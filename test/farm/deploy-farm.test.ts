@@ -10,7 +10,15 @@ import { type Collection, type Document, MongoClient, ObjectId } from 'mongodb';
 import WebSocket from 'ws';
 import { allGone, gone } from '../support/activation.js';
 import { type ArrUnderTest, fetchVia, startArrWith } from '../support/arr.js';
-import { holdWs, type Load, latest, startLoad, switchedOnce, versionedApp } from '../support/deploy.js';
+import {
+  holdWs,
+  type Load,
+  latest,
+  moreAnswers,
+  startLoad,
+  switchedOnce,
+  versionedApp,
+} from '../support/deploy.js';
 import { type MongoServer, mongoUnavailable, startMongo } from '../support/mongo.js';
 import { until } from '../support/poll.js';
 import { runArr, stopAll } from '../support/proc.js';
@@ -140,7 +148,7 @@ describe('deploys on a farm of three nodes', { skip: mongoUnavailable() }, () =>
     await until('every node sends to the new instance', () =>
       run.loads.every((l) => latest(l) && latest(l)!.pid !== before.pid),
     );
-    await new Promise((r) => setTimeout(r, 200));
+    await Promise.all(run.loads.map((l) => moreAnswers(l)));
     await run.stop();
     for (const l of run.loads) {
       assert.deepEqual(l.failures, []);

@@ -44,10 +44,10 @@ function openWsAt(address: string, port: number, host: string): Promise<Ws> {
   });
 }
 
-/** The pids of every instance arr started, from its "NAME is ready on port N" lines. */
+/** The pids of every instance arr started, from its `instance-ready` lines. */
 const startedPids = (arr: ArrUnderTest): number[] =>
   logLines(arr.proc.output())
-    .filter((l) => / is ready on port \d+/.test(l.msg))
+    .filter((l) => l.event === 'instance-ready')
     .map((l) => l.pid!);
 
 const pidIn = (greeting: string) => Number(/pid (\d+)/.exec(greeting)?.[1]);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { type IncomingMessage, request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { type Activation, ActivationError } from '../../src/activation/activator.js';
+import { type Activation, ActivationError } from '../../src/activation/target.js';
 import { parseAdminAddress } from '../../src/cli/options.js';
 import { isLoopback } from '../../src/ops/admin-server.js';
 import { InstrumentedRegistry } from '../../src/ops/instrumented-registry.js';

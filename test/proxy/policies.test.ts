@@ -75,6 +75,8 @@ describe('edge policies', () => {
   before(async () => {
     // The auth service of forwardAuth: a cookie "session=ok" passes (as user "bob"), else a redirect to a login page.
     auth = createServer((req, res) => {
+      // A stalled auth service: it never answers.
+      if (req.headers.cookie === 'session=slow') return;
       if (req.headers.cookie === 'session=ok') {
         res.writeHead(200, { 'x-user': 'bob', 'x-other': 'not copied' });
         res.end();
@@ -120,6 +122,7 @@ describe('edge policies', () => {
   after(async () => {
     await arr?.stop();
     await stopAll();
+    auth?.closeAllConnections();
     auth?.close();
   });
 
@@ -411,6 +414,14 @@ describe('edge policies', () => {
     assert.equal(refused.body, 'log in first');
   });
 
+  it('forwardAuth: an auth service that does not answer in time is a 504, never a pass', async () => {
+    const began = Date.now();
+    const r = await curl(['-b', 'session=slow', ...url(GUARD, '/headers')]);
+    assert.equal(r.status, 504);
+    assert.doesNotMatch(r.body, /x-forwarded/i, 'the request did not reach the instance');
+    assert.ok(Date.now() - began < 15_000, `answered after ${Date.now() - began} ms`);
+  });
+
   it('redirect: the status and `to` + path and query, no process', async () => {
     const r = await curl(url(OLD, '/a/b?c=1'));
     assert.equal(r.status, 308);
@@ -472,5 +483,40 @@ describe('edge policies', () => {
     assert.equal(moved.status, 302);
     assert.equal(moved.headers.location, 'https://elsewhere.example/x');
     await until('the redirect app’s former instance to stop', () => !alive(plainPid));
+  });
+
+  it('live edits apply to basicAuth, rateLimit, headers, compress and maxBodySize too', async () => {
+    type Edge = AppDoc & Record<string, unknown> & { access: Record<string, unknown> };
+    const [shop, rate] = docs as Edge[];
+    shop!.access.basicAuth = { realm: 'shop', users: { alice: hash('alice', 'changed') } };
+    shop!.headers = { response: { 'X-Frame-Options': 'SAMEORIGIN' } };
+    shop!.compress = false;
+    shop!.maxBodySize = 100_000;
+    rate!.access.rateLimit = { requests: 1000, perSeconds: 1 };
+    writeAppsFile(arr.appsFile!, docs);
+    await until(
+      'the new password',
+      async () => (await curl(['-u', 'alice:changed', ...url(SHOP)])).status === 200,
+    );
+    assert.equal((await curl(['-u', 'alice:secret', ...url(SHOP)])).status, 401, 'the old password');
+    const r = await curl([
+      '-u',
+      'alice:changed',
+      '-H',
+      'Accept-Encoding: gzip',
+      ...url(SHOP, '/json?n=20000'),
+    ]);
+    assert.equal(r.headers['x-frame-options'], 'SAMEORIGIN');
+    assert.equal(r.headers['content-encoding'], undefined, 'compress: false');
+    const body = await curl([
+      '-u',
+      'alice:changed',
+      '--data-binary',
+      'a'.repeat(2000),
+      ...url(SHOP, '/echo'),
+    ]);
+    assert.equal(body.status, 200, 'a body under the new maxBodySize');
+    // This address had used up its 2 requests a minute; the new bucket lets it in.
+    for (let i = 0; i < 5; i++) assert.equal((await curl(url(RATE))).status, 200);
   });
 });

@@ -13,6 +13,10 @@ export interface LogLine {
   /** In words: info, warn, ... */
   level: string;
   msg: string;
+  /** On lifecycle lines: instance-starting, instance-ready, deploy-done, ... (README, "Logs"). */
+  event?: string;
+  /** When it was logged (ISO 8601). */
+  time?: string;
   app?: string;
   pid?: number;
   port?: number;
@@ -33,10 +37,9 @@ export function logLines(output: string): LogLine[] {
   return lines;
 }
 
-/** The "starting NAME on port N" lines arr logged for one app. */
+/** The `instance-starting` lines arr logged for one app ("starting NAME on port N"). */
 export function startLines(output: string, name: string): LogLine[] {
-  const re = new RegExp(`^starting ${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} on port \\d+$`);
-  return logLines(output).filter((l) => re.test(l.msg));
+  return logLines(output).filter((l) => l.event === 'instance-starting' && l.app === name);
 }
 
 /** True when the process is gone: no such pid, or only a zombie waiting to be reaped. */

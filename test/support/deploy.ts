@@ -4,6 +4,7 @@ import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import type { AppDoc } from './arr.js';
+import { until } from './poll.js';
 import { repoRoot } from './proc.js';
 
 /**
@@ -61,6 +62,12 @@ export interface Load {
   stop(): Promise<void>;
   /** Resolves when an answer of this version has come (to any client). */
   total(): number;
+}
+
+/** Waits until the load has had `n` more answers than now: what follows a change is seen. */
+export async function moreAnswers(load: Load, n = 20): Promise<void> {
+  const from = load.total();
+  await until(`${n} more answers`, () => load.total() >= from + n);
 }
 
 /** `clients` keep-alive clients asking for `host` through arr, one request after the other, until stopped. */
