@@ -78,6 +78,8 @@ export interface ArrConfig {
   drainMs: number;
   /** HTTP/2 on the TLS port (ALPN h2); `--no-http2` turns it off. */
   http2: boolean;
+  /** HTTP/2 with prior knowledge on the plain port (h2c); `--no-h2c` turns it off. */
+  h2c: boolean;
   /** `--state-dir`: where the state files of the no-orphan guarantee are kept. */
   stateDir: string;
   /** `--acme-email`: certificates from an ACME CA (off when undefined). */

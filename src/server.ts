@@ -21,6 +21,7 @@ import { FileRegistry } from './registry/file-registry.js';
 import type { MongoRegistry } from './registry/mongo-registry.js';
 import type { LoadReport, Registry } from './registry/registry.js';
 import { formatProblem, type Problem } from './registry/types.js';
+import { H2cEngine } from './router/h2c-engine.js';
 import { HttpEngine } from './router/http-engine.js';
 import { boundPort, openListeners } from './router/listeners.js';
 import { OpenWebSockets } from './router/open-websockets.js';
@@ -84,7 +85,15 @@ export async function startArr(
     maxConnections: config.instanceConnections,
     bodyTimeoutMs: config.bodyTimeoutMs,
   });
-  const forget = (target: Target, graceful = false) => http.forget(target, graceful);
+  const h2c = new H2cEngine({
+    timeoutMs: config.proxyTimeoutMs,
+    maxConnections: config.instanceConnections,
+    bodyTimeoutMs: config.bodyTimeoutMs,
+  });
+  const forget = (target: Target, graceful = false) => {
+    http.forget(target, graceful);
+    h2c.forget(target, graceful);
+  };
   // What instances go through before their program runs (cgroup, user, capabilities).
   const confined = await Confinement.open(log);
   if (typeof confined === 'string') throw new StartError(confined);
@@ -137,13 +146,14 @@ export async function startArr(
       ? (host) => acme!.alpnChallenge(host)
       : undefined,
   });
-  if (!listeners.h2) log.info('--no-http2: the TLS port speaks HTTP/1.1 only');
+  if (!config.http2) log.info('--no-http2: the TLS port speaks HTTP/1.1 only');
   const router = new Router({
     registry,
     instances,
     log,
     httpsPort: listeners.httpsPort,
     http,
+    h2c,
     proxyTimeoutMs: config.proxyTimeoutMs,
     observer: ops.observer,
     challenges: config.acme?.challenges.includes('http-01') ? acme : undefined,

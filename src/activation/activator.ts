@@ -252,7 +252,7 @@ export class Activator implements InstanceSource {
   watchInstances(): () => void {
     const watch = new InstanceWatch({
       now: () => this.clock.now(),
-      probe: (port, path, timeoutMs) => probeOk('127.0.0.1', port, path, timeoutMs),
+      probe: (port, path, timeoutMs, h2c) => probeOk('127.0.0.1', port, path, timeoutMs, h2c),
       renew: (appId, port, renewal) => this.renew(appId, port, renewal),
     });
     return every(500, async () => watch.tick(this.watched()));
@@ -269,6 +269,7 @@ export class Activator implements InstanceSource {
         port: target.port,
         health: app.health,
         recycle: app.recycle,
+        h2c: app.protocol === 'h2c',
         startedAt,
         exchanges: target.activity?.exchanges ?? 0,
         memory: () => memoryOf(proc.pid, proc.limitGroups?.memory),

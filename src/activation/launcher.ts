@@ -34,7 +34,10 @@ export interface Spawner {
   /** Signals the process's whole group (quiet when it is gone). */
   signal(pid: number, signal: NodeJS.Signals): void;
   /** Resolves once the instance on the port is ready, or not in time, or it exited (`signal`). */
-  ready(port: number, opts: { timeoutMs: number; signal: AbortSignal; path?: string }): Promise<Readiness>;
+  ready(
+    port: number,
+    opts: { timeoutMs: number; signal: AbortSignal; path?: string; h2c?: boolean },
+  ): Promise<Readiness>;
   /** How many connections to the port are open, whoever made them (undefined: cannot tell). */
   openConnections(port: number): Promise<number | undefined>;
 }
@@ -205,6 +208,7 @@ export class Launcher {
       timeoutMs: this.options.startTimeoutMs,
       signal: exited.signal,
       path: app.ready,
+      h2c: app.protocol === 'h2c',
     });
     if (ready !== 'ready') {
       void this.stop(instance, ready === 'timeout' ? 'start-timeout' : 'crash');

@@ -12,6 +12,8 @@ export interface Watched {
   port: number;
   health?: HealthCheck;
   recycle?: Recycle;
+  /** Its instances speak h2c: probed over HTTP/2. */
+  h2c?: boolean;
   startedAt: number;
   /** Exchanges (requests, WebSockets) it has served so far. */
   exchanges: number;
@@ -22,7 +24,7 @@ export interface Watched {
 export interface WatchDeps {
   now(): number;
   /** One GET of `path` on the instance's port: whether it answered 2xx or 3xx within `timeoutMs`. */
-  probe(port: number, path: string, timeoutMs: number): Promise<boolean>;
+  probe(port: number, path: string, timeoutMs: number, h2c: boolean): Promise<boolean>;
   /** Replaces the app's instance, as a deploy does. */
   renew(appId: string, port: number, renewal: Renewal): void;
 }
@@ -75,7 +77,7 @@ export class InstanceWatch {
     if (c.probing || now < c.next) return;
     c.probing = true;
     c.next = now + health.interval * 1000;
-    void this.deps.probe(w.port, health.path, health.timeout * 1000).then((ok) => {
+    void this.deps.probe(w.port, health.path, health.timeout * 1000, w.h2c === true).then((ok) => {
       c.probing = false;
       c.failures = ok ? 0 : c.failures + 1;
       if (c.failures >= health.failures && this.checks.get(key) === c)

@@ -209,6 +209,12 @@ const OPTIONS = {
     describe:
       'offer HTTP/2 on the TLS port (ALPN h2, then http/1.1); --no-http2 (ARR_HTTP2=false) offers HTTP/1.1 only',
   },
+  h2c: {
+    type: 'boolean',
+    default: true,
+    describe:
+      'take HTTP/2 with prior knowledge (h2c: the connection preface) on the plain port; --no-h2c (ARR_H2C=false) answers it 400',
+  },
   'log-level': {
     type: 'string',
     choices: LOG_LEVELS,
@@ -422,6 +428,7 @@ async function main(): Promise<void> {
       stateDir,
       acme: acmeConfig(argv),
       http2: argv.http2,
+      h2c: argv.h2c,
       appStderrLevel: argv['app-stderr-level'] as (typeof LOG_LEVELS)[number],
     };
     checkAdminAccess(config.admin, config.adminToken);

@@ -32,11 +32,21 @@ interface Access {
   client: string | null;
   protocol: Protocol;
   websocket?: true;
+  /** A gRPC answer's status (its `grpc-status`, in the trailers or a trailers-only head). */
+  grpcStatus?: string;
 }
 
 /** The body bytes an HTTP/2 stream's response sent (src/router/h2-messages.ts counts them). */
 function bodyBytesOf(res: object): number {
   return (res as { bodyBytes?: number }).bodyBytes ?? 0;
+}
+
+/** The grpc-status an HTTP/2 stream's answer carried (read once, when its line is written). */
+function grpcStatusOf(res: object): string | undefined {
+  type Sent = { sentTrailers?: Record<string, unknown>; sentHeaders?: Record<string, unknown> };
+  const stream = (res as { stream?: Sent }).stream;
+  const value = stream?.sentTrailers?.['grpc-status'] ?? stream?.sentHeaders?.['grpc-status'];
+  return value === undefined ? undefined : String(value);
 }
 
 function protocolOf(req: IncomingMessage): Protocol {
@@ -84,6 +94,8 @@ export function createObserver(
           app: name,
           client,
           protocol,
+          // Read only when the line is written (write?.() evaluates nothing otherwise).
+          grpcStatus: protocol === 'h2' ? grpcStatusOf(res) : undefined,
         });
       });
     },
@@ -147,7 +159,7 @@ function accessWriter(log: Logger): (a: Access) => void {
   const fields = !process.stdout.isTTY;
   return (a) => {
     a.ms = Math.round(a.ms * 10) / 10;
-    const msg = `${a.client ?? '-'} ${a.method} ${a.host ?? '-'}${a.path} ${a.protocol === 'h2' ? 'h2 ' : ''}${a.websocket ? 'ws ' : ''}${a.status} ${a.bytes} B ${a.ms} ms ${a.app}`;
+    const msg = `${a.client ?? '-'} ${a.method} ${a.host ?? '-'}${a.path} ${a.protocol === 'h2' ? 'h2 ' : ''}${a.websocket ? 'ws ' : ''}${a.status}${a.grpcStatus === undefined ? '' : ` grpc-status ${a.grpcStatus}`} ${a.bytes} B ${a.ms} ms ${a.app}`;
     if (fields) log.info(a, msg);
     else log.info(msg);
   };

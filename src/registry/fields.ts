@@ -21,6 +21,8 @@ export const APP_FIELDS: readonly string[] = [
   'limits',
   'health',
   'recycle',
+  // What instances speak: "http/1.1" (default) or "h2c".
+  'protocol',
   // Per-app edge policies (validate-edge.ts).
   'access',
   'headers',

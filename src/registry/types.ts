@@ -39,6 +39,8 @@ export interface App {
   cwd?: string;
   /** An HTTP path: an instance is ready once GET on it answers 2xx or 3xx. */
   ready?: string;
+  /** `"h2c"`: instances speak HTTP/2 without TLS (gRPC); else HTTP/1.1 (the default, unset here). */
+  protocol?: 'h2c';
   /** Seconds between SIGTERM and SIGKILL when an instance is stopped (default 10). */
   stopTimeout?: number;
   /** What the kernel holds each instance to (cgroup, RLIMIT_NOFILE); see resource-fields.ts. */

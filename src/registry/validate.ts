@@ -124,6 +124,9 @@ export function validateApp(doc: unknown): Validated {
   const resources = validateResourceFields(doc, fail);
   const edge = validateEdge(doc, fail);
 
+  if (doc.protocol !== undefined && !PROTOCOLS.has(doc.protocol as string))
+    fail('protocol', `must be "http/1.1" (the default) or "h2c" (got ${JSON.stringify(doc.protocol)})`);
+
   if (doc.machines !== undefined && parseMachines(doc.machines) === undefined) {
     fail('machines', 'must be an array of { host, port }');
   }
@@ -134,6 +137,7 @@ export function validateApp(doc: unknown): Validated {
   const app: App = { id, rawId: doc._id, name, process: { executable, args }, hosts, instances };
   if (user !== undefined) app.user = user;
   if (group !== undefined) app.group = group;
+  if (doc.protocol === 'h2c') app.protocol = 'h2c';
   Object.assign(app, deploy, resources);
   if (edge !== undefined) app.edge = edge;
   return { ok: true, app, warnings };
@@ -157,6 +161,9 @@ function unknownFieldsOf(doc: Record<string, unknown>, id: string): Problem[] {
     for (const [i, h] of doc.hosts.entries()) check(h, HOST_FIELDS, `hosts[${i}].`);
   return warnings;
 }
+
+/** What instances may speak: HTTP/1.1, or HTTP/2 without TLS by prior knowledge. */
+const PROTOCOLS: ReadonlySet<unknown> = new Set(['http/1.1', 'h2c']);
 
 /** Variable names a program can be given: no `=`, no NUL, not empty. */
 const ENV_NAME = /^[^=\0]+$/;

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
-import type { TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
 import { CONNECTION } from './headers.js';
 
 /**
@@ -25,14 +25,14 @@ export class H2Request {
   url: string;
   readonly method: string;
   readonly stream: ServerHttp2Stream;
-  /** The TLS socket of the stream's connection (the router's connectionOf reads it). */
-  readonly [CONNECTION]: TLSSocket | undefined;
+  /** The socket of the stream's connection, TLS or plain (h2c) (the router's connectionOf reads it). */
+  readonly [CONNECTION]: Socket | undefined;
 
   constructor(
     stream: ServerHttp2Stream,
     headers: IncomingHttpHeaders,
     rawHeaders: string[],
-    connection: TLSSocket | undefined,
+    connection: Socket | undefined,
   ) {
     this.stream = stream;
     this.headers = headers;
@@ -64,6 +64,7 @@ type ResponseStream = ServerHttp2Stream & { [RESPONSE]?: H2Response };
 const NO_ERROR = 0;
 const INTERNAL_ERROR = 2;
 const WAIT_FOR_TRAILERS = { waitForTrailers: true } as const;
+const END_STREAM = { endStream: true } as const;
 
 /**
  * The answer of a stream. Of an emitter it has what the router and the access log use: 'close'
@@ -83,6 +84,11 @@ export class H2Response {
   /** Whether the client is asked to stop sending once the answer is complete (see stopClient). */
   private stopping = false;
   private closeListeners: (() => void)[] | undefined = undefined;
+  /**
+   * The answer is its head alone, ended with it (an HTTP/2 instance's HEADERS with END_STREAM:
+   * gRPC's "trailers-only" answer, whose grpc-status is in the head and must stay there).
+   */
+  endWithHead = false;
 
   constructor(stream: ServerHttp2Stream) {
     this.stream = stream;
@@ -137,6 +143,10 @@ export class H2Response {
     if (stream.destroyed || stream.closed) return this;
     headers[':status'] = status;
     this.statusCode = status;
+    if (this.endWithHead) {
+      stream.respond(headers, END_STREAM);
+      return this;
+    }
     const waitForTrailers =
       headers['content-length'] === undefined || !(stream.endAfterHeaders || stream.readableEnded);
     // No options object when none is needed: respond() copies what it is given, and a fresh

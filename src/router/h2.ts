@@ -1,7 +1,8 @@
 import { X509Certificate } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
-import type { TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { markIdentity } from './coalescing.js';
 import { H2Request, H2Response, responseClosed } from './h2-messages.js';
 import { hasBody } from './http-engine.js';
@@ -56,7 +57,10 @@ const STREAMS = Symbol('arr.h2.streams');
 /** On a stream that carries a WebSocket: a graceful stop does not wait for it. */
 export const WEBSOCKET = Symbol('arr.h2.websocket');
 
-type MarkedSession = ServerHttp2Session & { [SOCKET]?: TLSSocket; [STREAMS]?: Set<ServerHttp2Stream> };
+type MarkedSession = ServerHttp2Session & {
+  [SOCKET]?: TLSSocket | Socket;
+  [STREAMS]?: Set<ServerHttp2Stream>;
+};
 type MarkedStream = ServerHttp2Stream & { [STREAMS]?: Set<ServerHttp2Stream>; [WEBSOCKET]?: true };
 
 const EMPTY = Buffer.alloc(0);
@@ -75,7 +79,7 @@ export class H2Front {
   private defaultFingerprint: string;
   private readonly idleTimeoutMs: number;
   /** The socket being handed to the server (its 'session' event comes within that call). */
-  private accepting: TLSSocket | undefined;
+  private accepting: TLSSocket | Socket | undefined;
   private stopping = false;
 
   constructor(options: H2Options) {
@@ -94,14 +98,17 @@ export class H2Front {
     this.defaultFingerprint = new X509Certificate(cert).fingerprint256;
   }
 
-  /** A TLS connection that negotiated `h2`. */
-  accept(socket: TLSSocket): void {
+  /**
+   * A TLS connection that negotiated `h2`, or a plain one that began with HTTP/2's connection
+   * preface (h2c by prior knowledge, listeners.ts: its streams are served as the plain port's).
+   */
+  accept(socket: TLSSocket | Socket): void {
     if (this.stopping) {
       socket.destroy();
       return;
     }
     socket.on('error', ignore);
-    markIdentity(socket, this.defaultFingerprint);
+    if (socket instanceof TLSSocket) markIdentity(socket, this.defaultFingerprint);
     this.accepting = socket;
     this.server.emit('connection', socket);
     this.accepting = undefined;
@@ -167,6 +174,8 @@ function serve(
   if (stream.destroyed) return;
   const connection = (stream.session as MarkedSession | undefined)?.[SOCKET];
   const req = new H2Request(stream, headers, rawHeaders, connection);
+  // h2c by prior knowledge came on the plain port.
+  const secure = connection instanceof TLSSocket;
   const connect = req.method === 'CONNECT';
   if (connect && headers[':protocol'] !== 'websocket') {
     // A plain CONNECT asks for a tunnel: arr is no forward proxy.
@@ -187,7 +196,7 @@ function serve(
   }
   if (connect) {
     (stream as MarkedStream)[WEBSOCKET] = true;
-    router.handleUpgrade(req as unknown as IncomingMessage, stream, EMPTY, true);
+    router.handleUpgrade(req as unknown as IncomingMessage, stream, EMPTY, secure);
     return;
   }
   const res = asResponse(new H2Response(stream));
@@ -200,7 +209,7 @@ function serve(
     }
     if (hasBody(req as unknown as IncomingMessage)) stream.additionalHeaders({ ':status': 100 });
   }
-  router.handleRequest(req as unknown as IncomingMessage, res, true);
+  router.handleRequest(req as unknown as IncomingMessage, res, secure);
 }
 
 /** To the router, an H2Response is a ServerResponse (the parts it uses). */

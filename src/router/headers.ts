@@ -126,7 +126,7 @@ export function requestHeaders(req: IncomingMessage, secure: boolean): string[] 
  * Cookie field again, as HTTP/1.1 apps expect. HTTP/2 has no Connection field (a request with
  * one is refused by Node), so there are no named options to drop.
  */
-export function h2RequestHeaders(req: IncomingMessage): string[] {
+export function h2RequestHeaders(req: IncomingMessage, secure: boolean): string[] {
   const raw = req.rawHeaders;
   const out: string[] = [];
   let cookie = false;
@@ -142,7 +142,8 @@ export function h2RequestHeaders(req: IncomingMessage): string[] {
     }
     out.push(name, raw[i + 1]!);
   }
-  return withForwarded(out, req, true);
+  // HTTP/2 over TLS, or by prior knowledge on the plain port (h2c).
+  return withForwarded(out, req, secure);
 }
 
 /**

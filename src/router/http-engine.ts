@@ -88,7 +88,7 @@ export class HttpEngine {
   send(x: Exchange): void {
     const req = x.req;
     const target = x.target as PooledTarget;
-    let headers = x.h2 ? h2RequestHeaders(req) : requestHeaders(req, x.secure);
+    let headers = x.h2 ? h2RequestHeaders(req, x.secure) : requestHeaders(req, x.secure);
     if (x.edge !== undefined) headers = editRequestHeaders(headers, x.edge);
     (target[POOL] ?? this.poolFor(target)).dispatch(
       {
@@ -128,7 +128,8 @@ export class HttpEngine {
   }
 }
 
-function originOf(t: Target): string {
+/** The URL origin of an instance (an IPv6 address in brackets). */
+export function originOf(t: Target): string {
   return t.host.includes(':') ? `http://[${t.host}]:${t.port}` : `http://${t.host}:${t.port}`;
 }
 

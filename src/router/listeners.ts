@@ -7,6 +7,7 @@ import { listenOrExplain } from '../util/listen.js';
 import { divertAcmeTls } from './client-hello.js';
 import { H2Front } from './h2.js';
 import { isWebSocketUpgrade } from './host.js';
+import { acceptPriorKnowledge } from './prior-knowledge.js';
 import { expectProxyHeaders } from './proxy-protocol.js';
 import type { RequestHandler } from './request-handler.js';
 import type { CertificateStore } from './tls.js';
@@ -16,7 +17,7 @@ export interface Listeners {
   https: Server;
   /** The TLS port as bound (the one picked, for port 0). */
   httpsPort: number;
-  /** HTTP/2 on the TLS port; undefined with `--no-http2`. */
+  /** HTTP/2 on the TLS port and by prior knowledge on the plain one; undefined with neither. */
   h2: H2Front | undefined;
   /** Hands every request and upgrade to the router from now on. */
   route(router: RequestHandler): void;
@@ -73,6 +74,8 @@ export async function openListeners(
     alpnChallenge?: (host: string) => Promise<SecureContext | undefined>;
     /** HTTP/2 on the TLS port (default on; `--no-http2`). */
     http2?: boolean;
+    /** HTTP/2 with prior knowledge on the plain port (default on; `--no-h2c`). */
+    h2c?: boolean;
     /** Listening sockets passed by the service manager, taken instead of binding `port`/`sslport`. */
     sockets?: { http?: number; https?: number };
   } & ConnectionLimits,
@@ -90,10 +93,10 @@ export async function openListeners(
     ALPNProtocols: options.http2 === false ? ['http/1.1'] : ['h2', 'http/1.1'],
   });
   const h2 =
-    options.http2 === false
+    options.http2 === false && options.h2c === false
       ? undefined
       : new H2Front({ defaultCert: options.cert, idleTimeoutMs: limits.keepAliveTimeout });
-  if (h2) {
+  if (h2 && options.http2 !== false) {
     // The https server takes a TLS connection in with its one 'secureConnection' listener
     // (node:http's connection listener). It is wrapped: a connection that chose h2 goes to the
     // HTTP/2 side instead; every other one is handed to it as before.
@@ -135,6 +138,8 @@ export async function openListeners(
     });
   };
   const used = (req: IncomingMessage) => fresh.delete(req.socket as Socket);
+  // An h2c connection is not fresh either (GOAWAY, as on the TLS port).
+  if (h2 && options.h2c !== false) acceptPriorKnowledge(http, h2, (s) => fresh.delete(s));
   http.on('connection', (s: Socket) => track(s, true));
   // A TLS connection is fresh from its first byte: one still in its handshake when arr stops
   // would otherwise hold the stop. Once secure, its TLS socket stands for it.

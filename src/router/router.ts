@@ -8,7 +8,9 @@ import type { App, Route } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
 import { misdirected, noSni } from './coalescing.js';
 import { setForwardedHeaders } from './forwarded.js';
+import { refuseRequest } from './grpc-errors.js';
 import { H2WebSocketJoiner } from './h2-websocket.js';
+import type { H2cEngine } from './h2c-engine.js';
 import { absoluteTarget, hostName, manyHosts } from './host.js';
 import {
   BODY_TIMED_OUT,
@@ -60,6 +62,8 @@ export interface RouterOptions {
   httpsPort: number;
   /** The HTTP path to instances (it keeps their connections; told by activation when one goes). */
   http: HttpEngine;
+  /** The HTTP/2 path to instances of apps with `"protocol": "h2c"`. */
+  h2c: H2cEngine;
   /** `--proxy-timeout`: how long an instance has to begin its answer to an `OPTIONS *`. */
   proxyTimeoutMs: number;
   /** Metrics and the access log; undefined when both are off. */
@@ -90,6 +94,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
   private readonly httpsPort: number;
   private readonly observer: ExchangeObserver | undefined;
   private readonly http: HttpEngine;
+  private readonly h2c: H2cEngine;
   private readonly upgrades: UpgradeProxy;
   private readonly challenges: HttpChallenges | undefined;
   private readonly h2WebSockets: H2WebSocketJoiner;
@@ -105,6 +110,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
     this.httpsPort = options.httpsPort;
     this.observer = options.observer;
     this.http = options.http;
+    this.h2c = options.h2c;
     this.upgrades = new UpgradeProxy(this, options.proxyTimeoutMs);
     this.h2WebSockets = new H2WebSocketJoiner(this);
     this.gate = new EdgeGate(this.policies, this, this.observer);
@@ -119,7 +125,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
     const route = this.admit(req, secure, true);
     this.observer?.request(req, res, route.app);
     if ('status' in route) {
-      sendError(res, route.status, route.message, route.headers);
+      refuseRequest(req, res, route.status, route.message, route.headers);
       return;
     }
     if (route.app.edge !== undefined) this.gate.request(req, res, route.app as EdgeApp, secure);
@@ -142,7 +148,9 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
       this.instances.resolve(x.app).then(
         (t) => this.send(x, t),
         (err: unknown) =>
-          this.refuse(x.app, err, (status, message, headers) => sendError(x.res, status, message, headers)),
+          this.refuse(x.app, err, (status, message, headers) =>
+            refuseRequest(x.req, x.res, status, message, headers),
+          ),
       );
   }
 
@@ -150,6 +158,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
     if (x.req.socket.destroyed) return; // the client left while its instance was being found
     x.begin(target);
     if (x.req.url === '*') this.upgrades.options(x);
+    else if (x.app.protocol === 'h2c') this.h2c.send(x);
     else this.http.send(x);
   }
 
@@ -179,14 +188,15 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
     // What the client still sends of its body is read and dropped (or the connection closes).
     const close = x.leaveBody() ? CLOSE : undefined;
     if (err.code === BODY_TIMED_OUT) {
-      sendError(res, 408, 'the request body did not arrive in time', CLOSE);
+      refuseRequest(req, res, 408, 'the request body did not arrive in time', CLOSE);
     } else if (err.code === BODY_TOO_LARGE) {
       this.observer?.policyRefused(x.app, 'body_size');
-      sendError(res, 413, `the request body is larger than this application takes`, CLOSE);
+      refuseRequest(req, res, 413, `the request body is larger than this application takes`, CLOSE);
     } else if (err.code === TIMED_OUT || err.code === OPTIONS_TIMED_OUT) {
-      sendError(res, 504, 'the application did not answer in time', close);
+      refuseRequest(req, res, 504, 'the application did not answer in time', close);
     } else {
-      sendError(
+      refuseRequest(
+        req,
         res,
         502,
         unreachable ? 'the application is not reachable' : 'the application failed to answer',
@@ -327,6 +337,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
   close(): void {
     this.policies.close();
     this.http.close();
+    this.h2c.close();
     this.upgrades.close();
   }
 

@@ -12,6 +12,7 @@ import {
   h2Connect,
   h2Request,
   negotiated,
+  PREFACE,
   readH2,
   wsConnect,
   wsText,
@@ -321,10 +322,10 @@ describe('HTTP/2 on the TLS port', () => {
   });
 });
 
-describe('--no-http2', () => {
+describe('--no-http2 --no-h2c', () => {
   let arr: ArrUnderTest;
   before(async () => {
-    arr = await startApp2(['--no-http2']);
+    arr = await startApp2(['--no-http2', '--no-h2c']);
   });
   after(async () => {
     await arr?.stop();
@@ -336,6 +337,20 @@ describe('--no-http2', () => {
     const r = await fetchVia(arr.sslport, 'app2.localhost', true);
     assert.equal(r.status, 200);
     assert.match(arr.proc.output(), /--no-http2/);
+  });
+
+  it('answers the HTTP/2 preface on the plain port 400, and serves HTTP/1.1 there', async () => {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const s = tcpConnect(arr.port, '127.0.0.1', () => s.write(PREFACE));
+      let got = '';
+      s.on('data', (d) => {
+        got += d.toString('latin1');
+      });
+      s.on('close', () => resolve(got));
+      s.on('error', reject);
+    });
+    assert.match(answer, /^HTTP\/1\.1 400 /);
+    assert.equal((await fetchVia(arr.port, 'app2.localhost', false)).status, 200);
   });
 });
 

@@ -141,6 +141,15 @@ describe('validateApp', () => {
     assert.match(p?.message ?? '', /goes with "user"/);
   });
 
+  it('protocol: "h2c" kept, "http/1.1" the default (unset), anything else rejected', () => {
+    assert.equal(valid(doc({ protocol: 'h2c' })).protocol, 'h2c');
+    assert.equal(valid(doc({ protocol: 'http/1.1' })).protocol, undefined);
+    assert.equal(valid(doc()).protocol, undefined);
+    rejected(doc({ protocol: 'h2' }), ['protocol']);
+    rejected(doc({ protocol: 'HTTP/2' }), ['protocol']);
+    rejected(doc({ protocol: 2 }), ['protocol']);
+  });
+
   it('hosts: missing, empty or not an array', () => {
     for (const hosts of [undefined, [], 'a.test', { host: 'a.test', ssl: 'none' }])
       rejected(doc({ hosts }), ['hosts']);

@@ -28,6 +28,7 @@ export interface AppDoc {
   limits?: Record<string, unknown>;
   health?: Record<string, unknown>;
   recycle?: Record<string, unknown>;
+  protocol?: string;
 }
 
 /** The hello sample as an app document, with its host names. */

@@ -35,7 +35,8 @@ export class ForwardAuth {
 
   /** The fields to add to the request ([name, value, ...], lower-case names), or the refusal. */
   async check(req: IncomingMessage, secure: boolean): Promise<string[] | PolicyRefusal> {
-    const forwarded = req.httpVersionMajor === 2 ? h2RequestHeaders(req) : requestHeaders(req, secure);
+    const forwarded =
+      req.httpVersionMajor === 2 ? h2RequestHeaders(req, secure) : requestHeaders(req, secure);
     const headers: string[] = [];
     for (let i = 0; i + 1 < forwarded.length; i += 2) {
       if (!NOT_SENT.has(forwarded[i]!.toLowerCase())) headers.push(forwarded[i]!, forwarded[i + 1]!);

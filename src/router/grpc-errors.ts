@@ -1,0 +1,91 @@
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { H2Response } from './h2-messages.js';
+import { sendError } from './respond.js';
+
+/**
+ * arr's own answers to gRPC requests (`content-type: application/grpc...`, gRPC-Web included),
+ * in gRPC's terms, as Envoy gives them: HTTP 200 with `grpc-status` and `grpc-message` in the
+ * head, which ends the stream ("trailers-only"). A gRPC client reports a bare 502 as an
+ * HTTP error ("Received http2 header with status: 502"), not as the UNAVAILABLE it can retry.
+ */
+
+/** gRPC status codes (grpc/doc/statuscodes.md). */
+const GRPC = {
+  UNKNOWN: 2,
+  DEADLINE_EXCEEDED: 4,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
+} as const;
+
+/**
+ * The code of each of arr's statuses: the mapping of gRPC's http-grpc-status-mapping.md, except
+ * arr's own timeouts (504, 408), which are the deadline it enforces.
+ */
+const CODES: Record<number, number> = {
+  400: GRPC.INTERNAL,
+  401: GRPC.UNAUTHENTICATED,
+  403: GRPC.PERMISSION_DENIED,
+  404: GRPC.UNIMPLEMENTED,
+  408: GRPC.DEADLINE_EXCEEDED,
+  413: GRPC.RESOURCE_EXHAUSTED,
+  421: GRPC.UNAVAILABLE,
+  429: GRPC.UNAVAILABLE,
+  502: GRPC.UNAVAILABLE,
+  503: GRPC.UNAVAILABLE,
+  504: GRPC.DEADLINE_EXCEEDED,
+};
+
+/** Whether a request is gRPC (or gRPC-Web): its content type says so. */
+export function isGrpc(req: IncomingMessage): boolean {
+  const type = req.headers['content-type'];
+  return type !== undefined && type.length >= 16 && type.toLowerCase().startsWith('application/grpc');
+}
+
+/**
+ * arr's answer to a request it cannot serve: in gRPC's terms for a gRPC request, else the
+ * plain-text answer of respond.ts. Only on the error path: a request served pays nothing.
+ */
+export function refuseRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  message: string,
+  headers?: Record<string, string>,
+): void {
+  if (!isGrpc(req) || res.headersSent || res.destroyed) {
+    sendError(res, status, message, headers);
+    return;
+  }
+  const head: OutgoingHttpHeaders = Object.create(null);
+  head['content-type'] = req.headers['content-type'];
+  head['grpc-status'] = String(CODES[status] ?? GRPC.UNKNOWN);
+  head['grpc-message'] = percentEncoded(message);
+  const retryAfter = headers?.['retry-after'];
+  if (retryAfter !== undefined) head['retry-after'] = retryAfter;
+  if ('stream' in res) {
+    const h2 = res as unknown as H2Response;
+    h2.endWithHead = true;
+    h2.writeHead(200, head);
+    return;
+  }
+  head['content-length'] = '0';
+  if (headers?.connection) head.connection = headers.connection;
+  res.writeHead(200, head);
+  res.end();
+}
+
+/** grpc-message's encoding: bytes outside printable ASCII, and `%`, as %XX (UTF-8). */
+function percentEncoded(message: string): string {
+  let out = '';
+  for (const byte of Buffer.from(message)) {
+    out +=
+      byte >= 0x20 && byte <= 0x7e && byte !== 0x25
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}

@@ -1,0 +1,277 @@
+import { type IncomingMessage, STATUS_CODES } from 'node:http';
+import {
+  type ClientHttp2Session,
+  type ClientHttp2Stream,
+  connect,
+  constants,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+} from 'node:http2';
+import type { Target } from '../activation/target.js';
+import type { H2Response } from './h2-messages.js';
+import { h2RequestHeaders, requestHeaders } from './headers.js';
+import { type Exchange, type HttpEngineOptions, hasBody, originOf, TIMED_OUT } from './http-engine.js';
+import { editRequestHeaders } from './policy/edge-answer.js';
+
+/**
+ * HTTP/2 without TLS (h2c, by prior knowledge) to the instances of apps with `"protocol": "h2c"`
+ * (gRPC servers and others that speak HTTP/2 only), on node:http2 client sessions. The same
+ * shape as HttpEngine (send, forget, close), and the same Exchange drives each stream: it is
+ * given the calls undici would make (onConnect, onHeaders, onData, onComplete, onError), so that
+ * the client's side (HTTP/1.1 or HTTP/2, trailers, backpressure, early answers, failures) is
+ * one code path for both engines.
+ *
+ * Sessions belong to one instance (never shared, closed by `forget` when it goes), up to
+ * `maxConnections` of them; a session takes streams up to the instance's
+ * SETTINGS_MAX_CONCURRENT_STREAMS (at most STREAMS_PER_SESSION) before another is opened, and
+ * when every session is full and no more may be opened, nghttp2 queues the stream in the least
+ * busy one until a stream there ends.
+ *
+ * undici 7's H2CClient (`allowH2` with `useH2c`) was not used: it is itself built on node:http2,
+ * sends no request trailers (a TODO in its client-h2.js), and is one connection per Client with
+ * no pool of them that opens another when the instance's stream limit is reached.
+ */
+
+/** Streams one session is given at most, whatever an instance allows (Go and grpc-js allow more). */
+const STREAMS_PER_SESSION = 100;
+
+const { NGHTTP2_CANCEL } = constants;
+/** The END_STREAM flag of a HEADERS frame. */
+const FLAG_END_STREAM = 0x1;
+
+const SESSIONS = Symbol('arr.h2c.sessions');
+const ACTIVE = Symbol('arr.h2c.active');
+type Session = ClientHttp2Session & { [ACTIVE]: number; [SESSIONS]?: Session[] };
+type H2cTarget = Target & { [SESSIONS]?: Session[] };
+
+export class H2cEngine {
+  private readonly targets = new Set<H2cTarget>();
+  private readonly timeoutMs: number;
+  private readonly bodyTimeoutMs: number;
+  private readonly maxConnections: number;
+
+  constructor(options: HttpEngineOptions) {
+    this.timeoutMs = options.timeoutMs;
+    this.bodyTimeoutMs = options.bodyTimeoutMs;
+    this.maxConnections = Math.max(1, options.maxConnections);
+  }
+
+  /** Sends the exchange's request to its target as one stream; its failure goes to the exchange. */
+  send(x: Exchange): void {
+    const req = x.req;
+    const session = this.sessionFor(x.target as H2cTarget);
+    const body = hasBody(req);
+    let stream: ClientHttp2Stream;
+    try {
+      stream = session.request(upstreamHeaders(x), { endStream: !body });
+    } catch (err) {
+      x.onError(err as Error);
+      return;
+    }
+    session[ACTIVE]++;
+    const upstream = new Upstream(x, stream, session);
+    if (body) {
+      const source = x.bodyStream(this.bodyTimeoutMs);
+      source.on('error', upstream.bodyFailed);
+      source.pipe(stream);
+    }
+    if (this.timeoutMs > 0) stream.setTimeout(this.timeoutMs, upstream.timedOut);
+    x.onConnect(upstream.abort);
+  }
+
+  /** The instance is gone: its sessions close (now, or with `graceful` once their streams are done). */
+  forget(target: Target, graceful = false): void {
+    const t = target as H2cTarget;
+    const sessions = t[SESSIONS];
+    if (!sessions) return;
+    t[SESSIONS] = undefined;
+    this.targets.delete(t);
+    for (const s of sessions.splice(0)) {
+      if (graceful) s.close();
+      else s.destroy();
+    }
+  }
+
+  close(): void {
+    for (const t of this.targets) this.forget(t);
+  }
+
+  /** A session of the target's with room for a stream, opened when none has (up to the limit). */
+  private sessionFor(target: H2cTarget): Session {
+    let sessions = target[SESSIONS];
+    if (!sessions) {
+      sessions = [];
+      target[SESSIONS] = sessions;
+      this.targets.add(target);
+    }
+    let least: Session | undefined;
+    for (const s of sessions) {
+      if (s[ACTIVE] < roomOf(s)) return s;
+      if (!least || s[ACTIVE] < least[ACTIVE]) least = s;
+    }
+    if (least && sessions.length >= this.maxConnections) return least;
+    const session = connect(originOf(target), { peerMaxConcurrentStreams: STREAMS_PER_SESSION }) as Session;
+    session[ACTIVE] = 0;
+    session[SESSIONS] = sessions;
+    // A session's error ends it ('close' follows); its streams fail with their own errors.
+    session.on('error', ignore);
+    // An instance that says GOAWAY takes no new stream there; 'close' when its streams are done.
+    session.once('goaway', leave);
+    session.once('close', leave);
+    // Sessions do not keep arr's event loop alive when nothing else does.
+    session.unref();
+    sessions.push(session);
+    return session;
+  }
+}
+
+function ignore(): void {}
+
+/** A session that closed or was told GOAWAY is no longer chosen for new streams. */
+function leave(this: Session): void {
+  const sessions = this[SESSIONS];
+  if (!sessions) return;
+  this[SESSIONS] = undefined;
+  const i = sessions.indexOf(this);
+  if (i !== -1) sessions.splice(i, 1);
+}
+
+/** How many streams a session takes: the instance's limit once its SETTINGS came, at most ours. */
+function roomOf(s: Session): number {
+  const max = s.remoteSettings?.maxConcurrentStreams;
+  return typeof max === 'number' && max < STREAMS_PER_SESSION ? max : STREAMS_PER_SESSION;
+}
+
+/**
+ * The head of the instance's stream: the fields the HTTP/1.1 engine would send (the same rules:
+ * hop-by-hop, client claims, X-Forwarded-*), with the Host as `:authority`, and `te: trailers`
+ * when the client said it takes trailers (gRPC requires it; it is the one TE HTTP/2 allows).
+ */
+export function upstreamHeaders(x: Exchange): OutgoingHttpHeaders {
+  const req = x.req;
+  let flat = x.h2 ? h2RequestHeaders(req, x.secure) : requestHeaders(req, x.secure);
+  // The app's edge policies (src/router/policy) edit the request as for HTTP/1.1 instances.
+  if (x.edge !== undefined) flat = editRequestHeaders(flat, x.edge);
+  const out: OutgoingHttpHeaders = Object.create(null);
+  out[':method'] = req.method ?? 'GET';
+  out[':path'] = req.url ?? '/';
+  out[':scheme'] = 'http';
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const name = flat[i]!.toLowerCase();
+    const value = flat[i + 1]!;
+    if (name === 'host') {
+      out[':authority'] = value;
+      continue;
+    }
+    const prior = out[name];
+    if (prior === undefined) out[name] = value;
+    else if (Array.isArray(prior)) prior.push(value);
+    else out[name] = [prior as string, value];
+  }
+  if (takesTrailers(req)) out.te = 'trailers';
+  return out;
+}
+
+function takesTrailers(req: IncomingMessage): boolean {
+  const te = req.headers.te;
+  return te !== undefined && /(?:^|,)\s*trailers\s*(?:;|,|$)/i.test(String(te));
+}
+
+/** A header object as undici's flat raw list ([name, value, ...]), less pseudo-header fields. */
+function flatten(headers: IncomingHttpHeaders): string[] {
+  const out: string[] = [];
+  for (const name of Object.keys(headers)) {
+    if (name.charCodeAt(0) === 58 /* : */) continue;
+    const value = headers[name];
+    if (Array.isArray(value)) for (const v of value) out.push(name, v);
+    else if (value !== undefined) out.push(name, String(value));
+  }
+  return out;
+}
+
+/** The undici error code a stream's failure stands for, so that the router's decisions hold. */
+function asFailure(err: NodeJS.ErrnoException): NodeJS.ErrnoException {
+  // A stream requested before its session connected fails with the connection's error as cause.
+  const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
+  return err.code === 'ERR_HTTP2_STREAM_CANCEL' && cause?.code ? cause : err;
+}
+
+/**
+ * One stream to an instance, driving its exchange as undici's dispatcher would. The stream's
+ * body is read as the client takes it (paused while the client's response is full), and its
+ * end, trailers, reset or error reach the exchange once.
+ */
+class Upstream {
+  private trailers: string[] | null = null;
+  private done = false;
+
+  constructor(
+    private readonly x: Exchange,
+    private readonly stream: ClientHttp2Stream,
+    private readonly session: Session,
+  ) {
+    stream.on('response', (headers, flags) => this.response(headers, flags));
+    stream.on('trailers', (trailers) => {
+      this.trailers = flatten(trailers);
+    });
+    stream.on('data', (chunk: Buffer) => {
+      if (!this.x.onData(chunk)) stream.pause();
+    });
+    stream.on('end', () => this.complete());
+    stream.on('error', (err: NodeJS.ErrnoException) => this.fail(asFailure(err)));
+    stream.on('close', () => this.closed());
+  }
+
+  private response(headers: IncomingHttpHeaders, flags: number): void {
+    // --proxy-timeout is the wait for the head; a stream that flows has none.
+    this.stream.setTimeout(0);
+    // A head that ends the stream (gRPC's trailers-only answer) ends the client's stream too.
+    if (flags & FLAG_END_STREAM && this.x.h2) (this.x.res as unknown as H2Response).endWithHead = true;
+    const status = Number(headers[':status']);
+    // HTTP/2 has no reason phrase: an HTTP/1.1 client gets the standard one.
+    const text = STATUS_CODES[status] ?? '';
+    if (!this.x.onHeaders(status, flatten(headers) as unknown as Buffer[], this.resume, text))
+      this.stream.pause();
+  }
+
+  private complete(): void {
+    if (this.done) return;
+    this.done = true;
+    this.x.onComplete(this.trailers as unknown as Buffer[] | null);
+  }
+
+  private fail(err: Error): void {
+    if (this.done) return;
+    this.done = true;
+    this.x.onError(err);
+  }
+
+  private closed(): void {
+    this.session[ACTIVE]--;
+    // Reset by the instance (CANCEL emits no 'error'), or closed before its end.
+    if (!this.done)
+      this.fail(Object.assign(new Error('the instance reset the stream'), { code: 'ARR_H2C_RESET' }));
+  }
+
+  readonly resume = (): void => {
+    this.stream.resume();
+  };
+
+  /** The client left (or the client's side failed): the instance's stream is cancelled. */
+  readonly abort = (): void => {
+    this.done = true;
+    if (!this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
+  };
+
+  readonly timedOut = (): void => {
+    if (this.x.answered || this.done) return;
+    this.fail(Object.assign(new Error('the instance did not answer in time'), { code: TIMED_OUT }));
+    if (!this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
+  };
+
+  /** The client's body failed (it stopped short, or stalled): the stream is cancelled, the exchange fails. */
+  readonly bodyFailed = (err: Error): void => {
+    this.fail(err);
+    if (!this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
+  };
+}
