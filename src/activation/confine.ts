@@ -1,5 +1,5 @@
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import type { Limits } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
 import { InstanceCgroups, killGroup, ownGroup } from './cgroup.js';
@@ -110,15 +110,17 @@ export class Confinement {
         : [this.prlimit!, `--nofile=${limits.files}:${limits.files}`, '--'];
     if (!cgroup && !this.dropCapabilities) {
       if (files.length === 0) return plainLaunch(executable, args, identity);
-      return {
-        file: files[0]!,
-        args: [...files.slice(1), executable, ...args],
-        identity,
-        switchUser: identity !== undefined,
-        wrapped: true,
-      };
+      // prlimit as the app's user could not raise a hard limit: then prlimit as root, setpriv after.
+      if (!identity || !this.setpriv)
+        return {
+          file: files[0]!,
+          args: [...files.slice(1), executable, ...args],
+          identity,
+          switchUser: identity !== undefined,
+          wrapped: true,
+        };
     }
-    // setpriv is there: with cgroups (see open()), or with capabilities to drop (else no start).
+    // setpriv is there: with cgroups (see open()), capabilities to drop (else no start), or a user.
     const user = identity
       ? ['--reuid', String(identity.uid), '--regid', String(identity.gid), '--clear-groups']
       : [];
@@ -135,7 +137,8 @@ export class Confinement {
     ];
     if (!cgroup)
       return { file: program[0]!, args: program.slice(1), identity, switchUser: false, wrapped: true };
-    const limitGroups = this.cgroups!.limits.prepare(cgroup, name, limits, accountMemory);
+    // Named as its v2 group is (make() keeps to a safe set of characters).
+    const limitGroups = this.cgroups!.limits.prepare(cgroup, basename(cgroup), limits, accountMemory);
     const join = [`${cgroup}/cgroup.procs`, ...limitGroups.join];
     return {
       file: '/bin/sh',
