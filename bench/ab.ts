@@ -16,7 +16,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePorts, freeRange } from '../test/support/ports.js';
+import { freePorts, freeRange } from '../harness/ports.js';
 import { clientPath, flags } from './lib/clients.js';
 import { HOST, med, NODE, TLS_HOST, writeApps } from './lib/context.js';
 import { cpuSeconds } from './lib/cpu.js';

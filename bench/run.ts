@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, type as osType, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { killAllNow, repoRoot, stopAll } from '../test/support/proc.js';
+import { killAllNow, repoRoot, stopAll } from '../harness/proc.js';
 import type { Ctx } from './lib/context.js';
 import { ensurePeers, HAPROXY, NGINX, versionOf } from './lib/peers.js';
 import { markdownTable, sectionMarkdown, targetsTable } from './lib/report.js';

@@ -20,7 +20,7 @@ const bin = (name) => join(root, 'node_modules', '.bin', name);
 // A clean build, so that tests whose sources were removed do not linger in dist/.
 rmSync(join(root, 'dist'), { recursive: true, force: true });
 step('build', bin('tsc'), ['-p', 'tsconfig.json']);
-step('lint', bin('biome'), ['check', 'src', 'test', 'samples', 'scripts', 'bench']);
+step('lint', bin('biome'), ['check', 'src', 'harness', 'test', 'samples', 'scripts', 'bench']);
 
 const walk = (dir) =>
   readdirSync(dir, { withFileTypes: true }).flatMap((e) =>

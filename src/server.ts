@@ -1,4 +1,3 @@
-import type { Server as TlsServer } from 'node:tls';
 import type { DnsProvider } from './acme/dns/provider.js';
 import { FileAcmeStore } from './acme/file-store.js';
 import { KeySeal } from './acme/key-seal.js';
@@ -26,23 +25,26 @@ import { HttpEngine } from './router/http-engine.js';
 import { boundPort, openListeners } from './router/listeners.js';
 import { OpenWebSockets } from './router/open-websockets.js';
 import { Router } from './router/router.js';
+import { SessionTickets } from './router/session-tickets.js';
 import { CertificateStore } from './router/tls.js';
+import { stopInOrder } from './stop-order.js';
 import type { Logger } from './util/log.js';
 import { claimPrivateDir, UnsafePathError } from './util/private-dir.js';
-
-/** How long in-flight requests get to finish on SIGINT/SIGTERM. */
-const SHUTDOWN_GRACE_MS = 10_000;
-
-/** How long a WebSocket ended on SIGINT/SIGTERM has to close before its connection is cut. */
-const WEBSOCKET_LINGER_MS = 1_000;
 
 /** arr could not start for a reason outside the command line (the CLI prints it, exits 1). */
 export class StartError extends Error {}
 
-/** A running arr: `stop` is what SIGINT/SIGTERM do, `reload` what SIGHUP does. */
+/**
+ * A running arr, for the CLI (src/cli/serve-command.ts), which handles the signals: `stop` is
+ * what SIGINT/SIGTERM do, `reload` what SIGHUP does; `serving` says arr serves (the listening
+ * line, the start checks, READY=1), once the signals are handled: whoever waits for it may signal.
+ */
 export interface RunningArr {
   stop(): Promise<void>;
   reload(): Promise<void>;
+  /** Whether a stop has begun (a reload then does nothing). */
+  readonly stopping: boolean;
+  serving(): void;
 }
 
 /**
@@ -76,9 +78,14 @@ export async function startArr(
   const ops = new Operations(config, registry, log); // --admin (health, metrics, dashboard), --access-log
   const acme = config.acme ? await startAcme(config, registry, log, ops) : undefined;
   const certs = new CertificateStore(registry, log, acme);
-  // What the activator and the farm's background work use: with metrics on, every store
-  // operation is counted. Lookups (router, certificates) go to the registry itself.
-  const store = ops.instrument(registry as Registry);
+  // TLS session tickets: with ACME on, the keys of its store, the same on every node sharing it
+  // (and across restarts); otherwise each listener's own.
+  const tickets = acme ? new SessionTickets(acme.ticketKeySource, log) : undefined;
+  await tickets?.load();
+  // What the activator and the farm's background work use, wrapped once: with metrics on, every
+  // store operation is counted. Lookups (router, certificates) go to the registry itself.
+  const farmStore = registry.kind === 'mongo' ? ops.instrument(registry) : undefined;
+  const store = farmStore ?? ops.instrument(registry as Registry);
   // Connections to instances: those to an instance that is gone are closed at once.
   const http = new HttpEngine({
     timeoutMs: config.proxyTimeoutMs,
@@ -90,9 +97,9 @@ export async function startArr(
     maxConnections: config.instanceConnections,
     bodyTimeoutMs: config.bodyTimeoutMs,
   });
-  const forget = (target: Target, graceful = false) => {
-    http.forget(target, graceful);
-    h2c.forget(target, graceful);
+  const closeConnections = (target: Target, graceful = false) => {
+    http.closeConnections(target, graceful);
+    h2c.closeConnections(target, graceful);
   };
   // What instances go through before their program runs (cgroup, user, capabilities).
   const confined = await Confinement.open(log);
@@ -105,7 +112,7 @@ export async function startArr(
     onStart: ops.onStart,
     onOutput: ops.onOutput,
     stderrLevel: config.appStderrLevel,
-    onInstanceGone: forget,
+    onInstanceGone: closeConnections,
     confinement: confined,
     drainMs: config.drainMs,
     // In a farm, the other nodes send to a replaced instance until they have read the registry again.
@@ -120,13 +127,13 @@ export async function startArr(
       },
     },
   });
-  const instances = new InstanceChooser(activator, store, log, config.advertise, forget);
+  const instances = new InstanceChooser(activator, store, log, config.advertise, closeConnections);
   const targets = { registry, activator, certs, log };
   const mode: ServingMode =
     registry.kind === 'mongo'
       ? new (await import('./farm/farm-mode.js')).FarmMode({
           ...targets,
-          registry: ops.instrument(registry),
+          registry: farmStore!, // made above for a registry of this kind
           url: registry.url,
           instances,
           advertise: config.advertise,
@@ -159,8 +166,8 @@ export async function startArr(
     challenges: config.acme?.challenges.includes('http-01') ? acme : undefined,
   });
   listeners.route(router);
-  // Session tickets from the store: the same keys on every node sharing it (and across restarts).
-  acme?.start((keys) => (listeners.https as unknown as TlsServer).setTicketKeys(keys));
+  acme?.start();
+  tickets?.start((keys) => listeners.https.setTicketKeys(keys), config.pollMs);
   const webSockets = new OpenWebSockets([listeners.http, listeners.https], listeners.h2);
   mode.startBackground();
   const stopIdleWatch = activator.watchIdle();
@@ -169,66 +176,44 @@ export async function startArr(
   const onStartProblems = (problems: Problem[]) => ops.noteStartProblems(problems);
   const reload = reloader({ config, log, listeners, certs, mode, registry, notifier, onStartProblems });
 
-  let stopping: Promise<void> | undefined;
-  const stop = () => {
-    stopping ??= (async () => {
-      log.info('arr stopping: no new connections; finishing what is in flight');
-      // Sent now (after any message still on its way), awaited before arr exits.
-      const told = notifier?.stopping();
-      ops.stopping();
-      mode.stopBackground();
-      acme?.stop();
+  const stop = stopInOrder({
+    log,
+    notifier,
+    ops,
+    mode,
+    acme,
+    tickets,
+    stopWatches: () => {
       stopIdleWatch();
       stopInstanceWatch();
-      const closed = listeners.stopAccepting();
-      // Requests in flight are answered first; WebSockets keep working meanwhile.
-      await webSockets.httpSettled(Date.now() + SHUTDOWN_GRACE_MS);
-      // Then the instances stop: an app that closes its WebSockets on SIGTERM (the samples send
-      // 1001) says goodbye through arr. WebSockets still open after that are ended.
-      await activator.stopAll();
-      state.close();
-      webSockets.endAll();
-      await listeners.drain(WEBSOCKET_LINGER_MS);
-      await closed;
-      router.close();
-      await mode.afterStopping();
-      await registry.close().catch(() => {});
-      await acme?.close();
-      await ops.close();
-      await told;
-      log.info('arr stopped');
-    })();
-    return stopping;
-  };
-  // A reload, not an end: a hang-up of the terminal, or `systemctl reload arr`.
-  process.on('SIGHUP', () => {
-    if (stopping) return;
-    log.info('SIGHUP: reloading');
-    reload().catch((err: unknown) => log.error({ err }, 'reload failed'));
+    },
+    listeners,
+    webSockets,
+    activator,
+    state,
+    router,
+    registry,
   });
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      stop().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          log.error({ err }, 'arr did not stop cleanly');
-          process.exit(1);
-        },
-      );
-    });
-  }
-  // Last, once SIGINT, SIGTERM and SIGHUP are handled: whoever waits for this line may signal.
-  const where = config.bind ?? '*';
-  const passed = config.sockets?.http !== undefined || config.sockets?.https !== undefined;
-  log.info(
-    `arr listening on http://${where}:${boundPort(listeners.http)} and https://${where}:${listeners.httpsPort}, advertising ${config.advertise}${passed ? ' (sockets passed by the service manager)' : ''}`,
-  );
-  if (config.trustProxyProtocol)
-    log.info('--trust-proxy-protocol: every connection must begin with a PROXY header; others are closed');
-  warnOfSampleCertificate({ config, registry, log });
-  checkApps({ registry, log, onStartProblems });
-  void notifier?.ready('serving');
-  return { stop, reload };
+  const serving = () => {
+    const where = config.bind ?? '*';
+    const passed = config.sockets?.http !== undefined || config.sockets?.https !== undefined;
+    log.info(
+      `arr listening on http://${where}:${boundPort(listeners.http)} and https://${where}:${listeners.httpsPort}, advertising ${config.advertise}${passed ? ' (sockets passed by the service manager)' : ''}`,
+    );
+    if (config.trustProxyProtocol)
+      log.info('--trust-proxy-protocol: every connection must begin with a PROXY header; others are closed');
+    warnOfSampleCertificate({ config, registry, log });
+    checkApps({ registry, log, onStartProblems });
+    void notifier?.ready('serving');
+  };
+  return {
+    stop: stop.run,
+    reload,
+    get stopping() {
+      return stop.begun();
+    },
+    serving,
+  };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { commandLine, repoRoot, runOk } from '../../test/support/proc.js';
+import { commandLine, repoRoot, runOk } from '../../harness/proc.js';
 import { NODE } from './context.js';
 
 const CLIENTS = join(repoRoot, 'dist/bench/clients');

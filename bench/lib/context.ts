@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { ObjectId } from 'mongodb';
-import { type ArrUnderTest, helloApp, startArrWith, writeAppsFile } from '../../test/support/arr.js';
-import { repoRoot } from '../../test/support/proc.js';
+import { type ArrUnderTest, helloApp, startArrWith, writeAppsFile } from '../../harness/arr.js';
+import { repoRoot } from '../../harness/proc.js';
 import { waitForListen, waitForPort } from './net.js';
 import type { Section, Target } from './report.js';
 import { median } from './stats.js';

@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { type Running, repoRoot, start } from '../../test/support/proc.js';
+import { type Running, repoRoot, start } from '../../harness/proc.js';
 import { CERT, HOST, KEY, NODE } from './context.js';
 import { freePorts, get, LOOPBACK, waitForListen, waitForPort } from './net.js';
 

@@ -1,4 +1,4 @@
-import { commandLine, runOk } from '../../test/support/proc.js';
+import { commandLine, runOk } from '../../harness/proc.js';
 import { cpuSeconds } from './cpu.js';
 
 /** nghttp2's HTTP/2 load generator (Debian's nghttp2-client; scripts/install-nghttp2.sh). */

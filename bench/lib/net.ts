@@ -1,11 +1,11 @@
 import { request } from 'node:http';
+import { type Running, unlessExited } from '../../harness/proc.js';
 import { waitForPort as pollPort } from '../../src/activation/readiness.js';
-import { type Running, unlessExited } from '../../test/support/proc.js';
 
 export const LOOPBACK = '127.0.0.1';
 
 // The same free-port helpers as the tests, and arr's own readiness poll.
-export { freePort, freePorts, freeRange } from '../../test/support/ports.js';
+export { freePort, freePorts, freeRange } from '../../harness/ports.js';
 
 /**
  * Polls until the port accepts a connection, every `intervalMs` (5 ms: what arr's readiness

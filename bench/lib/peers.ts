@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Running, runOk, start } from '../../test/support/proc.js';
+import { type Running, runOk, start } from '../../harness/proc.js';
 import { H2LOAD } from './h2load.js';
 import { waitForListen, waitForPort } from './net.js';
 import { WRK } from './wrk.js';

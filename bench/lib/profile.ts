@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { repoRoot } from '../../test/support/proc.js';
+import { repoRoot } from '../../harness/proc.js';
 import { markdownTable } from './report.js';
 
 /** The parts of the .cpuprofile format (Chrome DevTools protocol, Profiler.Profile) used here. */

@@ -1,4 +1,4 @@
-import { commandLine, runOk } from '../../test/support/proc.js';
+import { commandLine, runOk } from '../../harness/proc.js';
 
 export interface WrkOptions {
   url: string;

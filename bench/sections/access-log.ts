@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import type { ArrUnderTest } from '../../test/support/arr.js';
-import { startArrWith } from '../../test/support/arr.js';
+import type { ArrUnderTest } from '../../harness/arr.js';
+import { startArrWith } from '../../harness/arr.js';
 import { addSection, type Ctx, HOST, med, ratioOf, writeApps } from '../lib/context.js';
 import { cpuOf } from '../lib/cpu.js';
 import { activate, waitForListen } from '../lib/net.js';

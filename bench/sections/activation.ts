@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import { HELLO } from '../../test/support/arr.js';
-import { start } from '../../test/support/proc.js';
+import { HELLO } from '../../harness/arr.js';
+import { start } from '../../harness/proc.js';
 import { addSection, type Ctx, med, NODE, startArr, writeApps } from '../lib/context.js';
 import { freePort, get, waitForListen } from '../lib/net.js';
 import { msTarget } from '../lib/report.js';

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { type Running, repoRoot, start } from '../../test/support/proc.js';
+import { type Running, repoRoot, start } from '../../harness/proc.js';
 import { addSection, type Ctx, HOST, med, NODE, ratioOf } from '../lib/context.js';
 import { cpuOf } from '../lib/cpu.js';
 import { activate, freePort, waitForListen } from '../lib/net.js';

@@ -1,6 +1,6 @@
 import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ArrUnderTest } from '../../test/support/arr.js';
+import type { ArrUnderTest } from '../../harness/arr.js';
 import { flags, runClient } from '../lib/clients.js';
 import { addSection, type Ctx, HOST, startArr, TLS_HOST, writeApps } from '../lib/context.js';
 import { h2load } from '../lib/h2load.js';

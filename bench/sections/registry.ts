@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ArrUnderTest } from '../../test/support/arr.js';
+import type { ArrUnderTest } from '../../harness/arr.js';
 import { flags, runClient } from '../lib/clients.js';
 import {
   addSection,

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ArrUnderTest } from '../../test/support/arr.js';
-import { type Running, startNlb } from '../../test/support/proc.js';
+import type { ArrUnderTest } from '../../harness/arr.js';
+import { type Running, startNlb } from '../../harness/proc.js';
 import { CERT, type Ctx, HOST, KEY, startArr, TLS_HOST, writeApps } from '../lib/context.js';
 import { childrenOf } from '../lib/cpu.js';
 import { type Floor, startProxyFloor } from '../lib/floors.js';

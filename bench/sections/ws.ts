@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { start } from '../../test/support/proc.js';
+import { start } from '../../harness/proc.js';
 import { clientPath, flags } from '../lib/clients.js';
 import { addSection, type Ctx, diffOf, HOST, med, NODE, ratioOf } from '../lib/context.js';
 import { rssOf } from '../lib/cpu.js';

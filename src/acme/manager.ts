@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Registry } from '../registry/registry.js';
 import type { HostRule } from '../registry/types.js';
@@ -16,7 +15,6 @@ import type { AcmeStore, CertRecord } from './store.js';
 export { LETS_ENCRYPT } from './directories.js';
 
 const MINUTE = 60_000;
-const TICKET_PERIOD_MS = 12 * 60 * MINUTE;
 
 /** What the metrics count: orders by result, and each served certificate's expiry and renewal. */
 export interface AcmeObserver {
@@ -92,9 +90,6 @@ export class AcmeManager {
   private renewalsAtStart = true;
   private refreshing = false;
   private stopPoll: (() => void) | undefined;
-  private ticketPeriod = -1;
-  /** The current period's ticket keys, once read; applied by `start` before the first handshake. */
-  private tickets: Buffer | undefined;
   private stopped = false;
 
   constructor(
@@ -112,18 +107,23 @@ export class AcmeManager {
   /** Reads what the store has (before the listeners open). Never throws: a store down is logged. */
   async load(): Promise<void> {
     await this.poll().catch((err: Error) => this.log.error(`acme: cannot read the store: ${err.message}`));
-    await this.rotateTickets(() => {});
+  }
+
+  /**
+   * Where TLS session ticket keys are kept, the same on every node sharing the store
+   * (src/router/session-tickets.ts rotates and applies them).
+   */
+  get ticketKeySource(): { ticketKeys(period: number, fresh: Buffer): Promise<Buffer> } {
+    return this.store;
   }
 
   /**
    * Starts the background work: orders for hosts that need one, and every poll the store read
-   * again (certificates from other nodes, renewals due) and the ticket keys kept current.
+   * again (certificates from other nodes, renewals due).
    */
-  start(onTicketKeys?: (keys: Buffer) => void): void {
-    if (onTicketKeys && this.tickets) onTicketKeys(this.tickets);
+  start(): void {
     const round = async () => {
       await this.poll().catch((err: Error) => this.log.warn(`acme: cannot read the store: ${err.message}`));
-      if (onTicketKeys) await this.rotateTickets(onTicketKeys);
       void this.refreshRenewals();
       this.scan();
     };
@@ -442,18 +442,5 @@ export class AcmeManager {
       s.checkAt = r.ariCheckAt;
     }
     this.options.observer?.certificateRenewal?.(host, { renewAt: s.renewAt, source: s.renewalSource });
-  }
-
-  /** Session ticket keys of the current 12-hour period, the same on every node sharing the store. */
-  private async rotateTickets(apply: (keys: Buffer) => void): Promise<void> {
-    const period = Math.floor(Date.now() / TICKET_PERIOD_MS);
-    if (period === this.ticketPeriod) return;
-    try {
-      this.tickets = await this.store.ticketKeys(period, randomBytes(48));
-      this.ticketPeriod = period;
-      apply(this.tickets);
-    } catch (err) {
-      this.log.warn(`acme: cannot read the session ticket keys: ${(err as Error).message}`);
-    }
   }
 }

@@ -1,5 +1,5 @@
 import type { Registry } from '../registry/registry.js';
-import { type App, type Machine, sameMachine } from '../registry/types.js';
+import { type App, type InstanceAddress, sameMachine } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
 import type { InstanceSource, Target } from './target.js';
 
@@ -29,7 +29,7 @@ export class InstanceChooser {
      * Told when a remote instance is no longer used: connections kept to it can go, at once
      * (`graceful` false: it is unreachable) or once their exchanges are done.
      */
-    private readonly forget: (target: Target, graceful: boolean) => void = () => {},
+    private readonly closeConnections: (target: Target, graceful: boolean) => void = () => {},
   ) {}
 
   /** The target when it is known without waiting: the hot path, no allocation. */
@@ -58,7 +58,7 @@ export class InstanceChooser {
     }
     const set = this.remote.get(target.appId);
     if (set) set.targets = set.targets.filter((t) => t !== target);
-    this.forget(target, false);
+    this.closeConnections(target, false);
     this.log.warn(
       { app: target.appId, machine: target.machine },
       `instance of ${target.appId} at ${target.machine.host}:${target.machine.port} refused; removing it`,
@@ -75,7 +75,7 @@ export class InstanceChooser {
   }
 
   /** Takes in the farm's instances as the registry has them now (polled, off the hot path). */
-  updateRemote(all: Map<string, Machine[]>): void {
+  updateRemote(all: Map<string, InstanceAddress[]>): void {
     for (const id of this.remote.keys()) if (!all.has(id)) this.dropRemote(id);
     for (const [id, list] of all) {
       const machines = list.filter((m) => m.host !== this.advertise);
@@ -85,12 +85,12 @@ export class InstanceChooser {
   }
 
   private dropRemote(appId: string): void {
-    for (const t of this.remote.get(appId)?.targets ?? []) this.forget(t, true);
+    for (const t of this.remote.get(appId)?.targets ?? []) this.closeConnections(t, true);
     this.remote.delete(appId);
   }
 
   /** The app's remote instances become `machines`; targets of machines already known are kept. */
-  private setRemote(appId: string, machines: Machine[]): RemoteSet {
+  private setRemote(appId: string, machines: InstanceAddress[]): RemoteSet {
     const known = this.remote.get(appId);
     const targets = machines.map(
       (machine) =>
@@ -103,7 +103,7 @@ export class InstanceChooser {
         },
     );
     if (known) {
-      for (const t of known.targets) if (!targets.includes(t)) this.forget(t, true);
+      for (const t of known.targets) if (!targets.includes(t)) this.closeConnections(t, true);
       known.targets = targets;
       return known;
     }

@@ -1,5 +1,5 @@
 import type { ClaimResult, Registry } from '../registry/registry.js';
-import type { App, Machine } from '../registry/types.js';
+import type { App, InstanceAddress } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
 import type { AppTable, Instance } from './instances.js';
 import { ActivationError } from './target.js';
@@ -20,7 +20,7 @@ export class Slots {
   ) {}
 
   /** The app's instances on other nodes, as the registry has them now. */
-  async elsewhere(app: App): Promise<Machine[]> {
+  async elsewhere(app: App): Promise<InstanceAddress[]> {
     try {
       return (await this.registry.machines(app.id)).filter((m) => m.host !== this.advertise);
     } catch (err) {
@@ -36,7 +36,7 @@ export class Slots {
    * Claims a slot for a new instance at `machine`, under the cap. Throws an ActivationError
    * when the registry cannot be reached.
    */
-  async claim(app: App, machine: Machine): Promise<ClaimResult> {
+  async claim(app: App, machine: InstanceAddress): Promise<ClaimResult> {
     try {
       let claim = await this.registry.claim(app.id, machine);
       if (!claim.granted && claim.machines.every((m) => m.host === this.advertise)) {
@@ -60,7 +60,7 @@ export class Slots {
    * it the farm's cap, is held throughout (not claimed twice). An entry that was gone meanwhile
    * is claimed again, under the cap. Undefined when the new instance has its slot, else why not.
    */
-  async move(app: App, from: Machine, to: Machine): Promise<string | undefined> {
+  async move(app: App, from: InstanceAddress, to: InstanceAddress): Promise<string | undefined> {
     try {
       if (await this.registry.move(app.id, from, to)) return undefined;
       const claim = await this.registry.claim(app.id, to);
@@ -72,7 +72,7 @@ export class Slots {
   }
 
   /** Releases a slot now, quietly (an instance that never came to serve). */
-  async releaseNow(appId: string, machine: Machine): Promise<void> {
+  async releaseNow(appId: string, machine: InstanceAddress): Promise<void> {
     await this.registry.release(appId, machine).catch(() => {});
   }
 
@@ -87,7 +87,7 @@ export class Slots {
   }
 
   /** Records in the registry what the instance at `machine` runs, or the deploy that failed there (in the background). */
-  note(app: App, machine: Machine, failed?: string): void {
+  note(app: App, machine: InstanceAddress, failed?: string): void {
     const note = { revision: app.revision ?? 0, ...(failed === undefined ? {} : { failed }) };
     void this.registry.noteDeploy(app.id, machine, note).catch((err: unknown) => {
       this.log.debug({ app: app.name, err: String(err) }, 'could not note a deploy in the registry');

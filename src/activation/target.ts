@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import type { App, Machine } from '../registry/types.js';
+import type { App, InstanceAddress } from '../registry/types.js';
 import type { SpawnedProcess } from './spawn.js';
 
 /**
@@ -12,7 +12,7 @@ import type { SpawnedProcess } from './spawn.js';
 export interface Target {
   appId: string;
   /** The entry in the app's `machines`. */
-  machine: Machine;
+  machine: InstanceAddress;
   /** Where to connect: loopback for instances of this node, the entry itself for others. */
   host: string;
   port: number;
@@ -31,7 +31,7 @@ export interface Activity {
   exchanges: number;
 }
 
-export type Activation = { kind: 'local'; target: Target } | { kind: 'remote'; machines: Machine[] };
+export type Activation = { kind: 'local'; target: Target } | { kind: 'remote'; machines: InstanceAddress[] };
 
 /** One more exchange (request or WebSocket) in flight at the target: a counter, no I/O. */
 export function exchangeBegan(t: Target): void {

@@ -358,12 +358,12 @@ async function main(): Promise<void> {
     process.exit(await initAppsFile(argv.apps, argv.port, print, printErr));
   }
   if (argv._[0] === 'validate') {
-    const { validateFile } = await import('./registry-commands.js');
+    const { validateFile } = await import('./validate-command.js');
     process.exit(await validateFile(String(argv.file), print, printErr));
   }
   if (argv._[0] === 'apps')
     process.exit(
-      await (await import('./registry-commands.js')).listApps(
+      await (await import('./apps-command.js')).listApps(
         { apps: argv.apps, mongo, json: !!argv.json, stateDir, acmeOn: !!argv['acme-email'] },
         print,
         printErr,
@@ -385,7 +385,7 @@ async function main(): Promise<void> {
     );
   if (argv._[0] === 'restart')
     process.exit(
-      await (await import('./registry-commands.js')).restartApp(
+      await (await import('./restart-command.js')).restartApp(
         String(argv.app),
         { apps: argv.apps, mongo, wait: !!argv.wait, stateDir },
         print,

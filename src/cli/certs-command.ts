@@ -7,7 +7,7 @@ import { MongoAcmeStore } from '../acme/mongo-store.js';
 import { type CertificateSource, certificateSource } from '../acme/qualify.js';
 import type { AcmeStore, CertRecord } from '../acme/store.js';
 import { databaseName, redactUrl } from '../registry/mongo-registry.js';
-import { type ExitCode, openRegistry } from './registry-commands.js';
+import { type ExitCode, openRegistry } from './registry-access.js';
 
 type Print = (line: string) => void;
 

@@ -5,8 +5,8 @@ import { resolve } from 'node:path';
 import { parseDnsProvider } from '../acme/dns/provider.js';
 import { parseTsigKey } from '../acme/dns/tsig.js';
 import { type AcmeDnsConfig, type AdminAddress, UsageError } from '../config.js';
-import { tokenProblem } from '../ops/admin-auth.js';
-import { isLoopback } from '../ops/admin-server.js';
+import { tokenProblem } from '../ops/admin/admin-auth.js';
+import { isLoopback } from '../ops/admin/admin-server.js';
 import { CertificateError, secureContextOf } from '../util/certificates.js';
 import { readFailure, readRegularFileSync } from '../util/read-limited.js';
 

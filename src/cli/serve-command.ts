@@ -1,9 +1,9 @@
 import type { LevelWithSilent } from 'pino';
 import { type ArrConfig, UsageError } from '../config.js';
 import { PassedSocketsError, ServiceNotifier, takePassedSockets } from '../ops/systemd.js';
-import { StartError, startArr } from '../server.js';
+import { type RunningArr, StartError, startArr } from '../server.js';
 import { ListenError } from '../util/listen.js';
-import { createLogger } from '../util/log.js';
+import { createLogger, type Logger } from '../util/log.js';
 
 /**
  * `arr` itself: serves until SIGINT/SIGTERM, reloads on SIGHUP. Sockets passed by the service
@@ -20,13 +20,38 @@ export async function serve(config: ArrConfig, level: LevelWithSilent, fail: (me
   }
   const log = createLogger('arr', level);
   const notifier = ServiceNotifier.fromEnv(log);
+  let arr: RunningArr;
   try {
-    await startArr({ ...config, sockets }, log, notifier);
+    arr = await startArr({ ...config, sockets }, log, notifier);
   } catch (err) {
     if (err instanceof UsageError) fail(err.message);
     const message = err instanceof StartError || err instanceof ListenError ? err.message : String(err);
     log.fatal({ err: message }, `arr could not start: ${message}`);
     process.stderr.write(`arr: ${message}\n`);
     process.exit(1);
+  }
+  handleSignals(arr, log);
+  // Last, once SIGINT, SIGTERM and SIGHUP are handled: whoever waits for this may signal.
+  arr.serving();
+}
+
+/** SIGINT and SIGTERM stop arr (exit 0 once stopped, 1 if the stop failed); SIGHUP reloads it. */
+function handleSignals(arr: RunningArr, log: Logger): void {
+  // A reload, not an end: a hang-up of the terminal, or `systemctl reload arr`.
+  process.on('SIGHUP', () => {
+    if (arr.stopping) return;
+    log.info('SIGHUP: reloading');
+    arr.reload().catch((err: unknown) => log.error({ err }, 'reload failed'));
+  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      arr.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          log.error({ err }, 'arr did not stop cleanly');
+          process.exit(1);
+        },
+      );
+    });
   }
 }

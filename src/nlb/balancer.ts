@@ -295,7 +295,7 @@ class Relay {
   /** Called on each close: the relay is over when the client and its backend are closed. */
   private settle(): void {
     if (!this.clientClosed || (this.backend && !this.backendClosed)) return;
-    if (!this.balancer.forget(this)) return;
+    if (!this.balancer.relayFinished(this)) return;
     if (this.balancer.verbose && this.isConnected)
       this.balancer.log.debug(
         {
@@ -388,7 +388,7 @@ export class Balancer {
   }
 
   /** Removes a finished relay; false if it was already removed. */
-  forget(relay: Relay): boolean {
+  relayFinished(relay: Relay): boolean {
     if (!this.relays.delete(relay)) return false;
     if (this.relays.size === 0) this.onDrained?.();
     return true;

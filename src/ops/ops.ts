@@ -9,17 +9,27 @@ import type { FarmRegistry, Registry } from '../registry/registry.js';
 import type { App, Problem } from '../registry/types.js';
 import type { ExchangeObserver } from '../router/observer.js';
 import { createAccessLog, type Logger } from '../util/log.js';
-import { AdminToken } from './admin-auth.js';
-import { type AdminServer, type DashboardSource, isLoopback, startAdminServer } from './admin-server.js';
-import { CertificateExpiries } from './certificate-expiry.js';
-import { buildOverview, buildTick, type CertificateRenewal, type Overview } from './dashboard-data.js';
-import { ExitLog } from './exit-log.js';
-import { FarmView } from './farm-view.js';
-import { InstrumentedFarmRegistry, InstrumentedRegistry } from './instrumented-registry.js';
-import { Metrics } from './metrics.js';
-import { createObserver } from './observer.js';
+import { AdminToken } from './admin/admin-auth.js';
+import {
+  type AdminServer,
+  type DashboardSource,
+  isLoopback,
+  startAdminServer,
+} from './admin/admin-server.js';
+import { CertificateExpiries } from './dashboard/certificate-expiry.js';
+import {
+  buildOverview,
+  buildTick,
+  type CertificateRenewal,
+  type Overview,
+} from './dashboard/dashboard-data.js';
+import { ExitLog } from './dashboard/exit-log.js';
+import { FarmView } from './dashboard/farm-view.js';
+import { InstrumentedFarmRegistry, InstrumentedRegistry } from './metrics/instrumented-registry.js';
+import { Metrics } from './metrics/metrics.js';
+import { createObserver } from './metrics/observer.js';
+import { Traffic, UNKNOWN_HOST } from './metrics/traffic.js';
 import { OutputLog } from './output-log.js';
-import { Traffic, UNKNOWN_HOST } from './traffic.js';
 
 /** Why a host's own certificate is not served (src/router/tls.ts knows). */
 export interface CertificateFailures {

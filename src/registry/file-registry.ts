@@ -1,7 +1,7 @@
 import { type ParsedAppsFile, readAppsFile } from './apps-file.js';
 import { IndexedRegistry } from './indexed-registry.js';
 import { type ClaimResult, type LoadReport, type Registry, UnknownAppError } from './registry.js';
-import { type Machine, type Problem, sameMachine } from './types.js';
+import { type InstanceAddress, type Problem, sameMachine } from './types.js';
 
 /**
  * The embedded registry for one machine: apps come from an apps.json file, and `machines` live
@@ -9,7 +9,7 @@ import { type Machine, type Problem, sameMachine } from './types.js';
  */
 export class FileRegistry extends IndexedRegistry implements Registry {
   readonly kind = 'file' as const;
-  private readonly running = new Map<string, Machine[]>();
+  private readonly running = new Map<string, InstanceAddress[]>();
 
   /** The documents that did not parse at the last load (live reloads compare against them). */
   syntaxProblems: Problem[] = [];
@@ -38,15 +38,15 @@ export class FileRegistry extends IndexedRegistry implements Registry {
         ];
   }
 
-  async allMachines(): Promise<Map<string, Machine[]>> {
+  async allMachines(): Promise<Map<string, InstanceAddress[]>> {
     return new Map([...this.running].map(([id, list]) => [id, [...list]]));
   }
 
-  async machines(appId: string): Promise<Machine[]> {
+  async machines(appId: string): Promise<InstanceAddress[]> {
     return [...(this.running.get(appId) ?? [])];
   }
 
-  async claim(appId: string, machine: Machine): Promise<ClaimResult> {
+  async claim(appId: string, machine: InstanceAddress): Promise<ClaimResult> {
     const app = this.table.apps.get(appId);
     if (!app) throw new UnknownAppError(appId);
     const list = this.running.get(appId) ?? [];
@@ -58,7 +58,7 @@ export class FileRegistry extends IndexedRegistry implements Registry {
     return { granted, machines: [...list] };
   }
 
-  async move(appId: string, from: Machine, to: Machine): Promise<boolean> {
+  async move(appId: string, from: InstanceAddress, to: InstanceAddress): Promise<boolean> {
     const list = this.running.get(appId);
     const i = list ? list.findIndex((m) => sameMachine(m, from)) : -1;
     if (!list || i < 0) return false;
@@ -68,7 +68,7 @@ export class FileRegistry extends IndexedRegistry implements Registry {
 
   async noteDeploy(): Promise<void> {}
 
-  async release(appId: string, machine: Machine): Promise<void> {
+  async release(appId: string, machine: InstanceAddress): Promise<void> {
     const list = this.running.get(appId);
     if (!list) return;
     const left = list.filter((m) => !sameMachine(m, machine));

@@ -9,7 +9,7 @@ import {
   type NodeRecord,
   UnknownAppError,
 } from './registry.js';
-import { type App, type Machine, sameMachine } from './types.js';
+import { type App, type InstanceAddress, sameMachine } from './types.js';
 import { idOf } from './validate.js';
 
 export const APPS_COLLECTION = 'apps';
@@ -88,8 +88,8 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
     return this.apply(docs.map((doc) => ({ doc })));
   }
 
-  async allMachines(): Promise<Map<string, Machine[]>> {
-    const all = new Map<string, Machine[]>();
+  async allMachines(): Promise<Map<string, InstanceAddress[]>> {
+    const all = new Map<string, InstanceAddress[]>();
     for (const d of await this.instances.find({}).sort({ app: 1, slot: 1 }).toArray()) {
       const list = all.get(d.app) ?? [];
       list.push({ host: d.host, port: d.port });
@@ -137,12 +137,12 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
     await this.nodes.deleteOne({ _id: node });
   }
 
-  async machines(appId: string): Promise<Machine[]> {
+  async machines(appId: string): Promise<InstanceAddress[]> {
     this.known(appId);
     return this.slotsOf(appId);
   }
 
-  async claim(appId: string, machine: Machine): Promise<ClaimResult> {
+  async claim(appId: string, machine: InstanceAddress): Promise<ClaimResult> {
     const app = this.known(appId);
     const doc = await this.collection.findOne({ _id: app.rawId } as Document, {
       projection: { instances: 1 },
@@ -171,7 +171,7 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
     return { granted, machines: await this.slotsOf(appId) };
   }
 
-  async move(appId: string, from: Machine, to: Machine): Promise<boolean> {
+  async move(appId: string, from: InstanceAddress, to: InstanceAddress): Promise<boolean> {
     const app = this.known(appId);
     const res = await this.instances.updateOne(
       { app: appId, host: from.host, port: from.port },
@@ -182,7 +182,7 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
     return true;
   }
 
-  async noteDeploy(appId: string, machine: Machine, note: DeployNote): Promise<void> {
+  async noteDeploy(appId: string, machine: InstanceAddress, note: DeployNote): Promise<void> {
     const slot = { app: appId, host: machine.host, port: machine.port };
     if (note.failed === undefined)
       await this.instances.updateOne(slot, {
@@ -210,7 +210,9 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
   /** The slots of an app with what they run: `arr restart --wait`, `arr apps`. */
   async slotNotes(
     appId: string,
-  ): Promise<(Machine & { revision?: number; deployFailed?: { revision: number; message: string } })[]> {
+  ): Promise<
+    (InstanceAddress & { revision?: number; deployFailed?: { revision: number; message: string } })[]
+  > {
     const docs = await this.instances.find({ app: appId }).sort({ slot: 1 }).toArray();
     return docs.map((d) => ({
       host: d.host,
@@ -220,7 +222,7 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
     }));
   }
 
-  async release(appId: string, machine: Machine): Promise<void> {
+  async release(appId: string, machine: InstanceAddress): Promise<void> {
     const app = this.known(appId);
     const res = await this.instances.deleteMany({ app: appId, host: machine.host, port: machine.port });
     if (res.deletedCount > 0) await this.mirror(appId, app.rawId);
@@ -246,7 +248,7 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
     }
   }
 
-  private async slotsOf(appId: string): Promise<Machine[]> {
+  private async slotsOf(appId: string): Promise<InstanceAddress[]> {
     const docs = await this.instances.find({ app: appId }).sort({ slot: 1 }).toArray();
     return docs.map((d) => ({ host: d.host, port: d.port }));
   }

@@ -1,4 +1,4 @@
-import type { App, Machine, Problem, Route } from './types.js';
+import type { App, InstanceAddress, Problem, Route } from './types.js';
 
 export interface LoadReport {
   /** How many apps are served after the load. */
@@ -19,7 +19,7 @@ export interface DeployNote {
 export interface ClaimResult {
   granted: boolean;
   /** The app's instances as the registry knows them after the attempt. */
-  machines: Machine[];
+  machines: InstanceAddress[];
 }
 
 /**
@@ -39,31 +39,56 @@ export interface Registry {
   /** What the last load skipped or ignored (documents, fields, host names), for the dashboard. */
   problems(): readonly Problem[];
   /** Every app's instances as the store has them now, by app id. */
-  allMachines(): Promise<Map<string, Machine[]>>;
+  allMachines(): Promise<Map<string, InstanceAddress[]>>;
   /** The app's instances as the store has them now. */
-  machines(appId: string): Promise<Machine[]>;
+  machines(appId: string): Promise<InstanceAddress[]>;
   /**
    * Records a new instance if, and only if, the app has fewer than `instances` of them; atomic
    * against every other caller, in this process or another.
    */
-  claim(appId: string, machine: Machine): Promise<ClaimResult>;
+  claim(appId: string, machine: InstanceAddress): Promise<ClaimResult>;
   /**
    * Points the entry of the instance at `from` to `to` (a rolling replacement: the slot, and
    * the cap it holds, moves to the new instance). False when there was no such entry.
    */
-  move(appId: string, from: Machine, to: Machine): Promise<boolean>;
+  move(appId: string, from: InstanceAddress, to: InstanceAddress): Promise<boolean>;
   /**
    * Records what the instance at `machine` runs (its app's revision), or that a deploy of a
    * revision failed there (the instance runs the previous one): for `arr restart --wait` and
    * `arr apps`. The file registry keeps none (arr's state file has it).
    */
-  noteDeploy(appId: string, machine: Machine, note: DeployNote): Promise<void>;
+  noteDeploy(appId: string, machine: InstanceAddress, note: DeployNote): Promise<void>;
   /** Removes one instance. */
-  release(appId: string, machine: Machine): Promise<void>;
+  release(appId: string, machine: InstanceAddress): Promise<void>;
   /** Removes every instance recorded for one machine address; returns how many were removed. */
   releaseMachine(host: string): Promise<number>;
   close(): Promise<void>;
 }
+
+/**
+ * The operations of a Registry that touch its store, by method name: the one list that metrics
+ * count failures of (src/ops/metrics/instrumented-registry.ts) and label them by.
+ */
+export const STORE_OPERATIONS = [
+  'load',
+  'allMachines',
+  'machines',
+  'claim',
+  'move',
+  'noteDeploy',
+  'release',
+  'releaseMachine',
+] as const satisfies readonly (keyof Registry)[];
+
+/** The same for a farm's node liveness. */
+export const LIVENESS_OPERATIONS = [
+  'beat',
+  'deadNodes',
+  'forgetNode',
+] as const satisfies readonly (keyof NodeLiveness)[];
+
+/** A registry operation that touches the store. */
+export type StoreOperation = (typeof STORE_OPERATIONS)[number] | (typeof LIVENESS_OPERATIONS)[number];
 
 /**
  * Liveness records of the nodes of a farm, kept in the shared store: each node beats, and the

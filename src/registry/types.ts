@@ -121,10 +121,13 @@ export interface Recycle {
 }
 
 /** Where one running instance can be reached; the elements of an app's `machines`. */
-export interface Machine {
+export interface InstanceAddress {
   host: string;
   port: number;
 }
+
+/** @deprecated The old name of InstanceAddress, kept while the branches in flight land; use InstanceAddress. */
+export type Machine = InstanceAddress;
 
 /** What the router gets for a host name: the rule for that name and the app that owns it. */
 export interface Route {
@@ -171,6 +174,6 @@ export function deployKey(app: App): string {
   ]);
 }
 
-export function sameMachine(a: Machine, b: Machine): boolean {
+export function sameMachine(a: InstanceAddress, b: InstanceAddress): boolean {
   return a.host === b.host && a.port === b.port;
 }

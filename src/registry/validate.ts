@@ -3,7 +3,7 @@ import { isRecord } from '../util/is-record.js';
 import { ObjectId } from './bson.js';
 import { APP_FIELDS, HOST_FIELDS, PROCESS_FIELDS, unknownFields } from './fields.js';
 import { httpPath, validateResourceFields } from './resource-fields.js';
-import type { App, HostRule, Machine, Problem, SslPolicy } from './types.js';
+import type { App, HostRule, InstanceAddress, Problem, SslPolicy } from './types.js';
 import { validateEdge } from './validate-edge.js';
 
 const SSL_SPELLINGS: Record<string, SslPolicy> = {
@@ -317,9 +317,9 @@ function validateHost(
 }
 
 /** The `machines` array of a stored document, or undefined when it is malformed. */
-export function parseMachines(v: unknown): Machine[] | undefined {
+export function parseMachines(v: unknown): InstanceAddress[] | undefined {
   if (!Array.isArray(v)) return undefined;
-  const out: Machine[] = [];
+  const out: InstanceAddress[] = [];
   for (const m of v) {
     if (!isRecord(m) || typeof m.host !== 'string' || typeof m.port !== 'number') return undefined;
     out.push({ host: m.host, port: m.port });

@@ -1,7 +1,6 @@
-import type { IncomingMessage } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
-import { CONNECTION } from './headers.js';
+import { CONNECTION, type H2Request } from './h2-messages.js';
 
 /**
  * Connection coalescing on HTTP/2 (RFC 9113 §9.1.1): what certificate a TLS connection was
@@ -27,8 +26,6 @@ const MAX_COVERED = 64;
 const IDENTITY = Symbol('arr.h2.identity');
 
 type MarkedSocket = TLSSocket & { [IDENTITY]?: Identity };
-/** An HTTP/2 request carries its TLS socket under CONNECTION (h2-messages.ts). */
-type MarkedRequest = IncomingMessage & { [CONNECTION]?: TLSSocket };
 
 /** Remembers on the socket what certificate it was opened with (as it is handed to HTTP/2). */
 export function markIdentity(socket: TLSSocket, defaultFingerprint: string): void {
@@ -57,8 +54,12 @@ function identityOf(socket: TLSSocket, defaultFingerprint: string): Identity {
  * arr's default certificate and that covers the name. No host is answered under a certificate
  * that is not its own.
  */
-export function misdirected(req: IncomingMessage, host: string, ownCertificate: boolean): string | undefined {
-  const id = ((req as MarkedRequest)[CONNECTION] as MarkedSocket | undefined)?.[IDENTITY];
+export function misdirected(
+  req: Pick<H2Request, typeof CONNECTION>,
+  host: string,
+  ownCertificate: boolean,
+): string | undefined {
+  const id = (req[CONNECTION] as MarkedSocket | undefined)?.[IDENTITY];
   if (!id) return 'this connection cannot be told apart from another';
   // Opened for this very name: its certificate is the one SNI chose for the host (own files,
   // ACME or the default), as on HTTP/1.1.

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { DownstreamRequest } from './downstream.js';
 import { dropUnpassedHeaders, forwardedValues } from './headers.js';
 
 /**
@@ -6,7 +6,7 @@ import { dropUnpassedHeaders, forwardedValues } from './headers.js';
  * `OPTIONS *`): the fields no instance gets are deleted, as on the main path (requestHeaders),
  * and the X-Forwarded-* fields are set by arr.
  */
-export function setForwardedHeaders(req: IncomingMessage, secure: boolean): void {
+export function setForwardedHeaders(req: DownstreamRequest, secure: boolean): void {
   dropUnpassedHeaders(req);
   const f = forwardedValues(req, secure);
   const headers = req.headers;

@@ -1,5 +1,5 @@
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { H2Response } from './h2-messages.js';
+import type { OutgoingHttpHeaders } from 'node:http';
+import { type DownstreamRequest, type DownstreamResponse, isH2Response } from './downstream.js';
 import { sendError } from './respond.js';
 
 /**
@@ -40,7 +40,7 @@ const CODES: Record<number, number> = {
 };
 
 /** Whether a request is gRPC (or gRPC-Web): its content type says so. */
-export function isGrpc(req: IncomingMessage): boolean {
+export function isGrpc(req: DownstreamRequest): boolean {
   const type = req.headers['content-type'];
   return type !== undefined && type.length >= 16 && type.toLowerCase().startsWith('application/grpc');
 }
@@ -50,8 +50,8 @@ export function isGrpc(req: IncomingMessage): boolean {
  * plain-text answer of respond.ts. Only on the error path: a request served pays nothing.
  */
 export function refuseRequest(
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: DownstreamRequest,
+  res: DownstreamResponse,
   status: number,
   message: string,
   headers?: Record<string, string>,
@@ -66,10 +66,9 @@ export function refuseRequest(
   head['grpc-message'] = percentEncoded(message);
   const retryAfter = headers?.['retry-after'];
   if (retryAfter !== undefined) head['retry-after'] = retryAfter;
-  if ('stream' in res) {
-    const h2 = res as unknown as H2Response;
-    h2.endWithHead = true;
-    h2.writeHead(200, head);
+  if (isH2Response(res)) {
+    res.endWithHead = true;
+    res.writeHead(200, head);
     return;
   }
   head['content-length'] = '0';

@@ -1,7 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
-import { CONNECTION } from './headers.js';
 
 /**
  * One HTTP/2 stream seen as the request and response the router reads and writes for
@@ -14,6 +13,13 @@ import { CONNECTION } from './headers.js';
  * response field validated, lower-cased and copied twice, and a trailers round on every
  * answer. arr's answers come from undici's parser, whose names and values are valid already.
  */
+
+/**
+ * On an HTTP/2 request (src/router/h2.ts), the TLS socket of its connection. Node's `req.socket`
+ * of an HTTP/2 request is a proxy object that no WeakMap (the PROXY header's client addresses)
+ * recognises; on HTTP/1.1 this is unset and `req.socket` is the connection.
+ */
+export const CONNECTION = Symbol('arr.connection');
 
 /** The request of a stream: its head; its body is the stream itself (`body` below). */
 export class H2Request {

@@ -2,18 +2,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { type IncomingMessage, type OutgoingHttpHeaders, request } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import type { Target } from '../activation/target.js';
-import { closeAfterAnswer } from './h2-messages.js';
+import { closeAfterAnswer, type H2Request } from './h2-messages.js';
 import { HOP_BY_HOP } from './headers.js';
 import { rejectUpgrade } from './respond.js';
 import { closeTogether, type UpgradeOwner } from './upgrade-proxy.js';
-
-/** The stream an extended CONNECT came on (node:http2's ServerHttp2Stream, as much as is used). */
-interface H2Stream extends Duplex {
-  headersSent: boolean;
-  respond(headers: OutgoingHttpHeaders, options?: { endStream?: boolean }): void;
-}
 
 /** RFC 6455 §1.3: what Sec-WebSocket-Accept is made from. */
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -34,9 +27,9 @@ const NOT_ANSWERED = new Set([...HOP_BY_HOP, 'sec-websocket-accept']);
 export class H2WebSocketJoiner {
   constructor(private readonly owner: UpgradeOwner) {}
 
-  /** `req` is the H2Request of `socket` (h2-messages.ts), whose headers the router has prepared. */
-  join(req: IncomingMessage, socket: Duplex, target: Target): void {
-    const stream = socket as H2Stream;
+  /** `req` is an extended CONNECT's request, whose headers the router has prepared; its stream is the client's side. */
+  join(req: H2Request, target: Target): void {
+    const stream = req.stream;
     const key = randomBytes(16).toString('base64');
     const up = request({
       host: target.host,
@@ -110,7 +103,7 @@ export class H2WebSocketJoiner {
 }
 
 /** The instance's upgrade request: the client's fields (less pseudo-fields) and the handshake's. */
-function instanceHeaders(req: IncomingMessage, key: string): OutgoingHttpHeaders {
+function instanceHeaders(req: H2Request, key: string): OutgoingHttpHeaders {
   const headers: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(req.headers)) {
     if (name.charCodeAt(0) === 58 /* : */ || value === undefined) continue;
@@ -136,9 +129,9 @@ function answerHeaders(status: number, res: IncomingMessage): OutgoingHttpHeader
  * cannot carry, or a session already going. A refusal closes the stream once it is sent
  * (closeAfterAnswer): the client may never end its side of a CONNECT stream.
  */
-function respond(stream: H2Stream, headers: OutgoingHttpHeaders, refusal = false): boolean {
+function respond(stream: ServerHttp2Stream, headers: OutgoingHttpHeaders, refusal = false): boolean {
   try {
-    if (refusal) closeAfterAnswer(stream as unknown as ServerHttp2Stream, headers);
+    if (refusal) closeAfterAnswer(stream, headers);
     else stream.respond(headers);
     return true;
   } catch {

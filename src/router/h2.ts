@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { createServer, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
@@ -20,7 +20,8 @@ import { sendError } from './respond.js';
  *
  * Each stream is one request, given to the same RequestHandler (the Router) as HTTP/1.1
  * requests, as an H2Request and H2Response (h2-messages.ts: the parts of IncomingMessage and
- * ServerResponse the router uses, on the stream's own API); the few places that differ ask `req.httpVersionMajor === 2`.
+ * ServerResponse the router uses, on the stream's own API); the few places that differ ask
+ * `isH2` (downstream.ts).
  * Instances get HTTP/1.1 over the same pools. An extended CONNECT (RFC 8441) for `websocket`
  * goes to h2-websocket.ts.
  */
@@ -180,7 +181,7 @@ function serve(
   if (connect && headers[':protocol'] !== 'websocket') {
     // A plain CONNECT asks for a tunnel: arr is no forward proxy.
     const what = headers[':protocol'] === undefined ? 'CONNECT' : 'this protocol';
-    sendError(asResponse(new H2Response(stream)), 501, `${what} is not served here; WebSockets are`);
+    sendError(new H2Response(stream), 501, `${what} is not served here; WebSockets are`);
     return;
   }
   if (req.url.charCodeAt(0) !== 47 /* / */) {
@@ -191,15 +192,15 @@ function serve(
       req.url === '*'
         ? 'the target * is served over HTTP/1.1 only'
         : 'the :path must be a path beginning with /, the host is :authority';
-    sendError(asResponse(new H2Response(stream)), 400, why);
+    sendError(new H2Response(stream), 400, why);
     return;
   }
   if (connect) {
     (stream as MarkedStream)[WEBSOCKET] = true;
-    router.handleUpgrade(req as unknown as IncomingMessage, stream, EMPTY, secure);
+    router.handleUpgrade(req, stream, EMPTY, secure);
     return;
   }
-  const res = asResponse(new H2Response(stream));
+  const res = new H2Response(stream);
   const expect = headers.expect;
   if (expect !== undefined) {
     // As node:http answers it for HTTP/1.1: 100 Continue at once, any other expectation 417.
@@ -207,14 +208,9 @@ function serve(
       sendError(res, 417, 'only Expect: 100-continue is understood');
       return;
     }
-    if (hasBody(req as unknown as IncomingMessage)) stream.additionalHeaders({ ':status': 100 });
+    if (hasBody(req)) stream.additionalHeaders({ ':status': 100 });
   }
-  router.handleRequest(req as unknown as IncomingMessage, res, secure);
-}
-
-/** To the router, an H2Response is a ServerResponse (the parts it uses). */
-function asResponse(res: H2Response): ServerResponse {
-  return res as unknown as ServerResponse;
+  router.handleRequest(req, res, secure);
 }
 
 /** Each stream is known to its session until it closes (for the idle timeout and a graceful stop). */

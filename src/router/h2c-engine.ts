@@ -1,4 +1,4 @@
-import { type IncomingMessage, STATUS_CODES } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import {
   type ClientHttp2Session,
   type ClientHttp2Stream,
@@ -8,20 +8,21 @@ import {
   type OutgoingHttpHeaders,
 } from 'node:http2';
 import type { Target } from '../activation/target.js';
-import type { H2Response } from './h2-messages.js';
+import { type DownstreamRequest, isH2Response } from './downstream.js';
 import { h2RequestHeaders, requestHeaders } from './headers.js';
-import { type Exchange, type HttpEngineOptions, hasBody, originOf, TIMED_OUT } from './http-engine.js';
+import { type Exchange, type HttpEngineOptions, hasBody, originOf } from './http-engine.js';
 import { editRequestHeaders } from './policy/edge-answer.js';
+import { ProxyError } from './proxy-errors.js';
 
 /**
  * HTTP/2 without TLS (h2c, by prior knowledge) to the instances of apps with `"protocol": "h2c"`
  * (gRPC servers and others that speak HTTP/2 only), on node:http2 client sessions. The same
- * shape as HttpEngine (send, forget, close), and the same Exchange drives each stream: it is
+ * shape as HttpEngine (send, closeConnections, close), and the same Exchange drives each stream: it is
  * given the calls undici would make (onConnect, onHeaders, onData, onComplete, onError), so that
  * the client's side (HTTP/1.1 or HTTP/2, trailers, backpressure, early answers, failures) is
  * one code path for both engines.
  *
- * Sessions belong to one instance (never shared, closed by `forget` when it goes), up to
+ * Sessions belong to one instance (never shared, closed by `closeConnections` when it goes), up to
  * `maxConnections` of them; a session takes streams up to the instance's
  * SETTINGS_MAX_CONCURRENT_STREAMS (at most STREAMS_PER_SESSION) before another is opened, and
  * when every session is full and no more may be opened, nghttp2 queues the stream in the least
@@ -80,7 +81,7 @@ export class H2cEngine {
   }
 
   /** The instance is gone: its sessions close (now, or with `graceful` once their streams are done). */
-  forget(target: Target, graceful = false): void {
+  closeConnections(target: Target, graceful = false): void {
     const t = target as H2cTarget;
     const sessions = t[SESSIONS];
     if (!sessions) return;
@@ -93,7 +94,7 @@ export class H2cEngine {
   }
 
   close(): void {
-    for (const t of this.targets) this.forget(t);
+    for (const t of this.targets) this.closeConnections(t);
   }
 
   /** A session of the target's with room for a stream, opened when none has (up to the limit). */
@@ -172,7 +173,7 @@ export function upstreamHeaders(x: Exchange): OutgoingHttpHeaders {
   return out;
 }
 
-function takesTrailers(req: IncomingMessage): boolean {
+function takesTrailers(req: DownstreamRequest): boolean {
   const te = req.headers.te;
   return te !== undefined && /(?:^|,)\s*trailers\s*(?:;|,|$)/i.test(String(te));
 }
@@ -226,18 +227,18 @@ class Upstream {
     // --proxy-timeout is the wait for the head; a stream that flows has none.
     this.stream.setTimeout(0);
     // A head that ends the stream (gRPC's trailers-only answer) ends the client's stream too.
-    if (flags & FLAG_END_STREAM && this.x.h2) (this.x.res as unknown as H2Response).endWithHead = true;
+    const res = this.x.res;
+    if (flags & FLAG_END_STREAM && isH2Response(res)) res.endWithHead = true;
     const status = Number(headers[':status']);
     // HTTP/2 has no reason phrase: an HTTP/1.1 client gets the standard one.
     const text = STATUS_CODES[status] ?? '';
-    if (!this.x.onHeaders(status, flatten(headers) as unknown as Buffer[], this.resume, text))
-      this.stream.pause();
+    if (!this.x.onHeaders(status, flatten(headers), this.resume, text)) this.stream.pause();
   }
 
   private complete(): void {
     if (this.done) return;
     this.done = true;
-    this.x.onComplete(this.trailers as unknown as Buffer[] | null);
+    this.x.onComplete(this.trailers);
   }
 
   private fail(err: Error): void {
@@ -265,7 +266,7 @@ class Upstream {
 
   readonly timedOut = (): void => {
     if (this.x.answered || this.done) return;
-    this.fail(Object.assign(new Error('the instance did not answer in time'), { code: TIMED_OUT }));
+    this.fail(new ProxyError('timeout', 'the instance did not answer in time'));
     if (!this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
   };
 

@@ -1,17 +1,15 @@
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
+import { type DownstreamRequest, isH2 } from './downstream.js';
+import { CONNECTION } from './h2-messages.js';
 import { clientAddress } from './proxy-protocol.js';
 
-/**
- * On an HTTP/2 request (src/router/h2.ts), the TLS socket of its connection. Node's `req.socket`
- * of an HTTP/2 request is a proxy object that no WeakMap (the PROXY header's client addresses)
- * recognises; on HTTP/1.1 this is unset and `req.socket` is the connection.
- */
-export const CONNECTION = Symbol('arr.connection');
+/** Where an HTTP/2 request keeps its connection's TLS socket (h2-messages.ts, which defines it). */
+export { CONNECTION };
 
 /** The connection a request came on (its TLS socket, for HTTP/1.1 and HTTP/2 alike). */
-export function connectionOf(req: IncomingMessage): Socket {
-  return (req as IncomingMessage & { [CONNECTION]?: Socket })[CONNECTION] ?? req.socket;
+export function connectionOf(req: DownstreamRequest): Socket {
+  return (isH2(req) ? req[CONNECTION] : undefined) ?? (req.socket as Socket);
 }
 
 /**
@@ -86,7 +84,7 @@ export interface Forwarded {
  * For is appended to (a chain of proxies); Proto, Host and Port describe the connection arr
  * accepted and replace whatever the client sent, which is never passed through as truth.
  */
-export function forwardedValues(req: IncomingMessage, secure: boolean): Forwarded {
+export function forwardedValues(req: DownstreamRequest, secure: boolean): Forwarded {
   // The socket's peer, or what a PROXY header announced (--trust-proxy-protocol).
   const socket = connectionOf(req);
   const address = clientAddress(socket) ?? '';
@@ -106,7 +104,7 @@ export function forwardedValues(req: IncomingMessage, secure: boolean): Forwarde
  * client sent it, less hop-by-hop fields, the fields its Connection header names, client claims
  * (Forwarded, X-Real-IP) and names with "_", with Host and the X-Forwarded-* fields set by arr.
  */
-export function requestHeaders(req: IncomingMessage, secure: boolean): string[] {
+export function requestHeaders(req: DownstreamRequest, secure: boolean): string[] {
   const raw = req.rawHeaders;
   const named = connectionOptions(req.headers.connection);
   const out: string[] = [];
@@ -126,7 +124,7 @@ export function requestHeaders(req: IncomingMessage, secure: boolean): string[] 
  * Cookie field again, as HTTP/1.1 apps expect. HTTP/2 has no Connection field (a request with
  * one is refused by Node), so there are no named options to drop.
  */
-export function h2RequestHeaders(req: IncomingMessage, secure: boolean): string[] {
+export function h2RequestHeaders(req: DownstreamRequest, secure: boolean): string[] {
   const raw = req.rawHeaders;
   const out: string[] = [];
   let cookie = false;
@@ -154,7 +152,7 @@ export function h2RequestHeaders(req: IncomingMessage, secure: boolean): string[
  * stays (node:http frames the piped body by it), and Host and the X-Forwarded-* fields are left
  * to the caller.
  */
-export function dropUnpassedHeaders(req: IncomingMessage): void {
+export function dropUnpassedHeaders(req: DownstreamRequest): void {
   const headers: IncomingHttpHeaders = req.headers;
   const connection = headers.connection?.toLowerCase().split(',');
   const named = connectionOptions(headers.connection);
@@ -226,7 +224,7 @@ function withoutNamed(headers: string[], named: Set<string>): string[] {
 }
 
 /** Appends the Host and the X-Forwarded-* fields arr sets to an instance's header list. */
-function withForwarded(out: string[], req: IncomingMessage, secure: boolean): string[] {
+function withForwarded(out: string[], req: DownstreamRequest, secure: boolean): string[] {
   const f = forwardedValues(req, secure);
   out.push(
     'host',

@@ -1,28 +1,22 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
 import { exchangeBegan, exchangeEnded, type Target } from '../activation/target.js';
 import type { App } from '../registry/types.js';
+import { type DownstreamRequest, type DownstreamResponse, isH2, isH2Response } from './downstream.js';
 import type { H2Request, H2Response } from './h2-messages.js';
 import { h2RequestHeaders, h2ResponseHeaders, requestHeaders, responseHeaders } from './headers.js';
 import { instanceConnector } from './instance-connection.js';
 import { type Encoder, editFlatHead, editObjectHead, editRequestHeaders } from './policy/edge-answer.js';
 import type { EdgeRequest } from './policy/gate.js';
+import { ProxyError } from './proxy-errors.js';
 
 /** Where an exchange reports that an attempt failed: the router, which decides what follows. */
 export interface ExchangeOwner {
-  exchangeFailed(exchange: Exchange, err: NodeJS.ErrnoException): void;
+  /** `err` as undici, node:net or http-proxy reported it, or a ProxyError of arr's own. */
+  exchangeFailed(exchange: Exchange, err: Error): void;
 }
-
-/** undici's code for an instance that has not begun its answer within headersTimeout. */
-export const TIMED_OUT = 'UND_ERR_HEADERS_TIMEOUT';
-
-/** The code of the error an exchange fails with when the client's body stalls (`--body-timeout`). */
-export const BODY_TIMED_OUT = 'ARR_BODY_TIMEOUT';
-
-/** The code of the error an exchange fails with when the client's body passes the app's `maxBodySize`. */
-export const BODY_TOO_LARGE = 'ARR_BODY_TOO_LARGE';
 
 /**
  * An answer that is complete while the client is still sending its body: a body of at most
@@ -53,7 +47,7 @@ type PooledTarget = Target & { [POOL]?: Pool };
 
 /**
  * Plain HTTP requests to instances, on undici: kept-alive connections per instance (an undici
- * Pool per target, that is per running instance: when it goes, `forget` closes them, so that
+ * Pool per target, that is per running instance: when it goes, `closeConnections` closes them, so that
  * a port given again never receives what was meant for the instance that had it) and undici's
  * HTTP/1.1 client, which costs about half of what node's http.request does per request
  * (docs/BENCHMARKS.md, "Engine"). Each exchange is driven by a handler of undici's raw
@@ -88,7 +82,7 @@ export class HttpEngine {
   send(x: Exchange): void {
     const req = x.req;
     const target = x.target as PooledTarget;
-    let headers = x.h2 ? h2RequestHeaders(req, x.secure) : requestHeaders(req, x.secure);
+    let headers = isH2(req) ? h2RequestHeaders(req, x.secure) : requestHeaders(req, x.secure);
     if (x.edge !== undefined) headers = editRequestHeaders(headers, x.edge);
     (target[POOL] ?? this.poolFor(target)).dispatch(
       {
@@ -106,7 +100,7 @@ export class HttpEngine {
    * in use too. With `graceful` (it is only no longer used: the farm's registry no longer lists
    * it), idle connections close now and those in use when their exchange is done.
    */
-  forget(target: Target, graceful = false): void {
+  closeConnections(target: Target, graceful = false): void {
     const t = target as PooledTarget;
     const pool = t[POOL];
     if (!pool) return;
@@ -137,8 +131,8 @@ export function originOf(t: Target): string {
  * Whether the client announced a body (Node has checked the framing already). An HTTP/2
  * request has one unless its HEADERS frame ended the stream (Content-Length is optional there).
  */
-export function hasBody(req: IncomingMessage): boolean {
-  if (req.httpVersionMajor === 2) return !(req as unknown as H2Request).stream.endAfterHeaders;
+export function hasBody(req: DownstreamRequest): boolean {
+  if (isH2(req)) return !req.stream.endAfterHeaders;
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
@@ -186,8 +180,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   readonly h2: boolean;
 
   constructor(
-    readonly req: IncomingMessage,
-    readonly res: ServerResponse,
+    readonly req: DownstreamRequest,
+    readonly res: DownstreamResponse,
     readonly app: App,
     readonly secure: boolean,
     readonly owner: ExchangeOwner,
@@ -197,7 +191,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // One listener shared by every exchange (no closure per request): it finds this one on res.
     (res as ExchangeResponse)[EXCHANGE] = this;
     res.on('close', onClientClose);
-    this.h2 = req.httpVersionMajor === 2;
+    this.h2 = isH2(req);
   }
 
   /**
@@ -206,7 +200,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
    * connection with it: the client would get no answer (504, 502) at all. The body is
    * therefore piped through a stream of its own; once that is dropped, what is left of the
    * request is discarded before the client's next one is read. A body that stalls for
-   * `timeoutMs` fails the exchange (BODY_TIMED_OUT).
+   * `timeoutMs` fails the exchange (a ProxyError `body-timeout`).
    */
   bodyStream(timeoutMs: number): PassThrough {
     const source = this.bodySource();
@@ -226,7 +220,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private bodySource(): BodySource {
-    return this.h2 ? (this.req as unknown as H2Request).stream : this.req;
+    const req = this.req;
+    return isH2(req) ? req.stream : req;
   }
 
   /**
@@ -285,7 +280,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.resume = resume;
     const res = this.res;
     if (res.destroyed) return false;
-    if (this.h2) return this.h2Head(status, (raw ?? []) as Buffer[]);
+    if (isH2Response(res)) return this.h2Head(res, status, (raw ?? []) as Buffer[]);
     let headers = responseHeaders((raw ?? []) as Buffer[]);
     if (this.edge !== undefined)
       ({ headers, encoder: this.encoder } = editFlatHead(status, headers, this.edge, res));
@@ -310,9 +305,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
    * The head on an HTTP/2 stream: one header object, no status text. While the body is still
    * coming, the rest of it is read and discarded (the stream is not the connection).
    */
-  private h2Head(status: number, raw: Buffer[]): boolean {
+  private h2Head(res: H2Response, status: number, raw: Buffer[]): boolean {
     const headers = h2ResponseHeaders(raw);
-    const res = this.res as unknown as H2Response;
     if (this.edge !== undefined) this.encoder = editObjectHead(status, headers, this.edge, res);
     try {
       res.writeHead(status, headers);
@@ -349,7 +343,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.ended = true;
     const res = this.res;
     if (this.body && !this.req.complete) this.answeredEarly();
-    if (trailers && trailers.length > 0) addTrailers(res, trailers as Buffer[], this.h2);
+    if (trailers && trailers.length > 0) addTrailers(res, trailers as Buffer[]);
     if (this.encoder !== undefined) this.encoder.end();
     else if (this.last) res.end(this.last);
     else res.end();
@@ -368,8 +362,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.body.destroy();
     }
     source.resume();
-    if (this.closeAfter) lingerOnClose(this.req.socket);
-    else if (this.h2) (this.res as unknown as H2Response).stopClient();
+    const res = this.res;
+    const req = this.req;
+    if (isH2Response(res)) res.stopClient();
+    else if (this.closeAfter && !isH2(req)) lingerOnClose(req.socket);
   }
 
   /**
@@ -389,7 +385,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // Aborted because the client left: nothing to tell anyone.
     if (this.ended) return;
     this.ended = true;
-    this.owner.exchangeFailed(this, err as NodeJS.ErrnoException);
+    this.owner.exchangeFailed(this, err);
   }
 }
 
@@ -406,7 +402,7 @@ function contentLength(headers: string[]): number {
 }
 
 const EXCHANGE = Symbol('arr.exchange');
-type ExchangeResponse = ServerResponse & { [EXCHANGE]?: Exchange };
+type ExchangeResponse = DownstreamResponse & { [EXCHANGE]?: Exchange };
 
 function onClientClose(this: ExchangeResponse): void {
   this[EXCHANGE]?.clientClosed();
@@ -429,9 +425,11 @@ function countBody(this: BodySource, chunk: Buffer): void {
   x.bodyBytes += chunk.length;
   if (x.bodyBytes <= x.edge.policy.maxBodySize) return;
   this.off('data', countBody);
-  if (x.h2) (x.res as unknown as H2Response).stopClient();
-  else lingerOnClose(x.req.socket);
-  x.bodyFailed(Object.assign(new Error('the request body is too large'), { code: BODY_TOO_LARGE }));
+  const res = x.res;
+  const req = x.req;
+  if (isH2Response(res)) res.stopClient();
+  else if (!isH2(req)) lingerOnClose(req.socket);
+  x.bodyFailed(new ProxyError('body-too-large', 'the request body is too large'));
 }
 
 /** The whole body arrived: its stall timer stops. */
@@ -443,13 +441,15 @@ function onRequestEnd(this: BodySource): void {
 /** No byte of the body for `--body-timeout`: the exchange fails, and the client gets 408. */
 function onBodyTimeout(this: BodySource): void {
   const x = this[EXCHANGE];
-  if (!x || x.req.complete) return;
-  if (!x.h2) lingerOnClose(x.req.socket);
-  x.bodyFailed(Object.assign(new Error('the request body stalled'), { code: BODY_TIMED_OUT }));
+  if (!x) return;
+  const req = x.req;
+  if (req.complete) return;
+  if (!isH2(req)) lingerOnClose(req.socket);
+  x.bodyFailed(new ProxyError('body-timeout', 'the request body stalled'));
 }
 
 /** Whether what is left of a request's body is small enough to read and discard. */
-function discardable(req: IncomingMessage): boolean {
+function discardable(req: DownstreamRequest): boolean {
   const length = req.headers['content-length'];
   return (
     length !== undefined &&
@@ -475,10 +475,10 @@ function lingerOnClose(socket: Socket): void {
   };
 }
 
-function addTrailers(res: ServerResponse, raw: Buffer[], h2: boolean): void {
+function addTrailers(res: DownstreamResponse, raw: Buffer[]): void {
   // Hop-by-hop names are dropped as in a head (HTTP/2 would refuse them when sending).
-  if (h2) {
-    (res as unknown as H2Response).addTrailers(h2ResponseHeaders(raw));
+  if (isH2Response(res)) {
+    res.addTrailers(h2ResponseHeaders(raw));
     return;
   }
   const flat = responseHeaders(raw);

@@ -1,5 +1,5 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type SecureContext, TLSSocket } from 'node:tls';
@@ -14,7 +14,7 @@ import type { CertificateStore } from './tls.js';
 
 export interface Listeners {
   http: Server;
-  https: Server;
+  https: HttpsServer;
   /** The TLS port as bound (the one picked, for port 0). */
   httpsPort: number;
   /** HTTP/2 on the TLS port and by prior knowledge on the plain one; undefined with neither. */

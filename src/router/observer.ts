@@ -1,6 +1,6 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { App } from '../registry/types.js';
+import type { DownstreamRequest, DownstreamResponse } from './downstream.js';
 import type { RefusalReason } from './policy/refusal.js';
 
 /**
@@ -9,9 +9,9 @@ import type { RefusalReason } from './policy/refusal.js';
  */
 export interface ExchangeObserver {
   /** A request reached arr: `app` is the app its host names (undefined when none does). */
-  request(req: IncomingMessage, res: ServerResponse, app: App | undefined): void;
+  request(req: DownstreamRequest, res: DownstreamResponse, app: App | undefined): void;
   /** The same for a WebSocket upgrade, on the client's socket. */
-  upgrade(req: IncomingMessage, socket: Duplex, app: App | undefined): void;
+  upgrade(req: DownstreamRequest, socket: Duplex, app: App | undefined): void;
   /** The status of the answer an upgrade got: 101, the instance's refusal, or arr's own. */
   upgradeAnswered(socket: Duplex, status: number): void;
   /** An exchange with an instance of this app failed: unreachable (refused) or broken off. */

@@ -1,6 +1,7 @@
-import { type ServerResponse, STATUS_CODES } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
+import { type DownstreamResponse, isH2Response } from './downstream.js';
 import { closeAfterAnswer } from './h2-messages.js';
 
 /**
@@ -8,7 +9,7 @@ import { closeAfterAnswer } from './h2-messages.js';
  * act on and never carry internals (stack traces, driver errors, file paths).
  */
 export function sendError(
-  res: ServerResponse,
+  res: DownstreamResponse,
   status: number,
   message: string,
   headers?: Record<string, string>,
@@ -18,15 +19,14 @@ export function sendError(
     return;
   }
   const body = `${status} ${STATUS_CODES[status] ?? ''}: ${message}\n`;
-  // On HTTP/2 (an H2Response, h2-messages.ts, has `stream`) there is no Connection field:
-  // Node would refuse the whole head.
-  const h2 = 'stream' in res;
-  res.writeHead(status, {
+  const head = {
     'content-type': 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
-    ...(h2 ? withoutConnection(headers) : headers),
-  });
+  };
+  // On HTTP/2 there is no Connection field: Node would refuse the whole head.
+  if (isH2Response(res)) res.writeHead(status, { ...head, ...withoutConnection(headers) });
+  else res.writeHead(status, { ...head, ...headers });
   res.end(body);
 }
 

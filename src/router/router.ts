@@ -1,4 +1,3 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { InstanceChooser } from '../activation/chooser.js';
@@ -7,20 +6,13 @@ import type { Registry } from '../registry/registry.js';
 import type { App, Route } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
 import { misdirected, noSni } from './coalescing.js';
+import { type DownstreamRequest, type DownstreamResponse, isH2 } from './downstream.js';
 import { setForwardedHeaders } from './forwarded.js';
 import { refuseRequest } from './grpc-errors.js';
 import { H2WebSocketJoiner } from './h2-websocket.js';
 import type { H2cEngine } from './h2c-engine.js';
 import { absoluteTarget, hostName, manyHosts } from './host.js';
-import {
-  BODY_TIMED_OUT,
-  BODY_TOO_LARGE,
-  Exchange,
-  type ExchangeOwner,
-  type HttpEngine,
-  hasBody,
-  TIMED_OUT,
-} from './http-engine.js';
+import { Exchange, type ExchangeOwner, type HttpEngine, hasBody } from './http-engine.js';
 import type { ExchangeObserver } from './observer.js';
 import { EdgePolicies } from './policy/edge-policy.js';
 import {
@@ -30,9 +22,10 @@ import {
   editUpgradeHeaders,
   type GateOwner,
 } from './policy/gate.js';
+import { answerFor, counted, instanceGone, proxyError, retryable, upgradeAnswerFor } from './proxy-errors.js';
 import type { RequestHandler } from './request-handler.js';
 import { rejectUpgrade, sendError } from './respond.js';
-import { OPTIONS_TIMED_OUT, type UpgradeOwner, UpgradeProxy } from './upgrade-proxy.js';
+import { type UpgradeOwner, UpgradeProxy } from './upgrade-proxy.js';
 
 /** Why a request is refused before it reaches an application (with the app, when one owns the host). */
 interface Refusal {
@@ -41,18 +34,6 @@ interface Refusal {
   headers?: Record<string, string>;
   app?: App;
 }
-
-/** How many instances one request may be sent to: the first, and one more if that one was gone. */
-const MAX_ATTEMPTS = 2;
-
-/** Errors that mean the instance is not there at all (as opposed to failing mid-exchange). */
-const UNREACHABLE = new Set([
-  'ECONNREFUSED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EADDRNOTAVAIL',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
 
 export interface RouterOptions {
   registry: Registry;
@@ -116,7 +97,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
     this.gate = new EdgeGate(this.policies, this, this.observer);
   }
 
-  handleRequest(req: IncomingMessage, res: ServerResponse, secure: boolean): void {
+  handleRequest(req: DownstreamRequest, res: DownstreamResponse, secure: boolean): void {
     // Before routing and before the ssl policy: a `required` host must not redirect the CA.
     if (this.challenges !== undefined && !secure && isChallenge(req)) {
       this.answerChallenge(req, res, this.challenges);
@@ -133,7 +114,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
   }
 
   /** A request of an app with edge policies that passed them (EdgeGate). */
-  proxy(req: IncomingMessage, res: ServerResponse, app: App, secure: boolean, edge: EdgeRequest): void {
+  proxy(req: DownstreamRequest, res: DownstreamResponse, app: App, secure: boolean, edge: EdgeRequest): void {
     this.attempt(new Exchange(req, res, app, secure, this, edge));
   }
 
@@ -164,16 +145,17 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
 
   /**
    * An attempt failed. Once the answer has begun, only the end of the connection can tell the
-   * client. Before: an instance that is not there is forgotten, and a request that is safe to
-   * send again (GET, HEAD or OPTIONS without a body) goes to another or a new instance, up to
-   * MAX_ATTEMPTS; otherwise the client gets 504 (too slow) or 502.
+   * client. Before: an instance that is not there is forgotten, and a request the catalogue
+   * calls retryable (proxy-errors.ts) goes to another or a new instance; otherwise the client
+   * gets the catalogue's answer (408, 502, 504).
    */
-  exchangeFailed(x: Exchange, err: NodeJS.ErrnoException): void {
-    const unreachable = UNREACHABLE.has(err.code ?? '');
-    if (err.code !== BODY_TIMED_OUT && err.code !== BODY_TOO_LARGE)
-      this.observer?.proxyError(x.app, unreachable);
-    if (unreachable) this.instances.unreachable(x.target!);
-    else this.log.debug({ app: x.app.name, code: err.code }, `proxy error: ${err.message}`);
+  exchangeFailed(x: Exchange, err: Error): void {
+    const error = proxyError(err);
+    const gone = instanceGone(error);
+    if (counted(error)) this.observer?.proxyError(x.app, gone);
+    if (gone) this.instances.unreachable(x.target!);
+    else
+      this.log.debug({ app: x.app.name, code: error.detail ?? error.code }, `proxy error: ${error.message}`);
 
     const { req, res } = x;
     if (x.answered) {
@@ -181,31 +163,19 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
       return;
     }
     if (res.destroyed || req.socket.destroyed) return; // the client went away: nothing to answer
-    if (unreachable && x.attempts < MAX_ATTEMPTS && isReplayable(req)) {
+    if (retryable(error, { method: req.method, body: hasBody(req), attempts: x.attempts })) {
       this.attempt(x);
       return;
     }
     // What the client still sends of its body is read and dropped (or the connection closes).
     const close = x.leaveBody() ? CLOSE : undefined;
-    if (err.code === BODY_TIMED_OUT) {
-      refuseRequest(req, res, 408, 'the request body did not arrive in time', CLOSE);
-    } else if (err.code === BODY_TOO_LARGE) {
-      this.observer?.policyRefused(x.app, 'body_size');
-      refuseRequest(req, res, 413, `the request body is larger than this application takes`, CLOSE);
-    } else if (err.code === TIMED_OUT || err.code === OPTIONS_TIMED_OUT) {
-      refuseRequest(req, res, 504, 'the application did not answer in time', close);
-    } else {
-      refuseRequest(
-        req,
-        res,
-        502,
-        unreachable ? 'the application is not reachable' : 'the application failed to answer',
-        close,
-      );
-    }
+    const answer = answerFor(error);
+    if (error.code === 'body-too-large') this.observer?.policyRefused(x.app, 'body_size');
+    // A body stalled or refused leaves the connection in the middle of a request: it is not read further.
+    refuseRequest(req, res, answer.status, answer.message, answer.closes ? CLOSE : close);
   }
 
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, secure: boolean): void {
+  handleUpgrade(req: DownstreamRequest, socket: Duplex, head: Buffer, secure: boolean): void {
     // A client that resets the connection must not take arr down with an unhandled 'error'.
     socket.on('error', () => socket.destroy());
     const route = this.admit(req, secure, false);
@@ -220,7 +190,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
 
   /** An upgrade that is admitted (and passed the edge policies its app has: `edge`). */
   proxyUpgrade(
-    req: IncomingMessage,
+    req: DownstreamRequest,
     socket: Duplex,
     head: Buffer,
     app: App,
@@ -247,7 +217,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
   }
 
   /** A WebSocket counts as in flight at its instance (for the idle timeout) until it closes. */
-  private sendUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: Target): void {
+  private sendUpgrade(req: DownstreamRequest, socket: Duplex, head: Buffer, target: Target): void {
     // The client left while its instance was being found (an upgrade has no body: a client
     // whose side has ended has gone).
     if (socket.destroyed || socket.readableEnded) {
@@ -263,7 +233,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
       open?.delete(socket);
     });
     // An extended CONNECT on an HTTP/2 stream (h2.ts): joined to an HTTP/1.1 upgrade.
-    if (req.httpVersionMajor === 2) this.h2WebSockets.join(req, socket, target);
+    if (isH2(req)) this.h2WebSockets.join(req, target);
     else this.upgrades.ws(req, socket, head, target);
   }
 
@@ -272,16 +242,14 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
   }
 
   /** An upgrade's exchange failed before the instance answered: the client gets 502. */
-  upgradeFailed(socket: Duplex, target: Target, err: NodeJS.ErrnoException): void {
-    const unreachable = UNREACHABLE.has(err.code ?? '');
+  upgradeFailed(socket: Duplex, target: Target, err: Error): void {
+    const error = proxyError(err);
+    const gone = instanceGone(error);
     const app = this.registry.app(target.appId);
-    if (app) this.observer?.proxyError(app, unreachable);
-    if (unreachable) this.instances.unreachable(target);
-    this.refuseUpgrade(
-      socket,
-      502,
-      unreachable ? 'the application is not reachable' : 'the application failed',
-    );
+    if (app) this.observer?.proxyError(app, gone);
+    if (gone) this.instances.unreachable(target);
+    const answer = upgradeAnswerFor(error);
+    this.refuseUpgrade(socket, answer.status, answer.message);
   }
 
   refuseUpgrade(socket: Duplex, status: number, message: string, headers?: Record<string, string>): void {
@@ -310,7 +278,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
    * registry, from the shared store, so that whichever node the CA reaches answers for the node
    * that placed the order. Anything else there is a 404; no instance sees these paths.
    */
-  private answerChallenge(req: IncomingMessage, res: ServerResponse, challenges: HttpChallenges): void {
+  private answerChallenge(req: DownstreamRequest, res: DownstreamResponse, challenges: HttpChallenges): void {
     const host = hostName(req.headers.host);
     const token = req.url!.slice(CHALLENGE_PATH.length);
     if (!host || !this.registry.route(host) || !TOKEN.test(token) || req.method !== 'GET') {
@@ -342,7 +310,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
   }
 
   /** The route of an acceptable request, or why it is refused. */
-  private admit(req: IncomingMessage, secure: boolean, redirectable: boolean): Route | Refusal {
+  private admit(req: DownstreamRequest, secure: boolean, redirectable: boolean): Route | Refusal {
     let host = hostName(req.headers.host);
     if (!host) return { status: 400, message: 'a valid Host header is required' };
     if (manyHosts(req.rawHeaders))
@@ -369,7 +337,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
       if (route.rule.ssl === 'none')
         return { status: 403, message: `${host} is not served over HTTPS; use http://`, app };
       const own = !!(route.rule.cert && route.rule.key);
-      if (req.httpVersionMajor === 2) {
+      if (isH2(req)) {
         // HTTP/2 connections are shared by the hosts their certificate covers (coalescing).
         const why = misdirected(req, host, own);
         if (why) return { status: 421, message: why, app };
@@ -408,7 +376,7 @@ const CLOSE = { connection: 'close' };
  * form (RFC 9112 §3.2.2: `GET http://host/.well-known/acme-challenge/T`), which is reduced here
  * as `admit` would reduce it: the challenge's host is then the target's authority.
  */
-function isChallenge(req: IncomingMessage): boolean {
+function isChallenge(req: DownstreamRequest): boolean {
   const url = req.url ?? '';
   if (url.charCodeAt(0) === 47 /* / */) return url.startsWith(CHALLENGE_PATH);
   const target = absoluteTarget(url);
@@ -416,10 +384,4 @@ function isChallenge(req: IncomingMessage): boolean {
   req.headers.host = target.authority;
   req.url = target.path;
   return true;
-}
-
-/** A request that can be sent to another instance after the first refused it. */
-function isReplayable(req: IncomingMessage): boolean {
-  const m = req.method;
-  return (m === 'GET' || m === 'HEAD' || m === 'OPTIONS') && !hasBody(req);
 }

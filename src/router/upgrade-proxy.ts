@@ -3,11 +3,10 @@ import { connect, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { Target } from '../activation/target.js';
+import { isH2, isH2Response } from './downstream.js';
 import { setForwardedHeaders } from './forwarded.js';
 import type { Exchange } from './http-engine.js';
-
-/** The code of the error an `OPTIONS *` is abandoned with when its instance is too slow to answer. */
-export const OPTIONS_TIMED_OUT = 'ARR_PROXY_TIMEOUT';
+import { ProxyError } from './proxy-errors.js';
 
 /**
  * How long one side of a WebSocket may take to finish after the other side has closed: what
@@ -20,13 +19,12 @@ export interface UpgradeOwner {
   /** The instance answered the upgrade (101, or a refusal of its own), or arr refused it. */
   upgradeAnswered(socket: Duplex, status: number): void;
   /** The exchange with the instance failed before it answered. */
-  upgradeFailed(socket: Duplex, target: Target, err: NodeJS.ErrnoException): void;
+  upgradeFailed(socket: Duplex, target: Target, err: Error): void;
 }
 
+/** What an `OPTIONS *` is abandoned with when its instance is too slow to answer. */
 function timedOut(): Error {
-  return Object.assign(new Error('the instance did not begin its answer in time'), {
-    code: OPTIONS_TIMED_OUT,
-  });
+  return new ProxyError('timeout', 'the instance did not begin its answer in time');
 }
 
 /**
@@ -74,12 +72,17 @@ export class UpgradeProxy {
   options(x: Exchange): void {
     const { req, res } = x;
     const target = x.target!;
+    // HTTP/2 refuses `*` before routing (h2.ts): http-proxy gets node:http's objects only.
+    if (isH2(req) || isH2Response(res)) {
+      x.owner.exchangeFailed(x, new ProxyError('failed', 'OPTIONS * over HTTP/2'));
+      return;
+    }
     setForwardedHeaders(req, x.secure);
     // Node has answered "Expect: 100-continue" already; without it the instance need not, and
     // http-proxy emits 'proxyReq' (the hooks above) for this request too.
     if (req.headers.expect !== undefined) delete req.headers.expect;
     this.proxy.web(req, res, { target: { host: target.host, port: target.port }, agent: false }, (err) =>
-      x.owner.exchangeFailed(x, err as NodeJS.ErrnoException),
+      x.owner.exchangeFailed(x, err),
     );
   }
 
@@ -103,20 +106,19 @@ export class UpgradeProxy {
     let received: Buffer | undefined;
     const abandon = () => up.destroy();
     socket.once('close', abandon);
-    const fail = (err: NodeJS.ErrnoException) => {
+    const fail = (err: Error) => {
       up.destroy();
       if (answered) return;
       answered = true;
       socket.off('close', abandon);
       this.owner.upgradeFailed(socket, target, err);
     };
-    const hungUp = () => fail(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+    const hungUp = () => fail(new ProxyError('failed', 'socket hang up'));
     const onData = (chunk: Buffer) => {
       received = received === undefined ? chunk : Buffer.concat([received, chunk]);
       const end = received.indexOf('\r\n\r\n');
       if (end === -1) {
-        if (received.length > MAX_ANSWER_HEAD)
-          fail(Object.assign(new Error('the answer head is too large'), { code: 'HPE_HEADER_OVERFLOW' }));
+        if (received.length > MAX_ANSWER_HEAD) fail(new ProxyError('failed', 'the answer head is too large'));
         return;
       }
       up.off('data', onData);
@@ -159,7 +161,7 @@ export class UpgradeProxy {
     up: Socket,
     received: Buffer,
     answered: (status: number) => void,
-    fail: (err: NodeJS.ErrnoException) => void,
+    fail: (err: Error) => void,
   ): void {
     const replay = new Duplex({
       read: () => up.resume(),
@@ -184,7 +186,7 @@ export class UpgradeProxy {
     });
     parse.on('error', fail);
     // A 1xx before a 101: not passed on (node:http would hand the stream over as upgraded).
-    parse.once('upgrade', () => fail(Object.assign(new Error('an upgrade after an interim answer'))));
+    parse.once('upgrade', () => fail(new ProxyError('failed', 'an upgrade after an interim answer')));
     parse.once('response', (res: IncomingMessage) => {
       answered(res.statusCode ?? 0);
       if (socket.destroyed) {

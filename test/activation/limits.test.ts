@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ObjectId } from 'mongodb';
-import type { Overview } from '../../src/ops/dashboard-data.js';
+import type { Overview } from '../../src/ops/dashboard/dashboard-data.js';
 import { type AppDoc, type ArrUnderTest, fetchVia, startArrWith, writeAppsFile } from '../support/arr.js';
 import { until } from '../support/poll.js';
 import { freePort } from '../support/ports.js';

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ObjectId } from 'mongodb';
-import type { Overview } from '../../src/ops/dashboard-data.js';
+import type { Overview } from '../../src/ops/dashboard/dashboard-data.js';
 import { type AppDoc, type ArrUnderTest, fetchVia, startArrWith } from '../support/arr.js';
 import { startLoad } from '../support/deploy.js';
 import { until } from '../support/poll.js';

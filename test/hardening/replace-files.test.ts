@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { FileAcmeStore } from '../../src/acme/file-store.js';
-import { restartApp } from '../../src/cli/registry-commands.js';
+import { restartApp } from '../../src/cli/restart-command.js';
 import { fetchVia, helloApp, startArrWith, writeAppsFile } from '../support/arr.js';
 import { until } from '../support/poll.js';
 import { stopAll } from '../support/proc.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BSON, MongoClient, ObjectId } from 'mongodb';
-import type { AppsView } from '../../src/cli/registry-commands.js';
+import type { AppsView } from '../../src/cli/apps-command.js';
 import { beatInRegistry, claimInRegistry } from '../support/activation.js';
 import { type AppDoc, fetchVia, helloApp, pidOf, provideApps, startArrWith } from '../support/arr.js';
 import { cliEnv } from '../support/cli-env.js';

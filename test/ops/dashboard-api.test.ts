@@ -5,9 +5,9 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MongoClient, type ObjectId } from 'mongodb';
-import type { AppView, Overview, Tick } from '../../src/ops/dashboard-data.js';
+import type { AppView, Overview, Tick } from '../../src/ops/dashboard/dashboard-data.js';
+import type { Series } from '../../src/ops/metrics/traffic.js';
 import type { OutputLine } from '../../src/ops/output-log.js';
-import type { Series } from '../../src/ops/traffic.js';
 import { claimInRegistry, scriptApp } from '../support/activation.js';
 import {
   type AppDoc,

@@ -3,9 +3,9 @@ import { type IncomingMessage, request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { type Activation, ActivationError } from '../../src/activation/target.js';
 import { parseAdminAddress } from '../../src/cli/options.js';
-import { isLoopback } from '../../src/ops/admin-server.js';
-import { InstrumentedRegistry } from '../../src/ops/instrumented-registry.js';
-import { Metrics } from '../../src/ops/metrics.js';
+import { isLoopback } from '../../src/ops/admin/admin-server.js';
+import { InstrumentedRegistry } from '../../src/ops/metrics/instrumented-registry.js';
+import { Metrics } from '../../src/ops/metrics/metrics.js';
 import type { Registry } from '../../src/registry/registry.js';
 import type { App } from '../../src/registry/types.js';
 import {

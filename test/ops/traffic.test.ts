@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Traffic, WINDOW_SECONDS } from '../../src/ops/traffic.js';
+import { Traffic, WINDOW_SECONDS } from '../../src/ops/metrics/traffic.js';
 
 // The dashboard's per-app ring, on a clock of the test's own: seconds close into the ring, quiet
 // seconds are zeros, percentiles come from the second's histogram, silent apps are forgotten.

@@ -82,7 +82,7 @@ describe('an instance that answers before reading the request body', () => {
       [
         '-sS',
         // HTTP/1.1 over TLS too: this is its behaviour. (Over HTTP/2 the same upload stalls in
-        // curl once the answer is complete: a limit the README states.)
+        // curl once the answer is complete: a limit docs/http2.md states.)
         '--http1.1',
         '-k',
         '--resolve',

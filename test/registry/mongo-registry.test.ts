@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { type Collection, type Document, MongoClient } from 'mongodb';
 import { APPS_COLLECTION, databaseName, MongoRegistry } from '../../src/registry/mongo-registry.js';
 import { UnknownAppError } from '../../src/registry/registry.js';
-import type { Machine } from '../../src/registry/types.js';
+import type { InstanceAddress } from '../../src/registry/types.js';
 import { idOf } from '../../src/registry/validate.js';
 import { type MongoServer, mongoUnavailable, startMongo } from '../support/mongo.js';
 import { claimRace, registryContract } from '../support/registry-contract.js';
@@ -74,7 +74,7 @@ describe('MongoRegistry', { skip }, () => {
     hosts: [{ host: `${id}.test`, ssl: 'none' }],
     ...(instances === undefined ? {} : { instances }),
   });
-  const m = (n: number): Machine => ({ host: `10.0.0.${n}`, port: 8000 + n });
+  const m = (n: number): InstanceAddress => ({ host: `10.0.0.${n}`, port: 8000 + n });
 
   registryContract('MongoRegistry', async (docs) => {
     const { url, apps } = await seed(docs);
@@ -86,7 +86,7 @@ describe('MongoRegistry', { skip }, () => {
       stored: async (id) => {
         const doc = await apps.findOne({ _id: docs.find((d) => idOf(d._id) === id)?._id } as Document);
         assert.ok(doc, `app ${id} is in the collection`);
-        return (doc.machines ?? []) as Machine[];
+        return (doc.machines ?? []) as InstanceAddress[];
       },
       put: async (doc) => {
         await apps.replaceOne({ _id: doc._id }, doc, { upsert: true });
@@ -187,7 +187,7 @@ describe('MongoRegistry', { skip }, () => {
       ),
     );
     assert.equal(more.filter((r) => r.granted).length, 3);
-    const stored = (await apps.findOne({ _id: 'busy' } as Document))?.machines as Machine[];
+    const stored = (await apps.findOne({ _id: 'busy' } as Document))?.machines as InstanceAddress[];
     assert.equal(stored.length, 5);
     assert.equal(new Set(stored.map((x) => `${x.host}:${x.port}`)).size, 5);
   });

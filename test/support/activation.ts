@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { MongoClient, ObjectId } from 'mongodb';
 import WebSocket from 'ws';
 import { MongoRegistry } from '../../src/registry/mongo-registry.js';
-import type { Machine } from '../../src/registry/types.js';
+import type { InstanceAddress } from '../../src/registry/types.js';
 import { idOf } from '../../src/registry/validate.js';
 import type { AppDoc, Reply } from './arr.js';
 import { until } from './poll.js';
@@ -106,12 +106,12 @@ async function withRegistry<T>(url: string, use: (r: MongoRegistry) => Promise<T
 }
 
 /** The app's instances as the registry has them (its own storage, whatever that is). */
-export function machinesInRegistry(url: string, id: RawId): Promise<Machine[]> {
+export function machinesInRegistry(url: string, id: RawId): Promise<InstanceAddress[]> {
   return withRegistry(url, (r) => r.machines(idOf(id)!));
 }
 
 /** Records an instance of the app as another node would: a claim through the registry. */
-export async function claimInRegistry(url: string, id: RawId, machine: Machine): Promise<void> {
+export async function claimInRegistry(url: string, id: RawId, machine: InstanceAddress): Promise<void> {
   const claim = await withRegistry(url, (r) => r.claim(idOf(id)!, machine));
   if (!claim.granted)
     throw new Error(`claim of ${JSON.stringify(machine)} refused: ${JSON.stringify(claim)}`);
@@ -129,7 +129,7 @@ export async function beatInRegistry(url: string, node: string, ttlMs = 120_000)
 export async function expectMachines(
   url: string,
   id: RawId,
-  expected: Machine[],
+  expected: InstanceAddress[],
   timeoutMs = 5_000,
 ): Promise<void> {
   let last: unknown;

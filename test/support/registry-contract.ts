@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Document, ObjectId } from 'mongodb';
 import { type Registry, UnknownAppError } from '../../src/registry/registry.js';
-import type { Machine } from '../../src/registry/types.js';
+import type { InstanceAddress } from '../../src/registry/types.js';
 
 /** One registry over a store seeded with some documents, and ways to look behind it. */
 export interface RegistryFixture {
@@ -14,7 +14,7 @@ export interface RegistryFixture {
    */
   racers(): Registry[];
   /** The app's `machines` as the store has them, read without the registry. */
-  stored(appId: string): Promise<Machine[]>;
+  stored(appId: string): Promise<InstanceAddress[]>;
   /** Adds or replaces one document in the store (by `_id`). */
   put(doc: Document): Promise<void>;
   /** Closes every registry it made and removes what it created. */
@@ -65,9 +65,9 @@ export function contractDocs(): Document[] {
   ];
 }
 
-const m = (host: string, port: number): Machine => ({ host, port });
-const key = (x: Machine) => `${x.host}:${x.port}`;
-const keys = (list: Machine[]) => list.map(key).sort();
+const m = (host: string, port: number): InstanceAddress => ({ host, port });
+const key = (x: InstanceAddress) => `${x.host}:${x.port}`;
+const keys = (list: InstanceAddress[]) => list.map(key).sort();
 
 /**
  * The behaviour every `Registry` must have, run against one implementation. Each test gets a
@@ -244,7 +244,7 @@ export async function claimRace(
   regs: Registry[],
   appId: string,
   cap: number,
-  stored: (appId: string) => Promise<Machine[]>,
+  stored: (appId: string) => Promise<InstanceAddress[]>,
   rounds = 10,
 ): Promise<void> {
   for (const r of regs) await r.load();

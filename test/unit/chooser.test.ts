@@ -5,7 +5,7 @@ import { InstanceChooser } from '../../src/activation/chooser.js';
 import type { Activation, InstanceSource, Target } from '../../src/activation/target.js';
 import { parseAppsText } from '../../src/registry/apps-file.js';
 import { FileRegistry } from '../../src/registry/file-registry.js';
-import type { App, Machine } from '../../src/registry/types.js';
+import type { App, InstanceAddress } from '../../src/registry/types.js';
 import { appDoc } from '../support/activator-harness.js';
 
 /** An InstanceSource whose answers the test sets. */
@@ -30,7 +30,7 @@ class Source implements InstanceSource {
   }
 }
 
-const m = (host: string, port: number): Machine => ({ host, port });
+const m = (host: string, port: number): InstanceAddress => ({ host, port });
 
 /** An instance of this node (10.0.0.1) on `port`. */
 const localTarget = (port: number): Target => ({

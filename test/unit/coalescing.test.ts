@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import type { TLSSocket } from 'node:tls';
 import { markIdentity, misdirected } from '../../src/router/coalescing.js';
@@ -13,8 +12,8 @@ function socket(servername: string | false, fingerprint256: string, subjectaltna
 }
 
 /** An HTTP/2 request on the connection (h2-messages.ts sets CONNECTION). */
-function on(connection: TLSSocket | undefined): IncomingMessage {
-  return { [CONNECTION]: connection } as unknown as IncomingMessage;
+function on(connection: TLSSocket | undefined): { [CONNECTION]: TLSSocket | undefined } {
+  return { [CONNECTION]: connection };
 }
 
 describe('HTTP/2 connection coalescing (pure)', () => {

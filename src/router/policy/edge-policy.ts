@@ -1,6 +1,6 @@
-import type { IncomingMessage } from 'node:http';
 import type { Agent } from 'undici';
 import type { App, EdgeSpec, RedirectSpec } from '../../registry/types.js';
+import type { DownstreamRequest } from '../downstream.js';
 import { BasicAuth, type Verify } from './basic-auth.js';
 import { ForwardAuth, forwardAuthAgent } from './forward-auth.js';
 import { HeaderEditor } from './header-edits.js';
@@ -62,7 +62,7 @@ export class EdgePolicy {
    * the declared body size. Synchronous unless a password must be verified or an auth service
    * asked.
    */
-  admit(req: IncomingMessage, address: string, secure: boolean): Verdict | Promise<Verdict> {
+  admit(req: DownstreamRequest, address: string, secure: boolean): Verdict | Promise<Verdict> {
     if (this.ip && !this.ip.admits(address))
       return { status: 403, message: 'this address may not reach this application', reason: 'ip' };
     if (this.rate) {
@@ -86,7 +86,7 @@ export class EdgePolicy {
   }
 
   private afterBasic(
-    req: IncomingMessage,
+    req: DownstreamRequest,
     user: string | undefined,
     secure: boolean,
   ): Verdict | Promise<Verdict> {
@@ -99,7 +99,7 @@ export class EdgePolicy {
     return this.bodySize(req, extra);
   }
 
-  private bodySize(req: IncomingMessage, extra: string[] | undefined): Verdict {
+  private bodySize(req: DownstreamRequest, extra: string[] | undefined): Verdict {
     if (this.maxBodySize >= 0) {
       const declared = req.headers['content-length'];
       if (declared !== undefined && Number(declared) > this.maxBodySize) return tooLarge(this.maxBodySize);

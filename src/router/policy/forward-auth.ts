@@ -1,5 +1,5 @@
-import type { IncomingMessage } from 'node:http';
 import { Agent, errors, request } from 'undici';
+import { type DownstreamRequest, isH2 } from '../downstream.js';
 import { HOP_BY_HOP, h2RequestHeaders, requestHeaders } from '../headers.js';
 import type { PolicyRefusal } from './refusal.js';
 
@@ -34,9 +34,8 @@ export class ForwardAuth {
   }
 
   /** The fields to add to the request ([name, value, ...], lower-case names), or the refusal. */
-  async check(req: IncomingMessage, secure: boolean): Promise<string[] | PolicyRefusal> {
-    const forwarded =
-      req.httpVersionMajor === 2 ? h2RequestHeaders(req, secure) : requestHeaders(req, secure);
+  async check(req: DownstreamRequest, secure: boolean): Promise<string[] | PolicyRefusal> {
+    const forwarded = isH2(req) ? h2RequestHeaders(req, secure) : requestHeaders(req, secure);
     const headers: string[] = [];
     for (let i = 0; i + 1 < forwarded.length; i += 2) {
       if (!NOT_SENT.has(forwarded[i]!.toLowerCase())) headers.push(forwarded[i]!, forwarded[i + 1]!);

@@ -1,7 +1,7 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { App, EdgeSpec } from '../../registry/types.js';
-import type { H2Response } from '../h2-messages.js';
+import { type DownstreamRequest, type DownstreamResponse, isH2, isH2Response } from '../downstream.js';
 import { connectionOf } from '../headers.js';
 import type { ExchangeObserver } from '../observer.js';
 import { clientAddress } from '../proxy-protocol.js';
@@ -31,9 +31,9 @@ export interface EdgeRequest {
 
 /** Where a request that passed goes on: the router's exchange with an instance. */
 export interface GateOwner {
-  proxy(req: IncomingMessage, res: ServerResponse, app: App, secure: boolean, edge: EdgeRequest): void;
+  proxy(req: DownstreamRequest, res: DownstreamResponse, app: App, secure: boolean, edge: EdgeRequest): void;
   proxyUpgrade(
-    req: IncomingMessage,
+    req: DownstreamRequest,
     socket: Duplex,
     head: Buffer,
     app: App,
@@ -55,7 +55,7 @@ export class EdgeGate {
     private readonly observer: ExchangeObserver | undefined,
   ) {}
 
-  request(req: IncomingMessage, res: ServerResponse, app: EdgeApp, secure: boolean): void {
+  request(req: DownstreamRequest, res: DownstreamResponse, app: EdgeApp, secure: boolean): void {
     const policy = this.policies.of(app);
     const verdict = policy.admit(req, addressOf(req), secure);
     if (verdict instanceof Promise)
@@ -66,7 +66,7 @@ export class EdgeGate {
     else this.requestDecided(req, res, app, secure, policy, verdict);
   }
 
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, app: EdgeApp, secure: boolean): void {
+  upgrade(req: DownstreamRequest, socket: Duplex, head: Buffer, app: EdgeApp, secure: boolean): void {
     const policy = this.policies.of(app);
     const verdict = policy.admit(req, addressOf(req), secure);
     if (verdict instanceof Promise) {
@@ -79,8 +79,8 @@ export class EdgeGate {
   }
 
   private requestDecided(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: DownstreamRequest,
+    res: DownstreamResponse,
     app: App,
     secure: boolean,
     policy: EdgePolicy,
@@ -90,8 +90,8 @@ export class EdgeGate {
     if (isRefusal(v)) {
       this.observer?.policyRefused(app, v.reason);
       // On HTTP/2, a body still coming is refused with its stream (RST_STREAM NO_ERROR after the answer).
-      if (req.httpVersionMajor === 2) (res as unknown as H2Response).stopClient();
-      sendRefusal(res, v, req.httpVersionMajor !== 2 && v.status === 413);
+      if (isH2Response(res)) res.stopClient();
+      sendRefusal(res, v, !isH2(req) && v.status === 413);
       return;
     }
     if (policy.redirect) {
@@ -107,7 +107,7 @@ export class EdgeGate {
   }
 
   private upgradeDecided(
-    req: IncomingMessage,
+    req: DownstreamRequest,
     socket: Duplex,
     head: Buffer,
     app: App,
@@ -138,12 +138,12 @@ export function editUpgradeHeaders(headers: IncomingHttpHeaders, edge: EdgeReque
   if (edge.extra) setOn(headers, edge.extra);
 }
 
-function addressOf(req: IncomingMessage): string {
+function addressOf(req: DownstreamRequest): string {
   return clientAddress(connectionOf(req)) ?? '';
 }
 
 /** A refusal: arr's sentence, or the auth service's own answer (its status, fields and body). */
-function sendRefusal(res: ServerResponse, v: PolicyRefusal, close: boolean): void {
+function sendRefusal(res: DownstreamResponse, v: PolicyRefusal, close: boolean): void {
   if (v.body === undefined) {
     sendError(res, v.status, v.message, close ? { ...v.headers, connection: 'close' } : v.headers);
     return;

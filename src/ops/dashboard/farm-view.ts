@@ -1,4 +1,4 @@
-import type { FarmRecords, InstanceRecord, NodeRecord } from '../registry/registry.js';
+import type { FarmRecords, InstanceRecord, NodeRecord } from '../../registry/registry.js';
 
 /** The farm's nodes and instance entries as last read, or why they could not be read. */
 export interface FarmPicture {

@@ -3,10 +3,10 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * The dashboard's page, script and style sheet: plain files that tsc does not compile, served
- * from the source tree next to the built module (dist/src/ops -> src/ops/dashboard; package.json
+ * from the source tree next to the built module (dist/src/ops/dashboard -> src/ops/dashboard/page; package.json
  * `files` ships them). Read once, when the admin endpoint starts.
  */
-export const DASHBOARD_DIR = fileURLToPath(new URL('../../../src/ops/dashboard/', import.meta.url));
+export const DASHBOARD_DIR = fileURLToPath(new URL('../../../../src/ops/dashboard/page/', import.meta.url));
 
 export interface StaticFile {
   type: string;

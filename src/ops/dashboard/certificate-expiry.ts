@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { expiryOf } from '../util/certificates.js';
-import { readFailure, readRegularFile } from '../util/read-limited.js';
+import { expiryOf } from '../../util/certificates.js';
+import { readFailure, readRegularFile } from '../../util/read-limited.js';
 
 /** What the dashboard shows of a certificate file: when it expires, or why it cannot be read. */
 export interface FileExpiry {

@@ -1,14 +1,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { type AddressInfo, isIP } from 'node:net';
-import type { AdminAddress } from '../config.js';
-import type { App } from '../registry/types.js';
-import { listenOrExplain } from '../util/listen.js';
+import type { AdminAddress } from '../../config.js';
+import type { App } from '../../registry/types.js';
+import { listenOrExplain } from '../../util/listen.js';
+import type { Overview, OverviewQuery, Tick } from '../dashboard/dashboard-data.js';
+import { loadDashboardFiles } from '../dashboard/dashboard-files.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { Series } from '../metrics/traffic.js';
+import type { OutputLine } from '../output-log.js';
 import type { AdminToken } from './admin-auth.js';
-import type { Overview, OverviewQuery, Tick } from './dashboard-data.js';
-import { loadDashboardFiles } from './dashboard-files.js';
-import type { Metrics } from './metrics.js';
-import type { OutputLine } from './output-log.js';
-import type { Series } from './traffic.js';
 
 /** Whether only this machine can reach the address. */
 export function isLoopback(host: string): boolean {

@@ -1,13 +1,15 @@
-import type {
-  ClaimResult,
-  DeployNote,
-  FarmRegistry,
-  InstanceRecord,
-  LoadReport,
-  NodeRecord,
-  Registry,
-} from '../registry/registry.js';
-import type { App, Machine, Problem, Route } from '../registry/types.js';
+import {
+  type ClaimResult,
+  type DeployNote,
+  type FarmRegistry,
+  type InstanceRecord,
+  LIVENESS_OPERATIONS,
+  type LoadReport,
+  type NodeRecord,
+  type Registry,
+  STORE_OPERATIONS,
+} from '../../registry/registry.js';
+import type { App, InstanceAddress, Problem, Route } from '../../registry/types.js';
 import type { Metrics, RegistryOperation } from './metrics.js';
 
 /**
@@ -24,16 +26,7 @@ export class InstrumentedRegistry<R extends Registry> implements Registry {
     protected readonly metrics: Metrics,
   ) {
     this.kind = inner.kind;
-    metrics.registryOperations([
-      'load',
-      'allMachines',
-      'machines',
-      'claim',
-      'move',
-      'noteDeploy',
-      'release',
-      'releaseMachine',
-    ]);
+    metrics.registryOperations(STORE_OPERATIONS);
   }
 
   protected count<T>(operation: RegistryOperation, result: Promise<T>): Promise<T> {
@@ -67,22 +60,22 @@ export class InstrumentedRegistry<R extends Registry> implements Registry {
   tlsRoutes(): Iterable<Route> {
     return this.inner.tlsRoutes();
   }
-  allMachines(): Promise<Map<string, Machine[]>> {
+  allMachines(): Promise<Map<string, InstanceAddress[]>> {
     return this.count('allMachines', this.inner.allMachines());
   }
-  machines(appId: string): Promise<Machine[]> {
+  machines(appId: string): Promise<InstanceAddress[]> {
     return this.count('machines', this.inner.machines(appId));
   }
-  claim(appId: string, machine: Machine): Promise<ClaimResult> {
+  claim(appId: string, machine: InstanceAddress): Promise<ClaimResult> {
     return this.count('claim', this.inner.claim(appId, machine));
   }
-  move(appId: string, from: Machine, to: Machine): Promise<boolean> {
+  move(appId: string, from: InstanceAddress, to: InstanceAddress): Promise<boolean> {
     return this.count('move', this.inner.move(appId, from, to));
   }
-  noteDeploy(appId: string, machine: Machine, note: DeployNote): Promise<void> {
+  noteDeploy(appId: string, machine: InstanceAddress, note: DeployNote): Promise<void> {
     return this.count('noteDeploy', this.inner.noteDeploy(appId, machine, note));
   }
-  release(appId: string, machine: Machine): Promise<void> {
+  release(appId: string, machine: InstanceAddress): Promise<void> {
     return this.count('release', this.inner.release(appId, machine));
   }
   releaseMachine(host: string): Promise<number> {
@@ -99,7 +92,7 @@ export class InstrumentedFarmRegistry extends InstrumentedRegistry<FarmRegistry>
 
   constructor(inner: FarmRegistry, metrics: Metrics) {
     super(inner, metrics);
-    metrics.registryOperations(['beat', 'deadNodes', 'forgetNode']);
+    metrics.registryOperations(LIVENESS_OPERATIONS);
   }
 
   beat(node: string, ttlMs: number): Promise<void> {

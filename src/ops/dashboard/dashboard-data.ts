@@ -1,13 +1,13 @@
-import type { RenewalSource } from '../acme/ari.js';
-import { type CertificateSource, certificateSource } from '../acme/qualify.js';
-import type { InstanceExit } from '../activation/exit-reason.js';
-import type { InstanceState } from '../activation/instances.js';
-import { cpuSecondsOf, memoryOf, type Unenforced } from '../activation/limit-groups.js';
-import type { ActivatorSnapshot } from '../activation/snapshot.js';
-import { type App, formatProblem, type Problem, type SslPolicy } from '../registry/types.js';
-import { policyNames } from '../registry/validate-edge.js';
+import type { RenewalSource } from '../../acme/ari.js';
+import { type CertificateSource, certificateSource } from '../../acme/qualify.js';
+import type { InstanceExit } from '../../activation/exit-reason.js';
+import type { InstanceState } from '../../activation/instances.js';
+import { cpuSecondsOf, memoryOf, type Unenforced } from '../../activation/limit-groups.js';
+import type { ActivatorSnapshot } from '../../activation/snapshot.js';
+import { type App, formatProblem, type Problem, type SslPolicy } from '../../registry/types.js';
+import { policyNames } from '../../registry/validate-edge.js';
+import { type SecondStats, UNKNOWN_HOST } from '../metrics/traffic.js';
 import type { FarmPicture } from './farm-view.js';
-import { type SecondStats, UNKNOWN_HOST } from './traffic.js';
 
 // The JSON of the dashboard's API (GET /api/overview, /api/events), built from what arr holds
 // in memory. Plain data in, plain data out: admin-server.ts serves it, the README documents it.

@@ -1,10 +1,11 @@
-import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { connectionOf } from '../router/headers.js';
-import type { ExchangeObserver } from '../router/observer.js';
-import { clientAddress } from '../router/proxy-protocol.js';
-import type { Logger } from '../util/log.js';
+import { type DownstreamRequest, isH2, isH2Response } from '../../router/downstream.js';
+import type { H2Response } from '../../router/h2-messages.js';
+import { connectionOf } from '../../router/headers.js';
+import type { ExchangeObserver } from '../../router/observer.js';
+import { clientAddress } from '../../router/proxy-protocol.js';
+import type { Logger } from '../../util/log.js';
 import { type Metrics, NO_APP, type Protocol } from './metrics.js';
 import { type Traffic, UNKNOWN_HOST } from './traffic.js';
 
@@ -36,21 +37,15 @@ interface Access {
   grpcStatus?: string;
 }
 
-/** The body bytes an HTTP/2 stream's response sent (src/router/h2-messages.ts counts them). */
-function bodyBytesOf(res: object): number {
-  return (res as { bodyBytes?: number }).bodyBytes ?? 0;
-}
-
 /** The grpc-status an HTTP/2 stream's answer carried (read once, when its line is written). */
-function grpcStatusOf(res: object): string | undefined {
-  type Sent = { sentTrailers?: Record<string, unknown>; sentHeaders?: Record<string, unknown> };
-  const stream = (res as { stream?: Sent }).stream;
-  const value = stream?.sentTrailers?.['grpc-status'] ?? stream?.sentHeaders?.['grpc-status'];
+function grpcStatusOf(res: H2Response): string | undefined {
+  const stream = res.stream;
+  const value = stream.sentTrailers?.['grpc-status'] ?? stream.sentHeaders?.['grpc-status'];
   return value === undefined ? undefined : String(value);
 }
 
-function protocolOf(req: IncomingMessage): Protocol {
-  return req.httpVersionMajor === 2 ? 'h2' : 'http/1.1';
+function protocolOf(req: DownstreamRequest): Protocol {
+  return isH2(req) ? 'h2' : 'http/1.1';
 }
 
 /**
@@ -89,13 +84,13 @@ export function createObserver(
           host: req.headers.host ?? null,
           path: req.url,
           status,
-          bytes: protocol === 'h2' ? bodyBytesOf(res) : socket.bytesWritten - before,
+          bytes: isH2Response(res) ? res.bodyBytes : socket.bytesWritten - before,
           ms: seconds * 1000,
           app: name,
           client,
           protocol,
           // Read only when the line is written (write?.() evaluates nothing otherwise).
-          grpcStatus: protocol === 'h2' ? grpcStatusOf(res) : undefined,
+          grpcStatus: isH2Response(res) ? grpcStatusOf(res) : undefined,
         });
       });
     },

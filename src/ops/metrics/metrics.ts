@@ -1,8 +1,9 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
-import type { ExitReason } from '../activation/exit-reason.js';
-import { type Activation, ActivationError } from '../activation/target.js';
-import type { App } from '../registry/types.js';
-import type { RefusalReason } from '../router/policy/refusal.js';
+import type { ExitReason } from '../../activation/exit-reason.js';
+import { type Activation, ActivationError } from '../../activation/target.js';
+import type { StoreOperation } from '../../registry/registry.js';
+import type { App } from '../../registry/types.js';
+import type { RefusalReason } from '../../router/policy/refusal.js';
 
 /**
  * The `app` label of exchanges no application owns (no usable Host, or a host no app serves).
@@ -20,25 +21,11 @@ const ACTIVATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15
 /** How one start of an app ended. */
 export type ActivationResult = 'started' | 'remote' | 'timeout' | 'failed' | 'unavailable';
 
-/** The registry operations whose failures are counted, by method name. */
-const REGISTRY_OPERATIONS = [
-  'load',
-  'allMachines',
-  'machines',
-  'claim',
-  'move',
-  'noteDeploy',
-  'release',
-  'releaseMachine',
-  'beat',
-  'deadNodes',
-  'forgetNode',
-] as const;
-
 /** The protocol of a client's connection, as ALPN names it (HTTP/1.0 counts as http/1.1). */
 export type Protocol = 'http/1.1' | 'h2';
 
-export type RegistryOperation = (typeof REGISTRY_OPERATIONS)[number];
+/** The registry operations whose failures are counted (src/registry/registry.ts lists them). */
+export type RegistryOperation = StoreOperation;
 
 /** The label children of one app, looked up once: the hot path only increments and observes. */
 interface AppSeries {

@@ -1,4 +1,4 @@
-import type { InstanceExit } from '../activation/exit-reason.js';
+import type { InstanceExit } from '../../activation/exit-reason.js';
 
 /** The window the dashboard counts an app's restarts in: the last hour. */
 export const RESTART_WINDOW_MS = 3600_000;
