@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { verify as bcryptVerify } from '@node-rs/bcrypt';
+import { compare as bcryptVerify } from 'bcryptjs';
 import { validateApp } from '../../src/registry/validate.js';
 import { BasicAuth, parseBasic } from '../../src/router/policy/basic-auth.js';
 import {

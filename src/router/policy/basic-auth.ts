@@ -1,9 +1,9 @@
 import { hash as digestOf, randomBytes, timingSafeEqual } from 'node:crypto';
-import { verify as bcryptVerify } from '@node-rs/bcrypt';
+import { compare as bcryptVerify } from 'bcryptjs';
 import type { PolicyRefusal } from './refusal.js';
 import { type Rate, TokenBuckets } from './token-buckets.js';
 
-/** Checks a password against a bcrypt hash (off the event loop: bcrypt costs tens of ms). */
+/** Checks a password against a bcrypt hash (bcryptjs: in slices that yield to the event loop; bcrypt costs tens of ms). */
 export type Verify = (password: string, hash: string) => Promise<boolean>;
 
 /** The user a request was let through as. */
