@@ -26,6 +26,9 @@ export interface AppDoc {
   stopTimeout?: number;
   revision?: number;
   protocol?: string;
+  limits?: Record<string, unknown>;
+  health?: Record<string, unknown>;
+  recycle?: Record<string, unknown>;
 }
 
 /** The hello sample as an app document, with its host names. */

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Installs a C compiler (Debian's gcc) and util-linux's setpriv for the cgroup and capability
+# Installs a C compiler (Debian's gcc) and util-linux's setpriv and prlimit for the cgroup and capability
 # tests (test/hardening/tenant-cgroups.test.ts compiles a program that forks a daemon as its very
 # first action; arr starts instances through setpriv), unless both are there. Needs root (apt-get).
 set -euo pipefail
 
-if command -v cc >/dev/null && [ -x /usr/bin/setpriv ]; then
+if command -v cc >/dev/null && [ -x /usr/bin/setpriv ] && [ -x /usr/bin/prlimit ]; then
   command -v cc
   exit 0
 fi

@@ -104,6 +104,7 @@ export async function startArr(
   // What instances go through before their program runs (cgroup, user, capabilities).
   const confined = await Confinement.open(log);
   if (typeof confined === 'string') throw new StartError(confined);
+  ops.limitsFrom((app) => confined.unenforced(app.limits));
   const activator = new Activator(store, new PortAllocator(config.range), log, {
     advertise: config.advertise,
     startTimeoutMs: config.startTimeoutMs,
@@ -119,6 +120,7 @@ export async function startArr(
     events: {
       spawned: (proc, app, port) => state.spawned(proc, app, port),
       exited: (proc) => state.exited(proc),
+      ended: ops.instanceEnded,
       deployed: (app, result, detail) => {
         state.deployed(app, result, detail);
         ops.metrics?.deployed(app, result);
@@ -141,6 +143,8 @@ export async function startArr(
       : new FileMode({ ...targets, registry }, report.problems);
 
   await mode.beforeServing();
+  // Limits this host cannot enforce, said at start (and again for an app that comes later).
+  for (const app of registry.apps()) activator.tellUnenforced(app);
   await ops.listen(activator, certs);
   const listeners = await openListeners(certs, {
     ...config,
@@ -167,6 +171,7 @@ export async function startArr(
   const webSockets = new OpenWebSockets([listeners.http, listeners.https], listeners.h2);
   mode.startBackground();
   const stopIdleWatch = activator.watchIdle();
+  const stopInstanceWatch = activator.watchInstances();
 
   const onStartProblems = (problems: Problem[]) => ops.noteStartProblems(problems);
   const reload = reloader({ config, log, listeners, certs, mode, registry, notifier, onStartProblems });
@@ -178,7 +183,10 @@ export async function startArr(
     mode,
     acme,
     tickets,
-    stopIdleWatch,
+    stopWatches: () => {
+      stopIdleWatch();
+      stopInstanceWatch();
+    },
     listeners,
     webSockets,
     activator,

@@ -25,7 +25,8 @@ export interface StopParts {
   mode: ServingMode;
   acme: AcmeManager | undefined;
   tickets: SessionTickets | undefined;
-  stopIdleWatch: () => void;
+  /** Stops the idle timeout's and the health and recycle checks' timers. */
+  stopWatches: () => void;
   listeners: Listeners;
   webSockets: OpenWebSockets;
   activator: Activator;
@@ -49,7 +50,7 @@ export function stopInOrder(p: StopParts): { run(): Promise<void>; begun(): bool
     p.mode.stopBackground();
     p.acme?.stop();
     p.tickets?.stop();
-    p.stopIdleWatch();
+    p.stopWatches();
     const closed = p.listeners.stopAccepting();
     // Requests in flight are answered first; WebSockets keep working meanwhile.
     await p.webSockets.httpSettled(Date.now() + SHUTDOWN_GRACE_MS);

@@ -74,6 +74,8 @@ export function diffOf<T>(a: T[] | undefined, b: T[] | undefined, f: (x: T) => n
 export interface AppSpec {
   name: string;
   hosts: { host: string; cert?: string; key?: string }[];
+  /** The app's `limits` (issue #31), when it has any. */
+  limits?: Record<string, unknown>;
 }
 
 /** Writes an apps.json of hello apps (ids 1, 2, ... so that the report's copy is the same every run). */
@@ -87,6 +89,7 @@ export function writeApps(file: string, apps: AppSpec[]): string {
       ),
       _id: new ObjectId((i + 1).toString(16).padStart(24, '0')),
       machines: [],
+      ...(a.limits ? { limits: a.limits } : {}),
     })),
   );
 }

@@ -2,12 +2,17 @@ import type { Registry } from '../registry/registry.js';
 import type { App } from '../registry/types.js';
 import { every } from '../util/every.js';
 import type { Logger, OutputLevel } from '../util/log.js';
+import { formatSize } from '../util/size.js';
 import { backoffWait, oneMoreFailure } from './backoff.js';
 import { type Clock, systemClock } from './clock.js';
 import type { Confinement } from './confine.js';
 import { Deploys } from './deploys.js';
+import type { InstanceExit } from './exit-reason.js';
 import { type AppRecord, AppTable, type Instance } from './instances.js';
 import { type ExitStatus, Launcher, type Ports, processSpawner, type Spawner } from './launcher.js';
+import { memoryOf } from './limit-groups.js';
+import { probeOk } from './readiness.js';
+import { InstanceWatch, type Renewal, type Watched } from './renewal.js';
 import { Slots } from './slots.js';
 import { type ActivatorSnapshot, snapshotOf } from './snapshot.js';
 import type { OutputListener, SpawnedProcess } from './spawn.js';
@@ -27,6 +32,8 @@ export interface ActivatorEvents {
   spawned?(proc: SpawnedProcess, app: App, port: number): void;
   /** It has exited. */
   exited?(proc: SpawnedProcess): void;
+  /** An instance of the app ended, and why. */
+  ended?(app: App, exit: InstanceExit): void;
   /** A rolling replacement ended: the new version serves, or it failed (and the old one serves). */
   deployed?(app: App, result: 'replaced' | 'failed', detail?: string): void;
 }
@@ -84,6 +91,8 @@ export class Activator implements InstanceSource {
   private readonly deploys: Deploys;
   private readonly stableAfterMs: number;
   private readonly backoff: { baseMs: number; maxMs: number };
+  /** The unenforced limits already warned about (app, limit, why). */
+  private readonly toldUnenforced = new Set<string>();
 
   constructor(
     registry: Registry,
@@ -111,6 +120,7 @@ export class Activator implements InstanceSource {
         failed,
         spawned: (proc, app, port) => events?.spawned?.(proc, app, port),
         exited: (proc) => events?.exited?.(proc),
+        ended: (app, exit) => events?.ended?.(app, exit),
         gone: options.onInstanceGone,
       },
     );
@@ -128,7 +138,9 @@ export class Activator implements InstanceSource {
 
   /** The running instance of this app on this node, if any: the hot path, no I/O. */
   localTarget(appId: string): Target | undefined {
-    return this.table.serving(appId)?.target;
+    const instance = this.table.serving(appId);
+    // One that failed its health checks takes no new exchange while another can (activate).
+    return instance && !instance.unhealthy ? instance.target : undefined;
   }
 
   get runningCount(): number {
@@ -151,9 +163,11 @@ export class Activator implements InstanceSource {
   /** Finds or starts an instance for the app; concurrent callers share one attempt. */
   activate(app: App): Promise<Activation> {
     const record = this.table.of(app.id);
-    if (record.serving) return Promise.resolve({ kind: 'local', target: record.serving.target });
-    // The instance went while its successor starts: that one, rather than a third.
+    const serving = record.serving;
+    if (serving && !serving.unhealthy) return Promise.resolve({ kind: 'local', target: serving.target });
+    // The instance went (or failed its health checks) while its successor starts: that one.
     if (record.successor) return record.successor;
+    if (serving) return Promise.resolve({ kind: 'local', target: serving.target });
     let pending = record.starting;
     if (!pending) {
       pending = this.start(app).finally(() => {
@@ -180,7 +194,7 @@ export class Activator implements InstanceSource {
     this.table.unserve(record, instance);
     // Its exit will not find it serving any more: its entry goes now, or the app stays at its cap.
     this.slots.release(instance);
-    void this.launcher.stop(instance);
+    void this.launcher.stop(instance, 'stopped');
   }
 
   /** Stops the instances of apps that are no longer in the registry. */
@@ -195,7 +209,7 @@ export class Activator implements InstanceSource {
    * instance is stopped: the farm's count must not exceed it.
    */
   reassert(): Promise<void> {
-    return this.slots.reassert((instance) => void this.launcher.stop(instance));
+    return this.slots.reassert((instance) => void this.launcher.stop(instance, 'stopped'));
   }
 
   /**
@@ -217,7 +231,7 @@ export class Activator implements InstanceSource {
       );
       this.table.unserve(record, instance);
       this.slots.release(instance);
-      void this.launcher.stop(instance);
+      void this.launcher.stop(instance, 'idle');
     }
   }
 
@@ -231,13 +245,85 @@ export class Activator implements InstanceSource {
     return every(Math.min(1000, idleMs / 2), async () => this.stopIdle());
   }
 
+  /**
+   * Checks the instances of apps with `health` or `recycle` twice a second (renewal.ts) until
+   * the returned function is called.
+   */
+  watchInstances(): () => void {
+    const watch = new InstanceWatch({
+      now: () => this.clock.now(),
+      probe: (port, path, timeoutMs, h2c) => probeOk('127.0.0.1', port, path, timeoutMs, h2c),
+      renew: (appId, port, renewal) => this.renew(appId, port, renewal),
+    });
+    return every(500, async () => watch.tick(this.watched()));
+  }
+
+  /** The serving instances of this node whose app has health checks or recycling. */
+  private *watched(): Generator<Watched> {
+    for (const record of this.table.all()) {
+      const instance = record.serving;
+      if (!instance || (!instance.app.health && !instance.app.recycle)) continue;
+      const { app, proc, target, startedAt } = instance;
+      yield {
+        appId: app.id,
+        port: target.port,
+        health: app.health,
+        recycle: app.recycle,
+        h2c: app.protocol === 'h2c',
+        startedAt,
+        exchanges: target.activity?.exchanges ?? 0,
+        memory: () => memoryOf(proc.pid, proc.limitGroups?.memory),
+      };
+    }
+  }
+
+  /** Replaces the app's instance on `port` as a deploy does: it failed its health checks, or is due for recycling. */
+  renew(appId: string, port: number, renewal: Renewal): void {
+    const record = this.table.find(appId);
+    const instance = record?.serving;
+    if (this.table.stopping || !record || !instance || instance.target.port !== port) return;
+    const { app, proc } = instance;
+    const fields = {
+      event: 'instance-renewing',
+      app: app.name,
+      id: appId,
+      pid: proc.pid,
+      reason: renewal.reason,
+    };
+    const line = `replacing ${app.name}[${proc.pid}] (${renewal.reason}): ${renewal.why}`;
+    if (renewal.reason === 'health') {
+      instance.unhealthy = true;
+      this.log.warn(fields, line);
+    } else this.log.info(fields, line);
+    record.renewal = renewal;
+    this.deploys.redeploy(appId);
+  }
+
+  /** Warns once per app, limit and reason of each limit this host cannot hold the app's instances to. */
+  tellUnenforced(app: App): void {
+    if (!app.limits) return;
+    const { confinement } = this.options;
+    const unenforced = confinement
+      ? confinement.unenforced(app.limits)
+      : Object.keys(app.limits).map((limit) => ({ limit, why: 'arr confines no instance here' }));
+    for (const { limit, why } of unenforced) {
+      const key = `${app.id}\0${limit}\0${why}`;
+      if (this.toldUnenforced.has(key)) continue;
+      this.toldUnenforced.add(key);
+      this.log.warn(
+        { app: app.name, id: app.id, limit },
+        `${app.name}: limits.${limit} is not enforced: ${why}`,
+      );
+    }
+  }
+
   /** Stops every instance this node started and waits until they are gone. */
   async stopAll(): Promise<void> {
     this.table.stopping = true;
     this.deploys.cancelRetries();
     for (const record of [...this.table.all()])
       if (record.serving) this.table.unserve(record, record.serving);
-    await Promise.all([...this.launcher.live].map((i) => this.launcher.stop(i)));
+    await Promise.all([...this.launcher.live].map((i) => this.launcher.stop(i, 'stopped')));
     await this.options.confinement?.cgroups?.close();
   }
 
@@ -272,6 +358,7 @@ export class Activator implements InstanceSource {
       );
     }
 
+    this.tellUnenforced(app);
     const instance = await this.launcher.launch(app, (i, exit) => this.exited(i, exit));
     const { proc, port, startedAt, target } = instance;
     const machine = target.machine;
@@ -280,12 +367,12 @@ export class Activator implements InstanceSource {
     try {
       claim = await this.slots.claim(app, machine);
     } catch (err) {
-      void this.launcher.stop(instance);
+      void this.launcher.stop(instance, 'stopped');
       throw err;
     }
     if (!claim.granted) {
       // The farm reached the cap while this instance was starting: use theirs.
-      void this.launcher.stop(instance);
+      void this.launcher.stop(instance, 'stopped');
       this.log.info(
         { app: app.name, id: app.id },
         `${app.name} reached its cap elsewhere; using an existing instance`,
@@ -302,7 +389,7 @@ export class Activator implements InstanceSource {
     }
     if (instance.exited.aborted || this.table.stopping) {
       await this.slots.releaseNow(app.id, machine);
-      void this.launcher.stop(instance);
+      void this.launcher.stop(instance, 'stopped');
       throw new ActivationError(
         'failed',
         'the application exited while starting',
@@ -342,9 +429,16 @@ export class Activator implements InstanceSource {
       code: exit.code,
       signal: exit.signal,
     };
+    if (instance.oom) {
+      const limit = app.limits?.memory;
+      this.log.warn(
+        { ...fields, event: 'instance-oom', limit, reason: 'oom' },
+        `${app.name}[${proc.pid}] was killed by its memory limit${limit === undefined ? '' : ` (${formatSize(limit)})`}: out of memory (${how})`,
+      );
+    }
     // An instance that served and went by itself (arr was not stopping it) crashed: warn, so
     // that --log-level warn shows it. The state stays what it was at the exit.
-    if (wasServing && instance.state !== 'stopping' && !this.table.stopping)
+    else if (wasServing && instance.state !== 'stopping' && !this.table.stopping)
       this.log.warn(
         fields,
         `${app.name}[${proc.pid}] exited with ${how} while serving; its next request starts it again`,

@@ -1,8 +1,7 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-
-/** What arr's groups are called: `arr-<pid of the arr that made them>`, in arr's own group. */
-const ARR_GROUP = /^arr-(\d+)$/;
+import { removeWhenEmpty, staleFolders, subtree } from './cgroup-tree.js';
+import { LimitGroups } from './limit-groups.js';
 
 /** The groups of an arr that is gone, removed at the start of another (see sweepStale). */
 export interface StaleGroups {
@@ -21,25 +20,25 @@ export interface StaleGroups {
 export class InstanceCgroups {
   private constructor(
     /** arr's own group: where arr runs, and where its folder of groups is. */
-    private readonly own: string,
+    readonly own: string,
     /** arr's own folder of groups: one per instance below it. */
-    private readonly base: string,
+    readonly base: string,
+    /** The controllers that hold instances to their app's `limits`. */
+    readonly limits: LimitGroups = LimitGroups.open(own, base),
   ) {}
 
   /** The groups, or why arr cannot have them here. */
   static open(): InstanceCgroups | string {
     try {
-      const mount = cgroup2Mount();
-      if (!mount) return 'no cgroup2 file system is mounted';
-      const own = /^0::(\/.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
-      if (own === undefined) return 'arr is in no cgroup v2 group';
-      const base = join(mount, own, `arr-${process.pid}`);
+      const own = ownGroup();
+      if (typeof own !== 'string') return own.why;
+      const base = join(own, `arr-${process.pid}`);
       mkdirSync(base, { recursive: true });
       if (!existsSync(join(base, 'cgroup.kill'))) {
         rmdirSync(base);
         return 'the kernel has no cgroup.kill (Linux 5.14 or newer has it)';
       }
-      return new InstanceCgroups(join(mount, own), base);
+      return new InstanceCgroups(own, base);
     } catch (err) {
       return `cannot make cgroups (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
     }
@@ -69,25 +68,14 @@ export class InstanceCgroups {
    */
   async sweepStale(): Promise<StaleGroups[]> {
     const swept: StaleGroups[] = [];
-    let names: string[];
-    let members: Set<string>;
-    try {
-      names = readdirSync(this.own);
-      members = new Set(readFileSync(join(this.own, 'cgroup.procs'), 'utf8').split('\n'));
-    } catch {
-      return swept;
-    }
-    for (const name of names) {
-      const pid = ARR_GROUP.exec(name)?.[1];
-      if (pid === undefined || Number(pid) === process.pid || members.has(pid)) continue;
-      swept.push({ pid: Number(pid), killed: await killGroup(join(this.own, name)) });
-    }
+    for (const { pid, dir } of staleFolders(this.own)) swept.push({ pid, killed: await killGroup(dir) });
     return swept;
   }
 
   /** Removes arr's own folder of groups (at exit, once every instance is gone). */
-  close(): Promise<void> {
-    return removeWhenEmpty(this.base);
+  async close(): Promise<void> {
+    await this.limits.close();
+    await removeWhenEmpty(this.base);
   }
 }
 
@@ -109,20 +97,6 @@ export async function killGroup(dir: string): Promise<number> {
   return killed;
 }
 
-/** A group and every group below it, parents before their children. */
-function subtree(dir: string): string[] {
-  const groups = [dir];
-  for (let i = 0; i < groups.length; i++) {
-    try {
-      for (const e of readdirSync(groups[i]!, { withFileTypes: true }))
-        if (e.isDirectory()) groups.push(join(groups[i]!, e.name));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return groups;
-}
-
 function procsIn(group: string): number {
   try {
     return readFileSync(join(group, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).length;
@@ -131,17 +105,13 @@ function procsIn(group: string): number {
   }
 }
 
-/** rmdir as soon as the group is empty (killed processes take a moment to go), for up to 2 s. */
-async function removeWhenEmpty(dir: string): Promise<void> {
-  for (let tries = 0; tries < 100; tries++) {
-    try {
-      rmdirSync(dir);
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EBUSY') return;
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** arr's own cgroup v2 group (a folder), or why there is none. */
+export function ownGroup(): string | { why: string } {
+  const mount = cgroup2Mount();
+  if (!mount) return { why: 'no cgroup2 file system is mounted' };
+  const own = /^0::(\/.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
+  if (own === undefined) return { why: 'arr is in no cgroup v2 group' };
+  return join(mount, own);
 }
 
 function cgroup2Mount(): string | undefined {

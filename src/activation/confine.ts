@@ -1,8 +1,11 @@
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
+import type { Limits } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
-import { InstanceCgroups } from './cgroup.js';
+import { InstanceCgroups, killGroup, ownGroup } from './cgroup.js';
+import { removeWhenEmpty } from './cgroup-tree.js';
 import type { Identity } from './identity.js';
+import { type InstanceLimitGroups, LimitGroups, type Unenforced } from './limit-groups.js';
 
 /**
  * util-linux's setpriv, by a fixed path: never looked up through PATH, which comes from arr's
@@ -10,12 +13,17 @@ import type { Identity } from './identity.js';
  */
 const SETPRIV_PATHS = ['/usr/bin/setpriv', '/bin/setpriv'];
 
+/** util-linux's prlimit, which sets RLIMIT_NOFILE (`limits.files`) and executes the rest. */
+const PRLIMIT_PATHS = ['/usr/bin/prlimit', '/bin/prlimit'];
+
 /**
- * The wrapper that puts an instance in its cgroup before anything of the app runs: as root, it
- * writes its own pid to the group's cgroup.procs ($0) and executes the rest of its arguments,
- * which the shell passes on as they are, never reading them as shell words.
+ * The wrapper that puts an instance in its cgroups before anything of the app runs: as root, it
+ * writes its own pid to the cgroup.procs files that follow ($0 of them: its cgroup v2 group, and
+ * its cgroup v1 groups for limits on hybrid hosts) and executes the rest of its arguments, which
+ * the shell passes on as they are, never reading them as shell words.
  */
-const JOIN_CGROUP = 'echo "$$" > "$0" && exec "$@"';
+const JOIN_CGROUP =
+  'n=$0; while [ "$n" -gt 0 ]; do echo "$$" > "$1" || exit 126; shift; n=$((n-1)); done; exec "$@"';
 
 /** How spawn.ts starts an instance: the command, and what arr's spawn switches to itself. */
 export interface Launch {
@@ -27,6 +35,8 @@ export interface Launch {
   switchUser: boolean;
   /** The instance's cgroup, which it joins before its program runs. */
   cgroup?: string;
+  /** Its groups for limits and memory accounting beside `cgroup` (see limit-groups.ts). */
+  limitGroups?: InstanceLimitGroups;
   /** The program runs behind a wrapper: spawn() cannot tell that it is missing, so arr looks first. */
   wrapped: boolean;
 }
@@ -46,7 +56,11 @@ export class Confinement {
     private readonly setpriv: string | undefined,
     /** arr has ambient or inheritable capabilities, which its instances must not get. */
     private readonly dropCapabilities: boolean,
+    /** Why instances have no cgroup here, when they have none. */
+    private readonly noCgroups?: string,
   ) {}
+
+  private readonly prlimit = PRLIMIT_PATHS.find((p) => existsSync(p));
 
   /**
    * This machine's, told in the log, once the groups of an arr that is gone are removed; or why
@@ -65,13 +79,15 @@ export class Confinement {
     }
     if (typeof cgroups === 'string') {
       log.info(`instances run without a cgroup of their own: ${cgroups}`);
-      return new Confinement(undefined, setpriv, capabilities !== undefined);
+      return new Confinement(undefined, setpriv, capabilities !== undefined, cgroups);
     }
     for (const { pid, killed } of await cgroups.sweepStale()) {
       log.warn(
         `removed the cgroups of arr[${pid}], which is gone: ${killed} ${killed === 1 ? 'process' : 'processes'} left in them killed`,
       );
     }
+    await cgroups.limits.sweepStale();
+    log.info(`instance limits by cgroup controller: ${cgroups.limits.describe()}`);
     return new Confinement(cgroups, setpriv, capabilities !== undefined);
   }
 
@@ -79,29 +95,132 @@ export class Confinement {
    * How to start an instance of the app named `name` (in its own cgroup when arr has them): a
    * plain spawn when nothing is to be done before the program runs, as arr always did.
    */
-  launch(executable: string, args: string[], name: string, identity: Identity | undefined): Launch {
+  launch(
+    executable: string,
+    args: string[],
+    name: string,
+    identity: Identity | undefined,
+    limits: Limits = {},
+    accountMemory = false,
+  ): Launch {
     const cgroup = this.cgroups?.make(name);
-    if (!cgroup && !this.dropCapabilities) return plainLaunch(executable, args, identity);
-    // setpriv is there: with cgroups (see open()), or with capabilities to drop (else no start).
+    const files =
+      this.filesLimit(limits) === undefined
+        ? []
+        : [this.prlimit!, `--nofile=${limits.files}:${limits.files}`, '--'];
+    if (!cgroup && !this.dropCapabilities) {
+      if (files.length === 0) return plainLaunch(executable, args, identity);
+      // prlimit as the app's user could not raise a hard limit: then prlimit as root, setpriv after.
+      if (!identity || !this.setpriv)
+        return {
+          file: files[0]!,
+          args: [...files.slice(1), executable, ...args],
+          identity,
+          switchUser: identity !== undefined,
+          wrapped: true,
+        };
+    }
+    // setpriv is there: with cgroups (see open()), capabilities to drop (else no start), or a user.
     const user = identity
       ? ['--reuid', String(identity.uid), '--regid', String(identity.gid), '--clear-groups']
       : [];
-    const program = [...user, '--inh-caps=-all', '--ambient-caps=-all', '--', executable, ...args];
-    if (!cgroup) return { file: this.setpriv!, args: program, identity, switchUser: false, wrapped: true };
+    // prlimit first, as root (a hard limit above arr's needs it); setpriv then takes the user.
+    const program = [
+      ...files,
+      this.setpriv!,
+      ...user,
+      '--inh-caps=-all',
+      '--ambient-caps=-all',
+      '--',
+      executable,
+      ...args,
+    ];
+    if (!cgroup)
+      return { file: program[0]!, args: program.slice(1), identity, switchUser: false, wrapped: true };
+    // Named as its v2 group is (make() keeps to a safe set of characters).
+    const limitGroups = this.cgroups!.limits.prepare(cgroup, basename(cgroup), limits, accountMemory);
+    const join = [`${cgroup}/cgroup.procs`, ...limitGroups.join];
     return {
       file: '/bin/sh',
-      args: ['-c', JOIN_CGROUP, `${cgroup}/cgroup.procs`, this.setpriv!, ...program],
+      args: ['-c', JOIN_CGROUP, String(join.length), ...join, ...program],
       identity,
       switchUser: false,
       cgroup,
+      limitGroups,
       wrapped: true,
     };
   }
+
+  /** What `unenforced` says on this host, found without making any group (`arr validate`). */
+  static probe(): Confinement {
+    const setpriv = SETPRIV_PATHS.find((p) => existsSync(p));
+    const own = ownGroup();
+    let why: string | undefined;
+    if (process.getuid?.() !== 0) why = 'arr is not root';
+    else if (!setpriv) why = 'setpriv (util-linux) is not installed';
+    else if (typeof own !== 'string') why = own.why;
+    const probe = new Confinement(undefined, setpriv, false, why);
+    if (why === undefined) probe.probed = LimitGroups.probe(own as string);
+    return probe;
+  }
+
+  /** The controllers `probe` found (a probe has no cgroups of its own). */
+  private probed: LimitGroups | undefined;
+
+  /** `limits.files` where arr can set it (prlimit is there; above arr's hard limit, as root). */
+  private filesLimit(limits: Limits | undefined): number | undefined {
+    const files = limits?.files;
+    if (files === undefined || !this.prlimit) return undefined;
+    if (process.getuid?.() !== 0 && files > (hardFilesLimit() ?? Number.POSITIVE_INFINITY)) return undefined;
+    return files;
+  }
+
+  /**
+   * The limits among `limits` this host cannot enforce, and why: said at start, by arr validate
+   * and on the dashboard, per app and limit, never silently.
+   */
+  unenforced(limits: Limits | undefined): Unenforced[] {
+    if (!limits) return [];
+    const out: Unenforced[] = [];
+    const groups = this.cgroups?.limits ?? this.probed;
+    if (groups) out.push(...groups.unenforced(limits));
+    else
+      for (const limit of ['memory', 'cpu', 'pids'] as const)
+        if (limits[limit] !== undefined)
+          out.push({ limit, why: `instances have no cgroup here: ${this.noCgroups}` });
+    if (limits.files !== undefined && this.filesLimit(limits) === undefined)
+      out.push({
+        limit: 'files',
+        why: this.prlimit
+          ? `above arr's own hard limit (${hardFilesLimit()}), which only root can raise`
+          : 'prlimit (util-linux) is not installed',
+      });
+    return out;
+  }
+}
+
+/**
+ * Kills what is left in an instance's groups and removes them: its cgroup v2 group (the whole
+ * subtree, by the kernel) and its v1 groups for limits, then empty.
+ */
+export async function releaseGroups(launch: Pick<Launch, 'cgroup' | 'limitGroups'>): Promise<void> {
+  if (launch.cgroup) await killGroup(launch.cgroup);
+  for (const dir of launch.limitGroups?.v1 ?? []) await removeWhenEmpty(dir);
 }
 
 /** A plain spawn of the program (libuv switches to the user, if any), as arr always did. */
 export function plainLaunch(executable: string, args: string[], identity: Identity | undefined): Launch {
   return { file: executable, args, identity, switchUser: identity !== undefined, wrapped: false };
+}
+
+/** arr's own hard RLIMIT_NOFILE (/proc/self/limits), undefined when unlimited or unknown. */
+function hardFilesLimit(): number | undefined {
+  try {
+    const m = /^Max open files\s+\S+\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** arr's ambient and inheritable capabilities (/proc/self/status), when it has any. */

@@ -53,7 +53,7 @@ export class Deploys {
     }
     const instance = record.serving;
     const app = this.options.currentApp(appId);
-    if (!instance || !app || deployKey(app) === instance.key) {
+    if (!instance || !app || (deployKey(app) === instance.key && !record.renewal)) {
       this.table.tidy(record);
       return;
     }
@@ -90,7 +90,7 @@ export class Deploys {
       const app = this.options.currentApp(record.id);
       if (this.table.stopping || !old || !app) return;
       const key = deployKey(app);
-      if (key === old.key) return;
+      if (key === old.key && !record.renewal) return;
       const wait = backoffWait(record.failures, this.clock.now());
       if (wait > 0) {
         this.retryIn(record, wait);
@@ -165,7 +165,11 @@ export class Deploys {
         },
         `${app.name} deployed: ${app.name}[${launched.proc.pid}] serves on port ${launched.port}; draining ${app.name}[${old.proc.pid}]`,
       );
-      this.options.deployed?.(app, 'replaced');
+      // A renewal (health, recycle) is the old instance's exit reason, not a deploy.
+      const { renewal } = record;
+      record.renewal = undefined;
+      if (renewal) old.stoppedFor = renewal.reason;
+      else this.options.deployed?.(app, 'replaced');
       this.slots.note(app, target.machine);
       if (current === old) await this.drain(record, old);
       return true;
@@ -173,7 +177,7 @@ export class Deploys {
       if (record.successor === successor) record.successor = undefined;
       settle(Promise.reject(err));
       const proc = launched?.proc ?? (err instanceof ActivationError ? err.process : undefined);
-      if (launched) void this.launcher.stop(launched);
+      if (launched) void this.launcher.stop(launched, 'deploy');
       if (proc) {
         // Its last lines of output, once its pipes are read to their end (briefly).
         let cancel = () => {};
@@ -234,7 +238,7 @@ export class Deploys {
     // Its registry entry, should it still be listed (its slot moved already).
     const now = record.serving;
     if (!now || !sameMachine(now.target.machine, old.target.machine)) this.slots.release(old);
-    await this.launcher.stop(old);
+    await this.launcher.stop(old, 'deploy');
     for (const socket of old.target.webSockets ?? []) socket.end();
   }
 }

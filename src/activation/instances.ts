@@ -1,5 +1,7 @@
 import type { App } from '../registry/types.js';
 import type { Failures } from './backoff.js';
+import type { ExitReason } from './exit-reason.js';
+import type { Renewal } from './renewal.js';
 import type { SpawnedProcess } from './spawn.js';
 import type { Activation, Target } from './target.js';
 
@@ -25,6 +27,12 @@ export interface Instance {
   state: InstanceState;
   /** Fires when the process exits. */
   exited: AbortSignal;
+  /** Why arr stopped it, once it did (its exit's reason; none: it crashed). */
+  stoppedFor?: ExitReason;
+  /** Its memory limit killed it (read at its exit). */
+  oom?: boolean;
+  /** It failed its health checks: new requests wait for its replacement, when there is one. */
+  unhealthy?: boolean;
 }
 
 /**
@@ -47,6 +55,8 @@ export interface AppRecord {
   deployRetry?: () => void;
   /** The failures of its last starts, in a row. */
   failures?: Failures;
+  /** Its instance is to be replaced though it runs the registry's version (health, recycle). */
+  renewal?: Renewal;
 }
 
 /** One record per app (made on first use), the version counter of snapshots, and the swap generation. */
@@ -118,7 +128,8 @@ export class AppTable {
       !record.successor &&
       !record.deploy &&
       !record.deployRetry &&
-      !record.failures
+      !record.failures &&
+      !record.renewal
     )
       this.records.delete(record.id);
   }

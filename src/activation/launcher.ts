@@ -2,12 +2,13 @@ import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type App, deployKey } from '../registry/types.js';
 import type { Logger, OutputLevel } from '../util/log.js';
-import { killGroup } from './cgroup.js';
 import type { Clock } from './clock.js';
-import { type Confinement, plainLaunch } from './confine.js';
+import { type Confinement, plainLaunch, releaseGroups } from './confine.js';
+import { type ExitReason, exitReason, type InstanceExit } from './exit-reason.js';
 import { cannotSwitchUser, type Identity, IdentityError, resolveIdentity } from './identity.js';
 import { openConnections } from './instance-connections.js';
 import type { AppTable, Instance } from './instances.js';
+import { oomKills } from './limit-groups.js';
 import { type Readiness, waitReady } from './readiness.js';
 import { type OutputListener, type SpawnedProcess, signalGroup, spawnInstance } from './spawn.js';
 import { ActivationError, type Target } from './target.js';
@@ -58,12 +59,18 @@ export function processSpawner(
     spawn(app, port, identity) {
       const { executable, args } = app.process;
       const launch =
-        confinement?.launch(executable, args, `${app.id}-${port}`, identity) ??
-        plainLaunch(executable, args, identity);
+        confinement?.launch(
+          executable,
+          args,
+          `${app.id}-${port}`,
+          identity,
+          app.limits,
+          app.recycle?.memory !== undefined,
+        ) ?? plainLaunch(executable, args, identity);
       try {
         return spawnInstance(app, port, log, launch, onOutput, stderrLevel);
       } catch (err) {
-        if (launch.cgroup) void killGroup(launch.cgroup);
+        void releaseGroups(launch);
         throw err;
       }
     },
@@ -88,6 +95,8 @@ export interface LauncherOptions {
   spawned?(proc: SpawnedProcess, app: App, port: number): void;
   /** It has exited: the state file. */
   exited?(proc: SpawnedProcess): void;
+  /** An instance of the app ended, and why (metrics, the dashboard). */
+  ended?(app: App, exit: InstanceExit): void;
   /**
    * An instance has exited, before its port can be given again: connections kept to it must
    * go, or another app given the port could be sent what was meant for this one.
@@ -177,7 +186,13 @@ export class Launcher {
       // arr's connections to it go, and so does what it started (a daemon that left its
       // process group too), before the port can be given to another app.
       this.options.gone?.(instance.target);
-      if (proc.cgroup) await killGroup(proc.cgroup);
+      instance.oom = oomKills(proc.limitGroups?.memory) > 0;
+      if (proc.pid > 0) {
+        const reason = exitReason(instance.oom, instance.stoppedFor);
+        const { code, signal } = exit;
+        this.options.ended?.(app, { pid: proc.pid, reason, code, signal, at: this.clock.now() });
+      }
+      await releaseGroups(proc);
       this.live.delete(instance);
       this.table.version++;
       this.ports.release(port);
@@ -196,7 +211,7 @@ export class Launcher {
       h2c: app.protocol === 'h2c',
     });
     if (ready !== 'ready') {
-      void this.stop(instance);
+      void this.stop(instance, ready === 'timeout' ? 'start-timeout' : 'crash');
       this.options.failed(app.id);
       throw Object.assign(await this.notReady(app, port, proc, ready), { process: proc });
     }
@@ -207,8 +222,9 @@ export class Launcher {
    * SIGTERM to the instance's process group, SIGKILL after its app's `stopTimeout` (as the
    * registry has it now), or the default grace period.
    */
-  async stop(instance: Instance): Promise<void> {
+  async stop(instance: Instance, reason: ExitReason): Promise<void> {
     const { proc, app } = instance;
+    instance.stoppedFor ??= reason;
     this.spawner.signal(proc.pid, 'SIGTERM');
     // One that exited already is no longer shown.
     if (this.live.has(instance)) this.table.setState(instance, 'stopping');
@@ -219,7 +235,7 @@ export class Launcher {
     cancel();
     // Whatever the instance started in its group goes with it.
     this.spawner.signal(proc.pid, 'SIGKILL');
-    if (proc.cgroup) await killGroup(proc.cgroup);
+    await releaseGroups(proc);
   }
 
   /** How many connections to the instance's port are open, whoever made them (undefined: cannot tell). */
@@ -235,7 +251,7 @@ export class Launcher {
       host: LOOPBACK,
       port,
       local: true,
-      activity: { active: 0, lastActive: this.clock.now() },
+      activity: { active: 0, lastActive: this.clock.now(), exchanges: 0 },
       webSockets: new Set(),
     };
   }

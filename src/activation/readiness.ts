@@ -38,11 +38,11 @@ export async function waitForPort(
   }
 }
 
-/** The status of one GET of `path` (0: no answer within a second, or the connection failed). */
-function probe(host: string, port: number, path: string): Promise<number> {
+/** The status of one GET of `path` (0: no answer within `timeoutMs`, or the connection failed). */
+function probe(host: string, port: number, path: string, timeoutMs = 1_000): Promise<number> {
   return new Promise((resolve) => {
     const req = request({ host, port, path, method: 'GET', agent: false, headers: { connection: 'close' } });
-    req.setTimeout(1_000, () => req.destroy());
+    req.setTimeout(timeoutMs, () => req.destroy());
     req.once('error', () => resolve(0));
     req.once('response', (res) => {
       res.resume();
@@ -53,11 +53,11 @@ function probe(host: string, port: number, path: string): Promise<number> {
 }
 
 /** The same over HTTP/2 without TLS, for apps whose instances speak h2c only. */
-function probeH2c(host: string, port: number, path: string): Promise<number> {
+function probeH2c(host: string, port: number, path: string, timeoutMs = 1_000): Promise<number> {
   return new Promise((resolve) => {
     const origin = host.includes(':') ? `http://[${host}]:${port}` : `http://${host}:${port}`;
     const session = h2connect(origin);
-    const timer = setTimeout(() => session.destroy(), 1_000);
+    const timer = setTimeout(() => session.destroy(), timeoutMs);
     session.on('error', () => {});
     session.once('close', () => {
       clearTimeout(timer);
@@ -71,6 +71,18 @@ function probeH2c(host: string, port: number, path: string): Promise<number> {
     });
     req.end();
   });
+}
+
+/** One health check: GET of `path` (over h2c for h2c apps) answered 2xx or 3xx within `timeoutMs`. */
+export async function probeOk(
+  host: string,
+  port: number,
+  path: string,
+  timeoutMs: number,
+  h2c = false,
+): Promise<boolean> {
+  const status = await (h2c ? probeH2c : probe)(host, port, path, timeoutMs);
+  return status >= 200 && status < 400;
 }
 
 /**

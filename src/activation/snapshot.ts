@@ -1,4 +1,5 @@
 import type { AppTable, Instance, InstanceState } from './instances.js';
+import type { MemoryGroup } from './limit-groups.js';
 
 /** One process of this node, for the dashboard (Activator.snapshot). */
 export interface InstanceSnapshot {
@@ -8,6 +9,8 @@ export interface InstanceSnapshot {
   state: InstanceState;
   /** When it was spawned (ms since the epoch). */
   startedAt: number;
+  /** Its memory cgroup, where it has one (its usage is read there, else from /proc). */
+  memoryGroup?: MemoryGroup;
 }
 
 /**
@@ -31,13 +34,16 @@ export function snapshotOf(live: Iterable<Instance>, table: AppTable): Activator
   const busy = new Set<string>();
   for (const i of live) {
     busy.add(i.app.id);
-    instances.push({
+    const snapshot: InstanceSnapshot = {
       appId: i.app.id,
       pid: i.proc.pid,
       port: i.port,
       state: i.state,
       startedAt: i.startedAt,
-    });
+    };
+    const memoryGroup = i.proc.limitGroups?.memory;
+    if (memoryGroup) snapshot.memoryGroup = memoryGroup;
+    instances.push(snapshot);
   }
   const failing: FailureSnapshot[] = [];
   for (const r of table.all())

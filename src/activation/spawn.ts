@@ -45,6 +45,8 @@ export interface SpawnedProcess {
   pid: number;
   /** The instance's cgroup, where arr could give it one (see cgroup.ts). */
   cgroup?: string;
+  /** Its groups for limits beside it (limit-groups.ts): where its memory and OOM kills are read. */
+  limitGroups?: Launch['limitGroups'];
   /** Its last lines of output (stdout and stderr), for the log of a start that failed. */
   recent: string[];
   /** The value of its INSTANCE_TOKEN. */
@@ -125,7 +127,7 @@ export function spawnInstance(
     stream.on('end', () => lines.end());
     stream.on('error', () => {});
   }
-  return { child, pid, cgroup: launch.cgroup, recent, token, exited };
+  return { child, pid, cgroup: launch.cgroup, limitGroups: launch.limitGroups, recent, token, exited };
 }
 
 /** Sends a signal to an instance's whole process group; quiet when it is already gone. */

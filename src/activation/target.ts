@@ -27,13 +27,18 @@ export interface Target {
 export interface Activity {
   active: number;
   lastActive: number;
+  /** Exchanges begun so far (recycle.requests reads it). */
+  exchanges: number;
 }
 
 export type Activation = { kind: 'local'; target: Target } | { kind: 'remote'; machines: InstanceAddress[] };
 
 /** One more exchange (request or WebSocket) in flight at the target: a counter, no I/O. */
 export function exchangeBegan(t: Target): void {
-  if (t.activity) t.activity.active++;
+  const a = t.activity;
+  if (!a) return;
+  a.active++;
+  a.exchanges++;
 }
 
 /** An exchange at the target is over; the instance may be idle from now. */

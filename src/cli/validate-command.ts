@@ -1,4 +1,5 @@
 import { qualifies } from '../acme/qualify.js';
+import { Confinement } from '../activation/confine.js';
 import { Preflight } from '../activation/preflight.js';
 import { envExposure, readAppsFile } from '../registry/apps-file.js';
 import { buildRouteTable } from '../registry/load.js';
@@ -19,6 +20,7 @@ export async function validateFile(file: string, out: Print, err: Print): Promis
   if (!result) return 1;
   for (const p of result.problems) out(formatProblem(p));
   if (result.exposed) out(`warning: ${result.exposed}`);
+  for (const line of result.unenforced) out(`warning: ${line}`);
   if (result.acme.length > 0)
     out(`ACME-managed with --acme-email (${result.acme.length}): ${result.acme.join(', ')}`);
   out(`${plural(result.valid, 'app')} valid, ${plural(result.problems.length, 'problem')}`);
@@ -33,6 +35,8 @@ export interface FileCheck {
   acme: string[];
   /** Other users can read the file, and with it the apps' `env` values. */
   exposed?: string;
+  /** Limits that arr, run here as this user, could not enforce: one line per app and limit. */
+  unenforced: string[];
 }
 
 /** Checks an apps file as `arr validate` does, without printing. */
@@ -66,5 +70,11 @@ export async function checkAppsFile(file: string): Promise<FileCheck> {
     .map((h) => h.host)
     .sort();
   const exposed = await envExposure(file, table.apps.values());
-  return { valid, problems: all, acme, ...(exposed ? { exposed } : {}) };
+  const here = Confinement.probe();
+  const unenforced = [...table.apps.values()].flatMap((app) =>
+    here
+      .unenforced(app.limits)
+      .map(({ limit, why }) => `app ${app.id}: limits.${limit} is not enforced here: ${why}`),
+  );
+  return { valid, problems: all, acme, unenforced, ...(exposed ? { exposed } : {}) };
 }

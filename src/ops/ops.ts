@@ -1,5 +1,7 @@
 import type { AcmeObserver } from '../acme/manager.js';
 import type { Activator } from '../activation/activator.js';
+import type { InstanceExit } from '../activation/exit-reason.js';
+import type { Unenforced } from '../activation/limit-groups.js';
 import type { OutputListener } from '../activation/spawn.js';
 import type { Activation } from '../activation/target.js';
 import type { AdminAddress } from '../config.js';
@@ -21,6 +23,7 @@ import {
   type CertificateRenewal,
   type Overview,
 } from './dashboard/dashboard-data.js';
+import { ExitLog } from './dashboard/exit-log.js';
 import { FarmView } from './dashboard/farm-view.js';
 import { InstrumentedFarmRegistry, InstrumentedRegistry } from './metrics/instrumented-registry.js';
 import { Metrics } from './metrics/metrics.js';
@@ -63,6 +66,9 @@ export class Operations {
   readonly onOutput: OutputListener | undefined;
   private readonly traffic: Traffic | undefined;
   private readonly output: OutputLog | undefined;
+  private readonly exits = new ExitLog();
+  /** The limits this host cannot enforce, per app (the dashboard shows them). */
+  private unenforced: (app: App) => Unenforced[] = () => [];
   /** When the ACME certificate served for each host expires (ms since the epoch), for the dashboard. */
   private readonly certificateExpiries = new Map<string, number>();
   /** When each is to be renewed, and whether the CA (ARI) or its lifetime said so. */
@@ -92,6 +98,17 @@ export class Operations {
     );
     this.acmeObserver =
       this.metrics && acmeObserver(this.metrics, this.certificateExpiries, this.certificateRenewals);
+  }
+
+  /** For the Activator's `ended` event: counted (/metrics) and kept for the dashboard. */
+  readonly instanceEnded = (app: App, exit: InstanceExit): void => {
+    this.metrics?.instanceEnded(app, exit.reason);
+    if (this.metrics) this.exits.add(app.id, exit);
+  };
+
+  /** Where the dashboard reads which limits this host cannot enforce. */
+  limitsFrom(unenforced: (app: App) => Unenforced[]): void {
+    this.unenforced = unenforced;
   }
 
   /** The registry as the activator and the farm use it: its operations counted when metrics are on. */
@@ -171,6 +188,8 @@ export class Operations {
             apps: registry.apps(),
             activator: activator.snapshot(),
             traffic: (id) => traffic.last(id),
+            exits: (id, now) => this.exits.of(id, now),
+            unenforced: this.unenforced,
             unknownHosts: traffic.last(UNKNOWN_HOST)?.requests ?? 0,
             ...(picture ? { farm: picture } : {}),
             acme: {

@@ -17,6 +17,10 @@ export const APP_FIELDS: readonly string[] = [
   'ready',
   'stopTimeout',
   'revision',
+  // Limits, health checks and recycling (resource-fields.ts).
+  'limits',
+  'health',
+  'recycle',
   // What instances speak: "http/1.1" (default) or "h2c".
   'protocol',
   // Per-app edge policies (validate-edge.ts).

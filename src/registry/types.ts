@@ -43,6 +43,12 @@ export interface App {
   protocol?: 'h2c';
   /** Seconds between SIGTERM and SIGKILL when an instance is stopped (default 10). */
   stopTimeout?: number;
+  /** What the kernel holds each instance to (cgroup, RLIMIT_NOFILE); see resource-fields.ts. */
+  limits?: Limits;
+  /** Checked while an instance runs; one that fails is replaced. */
+  health?: HealthCheck;
+  /** When an instance is replaced by a fresh one. */
+  recycle?: Recycle;
   /** Bumped by `arr restart`: a new value replaces the running instances. */
   revision?: number;
   /**
@@ -84,6 +90,36 @@ export interface EdgeSpec {
   redirect?: RedirectSpec;
 }
 
+/** An app's `limits`: each one optional. */
+export interface Limits {
+  /** Bytes of memory (and no swap beyond): the cgroup's memory.max. */
+  memory?: number;
+  /** Cores (0.5: half of one): the cgroup's cpu.max. */
+  cpu?: number;
+  /** Processes and threads: the cgroup's pids.max. */
+  pids?: number;
+  /** Open files: RLIMIT_NOFILE, soft and hard. */
+  files?: number;
+}
+
+/** An app's `health`: GET `path` every `interval` s, `timeout` s each; `failures` in a row fail it. */
+export interface HealthCheck {
+  path: string;
+  interval: number;
+  timeout: number;
+  failures: number;
+}
+
+/** An app's `recycle`: each one optional. */
+export interface Recycle {
+  /** After this many requests. */
+  requests?: number;
+  /** Once its memory passes this many bytes. */
+  memory?: number;
+  /** After this many seconds. */
+  age?: number;
+}
+
 /** Where one running instance can be reached; the elements of an app's `machines`. */
 export interface InstanceAddress {
   host: string;
@@ -122,7 +158,7 @@ export function formatProblem(p: Problem): string {
 
 /**
  * What a running instance was started from: when it differs from the app's now (its process,
- * environment, directory, readiness path, user, group or revision changed), the instance is
+ * environment, directory, readiness path, user, group, revision or limits changed), the instance is
  * replaced (a rolling deploy).
  */
 export function deployKey(app: App): string {
@@ -134,6 +170,7 @@ export function deployKey(app: App): string {
     app.user ?? null,
     app.group ?? null,
     app.revision ?? 0,
+    app.limits ?? null,
   ]);
 }
 

@@ -1,11 +1,8 @@
 import { parseCidr } from '../util/cidr.js';
+import { isRecord } from '../util/is-record.js';
 import type { AccessSpec, EdgeSpec, HeaderEdits, RedirectSpec } from './types.js';
 
 type Fail = (field: string, message: string) => void;
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** The document fields of the edge policies (README, "Edge policies"). */
 export const EDGE_FIELDS = ['access', 'headers', 'compress', 'maxBodySize', 'redirect'] as const;

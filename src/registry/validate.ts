@@ -1,6 +1,8 @@
 import { isValidHostName, isWildcardName, normaliseHostName } from '../util/host-name.js';
+import { isRecord } from '../util/is-record.js';
 import { ObjectId } from './bson.js';
 import { APP_FIELDS, HOST_FIELDS, PROCESS_FIELDS, unknownFields } from './fields.js';
+import { httpPath, validateResourceFields } from './resource-fields.js';
 import type { App, HostRule, InstanceAddress, Problem, SslPolicy } from './types.js';
 import { validateEdge } from './validate-edge.js';
 
@@ -37,10 +39,6 @@ export function idOf(raw: unknown): string | undefined {
   if (typeof raw === 'string' && raw.length > 0) return raw;
   if (typeof raw === 'number' && Number.isFinite(raw)) return String(raw);
   return undefined;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /**
@@ -123,6 +121,7 @@ export function validateApp(doc: unknown): Validated {
   }
 
   const deploy = validateDeployFields(doc, fail);
+  const resources = validateResourceFields(doc, fail);
   const edge = validateEdge(doc, fail);
 
   if (doc.protocol !== undefined && !PROTOCOLS.has(doc.protocol as string))
@@ -139,7 +138,7 @@ export function validateApp(doc: unknown): Validated {
   if (user !== undefined) app.user = user;
   if (group !== undefined) app.group = group;
   if (doc.protocol === 'h2c') app.protocol = 'h2c';
-  Object.assign(app, deploy);
+  Object.assign(app, deploy, resources);
   if (edge !== undefined) app.edge = edge;
   return { ok: true, app, warnings };
 }
@@ -214,9 +213,9 @@ function validateDeployFields(
     else out.cwd = doc.cwd;
   }
   if (doc.ready !== undefined) {
-    if (typeof doc.ready !== 'string' || !/^\/[\x21-\x7e]*$/.test(doc.ready) || doc.ready.length > 2048)
-      fail('ready', `must be an HTTP path such as "/healthz" (got ${JSON.stringify(doc.ready)})`);
-    else out.ready = doc.ready;
+    const ready = httpPath(doc.ready);
+    if ('problem' in ready) fail('ready', ready.problem);
+    else out.ready = ready.value;
   }
   if (doc.stopTimeout !== undefined) {
     const t = doc.stopTimeout;

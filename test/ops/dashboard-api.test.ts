@@ -191,7 +191,7 @@ describe('the dashboard API on --admin', () => {
     const o = await getJson<Overview>(admin, '/api/overview?q=alpha');
     const [instance] = app(o, 'alpha').instances;
     assert.deepEqual(
-      { ...instance, uptime: undefined },
+      { ...instance, uptime: undefined, cpu: undefined, memory: undefined },
       {
         node: '127.0.0.1',
         port,
@@ -199,8 +199,13 @@ describe('the dashboard API on --admin', () => {
         state: 'ready',
         uptime: undefined,
         local: true,
+        cpu: undefined,
+        memory: undefined,
       },
     );
+    // Its CPU seconds and memory (RSS: it has no memory cgroup) are read now.
+    assert.equal(typeof instance?.cpu, 'number');
+    assert.ok((instance?.memory ?? 0) > 1 << 20, String(instance?.memory));
     assert.ok(typeof instance!.uptime === 'number' && instance!.uptime >= 0);
     assert.equal(o.summary.instances, 1);
 

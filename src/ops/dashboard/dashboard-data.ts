@@ -1,6 +1,8 @@
 import type { RenewalSource } from '../../acme/ari.js';
 import { type CertificateSource, certificateSource } from '../../acme/qualify.js';
+import type { InstanceExit } from '../../activation/exit-reason.js';
 import type { InstanceState } from '../../activation/instances.js';
+import { cpuSecondsOf, memoryOf, type Unenforced } from '../../activation/limit-groups.js';
 import type { ActivatorSnapshot } from '../../activation/snapshot.js';
 import { type App, formatProblem, type Problem, type SslPolicy } from '../../registry/types.js';
 import { policyNames } from '../../registry/validate-edge.js';
@@ -39,6 +41,9 @@ export interface InstanceView {
   uptime: number | null;
   /** Whether this node runs it. */
   local: boolean;
+  /** This node's: CPU seconds it has used so far, and its memory in bytes (its cgroup's, else its RSS); null when unknown. */
+  cpu?: number | null;
+  memory?: number | null;
 }
 
 export interface AppView {
@@ -54,6 +59,12 @@ export interface AppView {
   backoff: { failures: number; retryIn: number } | null;
   /** Its last complete second on this node. */
   traffic: SecondStats;
+  /** Its instances on this node that ended and were or are to be followed by another (crash, oom, health, recycle, start-timeout) in the last hour. */
+  restarts: number;
+  /** The last instance of it that ended on this node, and why; null: none since arr started. */
+  lastExit: InstanceExit | null;
+  /** Its limits this node cannot enforce, and why (empty: all are, or it has none). */
+  unenforced: Unenforced[];
   /** The names of its edge policies (allow, basicAuth, compress...): never a hash, URL or value. */
   policies: string[];
 }
@@ -127,6 +138,8 @@ export interface OverviewSources {
   apps: Iterable<App>;
   activator: ActivatorSnapshot;
   traffic: (appId: string) => SecondStats | undefined;
+  exits?: (appId: string, now: number) => { restarts: number; lastExit: InstanceExit | null };
+  unenforced?: (app: App) => Unenforced[];
   /** Requests for unknown hosts in the last complete second. */
   unknownHosts: number;
   farm?: FarmPicture;
@@ -233,18 +246,22 @@ export function buildOverview(s: OverviewSources, query: OverviewQuery = {}): Ov
   const limit = query.limit ?? all.length;
   const page = all.slice(offset, offset + limit).map(({ app, traffic }): AppView => {
     const f = failing.get(app.id);
+    const exits = s.exits?.(app.id, s.now) ?? { restarts: 0, lastExit: null };
     return {
       id: app.id,
       name: app.name,
       cap: app.instances,
       hosts: hostsOf(app, s.acme),
-      instances: [...(local.get(app.id) ?? []), ...(remote.get(app.id) ?? [])],
+      instances: [...withUsage(local.get(app.id), s.activator), ...(remote.get(app.id) ?? [])],
       failedStarts: f?.failures ?? 0,
       backoff:
         f && f.until > s.now
           ? { failures: f.failures, retryIn: Math.max(1, Math.ceil((f.until - s.now) / 1000)) }
           : null,
       traffic,
+      restarts: exits.restarts,
+      lastExit: exits.lastExit,
+      unenforced: s.unenforced?.(app) ?? [],
       policies: policyNames(app.edge),
     };
   });
@@ -276,6 +293,18 @@ function registryView(
     problemCount: problems.length,
     problems: problems.slice(0, LISTED_PROBLEMS).map(formatProblem),
   };
+}
+
+/** This node's instances of one app of the page, with their CPU and memory (read now). */
+function withUsage(views: InstanceView[] | undefined, a: ActivatorSnapshot): InstanceView[] {
+  if (!views) return [];
+  for (const v of views) {
+    if (v.pid === null || v.pid <= 0) continue;
+    const group = a.instances.find((i) => i.pid === v.pid)?.memoryGroup;
+    v.cpu = cpuSecondsOf(v.pid) ?? null;
+    v.memory = memoryOf(v.pid, group) ?? null;
+  }
+  return views;
 }
 
 function backingOff(a: ActivatorSnapshot, now: number): number {

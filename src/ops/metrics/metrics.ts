@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
+import type { ExitReason } from '../../activation/exit-reason.js';
 import { type Activation, ActivationError } from '../../activation/target.js';
 import type { StoreOperation } from '../../registry/registry.js';
 import type { App } from '../../registry/types.js';
@@ -110,6 +111,12 @@ export class Metrics {
     name: 'arr_deploys_total',
     help: "Rolling replacements of an app's instance on this node, by result (replaced; failed: the previous version keeps serving)",
     labelNames: ['app', 'result'] as const,
+    registers: [this.registry],
+  });
+  private readonly exits = new Counter({
+    name: 'arr_instance_exits_total',
+    help: 'Instances of an app on this node that ended, by reason (stopped, idle, deploy, crash, oom, health, recycle, start-timeout)',
+    labelNames: ['app', 'reason'] as const,
     registers: [this.registry],
   });
   private readonly certificateExpiries = new Gauge({
@@ -236,6 +243,11 @@ export class Metrics {
       },
       (err: unknown) => this.activations.labels(app.name, activationFailure(err)).inc(),
     );
+  };
+
+  /** For the Activator's `ended` event: an instance ended, for this reason. */
+  readonly instanceEnded = (app: App, reason: ExitReason): void => {
+    this.exits.labels(app.name, reason).inc();
   };
 
   /** For the Activator's `deployed` event: a rolling replacement ended. */

@@ -272,6 +272,11 @@ function appRow(app) {
   button.addEventListener('click', () => select(app.id, app.name));
   name.append(button, el('span', 'app-id', app.id));
   for (const policy of app.policies ?? []) name.append(el('span', 'tag policy', policy));
+  for (const u of app.unenforced ?? []) {
+    const tag = el('span', 'tag unenforced', `${u.limit} not enforced`);
+    tag.title = u.why;
+    name.append(tag);
+  }
   tr.append(name);
 
   const hosts = el('td');
@@ -306,6 +311,13 @@ function appRow(app) {
     const uptime = el('span', 'uptime', duration(i.uptime));
     uptime.title = 'uptime';
     chip.append(uptime);
+    if (typeof i.memory === 'number' || typeof i.cpu === 'number') {
+      const usage = [
+        typeof i.cpu === 'number' ? `${i.cpu.toFixed(1)} s CPU` : '',
+        typeof i.memory === 'number' ? `${(i.memory / 1048576).toFixed(0)} MB` : '',
+      ];
+      chip.append(el('span', 'usage', ` ${usage.filter(Boolean).join(', ')}`));
+    }
     if (i.uptime !== null) uptimes.push({ span: uptime, seconds: i.uptime, at: overviewTime });
     instances.append(chip);
   }
@@ -316,6 +328,19 @@ function appRow(app) {
         app.failedStarts === 1 ? 'its last start failed' : `its last ${app.failedStarts} starts failed`;
       instances.append(el('span', 'failed', ` · ${s}`));
     }
+  }
+  if (app.lastExit) {
+    const e = app.lastExit;
+    const how = e.signal ? e.signal : e.code !== null ? `code ${e.code}` : '';
+    const restarts =
+      app.restarts > 0 ? `${app.restarts} restart${app.restarts === 1 ? '' : 's'} in the last hour · ` : '';
+    const exit = el(
+      'span',
+      `last-exit ${e.reason}`,
+      ` · ${restarts}last exit: ${e.reason}${how ? ` (${how})` : ''}`,
+    );
+    exit.title = `pid ${e.pid}, ${new Date(e.at).toLocaleTimeString()}`;
+    instances.append(exit);
   }
   tr.append(instances);
 
