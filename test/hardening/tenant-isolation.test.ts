@@ -109,6 +109,8 @@ describe('an app with "user": its instance runs as that user', { skip: NOT_ROOT 
     const r = await fetchVia(arr.port, 'ghost.localhost', false);
     assert.equal(r.status, 502);
     assert.equal(r.text, '502 Bad Gateway: the application could not be started\n');
+    // The log line can reach the test's pipe after the answer reached the client.
+    await arr.proc.waitFor(/activation of ghost failed/);
     const reason = logLines(arr.proc.output()).find((l) => l.msg.startsWith('activation of ghost failed'));
     assert.equal(
       reason?.msg,
