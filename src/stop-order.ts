@@ -5,10 +5,10 @@ import type { ServingMode } from './farm/mode.js';
 import type { Operations } from './ops/ops.js';
 import type { ServiceNotifier } from './ops/systemd.js';
 import type { Registry } from './registry/registry.js';
-import type { Listeners } from './router/listeners.js';
-import type { OpenWebSockets } from './router/open-websockets.js';
-import type { Router } from './router/router.js';
-import type { SessionTickets } from './router/session-tickets.js';
+import type { Listeners } from './router/accepting/listeners.js';
+import type { OpenWebSockets } from './router/accepting/open-websockets.js';
+import type { SessionTickets } from './router/accepting/session-tickets.js';
+import type { Router } from './router/deciding/router.js';
 import type { Logger } from './util/log.js';
 
 /** How long in-flight requests get to finish on SIGINT/SIGTERM. */

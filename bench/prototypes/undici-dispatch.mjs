@@ -1,4 +1,4 @@
-// Engine prototype: what arr's engine does (src/router/http-engine.ts) without routing:
+// Engine prototype: what arr's engine does (src/router/carrying/http-engine.ts) without routing:
 // node:http in front, undici's raw dispatch interface behind (an Agent, a Pool per origin),
 // header lines passed on as flat lists, the same X-Forwarded-* headers as arr.
 //

@@ -111,7 +111,7 @@ export class AcmeManager {
 
   /**
    * Where TLS session ticket keys are kept, the same on every node sharing the store
-   * (src/router/session-tickets.ts rotates and applies them).
+   * (src/router/accepting/session-tickets.ts rotates and applies them).
    */
   get ticketKeySource(): { ticketKeys(period: number, fresh: Buffer): Promise<Buffer> } {
     return this.store;

@@ -3,7 +3,7 @@ import type { InstanceChooser } from '../activation/chooser.js';
 import { redactUrl } from '../registry/mongo-registry.js';
 import type { FarmRegistry } from '../registry/registry.js';
 import { formatProblem } from '../registry/types.js';
-import type { CertificateStore } from '../router/tls.js';
+import type { CertificateStore } from '../router/accepting/tls.js';
 import { every } from '../util/every.js';
 import type { Logger } from '../util/log.js';
 import { oneAtATime } from '../util/one-at-a-time.js';

@@ -1,6 +1,6 @@
 import type { Activator } from '../activation/activator.js';
 import type { Registry } from '../registry/registry.js';
-import type { CertificateStore } from '../router/tls.js';
+import type { CertificateStore } from '../router/accepting/tls.js';
 import type { Logger } from '../util/log.js';
 
 /**

@@ -7,7 +7,7 @@ import type { Activation } from '../activation/target.js';
 import type { AdminAddress } from '../config.js';
 import type { FarmRegistry, Registry } from '../registry/registry.js';
 import type { App, Problem } from '../registry/types.js';
-import type { ExchangeObserver } from '../router/observer.js';
+import type { ExchangeObserver } from '../router/deciding/observer.js';
 import { createAccessLog, type Logger } from '../util/log.js';
 import { AdminToken } from './admin/admin-auth.js';
 import {
@@ -31,7 +31,7 @@ import { createObserver } from './metrics/observer.js';
 import { Traffic, UNKNOWN_HOST } from './metrics/traffic.js';
 import { OutputLog } from './output-log.js';
 
-/** Why a host's own certificate is not served (src/router/tls.ts knows). */
+/** Why a host's own certificate is not served (src/router/accepting/tls.ts knows). */
 export interface CertificateFailures {
   failure(host: string): string | undefined;
 }

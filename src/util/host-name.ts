@@ -1,6 +1,6 @@
 /**
  * Host names as the registry and nlb's configuration accept them. Request Host headers have a
- * check of their own on the hot path (router/host.ts): a name that passes it but not this one
+ * check of their own on the hot path (router/deciding/host.ts): a name that passes it but not this one
  * simply names no app.
  */
 

@@ -4,7 +4,7 @@ import { lifetimeRenewal } from '../../src/acme/ari.js';
 import { backOffMs } from '../../src/acme/certificate.js';
 import { KeySeal } from '../../src/acme/key-seal.js';
 import { certificateSource, isPublicName, qualifies } from '../../src/acme/qualify.js';
-import { offeredProtocols, serverName } from '../../src/router/client-hello.js';
+import { offeredProtocols, serverName } from '../../src/router/accepting/client-hello.js';
 import { runArr } from '../support/proc.js';
 
 describe('ACME qualification', () => {

@@ -6,7 +6,7 @@ import { Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import WebSocket from 'ws';
-import { MAX_HEADER_BYTES, parseProxyHeader } from '../../src/router/proxy-protocol.js';
+import { MAX_HEADER_BYTES, parseProxyHeader } from '../../src/router/accepting/proxy-protocol.js';
 import { type ArrUnderTest, helloApp, startArrWith } from '../support/arr.js';
 import { local, logLines, removeTempDirs, runningNlb } from '../support/nlb.js';
 import { until } from '../support/poll.js';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { TLSSocket } from 'node:tls';
-import { markIdentity, misdirected } from '../../src/router/coalescing.js';
-import { CONNECTION } from '../../src/router/headers.js';
+import { CONNECTION } from '../../src/router/carrying/headers.js';
+import { markIdentity, misdirected } from '../../src/router/deciding/coalescing.js';
 
 const DEFAULT = 'AA:BB';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
-import { absoluteTarget, hostName, isWebSocketUpgrade, manyHosts } from '../../src/router/host.js';
+import { absoluteTarget, hostName, isWebSocketUpgrade, manyHosts } from '../../src/router/deciding/host.js';
 
 describe('host parsing (pure)', () => {
   it('takes the Host header lower-cased, without its port or a trailing dot', () => {

@@ -3,19 +3,19 @@ import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { compare as bcryptVerify } from 'bcryptjs';
 import { validateApp } from '../../src/registry/validate.js';
-import { BasicAuth, parseBasic } from '../../src/router/policy/basic-auth.js';
+import { BasicAuth, parseBasic } from '../../src/router/deciding/policy/basic-auth.js';
 import {
   chooseEncoding,
   compressesAnswer,
   compressibleType,
   varyWithEncoding,
   weakETag,
-} from '../../src/router/policy/compress.js';
-import { EdgePolicies, isRefusal, redirectLocation } from '../../src/router/policy/edge-policy.js';
-import { HeaderEditor } from '../../src/router/policy/header-edits.js';
-import { IpRules } from '../../src/router/policy/ip-rules.js';
-import type { PolicyRefusal } from '../../src/router/policy/refusal.js';
-import { TokenBuckets } from '../../src/router/policy/token-buckets.js';
+} from '../../src/router/deciding/policy/compress.js';
+import { EdgePolicies, isRefusal, redirectLocation } from '../../src/router/deciding/policy/edge-policy.js';
+import { HeaderEditor } from '../../src/router/deciding/policy/header-edits.js';
+import { IpRules } from '../../src/router/deciding/policy/ip-rules.js';
+import type { PolicyRefusal } from '../../src/router/deciding/policy/refusal.js';
+import { TokenBuckets } from '../../src/router/deciding/policy/token-buckets.js';
 
 /** A bcrypt hash made by Debian's htpasswd (cost 5, its default). */
 function htpasswd(user: string, password: string): string {

@@ -9,7 +9,7 @@ import {
   proxyError,
   retryable,
   upgradeAnswerFor,
-} from '../../src/router/proxy-errors.js';
+} from '../../src/router/carrying/proxy-errors.js';
 
 const errno = (code: string) => Object.assign(new Error(code), { code });
 

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SessionTickets, TICKET_PERIOD_MS, type TicketKeySource } from '../../src/router/session-tickets.js';
+import {
+  SessionTickets,
+  TICKET_PERIOD_MS,
+  type TicketKeySource,
+} from '../../src/router/accepting/session-tickets.js';
 import { createLogger } from '../../src/util/log.js';
 
 /** A shared store in memory: the first to ask for a period makes its keys. */

@@ -3,7 +3,7 @@ import type { ExitReason } from '../../activation/exit-reason.js';
 import { type Activation, ActivationError } from '../../activation/target.js';
 import type { StoreOperation } from '../../registry/registry.js';
 import type { App } from '../../registry/types.js';
-import type { RefusalReason } from '../../router/policy/refusal.js';
+import type { RefusalReason } from '../../router/deciding/policy/refusal.js';
 
 /**
  * The `app` label of exchanges no application owns (no usable Host, or a host no app serves).

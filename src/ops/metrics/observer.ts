@@ -1,10 +1,10 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { type DownstreamRequest, isH2, isH2Response } from '../../router/downstream.js';
-import type { H2Response } from '../../router/h2-messages.js';
-import { connectionOf } from '../../router/headers.js';
-import type { ExchangeObserver } from '../../router/observer.js';
-import { clientAddress } from '../../router/proxy-protocol.js';
+import { clientAddress } from '../../router/accepting/proxy-protocol.js';
+import { type DownstreamRequest, isH2, isH2Response } from '../../router/carrying/downstream.js';
+import type { H2Response } from '../../router/carrying/h2-messages.js';
+import { connectionOf } from '../../router/carrying/headers.js';
+import type { ExchangeObserver } from '../../router/deciding/observer.js';
 import type { Logger } from '../../util/log.js';
 import { type Metrics, NO_APP, type Protocol } from './metrics.js';
 import { type Traffic, UNKNOWN_HOST } from './traffic.js';

@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { isWebSocketUpgrade } from '../deciding/host.js';
 import type { H2Front } from './h2.js';
-import { isWebSocketUpgrade } from './host.js';
 
 /**
  * The client connections of the WebSockets open through arr's listeners, kept for a graceful

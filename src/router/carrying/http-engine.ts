@@ -2,14 +2,19 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
-import { exchangeBegan, exchangeEnded, type Target } from '../activation/target.js';
-import type { App } from '../registry/types.js';
+import { exchangeBegan, exchangeEnded, type Target } from '../../activation/target.js';
+import type { App } from '../../registry/types.js';
+import {
+  type Encoder,
+  editFlatHead,
+  editObjectHead,
+  editRequestHeaders,
+} from '../deciding/policy/edge-answer.js';
+import type { EdgeRequest } from '../deciding/policy/gate.js';
 import { type DownstreamRequest, type DownstreamResponse, isH2, isH2Response } from './downstream.js';
 import type { H2Request, H2Response } from './h2-messages.js';
 import { h2RequestHeaders, h2ResponseHeaders, requestHeaders, responseHeaders } from './headers.js';
 import { instanceConnector } from './instance-connection.js';
-import { type Encoder, editFlatHead, editObjectHead, editRequestHeaders } from './policy/edge-answer.js';
-import type { EdgeRequest } from './policy/gate.js';
 import { ProxyError } from './proxy-errors.js';
 
 /** Where an exchange reports that an attempt failed: the router, which decides what follows. */
@@ -185,7 +190,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     readonly app: App,
     readonly secure: boolean,
     readonly owner: ExchangeOwner,
-    /** The edge policies of an app that has some (src/router/policy), and what they decided. */
+    /** The edge policies of an app that has some (src/router/deciding/policy), and what they decided. */
     readonly edge?: EdgeRequest,
   ) {
     // One listener shared by every exchange (no closure per request): it finds this one on res.

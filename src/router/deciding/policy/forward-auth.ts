@@ -1,6 +1,6 @@
 import { Agent, errors, request } from 'undici';
-import { type DownstreamRequest, isH2 } from '../downstream.js';
-import { HOP_BY_HOP, h2RequestHeaders, requestHeaders } from '../headers.js';
+import { type DownstreamRequest, isH2 } from '../../carrying/downstream.js';
+import { HOP_BY_HOP, h2RequestHeaders, requestHeaders } from '../../carrying/headers.js';
 import type { PolicyRefusal } from './refusal.js';
 
 /** How long the auth service has to answer, head and body. */

@@ -3,10 +3,10 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type SecureContext, TLSSocket } from 'node:tls';
-import { listenOrExplain } from '../util/listen.js';
+import { listenOrExplain } from '../../util/listen.js';
+import { isWebSocketUpgrade } from '../deciding/host.js';
 import { divertAcmeTls } from './client-hello.js';
 import { H2Front } from './h2.js';
-import { isWebSocketUpgrade } from './host.js';
 import { acceptPriorKnowledge } from './prior-knowledge.js';
 import { expectProxyHeaders } from './proxy-protocol.js';
 import type { RequestHandler } from './request-handler.js';

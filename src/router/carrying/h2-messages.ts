@@ -15,7 +15,7 @@ import type { Socket } from 'node:net';
  */
 
 /**
- * On an HTTP/2 request (src/router/h2.ts), the TLS socket of its connection. Node's `req.socket`
+ * On an HTTP/2 request (src/router/accepting/h2.ts), the TLS socket of its connection. Node's `req.socket`
  * of an HTTP/2 request is a proxy object that no WeakMap (the PROXY header's client addresses)
  * recognises; on HTTP/1.1 this is unset and `req.socket` is the connection.
  */

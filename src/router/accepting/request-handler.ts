@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import type { DownstreamRequest, DownstreamResponse } from './downstream.js';
+import type { DownstreamRequest, DownstreamResponse } from '../carrying/downstream.js';
 
 /**
  * What the listeners (listeners.ts, h2.ts) hand requests and upgrades to: the Router, seen

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { every } from '../util/every.js';
-import type { Logger } from '../util/log.js';
+import { every } from '../../util/every.js';
+import type { Logger } from '../../util/log.js';
 
 /** How long one set of ticket keys is used before the next. */
 export const TICKET_PERIOD_MS = 12 * 60 * 60_000;

@@ -1,5 +1,5 @@
 import { BlockList } from 'node:net';
-import { parseCidr } from '../../util/cidr.js';
+import { parseCidr } from '../../../util/cidr.js';
 
 /**
  * An app's `access.allow` and `access.deny`, on Node's own matcher (net.BlockList: IPv4 and

@@ -1,12 +1,12 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { SecureContext } from 'node:tls';
-import type { Registry } from '../registry/registry.js';
-import type { HostRule, Route } from '../registry/types.js';
-import { CertificateError, secureContextOf } from '../util/certificates.js';
-import { normaliseHostName } from '../util/host-name.js';
-import type { Logger } from '../util/log.js';
-import { readFailure, readRegularFile } from '../util/read-limited.js';
+import type { Registry } from '../../registry/registry.js';
+import type { HostRule, Route } from '../../registry/types.js';
+import { CertificateError, secureContextOf } from '../../util/certificates.js';
+import { normaliseHostName } from '../../util/host-name.js';
+import type { Logger } from '../../util/log.js';
+import { readFailure, readRegularFile } from '../../util/read-limited.js';
 
 type SniCallback = (err: Error | null, ctx?: SecureContext) => void;
 

@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
-import type { App } from '../registry/types.js';
-import type { DownstreamRequest, DownstreamResponse } from './downstream.js';
+import type { App } from '../../registry/types.js';
+import type { DownstreamRequest, DownstreamResponse } from '../carrying/downstream.js';
 import type { RefusalReason } from './policy/refusal.js';
 
 /**

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { type IncomingMessage, type OutgoingHttpHeaders, request } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
-import type { Target } from '../activation/target.js';
+import type { Target } from '../../activation/target.js';
 import { closeAfterAnswer, type H2Request } from './h2-messages.js';
 import { HOP_BY_HOP } from './headers.js';
 import { rejectUpgrade } from './respond.js';

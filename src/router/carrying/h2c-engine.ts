@@ -7,11 +7,11 @@ import {
   type IncomingHttpHeaders,
   type OutgoingHttpHeaders,
 } from 'node:http2';
-import type { Target } from '../activation/target.js';
+import type { Target } from '../../activation/target.js';
+import { editRequestHeaders } from '../deciding/policy/edge-answer.js';
 import { type DownstreamRequest, isH2Response } from './downstream.js';
 import { h2RequestHeaders, requestHeaders } from './headers.js';
 import { type Exchange, type HttpEngineOptions, hasBody, originOf } from './http-engine.js';
-import { editRequestHeaders } from './policy/edge-answer.js';
 import { ProxyError } from './proxy-errors.js';
 
 /**
@@ -151,7 +151,7 @@ function roomOf(s: Session): number {
 export function upstreamHeaders(x: Exchange): OutgoingHttpHeaders {
   const req = x.req;
   let flat = x.h2 ? h2RequestHeaders(req, x.secure) : requestHeaders(req, x.secure);
-  // The app's edge policies (src/router/policy) edit the request as for HTTP/1.1 instances.
+  // The app's edge policies (src/router/deciding/policy) edit the request as for HTTP/1.1 instances.
   if (x.edge !== undefined) flat = editRequestHeaders(flat, x.edge);
   const out: OutgoingHttpHeaders = Object.create(null);
   out[':method'] = req.method ?? 'GET';

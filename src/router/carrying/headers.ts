@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
+import { clientAddress } from '../accepting/proxy-protocol.js';
 import { type DownstreamRequest, isH2 } from './downstream.js';
 import { CONNECTION } from './h2-messages.js';
-import { clientAddress } from './proxy-protocol.js';
 
 /** Where an HTTP/2 request keeps its connection's TLS socket (h2-messages.ts, which defines it). */
 export { CONNECTION };
@@ -43,7 +43,7 @@ const SET_BY_ARR = new Set([
  * Request fields a client may send but no instance gets: arr does not set them, and an app that
  * read them would take the client's word for where the request came from. Instances get
  * X-Forwarded-* (set by arr) only. X-Forwarded-User is set by arr after basic auth
- * (src/router/policy) and is never the client's word, on any app.
+ * (src/router/deciding/policy) and is never the client's word, on any app.
  */
 const CLIENT_CLAIMS = new Set(['forwarded', 'x-real-ip', 'x-forwarded-user']);
 

@@ -1,11 +1,16 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { App, EdgeSpec } from '../../registry/types.js';
-import { type DownstreamRequest, type DownstreamResponse, isH2, isH2Response } from '../downstream.js';
-import { connectionOf } from '../headers.js';
+import type { App, EdgeSpec } from '../../../registry/types.js';
+import { clientAddress } from '../../accepting/proxy-protocol.js';
+import {
+  type DownstreamRequest,
+  type DownstreamResponse,
+  isH2,
+  isH2Response,
+} from '../../carrying/downstream.js';
+import { connectionOf } from '../../carrying/headers.js';
+import { sendError } from '../../carrying/respond.js';
 import type { ExchangeObserver } from '../observer.js';
-import { clientAddress } from '../proxy-protocol.js';
-import { sendError } from '../respond.js';
 import { chooseEncoding, type Encoding } from './compress.js';
 import {
   type EdgePolicies,

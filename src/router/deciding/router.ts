@@ -1,18 +1,29 @@
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import type { InstanceChooser } from '../activation/chooser.js';
-import { ActivationError, exchangeBegan, exchangeEnded, type Target } from '../activation/target.js';
-import type { Registry } from '../registry/registry.js';
-import type { App, Route } from '../registry/types.js';
-import type { Logger } from '../util/log.js';
+import type { InstanceChooser } from '../../activation/chooser.js';
+import { ActivationError, exchangeBegan, exchangeEnded, type Target } from '../../activation/target.js';
+import type { Registry } from '../../registry/registry.js';
+import type { App, Route } from '../../registry/types.js';
+import type { Logger } from '../../util/log.js';
+import type { RequestHandler } from '../accepting/request-handler.js';
+import { type DownstreamRequest, type DownstreamResponse, isH2 } from '../carrying/downstream.js';
+import { setForwardedHeaders } from '../carrying/forwarded.js';
+import { refuseRequest } from '../carrying/grpc-errors.js';
+import { H2WebSocketJoiner } from '../carrying/h2-websocket.js';
+import type { H2cEngine } from '../carrying/h2c-engine.js';
+import { Exchange, type ExchangeOwner, type HttpEngine, hasBody } from '../carrying/http-engine.js';
+import {
+  answerFor,
+  counted,
+  instanceGone,
+  proxyError,
+  retryable,
+  upgradeAnswerFor,
+} from '../carrying/proxy-errors.js';
+import { rejectUpgrade, sendError } from '../carrying/respond.js';
+import { type UpgradeOwner, UpgradeProxy } from '../carrying/upgrade-proxy.js';
 import { misdirected, noSni } from './coalescing.js';
-import { type DownstreamRequest, type DownstreamResponse, isH2 } from './downstream.js';
-import { setForwardedHeaders } from './forwarded.js';
-import { refuseRequest } from './grpc-errors.js';
-import { H2WebSocketJoiner } from './h2-websocket.js';
-import type { H2cEngine } from './h2c-engine.js';
 import { absoluteTarget, hostName, manyHosts } from './host.js';
-import { Exchange, type ExchangeOwner, type HttpEngine, hasBody } from './http-engine.js';
 import type { ExchangeObserver } from './observer.js';
 import { EdgePolicies } from './policy/edge-policy.js';
 import {
@@ -22,10 +33,6 @@ import {
   editUpgradeHeaders,
   type GateOwner,
 } from './policy/gate.js';
-import { answerFor, counted, instanceGone, proxyError, retryable, upgradeAnswerFor } from './proxy-errors.js';
-import type { RequestHandler } from './request-handler.js';
-import { rejectUpgrade, sendError } from './respond.js';
-import { type UpgradeOwner, UpgradeProxy } from './upgrade-proxy.js';
 
 /** Why a request is refused before it reaches an application (with the app, when one owns the host). */
 interface Refusal {

@@ -1,6 +1,6 @@
 import type { Agent } from 'undici';
-import type { App, EdgeSpec, RedirectSpec } from '../../registry/types.js';
-import type { DownstreamRequest } from '../downstream.js';
+import type { App, EdgeSpec, RedirectSpec } from '../../../registry/types.js';
+import type { DownstreamRequest } from '../../carrying/downstream.js';
 import { BasicAuth, type Verify } from './basic-auth.js';
 import { ForwardAuth, forwardAuthAgent } from './forward-auth.js';
 import { HeaderEditor } from './header-edits.js';

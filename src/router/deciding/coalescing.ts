@@ -1,6 +1,6 @@
 import { BlockList, isIP } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
-import { CONNECTION, type H2Request } from './h2-messages.js';
+import { CONNECTION, type H2Request } from '../carrying/h2-messages.js';
 
 /**
  * Connection coalescing on HTTP/2 (RFC 9113 §9.1.1): what certificate a TLS connection was

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { HeaderEdits } from '../../registry/types.js';
+import type { HeaderEdits } from '../../../registry/types.js';
 
 /**
  * An app's `headers.request` or `headers.response`, compiled once: the names it touches (lower

@@ -2,7 +2,7 @@ import { type ClientRequest, type IncomingMessage, request, type ServerResponse 
 import { connect, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
-import type { Target } from '../activation/target.js';
+import type { Target } from '../../activation/target.js';
 import { isH2, isH2Response } from './downstream.js';
 import { setForwardedHeaders } from './forwarded.js';
 import type { Exchange } from './http-engine.js';

@@ -3,11 +3,11 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { createServer, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import { markIdentity } from './coalescing.js';
-import { H2Request, H2Response, responseClosed } from './h2-messages.js';
-import { hasBody } from './http-engine.js';
+import { H2Request, H2Response, responseClosed } from '../carrying/h2-messages.js';
+import { hasBody } from '../carrying/http-engine.js';
+import { sendError } from '../carrying/respond.js';
+import { markIdentity } from '../deciding/coalescing.js';
 import type { RequestHandler } from './request-handler.js';
-import { sendError } from './respond.js';
 
 /**
  * HTTP/2 on the TLS port. The TLS listener (listeners.ts) offers ALPN `h2` before `http/1.1`;
