@@ -91,7 +91,9 @@ export async function startWorker(config: ArrConfig, parentLog: Logger): Promise
   // A reload retires the worker instead: answered at once, it finishes on its own and exits.
   channel.on<SettleBody>(ASK.settle, async ({ graceMs, retireMs }) => {
     if (retireMs !== undefined) {
-      if (!closed) void retire((closed = listeners.retire()), graceMs, retireMs);
+      if (closed) return;
+      closed = listeners.retire();
+      void retire(closed, graceMs, retireMs);
       return;
     }
     closed ??= listeners.stopAccepting();
