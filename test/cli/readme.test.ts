@@ -174,6 +174,26 @@ describe('the README', () => {
     assert.match(valid.output, /^3 apps valid, 0 problems$/m);
   });
 
+  it("docs/metrics.md lists every metric of arr's /metrics", async () => {
+    const text = await new Promise<string>((resolve, reject) => {
+      get({ host: '127.0.0.1', port: admin, path: '/metrics' }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          body += d;
+        });
+        res.on('end', () => resolve(body));
+      }).once('error', reject);
+    });
+    const names = [...text.matchAll(/^# HELP (arr_\w+)/gm)].map((m) => m[1]!);
+    assert.ok(names.length > 10, text);
+    const doc = readFileSync(join(repoRoot, 'docs/metrics.md'), 'utf8');
+    assert.deepEqual(
+      names.filter((n) => !doc.includes(`| \`${n}\` |`)),
+      [],
+    );
+  });
+
   it('docs/options.md lists every option of `arr --help`, and no other', async () => {
     const help = await run(process.execPath, [ARR_CLI, '--help']);
     assert.equal(help.code, 0, help.output);
