@@ -5,10 +5,12 @@ import { jsonOptions } from './log.js';
 const MAX_WAITING_BYTES = 4 * 1024 * 1024;
 /** Room beyond it for the warning that says how many were dropped (a line is at most ~100 KB). */
 const WARNING_ROOM_BYTES = 1024 * 1024;
-/** Lines are written in batches of at most stdout's atomic write size (PIPE_BUF)... */
-const BATCH_BYTES = 4096;
-/** ...at least this often. */
-const FLUSH_MS = 100;
+/**
+ * Each write is whole lines of at most stdout's atomic write size (PIPE_BUF; a longer line
+ * alone): a line is written at once when no write is under way, else with those that came
+ * meanwhile, in the next.
+ */
+const MAX_WRITE_BYTES = 4096;
 /** The first drops of a spell are told this soon, later ones at most this often. */
 const FIRST_WARNING_MS = 1_000;
 const WARNING_EVERY_MS = 10_000;
@@ -50,9 +52,8 @@ class StdoutBoundedLog implements BoundedLog {
     const destination = pino.destination({
       dest: 1,
       sync: false,
-      minLength: BATCH_BYTES - 1,
-      maxWrite: BATCH_BYTES,
-      periodicFlush: FLUSH_MS,
+      minLength: 0,
+      maxWrite: MAX_WRITE_BYTES,
       maxLength: MAX_WAITING_BYTES + WARNING_ROOM_BYTES,
     });
     destination.on('write', (n: number) => {
