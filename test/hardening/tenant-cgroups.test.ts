@@ -6,12 +6,21 @@
 // them killed; a live arr's groups are left alone. Security review #25, finding 2.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ObjectId } from 'mongodb';
-import { allGone, gone, processesWith } from '../support/activation.js';
+import { allGone, gone, processesWith, scriptApp } from '../support/activation.js';
 import { type AppDoc, type ArrUnderTest, fetchVia, startArrWith } from '../support/arr.js';
 import { until } from '../support/poll.js';
 import { stopAll } from '../support/proc.js';
@@ -187,6 +196,107 @@ describe('cgroups: a daemon forked at once stays in its instance group', { skip 
       await until('the sleeper to go', () => gone(sleeper.pid!));
       rmdirSync(join(live, 'keep'));
       rmdirSync(live);
+    }
+  });
+});
+
+/** Forks a grandchild that leaves the instance's process group (setsid), and answers with its pid. */
+const FORKER = `
+const { spawn } = require('node:child_process');
+const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e6)'], { detached: true, stdio: 'ignore' });
+child.unref();
+require('node:http').createServer((req, res) => res.end(String(child.pid))).listen(Number(process.env.PORT));
+`;
+
+/** A folder and the folders below it, parents first. */
+function subtreeOf(dir: string): string[] {
+  const all = [dir];
+  for (let i = 0; i < all.length; i++)
+    for (const e of readdirSync(all[i]!, { withFileTypes: true }))
+      if (e.isDirectory()) all.push(join(all[i]!, e.name));
+  return all;
+}
+
+/** The v1 folders of arr `pid` for limits: `arr-<pid>` beside its group in each v1 hierarchy it is in. */
+function v1FoldersOf(pid: number): string[] {
+  const mounts = new Map<string, string>();
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [before, after] = line.split(' - ');
+    if (!before || !after?.startsWith('cgroup ')) continue;
+    for (const c of ['memory', 'cpu', 'pids'])
+      if (after.split(' ')[2]?.split(',').includes(c)) mounts.set(c, before.split(' ')[4]!);
+  }
+  const found: string[] = [];
+  for (const line of readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n')) {
+    const [, controllers, path] = line.split(':');
+    for (const c of controllers?.split(',') ?? []) {
+      const dir = mounts.get(c) && join(mounts.get(c)!, path!, `arr-${pid}`);
+      if (dir && existsSync(dir)) found.push(dir);
+    }
+  }
+  return found;
+}
+
+describe('cgroups: when arr dies, its watchdog kills and removes them', {
+  skip: isRoot ? false : 'cgroups need root',
+}, () => {
+  it('a detached grandchild dies with arr (SIGKILL), the groups go, and the next arr finds none', async (t) => {
+    const mount = cgroup2Mount();
+    if (!mount) {
+      assert.ok(!inCI, 'CI has cgroup2');
+      t.skip('no cgroup2 here');
+      return;
+    }
+    // arr runs in a group of the test's own: another arr started meanwhile on this machine (a test
+    // file run alongside) sweeps the stale folders beside its own group, and must not do the watchdog's work.
+    const box = join(mount, cgroupOf(process.pid)!, `watchdog-test-${process.pid}`);
+    mkdirSync(box);
+    const via = ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', join(box, 'cgroup.procs')];
+    const state = mkdtempSync(join(tmpdir(), 'arr-state-'));
+    const app = { ...scriptApp('forker', 'forker.localhost', FORKER), limits: { memory: '256M', pids: 100 } };
+    const first = await startArrWith([app], { extraArgs: ['--state-dir', state], via });
+    let grandchild = 0;
+    try {
+      if (/instances run without a cgroup of their own/.test(first.proc.output())) {
+        assert.ok(!inCI, `CI runs as root with cgroup2: ${first.proc.output()}`);
+        t.skip('no cgroup here');
+        await first.stop();
+        return;
+      }
+      const r = await fetchVia(first.port, 'forker.localhost', false);
+      assert.equal(r.status, 200, r.text);
+      grandchild = Number(r.text);
+      assert.ok(grandchild > 0 && !gone(grandchild), 'the grandchild runs');
+      const folders = [join(box, `arr-${first.proc.pid}`), ...v1FoldersOf(first.proc.pid)];
+      assert.ok(existsSync(folders[0]!), 'arr made its folder of groups in the box');
+      assert.equal(processesWith('arr-watchdog', state).length, 1, 'one watchdog');
+
+      process.kill(first.proc.pid, 'SIGKILL');
+      await first.proc.exited;
+      // The watchdog alone: TERM to the instance's process group, KILL 2 s later, then the groups.
+      await allGone([grandchild], 10_000);
+      await until(`${folders.join(', ')} to be removed`, () => !folders.some((f) => existsSync(f)));
+
+      const second = await startArrWith([], {
+        file: first.appsFile,
+        ports: [first.port, first.sslport],
+        range: first.range,
+        extraArgs: ['--state-dir', state],
+        via,
+      });
+      assert.doesNotMatch(second.proc.output(), /removed the cgroups of arr\[/, 'nothing was left to sweep');
+      await second.stop();
+    } finally {
+      if (grandchild > 0 && !gone(grandchild)) kill([grandchild]);
+      await stopAll();
+      rmSync(join(first.appsFile!, '..'), { recursive: true, force: true });
+      rmSync(state, { recursive: true, force: true });
+      // Whatever is left (a failure: the watchdog did not clean up) is killed, the groups removed.
+      writeFileSync(join(box, 'cgroup.kill'), '1');
+      await until('the box to be removed', () => {
+        for (const dir of subtreeOf(box).reverse()) rmdirSync(dir);
+        return !existsSync(box);
+      });
     }
   });
 });
