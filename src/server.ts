@@ -166,6 +166,7 @@ export async function startArr(
     proxyTimeoutMs: config.proxyTimeoutMs,
     observer: ops.observer,
     challenges: config.acme?.challenges.includes('http-01') ? acme : undefined,
+    certificates: certs,
   });
   listeners.route(router);
   acme?.start();

@@ -48,6 +48,8 @@ export interface AcmeOptions {
 /** A certificate being served: its context and what renewal and the metrics need. */
 interface Served {
   ctx: SecureContext;
+  /** Its SHA-256 fingerprint, for HTTP/2 coalescing (which connection's certificate it is). */
+  fingerprint: string;
   notBefore: number;
   notAfter: number;
   updatedAt: number;
@@ -172,6 +174,11 @@ export class AcmeManager {
       setTimeout(resolve, this.options.onDemandWaitMs ?? 10_000).unref(),
     );
     return Promise.race([done, bound]).then(() => this.served.get(host)?.ctx);
+  }
+
+  /** The fingerprint of the certificate served for `host` (a rule's host), if one is. */
+  fingerprintFor(host: string): string | undefined {
+    return this.served.get(host)?.fingerprint;
   }
 
   /** The key authorization for an HTTP-01 token of `host`, if an order of the farm waits for it. */
@@ -409,6 +416,7 @@ export class AcmeManager {
       const lifetime = lifetimeRenewal(notBefore, notAfter);
       const served: Served = {
         ctx,
+        fingerprint: x509.fingerprint256,
         notBefore,
         notAfter,
         updatedAt: r.updatedAt,

@@ -22,7 +22,7 @@ import {
 } from '../carrying/proxy-errors.js';
 import { rejectUpgrade, sendError } from '../carrying/respond.js';
 import { type UpgradeOwner, UpgradeProxy } from '../carrying/upgrade-proxy.js';
-import { misdirected, noSni } from './coalescing.js';
+import { DEFAULT_CERTIFICATE, misdirected, noSni, type ServedCertificates } from './coalescing.js';
 import { absoluteTarget, hostName, manyHosts } from './host.js';
 import type { ExchangeObserver } from './observer.js';
 import { EdgePolicies } from './policy/edge-policy.js';
@@ -58,6 +58,8 @@ export interface RouterOptions {
   observer?: ExchangeObserver;
   /** With ACME's HTTP-01 on: the answers to the CA's challenges (see answerChallenge). */
   challenges?: HttpChallenges;
+  /** Which certificate each host is served with, for HTTP/2 coalescing (else: files or the default). */
+  certificates?: ServedCertificates;
 }
 
 /** The answers to ACME HTTP-01 challenges, wherever the order that needs them runs. */
@@ -85,6 +87,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
   private readonly h2c: H2cEngine;
   private readonly upgrades: UpgradeProxy;
   private readonly challenges: HttpChallenges | undefined;
+  private readonly certificates: ServedCertificates | undefined;
   private readonly h2WebSockets: H2WebSocketJoiner;
   private readonly policies = new EdgePolicies();
   /** The edge policies of apps that have some (one property check for the others). */
@@ -92,6 +95,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
 
   constructor(options: RouterOptions) {
     this.challenges = options.challenges;
+    this.certificates = options.certificates;
     this.registry = options.registry;
     this.instances = options.instances;
     this.log = options.log;
@@ -346,7 +350,12 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
       const own = !!(route.rule.cert && route.rule.key);
       if (isH2(req)) {
         // HTTP/2 connections are shared by the hosts their certificate covers (coalescing).
-        const why = misdirected(req, host, own);
+        const served = this.certificates
+          ? this.certificates.certificateOf(route)
+          : own
+            ? undefined
+            : DEFAULT_CERTIFICATE;
+        const why = misdirected(req, host, own, served);
         if (why) return { status: 421, message: why, app };
       } else {
         // The certificate was chosen by SNI: a request for another host on this connection would
