@@ -176,6 +176,12 @@ export class AcmeManager {
     return Promise.race([done, bound]).then(() => this.served.get(host)?.ctx);
   }
 
+  /** Why the last order for `host` failed, and when it is tried again, while it is in back-off. */
+  orderFailure(host: string): string | undefined {
+    const f = this.failing.get(host);
+    return f && `${f.lastError}; next try at ${new Date(f.retryAt).toISOString()}`;
+  }
+
   /** The fingerprint of the certificate served for `host` (a rule's host), if one is. */
   fingerprintFor(host: string): string | undefined {
     return this.served.get(host)?.fingerprint;

@@ -21,6 +21,8 @@ export interface AcmeCertificates {
   contextFor(host: string, rule: HostRule): SecureContext | Promise<SecureContext | undefined> | undefined;
   /** The fingerprint of the certificate served for `host` now, if one is (else: the default). */
   fingerprintFor(host: string): string | undefined;
+  /** Why the last order for `host` failed, while it is in back-off. */
+  orderFailure(host: string): string | undefined;
   /** The registry changed: hosts that appeared are ordered, those that left forgotten. */
   registryChanged(): void;
 }
@@ -119,6 +121,11 @@ export class CertificateStore implements ServedCertificates {
   /** Why the host's own certificate is not served (the default one is), when it is not. */
   failure(host: string): string | undefined {
     return this.failures.get(host)?.why;
+  }
+
+  /** Why ACME's last order for the host failed, while it waits to try again. */
+  orderFailure(host: string): string | undefined {
+    return this.acme?.orderFailure(host);
   }
 
   /**
