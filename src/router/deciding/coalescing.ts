@@ -22,6 +22,11 @@ export interface ServedCertificates {
   certificateOf(route: Route): string | undefined;
 }
 
+/** Without a certificate store: a host's own files are a certificate not known, others get the default. */
+export const FILES_OR_DEFAULT: ServedCertificates = {
+  certificateOf: (route) => (route.rule.cert && route.rule.key ? undefined : DEFAULT_CERTIFICATE),
+};
+
 /** What a connection's certificate is, for coalescing (RFC 9113 §9.1.1). */
 interface Identity {
   /** The SNI name the connection was opened with (lower case), if any. */
@@ -64,22 +69,23 @@ function identityOf(socket: TLSSocket, defaultFingerprint: string): Identity {
  * would get by SNI itself: any host on a connection opened for it (SNI); on a connection opened
  * without SNI (it has the default certificate), any host without files of its own, as on
  * HTTP/1.1; and any other host when the connection's certificate names it and is the one the
- * host is served with (`served`: the same fingerprint, or both arr's default): a second name
+ * host is served with (as `certificates` say: the same fingerprint, or both arr's default): a second name
  * under a wildcard or a certificate with several names, from files or ACME. No host is answered
  * under a certificate that is not its own.
  */
 export function misdirected(
   req: Pick<H2Request, typeof CONNECTION>,
+  route: Route,
   host: string,
-  ownCertificate: boolean,
-  served: string | undefined,
+  certificates: ServedCertificates,
 ): string | undefined {
   const id = (req[CONNECTION] as MarkedSocket | undefined)?.[IDENTITY];
   if (!id) return 'this connection cannot be told apart from another';
   // Opened for this very name: its certificate is the one SNI chose for the host (own files,
   // ACME or the default), as on HTTP/1.1.
   if (id.sni === host) return undefined;
-  if (id.sni === undefined) return ownCertificate ? noSni(host) : undefined;
+  if (id.sni === undefined) return route.rule.cert && route.rule.key ? noSni(host) : undefined;
+  const served = certificates.certificateOf(route);
   const same =
     served === DEFAULT_CERTIFICATE
       ? id.isDefault
