@@ -75,6 +75,35 @@ function cgroup2Mount(): string | undefined {
   return undefined;
 }
 
+/**
+ * A cgroup (v2) of the test's own for arr to run in, through `via`: an arr started meanwhile on
+ * this machine (a test file run alongside, another checkout's) sweeps the stale folders beside
+ * its own group, and must not do what the test waits for.
+ */
+function openBox(name: string): { box: string; via: string[] } {
+  const box = join(cgroup2Mount()!, cgroupOf(process.pid)!, `${name}-test-${process.pid}`);
+  mkdirSync(box);
+  return { box, via: ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', join(box, 'cgroup.procs')] };
+}
+
+/** Kills what is left in the box and removes it, its groups first. */
+async function closeBox(box: string): Promise<void> {
+  writeFileSync(join(box, 'cgroup.kill'), '1');
+  await until(`${box} to be removed`, () => {
+    for (const dir of subtreeOf(box).reverse()) rmdirSync(dir);
+    return !existsSync(box);
+  });
+}
+
+/** A folder and the folders below it, parents first. */
+function subtreeOf(dir: string): string[] {
+  const all = [dir];
+  for (let i = 0; i < all.length; i++)
+    for (const e of readdirSync(all[i]!, { withFileTypes: true }))
+      if (e.isDirectory()) all.push(join(all[i]!, e.name));
+  return all;
+}
+
 function kill(pids: number[]): void {
   for (const pid of pids) {
     try {
@@ -146,56 +175,56 @@ describe('cgroups: a daemon forked at once stays in its instance group', { skip 
 
   it("the groups of a killed arr are removed by the next one, their processes killed; a live arr's are not", async (t) => {
     const state = mkdtempSync(join(dir, 'state-'));
-    const first = await startArrWith([racerApp('racer4')], { extraArgs: ['--state-dir', state] });
-    if (/instances run without a cgroup of their own/.test(first.proc.output())) {
-      t.skip('no cgroup here');
-      await first.stop();
-      return;
-    }
-    const { pid, daemon } = (await startAll(first, ['racer4']))[0]!;
-    // arr and its watchdog die together: nothing stops the instance, its daemon, or removes the group.
-    const watchdogs = processesWith('arr-watchdog', state);
-    assert.equal(watchdogs.length, 1, 'one watchdog');
-    kill([first.proc.pid, ...watchdogs]);
-    await first.proc.exited;
-    const mount = cgroup2Mount()!;
-    const stale = join(mount, cgroupOf(pid)!, '..');
-    assert.ok(existsSync(stale) && !gone(daemon), 'the group and the daemon outlived arr');
-
-    // A live "arr" (this test's pid, in the same group as arr) with a process in its group.
-    const live = join(mount, cgroupOf(process.pid)!, `arr-${process.pid}`);
-    mkdirSync(join(live, 'keep'), { recursive: true });
-    const sleeper = spawn('sleep', ['600'], { stdio: 'ignore' });
-    leftovers.push(sleeper.pid!);
-    writeFileSync(join(live, 'keep', 'cgroup.procs'), String(sleeper.pid));
+    const { box, via } = openBox('sweep');
+    const first = await startArrWith([racerApp('racer4')], { extraArgs: ['--state-dir', state], via });
+    const sleepers: number[] = [];
     try {
-      // Every arr that starts sweeps the stale groups beside it: another arr on this machine (a
-      // test file run alongside) may have been first. The group going is what counts then.
-      const sweptBefore = !existsSync(stale);
+      if (/instances run without a cgroup of their own/.test(first.proc.output())) {
+        t.skip('no cgroup here');
+        await first.stop();
+        return;
+      }
+      const { pid, daemon } = (await startAll(first, ['racer4']))[0]!;
+      // arr and its watchdog die together: nothing stops the instance, its daemon, or removes the group.
+      const watchdogs = processesWith('arr-watchdog', state);
+      assert.equal(watchdogs.length, 1, 'one watchdog');
+      kill([first.proc.pid, ...watchdogs]);
+      await first.proc.exited;
+      const stale = join(box, `arr-${first.proc.pid}`);
+      assert.ok(existsSync(stale) && !gone(daemon), 'the group and the daemon outlived arr');
+
+      // A live "arr" (a sleeper in arr's own group, the box) with a process in its folder.
+      const [liveArr, kept] = [spawn('sleep', ['600']), spawn('sleep', ['600'])].map((c) => c.pid!) as [
+        number,
+        number,
+      ];
+      sleepers.push(liveArr, kept);
+      writeFileSync(join(box, 'cgroup.procs'), String(liveArr));
+      const live = join(box, `arr-${liveArr}`);
+      mkdirSync(join(live, 'keep'), { recursive: true });
+      writeFileSync(join(live, 'keep', 'cgroup.procs'), String(kept));
       const second = await startArrWith([], {
         file: first.appsFile,
         ports: [first.port, first.sslport],
         range: first.range,
         extraArgs: ['--state-dir', state],
+        via,
       });
-      if (!sweptBefore)
-        assert.match(
-          second.proc.output(),
-          new RegExp(
-            `removed the cgroups of arr\\[${first.proc.pid}\\], which is gone: \\d+ process(es)? left in them killed`,
-          ),
-        );
+      assert.match(
+        second.proc.output(),
+        new RegExp(
+          `removed the cgroups of arr\\[${first.proc.pid}\\], which is gone: \\d+ process(es)? left in them killed`,
+        ),
+      );
       await allGone([pid, daemon]);
       await until('the stale group to be removed', () => !existsSync(stale));
-      assert.ok(!gone(sleeper.pid!), "a live arr's group is left alone");
-      assert.equal(cgroupOf(sleeper.pid!), join(cgroupOf(process.pid)!, `arr-${process.pid}`, 'keep'));
+      assert.ok(!gone(kept), "a live arr's group is left alone");
+      assert.ok(cgroupOf(kept)?.endsWith(`/arr-${liveArr}/keep`), "it is still in the live arr's group");
       await second.stop();
       rmSync(join(first.appsFile!, '..'), { recursive: true, force: true });
     } finally {
-      kill([sleeper.pid!]);
-      await until('the sleeper to go', () => gone(sleeper.pid!));
-      rmdirSync(join(live, 'keep'));
-      rmdirSync(live);
+      kill(sleepers);
+      await closeBox(box);
     }
   });
 });
@@ -207,15 +236,6 @@ const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e6)'], { de
 child.unref();
 require('node:http').createServer((req, res) => res.end(String(child.pid))).listen(Number(process.env.PORT));
 `;
-
-/** A folder and the folders below it, parents first. */
-function subtreeOf(dir: string): string[] {
-  const all = [dir];
-  for (let i = 0; i < all.length; i++)
-    for (const e of readdirSync(all[i]!, { withFileTypes: true }))
-      if (e.isDirectory()) all.push(join(all[i]!, e.name));
-  return all;
-}
 
 /** The v1 folders of arr `pid` for limits: `arr-<pid>` beside its group in each v1 hierarchy it is in. */
 function v1FoldersOf(pid: number): string[] {
@@ -241,17 +261,13 @@ describe('cgroups: when arr dies, its watchdog kills and removes them', {
   skip: isRoot ? false : 'cgroups need root',
 }, () => {
   it('a detached grandchild dies with arr (SIGKILL), the groups go, and the next arr finds none', async (t) => {
-    const mount = cgroup2Mount();
-    if (!mount) {
+    if (!cgroup2Mount()) {
       assert.ok(!inCI, 'CI has cgroup2');
       t.skip('no cgroup2 here');
       return;
     }
-    // arr runs in a group of the test's own: another arr started meanwhile on this machine (a test
-    // file run alongside) sweeps the stale folders beside its own group, and must not do the watchdog's work.
-    const box = join(mount, cgroupOf(process.pid)!, `watchdog-test-${process.pid}`);
-    mkdirSync(box);
-    const via = ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', join(box, 'cgroup.procs')];
+    // Another arr started meanwhile must not do the watchdog's work.
+    const { box, via } = openBox('watchdog');
     const state = mkdtempSync(join(tmpdir(), 'arr-state-'));
     const app = { ...scriptApp('forker', 'forker.localhost', FORKER), limits: { memory: '256M', pids: 100 } };
     const first = await startArrWith([app], { extraArgs: ['--state-dir', state], via });
@@ -292,11 +308,7 @@ describe('cgroups: when arr dies, its watchdog kills and removes them', {
       rmSync(join(first.appsFile!, '..'), { recursive: true, force: true });
       rmSync(state, { recursive: true, force: true });
       // Whatever is left (a failure: the watchdog did not clean up) is killed, the groups removed.
-      writeFileSync(join(box, 'cgroup.kill'), '1');
-      await until('the box to be removed', () => {
-        for (const dir of subtreeOf(box).reverse()) rmdirSync(dir);
-        return !existsSync(box);
-      });
+      await closeBox(box);
     }
   });
 });
