@@ -104,6 +104,17 @@ function subtreeOf(dir: string): string[] {
   return all;
 }
 
+/** The next arr after `first` (dead): on its ports, with its apps file and state directory, in the box. */
+function restarted(first: ArrUnderTest, state: string, via: string[]): Promise<ArrUnderTest> {
+  return startArrWith([], {
+    file: first.appsFile,
+    ports: [first.port, first.sslport],
+    range: first.range,
+    extraArgs: ['--state-dir', state],
+    via,
+  });
+}
+
 function kill(pids: number[]): void {
   for (const pid of pids) {
     try {
@@ -203,13 +214,7 @@ describe('cgroups: a daemon forked at once stays in its instance group', { skip 
       const live = join(box, `arr-${liveArr}`);
       mkdirSync(join(live, 'keep'), { recursive: true });
       writeFileSync(join(live, 'keep', 'cgroup.procs'), String(kept));
-      const second = await startArrWith([], {
-        file: first.appsFile,
-        ports: [first.port, first.sslport],
-        range: first.range,
-        extraArgs: ['--state-dir', state],
-        via,
-      });
+      const second = await restarted(first, state, via);
       assert.match(
         second.proc.output(),
         new RegExp(
@@ -293,13 +298,7 @@ describe('cgroups: when arr dies, its watchdog kills and removes them', {
       await allGone([grandchild], 10_000);
       await until(`${folders.join(', ')} to be removed`, () => !folders.some((f) => existsSync(f)));
 
-      const second = await startArrWith([], {
-        file: first.appsFile,
-        ports: [first.port, first.sslport],
-        range: first.range,
-        extraArgs: ['--state-dir', state],
-        via,
-      });
+      const second = await restarted(first, state, via);
       assert.doesNotMatch(second.proc.output(), /removed the cgroups of arr\[/, 'nothing was left to sweep');
       await second.stop();
     } finally {
