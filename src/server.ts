@@ -70,6 +70,7 @@ export async function startArr(
     h2c,
     observer: ops.observer,
     challenges: config.acme?.challenges.includes('http-01') ? acme : undefined,
+    certificates: certs,
   });
   acme?.start();
   tickets?.start((keys) => listeners.https.setTicketKeys(keys), config.pollMs);
@@ -141,7 +142,10 @@ export function runningArr(
 export function openRouter(
   config: ArrConfig,
   listeners: Listeners,
-  parts: Pick<RouterOptions, 'registry' | 'instances' | 'log' | 'http' | 'h2c' | 'observer' | 'challenges'>,
+  parts: Pick<
+    RouterOptions,
+    'registry' | 'instances' | 'log' | 'http' | 'h2c' | 'observer' | 'challenges' | 'certificates'
+  >,
 ): Router {
   const router = new Router({
     ...parts,
