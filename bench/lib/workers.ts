@@ -8,6 +8,8 @@ import { waitForListen, waitForPort } from './net.js';
 
 /** What `ps` shows for a worker of each server (children that match are counted, others not). */
 export const WORKER_TITLES = /^(arr worker|nlb worker|nginx: worker)/;
+/** The contenders' columns, in the order of the tables: arr with 0 (one process), 1 and 2 workers, nginx with 1 and 2. */
+export const COLUMNS = ['arr 0', 'arr 1', 'arr 2', 'nginx 1', 'nginx 2'];
 /** bench/probes/loop.ts, preloaded into arr here: event-loop delay and GC pauses on SIGUSR2. */
 export const LOOP_PROBE = join(repoRoot, 'dist/bench/probes/loop.js');
 
@@ -28,7 +30,7 @@ export function arrHasWorkers(): boolean {
   return /--workers/.test(`${r.stdout}${r.stderr}`);
 }
 
-/** arr with `--workers n` (none: the single process of a build without the option). */
+/** arr with `--workers n` (0: one process; undefined: a build without the option, one process too). */
 export async function startArrWorkers(
   appsFile: string,
   n: number | undefined,

@@ -8,7 +8,7 @@ import { startHelloFloor } from '../lib/floors.js';
 import { get } from '../lib/net.js';
 import type { Target } from '../lib/report.js';
 import { fmt } from '../lib/stats.js';
-import { startArrWorkers, WORKER_TITLES, type WorkersStage } from '../lib/workers.js';
+import { COLUMNS, startArrWorkers, WORKER_TITLES, type WorkersStage } from '../lib/workers.js';
 import { CONNECTIONS, FIXED_RATE, signed } from './http.js';
 import { MANY } from './registry.js';
 
@@ -70,9 +70,9 @@ export async function openLoopAndCosts(ctx: Ctx, st: WorkersStage, targets: Targ
       'work. The generator reports its own event-loop delay (p99, a 5 ms sampling timer) and GC pauses; ' +
       'arr runs with bench/probes/loop.ts preloaded and reports the same for its processes over each run ' +
       '(the worst process; GC summed). Activation: a GET to a cold app through arr, a different app each ' +
-      'time, arr 1 and arr 2 in turn. RSS: every process of arr (not its app instances) with ' +
+      'time, arr 0, 1 and 2 in turn. RSS: every process of arr (not its app instances) with ' +
       `${MANY.toLocaleString('en-US')} apps, 2 s after it listens.`,
-    header: ['point', 'direct', 'bare node', 'nginx 1', 'nginx 2', 'arr 1', 'arr 2'],
+    header: ['point', 'direct', 'bare node', ...COLUMNS],
   });
   const floor = await startHelloFloor(st.backend.port);
   s.commands.add(floor.command);
@@ -100,7 +100,7 @@ export async function openLoopAndCosts(ctx: Ctx, st: WorkersStage, targets: Targ
       if (arr) result.server = await probe(arr.proc, pids);
       return result;
     });
-    const cols = ['direct', 'bare node', 'nginx 1', 'nginx 2', 'arr 1', 'arr 2'];
+    const cols = ['direct', 'bare node', ...COLUMNS];
     const row = (label: string, f: (r: RateResult) => number, show: (x: number) => string = fmt.ms) => [
       label,
       ...cols.map((n) => (rate.has(n) ? show(med(rate.get(n), f)) : 'n/a')),
@@ -126,7 +126,10 @@ export async function openLoopAndCosts(ctx: Ctx, st: WorkersStage, targets: Targ
     }
     const p99 = (n: string) => diffOf(rate.get(n), rate.get('direct'), (r) => r.p99ms);
     s.notes.push(
-      `p99 added at ${FIXED_RATE} req/s: arr 1 ${signed(p99('arr 1'))}, arr 2 ${signed(p99('arr 2'))}, nginx 1 ${signed(p99('nginx 1'))}, nginx 2 ${signed(p99('nginx 2'))}, bare node ${signed(p99('bare node'))}.`,
+      `p99 added at ${FIXED_RATE} req/s (vs direct, median of the per-run differences): ${cols
+        .slice(1)
+        .map((n) => `${n} ${signed(p99(n))}`)
+        .join(', ')}.`,
     );
   } finally {
     await floor.proc.stop();
@@ -169,21 +172,21 @@ async function activationAndMemory(
       times.get(n)!.push(r.ms);
     }
   s.commands.add(
-    `# GET / with Host: wcoldN.localhost through arr 1 and arr 2 in turn, a new app each (bench/lib/net.ts get)`,
+    `# GET / with Host: wcoldN.localhost through arr 0, 1 and 2 in turn, a new app each (bench/lib/net.ts get)`,
   );
   const medOf = (n: string) => med(times.get(n), (x) => x);
+  const arrCell = (n: string, show: (n: string) => string) => (st.arrs.has(n) ? show(n) : 'n/a');
   s.rows.push([
     'activation: first request to a cold app (median)',
     '',
     '',
+    ...['arr 0', 'arr 1', 'arr 2'].map((n) => arrCell(n, (x) => fmt.ms(medOf(x)))),
     '',
     '',
-    fmt.ms(medOf('arr 1')),
-    st.hasWorkers ? fmt.ms(medOf('arr 2')) : 'n/a',
   ]);
-  const overhead = medOf('arr 2') - medOf('arr 1');
+  const overhead = medOf('arr 2') - medOf('arr 0');
   targets.push({
-    name: 'workers: activation with 2 workers minus with 1',
+    name: 'workers: activation with 2 workers minus with one process',
     measured: signed(overhead),
     limit: '<= 2 ms',
     pass: Number.isFinite(overhead) ? overhead <= 2 : undefined,
@@ -198,10 +201,14 @@ async function activationAndMemory(
     })),
   );
   const rss: Record<string, { total: number; each: number[] }> = {};
-  for (const [n, w] of [
-    ['arr 1', st.hasWorkers ? 1 : undefined],
-    ...(st.hasWorkers ? ([['arr 2', 2]] as const) : []),
-  ] as const) {
+  const sizes: [string, number | undefined][] = st.hasWorkers
+    ? [
+        ['arr 0', 0],
+        ['arr 1', 1],
+        ['arr 2', 2],
+      ]
+    : [['arr 0', undefined]];
+  for (const [n, w] of sizes) {
     const arr = await startArrWorkers(many, w);
     s.commands.add(arr.proc.command);
     try {
@@ -213,14 +220,17 @@ async function activationAndMemory(
     }
   }
   const mb = (x: number) => fmt.bytes(x);
+  const shown = (n: string) => {
+    const r = rss[n];
+    return r ? `${mb(r.total)}${r.each.length > 1 ? ` (${r.each.map(mb).join(' + ')})` : ''}` : 'n/a';
+  };
   s.rows.push([
     `RSS with ${MANY.toLocaleString('en-US')} apps (primary + workers)`,
     '',
     '',
+    ...['arr 0', 'arr 1', 'arr 2'].map(shown),
     '',
     '',
-    rss['arr 1'] ? `${mb(rss['arr 1'].total)} (${rss['arr 1'].each.map(mb).join(' + ')})` : 'n/a',
-    rss['arr 2'] ? `${mb(rss['arr 2'].total)} (${rss['arr 2'].each.map(mb).join(' + ')})` : 'n/a',
   ]);
   targets.push({
     name: `workers: RSS of arr with 2 workers and ${MANY.toLocaleString('en-US')} apps (reported)`,

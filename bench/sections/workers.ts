@@ -11,6 +11,7 @@ import { alternateWrk } from '../lib/runs.js';
 import { fmt } from '../lib/stats.js';
 import {
   arrHasWorkers,
+  COLUMNS,
   startArrWorkers,
   untilWorkers,
   WORKER_TITLES,
@@ -25,7 +26,7 @@ async function setUp(ctx: Ctx): Promise<WorkersStage> {
   const appsFile = writeApps(join(ctx.tmp, 'apps-workers.json'), [
     { name: 'hello', hosts: [{ host: HOST }, { host: TLS_HOST }] },
     // Cold apps for the activation point, one per run and arr.
-    ...Array.from({ length: 2 * runs }, (_, i) => ({
+    ...Array.from({ length: 3 * runs }, (_, i) => ({
       name: `wcold${i + 1}`,
       hosts: [{ host: `wcold${i + 1}.localhost` }],
     })),
@@ -39,16 +40,18 @@ async function setUp(ctx: Ctx): Promise<WorkersStage> {
     hasWorkers,
     procs: [],
   };
-  const arr1 = await startArrWorkers(appsFile, hasWorkers ? 1 : undefined);
-  st.arrs.set('arr 1', arr1);
-  st.backend = await activate(arr1.port, HOST);
-  st.servers.set('arr 1', { port: arr1.port, sslport: arr1.sslport, pid: arr1.proc.pid });
-  if (hasWorkers) {
-    const arr2 = await startArrWorkers(appsFile, 2);
-    st.arrs.set('arr 2', arr2);
-    await activate(arr2.port, HOST);
-    st.servers.set('arr 2', { port: arr2.port, sslport: arr2.sslport, pid: arr2.proc.pid });
-  }
+  // arr 0: one process (--workers 0, or a build without the option); its instance serves nginx too.
+  const arr0 = await startArrWorkers(appsFile, hasWorkers ? 0 : undefined);
+  st.arrs.set('arr 0', arr0);
+  st.backend = await activate(arr0.port, HOST);
+  st.servers.set('arr 0', { port: arr0.port, sslport: arr0.sslport, pid: arr0.proc.pid });
+  if (hasWorkers)
+    for (const n of [1, 2]) {
+      const arr = await startArrWorkers(appsFile, n);
+      st.arrs.set(`arr ${n}`, arr);
+      await activate(arr.port, HOST);
+      st.servers.set(`arr ${n}`, { port: arr.port, sslport: arr.sslport, pid: arr.proc.pid });
+    }
   for (const n of [1, 2]) {
     const [port, sslport, h2port] = await freePorts(3);
     const nginx: Nginx = await startNginx(join(ctx.tmp, `nginx-${n}w`), {
@@ -100,7 +103,8 @@ async function scaling(ctx: Ctx, st: WorkersStage, targets: Target[]): Promise<v
     id: 'workers',
     title: 'Workers: arr and nginx with 1 and 2 workers',
     text:
-      'The same app instance through arr `--workers 1` and `--workers 2` and nginx `worker_processes 1` ' +
+      'The hello app through arr `--workers 0` (one process), `--workers 1` (a primary and one worker) and ' +
+      '`--workers 2`, and nginx `worker_processes 1` ' +
       `and \`2\`. wrk, 1 thread, ${CONNECTIONS} connections, ${ctx.seconds} s per run, median of ${ctx.reps} runs, ` +
       'contenders alternating. CPU per request counts every process of a server: the primary (or master) ' +
       'and its workers. The machine has 2 cores that the load generator and the app share: a second ' +
@@ -108,8 +112,8 @@ async function scaling(ctx: Ctx, st: WorkersStage, targets: Target[]): Promise<v
       '("arr 2/1 / nginx 2/1").' +
       (st.hasWorkers
         ? ''
-        : ' This build of arr has no --workers: the arr 2 column is empty (arr 1 is the single process).'),
-    header: ['point', 'arr 1', 'arr 2', 'nginx 1', 'nginx 2', 'arr 2/1', 'nginx 2/1', 'arr 2/1 / nginx 2/1'],
+        : ' This build of arr has no --workers: only arr 0, its single process, is measured.'),
+    header: ['point', ...COLUMNS, 'arr 2/1', 'nginx 2/1', 'arr 2/1 / nginx 2/1', 'arr 2/0'],
   });
   const names = [...st.servers.keys()];
   const rps = (r: WrkResult) => r.rps;
@@ -140,19 +144,21 @@ async function scaling(ctx: Ctx, st: WorkersStage, targets: Target[]): Promise<v
       m.has(n) ? show(med(m.get(n), f)) : 'n/a';
     s.rows.push([
       `${p.label}: requests/s`,
-      ...['arr 1', 'arr 2', 'nginx 1', 'nginx 2'].map((n) => cell(n, rps, fmt.rps)),
+      ...COLUMNS.map((n) => cell(n, rps, fmt.rps)),
       fmt.ratio(arrScale),
       fmt.ratio(nginxScale),
       fmt.ratio(relative),
+      fmt.ratio(ratioOf(m.get('arr 2'), m.get('arr 0'), rps)),
     ]);
     const us = (x: number) => `${fmt.num(x)} µs`;
     const cpuRatio = ratioOf(m.get('arr 2'), m.get('arr 1'), totalCpuOf);
     s.rows.push([
       `${p.label}: CPU per request (all processes)`,
-      ...['arr 1', 'arr 2', 'nginx 1', 'nginx 2'].map((n) => cell(n, totalCpuOf, us)),
+      ...COLUMNS.map((n) => cell(n, totalCpuOf, us)),
       fmt.ratio(cpuRatio),
       fmt.ratio(ratioOf(m.get('nginx 2'), m.get('nginx 1'), totalCpuOf)),
       '',
+      fmt.ratio(ratioOf(m.get('arr 2'), m.get('arr 0'), totalCpuOf)),
     ]);
     targets.push(
       {

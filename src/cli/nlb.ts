@@ -10,9 +10,8 @@ import { NlbPrimary, WorkerStartError } from '../nlb/primary.js';
 import { serveAsWorker } from '../nlb/worker.js';
 import { createLogger, LOG_LEVELS, type Logger } from '../util/log.js';
 import { packageVersion } from '../util/paths.js';
-import { workerCount } from '../workers/cluster-settings.js';
 import { unknownFlags } from './flags.js';
-import { checkAddress } from './options.js';
+import { checkAddress, parseWorkers } from './options.js';
 
 function fail(message: string, code = 2): never {
   process.stderr.write(
@@ -64,10 +63,10 @@ const OPTIONS = {
   workers: {
     alias: 'w',
     type: 'string',
-    default: '1',
+    default: '0',
     describe:
-      'processes that carry the connections: a number, or auto (one per core); 1 is a single process, more ' +
-      "are workers beside a primary that keeps the backends' health and replaces a worker that dies",
+      "worker processes that carry the connections beside a primary that keeps the backends' health and " +
+      'replaces a worker that dies: a number, auto (one per core), or 0 (one process does everything)',
   },
   verbose: {
     alias: 'v',
@@ -117,10 +116,7 @@ async function main(): Promise<void> {
   let bind: string | undefined;
   let workers: number;
   try {
-    const w = workerCount(argv.workers);
-    if (w === undefined)
-      throw new UsageError(`--workers must be a whole number of at least 1, or auto (got "${argv.workers}")`);
-    workers = w;
+    workers = parseWorkers(argv.workers);
     connectTimeoutMs = seconds(argv['connect-timeout'], '--connect-timeout', false);
     idleTimeoutMs = seconds(argv['idle-timeout'], '--idle-timeout', true);
     graceMs = seconds(argv.grace, '--grace', true);
@@ -135,7 +131,7 @@ async function main(): Promise<void> {
   const log = createLogger('nlb', level);
   const options = { ...DEFAULT_HEALTH, connectTimeoutMs, idleTimeoutMs, bind };
   if (cluster.isWorker) return serveAsWorker(routes, options, log, graceMs, argv.config);
-  if (workers > 1) return servePrimary(workers, routes, options, log);
+  if (workers > 0) return servePrimary(workers, routes, options, log);
   const balancer = new Balancer(routes, options, log);
   // Before listening: a signal that comes as soon as the ports are open must stop nlb cleanly.
   stopOnSignals(
@@ -180,7 +176,7 @@ function stopOnSignals(
   process.on('SIGINT', onSignal);
 }
 
-/** `--workers N` with N > 1: the primary forks the workers, keeps health, replaces the dead. */
+/** `--workers N` with N >= 1: the primary forks the workers, keeps health, replaces the dead. */
 async function servePrimary(
   workers: number,
   routes: RouteConfig[],
@@ -201,7 +197,7 @@ async function servePrimary(
     if (err instanceof WorkerStartError) fail(err.message, 1);
     throw err;
   }
-  log.info({ workers }, `${workers} workers serving`);
+  log.info({ workers }, `${workers} worker${workers === 1 ? '' : 's'} serving`);
 }
 
 main().catch((err: unknown) => {

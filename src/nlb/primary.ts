@@ -1,10 +1,20 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from '../util/log.js';
 import { Channel } from '../workers/channel.js';
-import { useScheduling } from '../workers/cluster-settings.js';
 import type { HealthOptions } from './backend-health.js';
 import type { RouteConfig } from './config.js';
 import { HealthBoard, type HealthChange } from './shared-health.js';
+
+/**
+ * How the connections of the routes' ports reach the workers: each worker accepts on the shared
+ * socket and the kernel picks (node:cluster's SCHED_NONE), not the primary accepting and handing
+ * each to a worker (SCHED_RR), which cost nlb twice the CPU per new connection and halved its
+ * connection rate (bench/decisions.md, "Spreading connections over workers"). The one setting;
+ * NODE_CLUSTER_SCHED_POLICY=rr|none overrides it for a run.
+ */
+export const SCHEDULING_POLICY: number = process.env.NODE_CLUSTER_SCHED_POLICY
+  ? cluster.schedulingPolicy
+  : cluster.SCHED_NONE;
 
 /** The environment variable that tells a worker its number (1..N), which its title shows. */
 export const WORKER_NUMBER_ENV = 'NLB_WORKER_NUMBER';
@@ -51,7 +61,7 @@ export class NlbPrimary {
 
   /** Forks every worker; resolves when all listen, rejects (WorkerStartError) when one cannot. */
   start(): Promise<void> {
-    useScheduling('nlb');
+    cluster.schedulingPolicy = SCHEDULING_POLICY as typeof cluster.schedulingPolicy;
     const started = new Promise<void>((resolve, reject) => {
       this.onStarted = { resolve, reject };
     });

@@ -1,10 +1,20 @@
 import type { Logger } from '../util/log.js';
 import { Channel, type Pipe } from '../workers/channel.js';
-import { setTitle } from '../workers/cluster-settings.js';
 import { Balancer, type BalancerOptions, ListenError } from './balancer.js';
 import type { RouteConfig } from './config.js';
 import { WORKER_NUMBER_ENV } from './primary.js';
 import { type HealthChange, SharedBackend } from './shared-health.js';
+
+/**
+ * Names this process `name` in `ps`; false when the title is cut. Linux keeps the title in the
+ * memory of the process's command line, so a title longer than that is cut short; a worker's
+ * command line is Node's absolute path and the script's (node:cluster forks `execPath argv[1]
+ * ...`), longer than any "nlb worker N".
+ */
+function setTitle(name: string): boolean {
+  process.title = name;
+  return process.title === name;
+}
 
 /**
  * One worker of `nlb --workers N`: the balancer of a single process, listening on the routes'
@@ -45,7 +55,13 @@ export async function serveAsWorker(
   );
   channel.on<HealthChange>('health', ({ route, backend, down }) => {
     const b = shared[route - 1]?.[backend];
-    if (b) b.down = down;
+    if (!b || b.down === down) return;
+    b.down = down;
+    if (balancer.verbose)
+      wlog.debug(
+        { route, backend: b.label, down },
+        `backend ${b.label} marked ${down ? 'down' : 'up'} by the primary`,
+      );
   });
 
   let stopping = false;
