@@ -1,15 +1,15 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Running } from '../../harness/proc.js';
-import { flags, runClient } from '../lib/clients.js';
-import { addSection, alternate, CERT, type Ctx, diffOf, HOST, KEY, med, writeApps } from '../lib/context.js';
+import { runClient } from '../lib/clients.js';
+import { addSection, alternate, CERT, type Ctx, diffOf, KEY, med, writeApps } from '../lib/context.js';
 import { familyOf, rssOf } from '../lib/cpu.js';
 import { startHelloFloor } from '../lib/floors.js';
 import { get } from '../lib/net.js';
 import type { Target } from '../lib/report.js';
 import { fmt } from '../lib/stats.js';
 import { COLUMNS, startArrWorkers, WORKER_TITLES, type WorkersStage } from '../lib/workers.js';
-import { CONNECTIONS, FIXED_RATE, signed } from './http.js';
+import { CONNECTIONS, FIXED_RATE, openLoopFlags, signed } from './http.js';
 import { MANY } from './registry.js';
 
 interface RateResult {
@@ -85,17 +85,7 @@ export async function openLoopAndCosts(ctx: Ctx, st: WorkersStage, targets: Targ
       const arr = st.arrs.get(n);
       const pids = arr ? Object.values(familyOf(arr.proc.pid, WORKER_TITLES)) : [];
       if (arr) await probe(arr.proc, pids);
-      const { result, command } = await runClient<RateResult>(
-        'rate',
-        flags({
-          port: ports[n]!,
-          host: HOST,
-          connections: CONNECTIONS,
-          rate: FIXED_RATE,
-          seconds: ctx.seconds,
-          warmup: 1,
-        }),
-      );
+      const { result, command } = await runClient<RateResult>('rate', openLoopFlags(ports[n]!, ctx.seconds));
       s.commands.add(command);
       if (arr) result.server = await probe(arr.proc, pids);
       return result;
