@@ -80,7 +80,10 @@ export class NlbPrimary {
   stop(): Promise<void> {
     this.stopping = true;
     this.board.stop();
-    this.broadcast('stop');
+    for (const slot of this.slots.values())
+      if (slot.ready) slot.channel.note('stop');
+      // Not serving yet: it may not listen to its pipe yet either; a signal stops it either way.
+      else slot.worker.process.kill('SIGTERM');
     if (this.slots.size === 0) return Promise.resolve();
     return new Promise((resolve) => {
       this.onAllExited = resolve;
