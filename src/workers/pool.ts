@@ -7,7 +7,7 @@ import { ASK, type SettleBody, TO_PRIMARY } from './messages.js';
  * How connections reach the workers: node:cluster's round robin (the primary accepts and hands
  * each connection to the next worker), or `cluster.SCHED_NONE` (the workers accept on the
  * shared socket themselves, as the kernel wakes them). Set here, once, before the first fork.
- * SCHED_NONE: with round robin a new connection cost 2.5 times the CPU (the primary's accept and
+ * SCHED_NONE: with round robin a new connection cost about twice the CPU (the primary's accept and
  * the descriptor's trip over the IPC pipe) for the same spread (bench/decisions.md, "Spreading
  * connections over workers").
  */
