@@ -110,7 +110,8 @@ test('--workers 2: a dead backend is skipped by every worker once one of them fo
   );
   const before = failedConnects().length;
   const got = await sequential(port!, 30);
-  assert.deepEqual(tally(got), { a: 15, b: 15 }, `every connection served by a live backend: ${got}`);
+  // Every connection served by a live backend, still in turn within each worker.
+  assertEven(tally(got), ['a', 'b'], 30, 2);
   // The primary told every worker: none of them tried it again (each would once on its own).
   assert.equal(failedConnects().length, before, 'no worker tried the dead backend after it was down');
   assert.equal(nlb.output().match(/ down \(/g)?.length, 1, 'logged down once, by the primary');
@@ -119,10 +120,18 @@ test('--workers 2: a dead backend is skipped by every worker once one of them fo
   await nlb.waitFor(new RegExp(`backend 127\\.0\\.0\\.1:${dead} back`), 10_000);
   const again = tally(await sequential(port!, 30));
   assertEven(again, ['a', 'b', 'revived'], 30, 2);
-  const servedRevived = logLines(nlb.output())
-    .filter((l) => l.msg === 'connection closed' && l.backend === `127.0.0.1:${dead}`)
-    .map((l) => l.worker);
-  assert.deepEqual([...new Set(servedRevived)].sort(), [1, 2], 'both workers use it again');
+  // Both workers use it again (the kernel picks the worker of each connection: more until both did).
+  const servedRevived = () =>
+    new Set(
+      logLines(nlb.output())
+        .filter((l) => l.msg === 'connection closed' && l.backend === `127.0.0.1:${dead}`)
+        .map((l) => l.worker),
+    );
+  await until('both workers to use it again', async () => {
+    if (servedRevived().size === 2) return true;
+    await exchange(port!);
+    return false;
+  });
   assert.equal(nlb.output().match(/ back"/g)?.length, 1, 'logged back once');
 });
 
