@@ -1,7 +1,7 @@
 import type { DnsProvider } from './acme/dns/provider.js';
 import { FileAcmeStore } from './acme/file-store.js';
 import { KeySeal } from './acme/key-seal.js';
-import type { AcmeManager } from './acme/manager.js';
+import type { AcmeManager, CertificatePem } from './acme/manager.js';
 import type { AcmeStore } from './acme/store.js';
 import { Activator } from './activation/activator.js';
 import { InstanceChooser } from './activation/chooser.js';
@@ -38,6 +38,8 @@ export interface CoreHooks {
   onApply?(docs: readonly { doc: unknown }[]): void;
   /** The farm's instances on other nodes, as polled (after the chooser took them in). */
   onRemote?(all: Map<string, InstanceAddress[]>): void;
+  /** Each ACME certificate served from now on (new or renewed). */
+  onCertificate?(host: string, pem: CertificatePem): void;
 }
 
 /**
@@ -81,7 +83,7 @@ export async function openCore(config: ArrConfig, log: Logger, hooks: CoreHooks)
   log.info(`registry: ${report.apps} apps from ${source}`);
 
   const ops = new Operations(config, registry, log); // --admin (health, metrics, dashboard), --access-log
-  const acme = config.acme ? await startAcme(config, registry, log, ops) : undefined;
+  const acme = config.acme ? await startAcme(config, registry, log, ops, hooks.onCertificate) : undefined;
   const certs = new CertificateStore(registry, log, acme);
   // TLS session tickets: with ACME on, the keys of its store, the same on every node sharing it
   // (and across restarts); otherwise each listener's own (or, with workers, the primary's).
@@ -102,6 +104,7 @@ export async function openCore(config: ArrConfig, log: Logger, hooks: CoreHooks)
     onStart: ops.onStart,
     onOutput: ops.onOutput,
     stderrLevel: config.appStderrLevel,
+    outputLog: ops.outputLog,
     onInstanceGone: hooks.onInstanceGone,
     onUnserved: hooks.onUnserved,
     confirmIdle: hooks.confirmIdle,
@@ -175,6 +178,7 @@ async function startAcme(
   registry: Registry,
   log: Logger,
   ops: Operations,
+  onServed?: (host: string, pem: CertificatePem) => void,
 ): Promise<AcmeManager> {
   const acme = config.acme!;
   let store: AcmeStore;
@@ -193,6 +197,7 @@ async function startAcme(
     pollMs: config.pollMs,
     seal: new KeySeal(acme.secret),
     observer: ops.acmeObserver,
+    onServed,
     ...(dns ? { dns: { provider: dns, waitMs: acme.dns!.waitMs } } : {}),
   });
   await manager.load();

@@ -62,7 +62,6 @@ export async function startArr(
       ? (host) => acme!.alpnChallenge(host)
       : undefined,
   });
-  if (!config.http2) log.info('--no-http2: the TLS port speaks HTTP/1.1 only');
   const router = openRouter(config, listeners, {
     registry,
     instances,
@@ -166,6 +165,7 @@ export function listeningLine(
   log.info(
     `arr listening on http://${where}:${port} and https://${where}:${sslport}, advertising ${config.advertise}${passed ? ' (sockets passed by the service manager)' : ''}${more}`,
   );
+  if (!config.http2) log.info('--no-http2: the TLS port speaks HTTP/1.1 only');
   if (config.trustProxyProtocol)
     log.info('--trust-proxy-protocol: every connection must begin with a PROXY header; others are closed');
 }
