@@ -1,0 +1,110 @@
+import { InstanceChooser } from './activation/chooser.js';
+import type { Target } from './activation/target.js';
+import type { ArrConfig } from './config.js';
+import { Operations } from './ops/ops.js';
+import type { InstanceAddress } from './registry/types.js';
+import { boundPort, openListeners } from './router/accepting/listeners.js';
+import { OpenWebSockets } from './router/accepting/open-websockets.js';
+import { CertificateStore } from './router/accepting/tls.js';
+import { Router } from './router/deciding/router.js';
+import { openEngines } from './server.js';
+import type { Logger } from './util/log.js';
+import { Channel, type Pipe } from './workers/channel.js';
+import { ASK, type Hello, type SettleBody, TO_PRIMARY, TO_WORKER } from './workers/messages.js';
+import { WORKER_NUMBER_ENV } from './workers/pool.js';
+import { WorkerInstances } from './workers/worker-instances.js';
+import { WorkerRegistry } from './workers/worker-registry.js';
+
+/** How long a worker waits for the primary's hello before it gives up (the primary is gone). */
+const HELLO_MS = 30_000;
+
+/**
+ * One worker process of arr (`--workers N`): the listeners (TLS and SNI, HTTP/1.1, HTTP/2,
+ * WebSockets, PROXY headers), the router and its engines, over an in-memory copy of the app
+ * table the primary sends. Instances come from the primary (worker-instances.ts), asked once
+ * per app; nothing crosses to the primary per request. Signals are the primary's: it tells
+ * the worker when to stop accepting, settle, and end.
+ */
+export async function startWorker(config: ArrConfig, parentLog: Logger): Promise<void> {
+  const number = Number(process.env[WORKER_NUMBER_ENV]);
+  process.title = `arr worker ${number}`;
+  const log = parentLog.child({ worker: number });
+  // The primary handles SIGINT, SIGTERM and SIGHUP (a terminal or a unit sends them to the group).
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});
+  const channel = new Channel(process as unknown as Pipe);
+  const hello = await channel.ask<Hello>(ASK.hello, {}, HELLO_MS);
+  const registry = new WorkerRegistry(hello.kind, (appId, machine) =>
+    channel.note(TO_PRIMARY.release, { appId, machine }),
+  );
+  registry.take(hello.docs);
+  const ops = new Operations(config, registry, log); // the observer: metrics, traffic, access log
+  const { http, h2c } = openEngines(config);
+  const closeConnections = (target: Target, graceful = false) => {
+    http.closeConnections(target, graceful);
+    h2c.closeConnections(target, graceful);
+  };
+  const source = new WorkerInstances(channel, {
+    askTimeoutMs: config.startTimeoutMs + 15_000,
+    gone(target, graceful) {
+      closeConnections(target, graceful);
+      if (!graceful) for (const s of target.webSockets ?? []) s.end();
+    },
+  });
+  const instances = new InstanceChooser(source, registry, log, config.advertise, closeConnections);
+  instances.updateRemote(new Map(hello.remote));
+  const certs = new CertificateStore(registry, log);
+  channel
+    .on<string>(TO_WORKER.apps, (docs) => {
+      registry.take(docs);
+      certs.clear();
+    })
+    .on<[string, InstanceAddress[]][]>(TO_WORKER.remote, (all) => instances.updateRemote(new Map(all)));
+
+  const listeners = await openListeners(certs, { ...config, sockets: hello.sockets });
+  const setTickets = (keys: string) => listeners.https.setTicketKeys(Buffer.from(keys, 'base64'));
+  if (hello.tickets) setTickets(hello.tickets);
+  channel.on<string>(TO_WORKER.tickets, setTickets);
+  const router = new Router({
+    registry,
+    instances,
+    log,
+    httpsPort: listeners.httpsPort,
+    http,
+    h2c,
+    proxyTimeoutMs: config.proxyTimeoutMs,
+    observer: ops.observer,
+  });
+  listeners.route(router);
+  const webSockets = new OpenWebSockets([listeners.http, listeners.https], listeners.h2);
+
+  let closed: Promise<void> | undefined;
+  const exit = () => {
+    source.close();
+    router.close();
+    channel.close();
+    setImmediate(() => process.exit(0));
+  };
+  // Stop accepting; answered once no request is in flight. A retired worker (a reload) then
+  // keeps its WebSockets until they close or the drain ends, and exits.
+  channel.on<SettleBody>(ASK.settle, async ({ graceMs, retireMs }) => {
+    closed ??= listeners.stopAccepting();
+    await webSockets.httpSettled(Date.now() + graceMs);
+    source.summarise();
+    if (retireMs !== undefined) void retire(closed, retireMs);
+  });
+  const retire = async (closing: Promise<void>, retireMs: number) => {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([closing, new Promise((r) => (timer = setTimeout(r, retireMs)))]);
+    clearTimeout(timer);
+    webSockets.endAll();
+    await listeners.drain(1_000);
+    exit();
+  };
+  channel.on<{ lingerMs: number }>(ASK.end, async ({ lingerMs }) => {
+    closed ??= listeners.stopAccepting();
+    webSockets.endAll();
+    await listeners.drain(lingerMs);
+    exit();
+  });
+  channel.note(TO_PRIMARY.serving, { port: boundPort(listeners.http), sslport: listeners.httpsPort });
+}
