@@ -23,4 +23,9 @@ export interface Answerer {
 export interface WorkerFleet {
   /** The channels of the workers serving now. */
   serving(): readonly Asker[];
+  /**
+   * Those of every worker that may still count exchanges: serving, or finishing its requests
+   * after a reload replaced it (default: `serving()`).
+   */
+  counting?(): readonly Asker[];
 }

@@ -58,7 +58,7 @@ export class WorkersView {
 
   /** /metrics: the primary's own, and every worker's summed. */
   async scrape(): Promise<string> {
-    const workers = this.fleet.serving();
+    const workers = this.counting();
     const answers = await Promise.all(workers.map((w) => this.metricsOf(w)));
     await this.retireGone(workers);
     const own = (await this.metrics.registry.getMetricsAsJSON()) as MetricsJson;
@@ -81,10 +81,14 @@ export class WorkersView {
     }
   }
 
-  /** The last counts of the workers no longer serving join the retired ones. */
-  private async retireGone(serving: readonly Asker[]): Promise<void> {
+  private counting(): readonly Asker[] {
+    return this.fleet.counting?.() ?? this.fleet.serving();
+  }
+
+  /** The last counts of the workers gone join the retired ones. */
+  private async retireGone(counting: readonly Asker[]): Promise<void> {
     for (const [worker, answer] of this.last) {
-      if (serving.includes(worker)) continue;
+      if (counting.includes(worker)) continue;
       this.last.delete(worker); // before the await: a scrape beside this one does not retire it twice
       this.retired = await retire(this.retired, answer.metrics);
     }
@@ -102,8 +106,8 @@ export class WorkersView {
   }
 
   private collect(): void {
-    const serving = this.fleet.serving();
-    for (const worker of serving) {
+    const counting = this.counting();
+    for (const worker of counting) {
       if (this.asking.has(worker)) continue;
       this.asking.add(worker);
       worker
@@ -118,8 +122,8 @@ export class WorkersView {
         .finally(() => this.asking.delete(worker));
     }
     // Without scrapes, the last answers of workers gone are retired here (they are not kept).
-    if (this.last.size > serving.length)
-      this.retireGone(serving).catch((err: unknown) =>
+    if (this.last.size > counting.length)
+      this.retireGone(counting).catch((err: unknown) =>
         this.log.error({ err }, 'metrics: retiring a worker failed'),
       );
   }
