@@ -1,17 +1,9 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  type ArrUnderTest,
-  fetchVia,
-  helloApp,
-  type Reply,
-  readReply,
-  startArrWith,
-} from '../support/arr.js';
+import { type ArrUnderTest, fetchVia, helloApp, type Reply, startArrWith } from '../support/arr.js';
 import { parseExposition } from '../support/exposition.js';
 import { until } from '../support/poll.js';
 import { freePort } from '../support/ports.js';
@@ -22,13 +14,7 @@ import { freePort } from '../support/ports.js';
 const REQUESTS = 120;
 
 function adminGet(port: number, path: string): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) =>
-      readReply(res).then(resolve, reject),
-    );
-    req.on('error', reject);
-    req.end();
-  });
+  return fetchVia(port, `127.0.0.1:${port}`, false, { path });
 }
 
 async function adminJson<T>(port: number, path: string): Promise<T> {

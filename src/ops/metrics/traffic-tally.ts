@@ -1,4 +1,4 @@
-import { BUCKETS, bucketOf, type SecondReport, type TrafficSink } from './traffic.js';
+import { BUCKETS, type SecondReport, TrafficCounter } from './traffic.js';
 
 /** Reports a worker keeps for the primary at most (it asks every second: this is minutes of a busy node). */
 const MAX_WAITING_REPORTS = 50_000;
@@ -20,7 +20,7 @@ class Tally {
  * and once over, kept as a report until the primary asks for them (about once a second), which
  * adds them into its ring (Traffic `fed`). No ring here: the primary keeps the one window.
  */
-export class TrafficTally implements TrafficSink {
+export class TrafficTally extends TrafficCounter {
   private readonly apps = new Map<string, Tally>();
   private waiting: SecondReport[] = [];
   private now: number;
@@ -28,6 +28,7 @@ export class TrafficTally implements TrafficSink {
 
   /** `clockMs`: ms since the epoch (tests give their own). */
   constructor(private readonly clockMs: () => number = Date.now) {
+    super();
     this.now = Math.floor(clockMs() / 1000);
     this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref();
@@ -38,29 +39,13 @@ export class TrafficTally implements TrafficSink {
     this.now = Math.floor(this.clockMs() / 1000);
   }
 
-  private of(appId: string): Tally {
+  protected of(appId: string): Tally {
     let t = this.apps.get(appId);
     if (!t) {
       t = new Tally(this.now);
       this.apps.set(appId, t);
     } else if (t.second !== this.now) this.closeSecond(appId, t, this.now);
     return t;
-  }
-
-  request(appId: string, status: number, seconds: number): void {
-    const t = this.of(appId);
-    t.requests++;
-    if (status >= 500) t.errors++;
-    t.hist[bucketOf(seconds)]!++;
-  }
-
-  websocketOpened(appId: string): void {
-    this.of(appId).websockets++;
-  }
-
-  websocketClosed(appId: string): void {
-    const t = this.of(appId);
-    if (t.websockets > 0) t.websockets--;
   }
 
   /**

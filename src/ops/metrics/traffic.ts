@@ -14,7 +14,7 @@ export const WINDOW_SECONDS = 180;
 export const BUCKETS = 84;
 const BASE_SECONDS = 0.0001;
 
-export function bucketOf(seconds: number): number {
+function bucketOf(seconds: number): number {
   if (!(seconds > BASE_SECONDS)) return 0;
   return Math.min(BUCKETS - 1, Math.ceil(Math.log2(seconds / BASE_SECONDS) * 4));
 }
@@ -70,6 +70,40 @@ export interface TrafficSink {
   request(appId: string, status: number, seconds: number): void;
   websocketOpened(appId: string): void;
   websocketClosed(appId: string): void;
+}
+
+/** An app's second under way: what a request or a WebSocket adds to. */
+interface SecondUnderWay {
+  requests: number;
+  errors: number;
+  readonly hist: Uint32Array;
+  /** WebSockets open now. */
+  websockets: number;
+}
+
+/**
+ * The request path of a count of traffic (the ring, or a worker's tally): the app's second
+ * under way, then a few increments.
+ */
+export abstract class TrafficCounter implements TrafficSink {
+  /** The app's second under way (the current one: an earlier one is closed first). */
+  protected abstract of(appId: string): SecondUnderWay;
+
+  request(appId: string, status: number, seconds: number): void {
+    const t = this.of(appId);
+    t.requests++;
+    if (status >= 500) t.errors++;
+    t.hist[bucketOf(seconds)]!++;
+  }
+
+  websocketOpened(appId: string): void {
+    this.of(appId).websockets++;
+  }
+
+  websocketClosed(appId: string): void {
+    const t = this.of(appId);
+    if (t.websockets > 0) t.websockets--;
+  }
 }
 
 /** One app's one second as a worker counted it (traffic-tally.ts): what the primary adds into its ring. */
@@ -197,7 +231,7 @@ class AppTraffic {
  * instead, and reads lag a second behind the clock: a second is closed only once every worker
  * has had a second to report it.
  */
-export class Traffic implements TrafficSink {
+export class Traffic extends TrafficCounter {
   private readonly apps = new Map<string, AppTraffic>();
   private now: number;
   private swept: number;
@@ -209,6 +243,7 @@ export class Traffic implements TrafficSink {
     private readonly clockMs: () => number = Date.now,
     options: { fed?: boolean } = {},
   ) {
+    super();
     this.fed = options.fed ?? false;
     this.now = this.second();
     this.swept = this.now;
@@ -227,30 +262,13 @@ export class Traffic implements TrafficSink {
     }
   }
 
-  private of(appId: string): AppTraffic {
+  protected of(appId: string): AppTraffic {
     let t = this.apps.get(appId);
     if (!t) {
       t = new AppTraffic(this.now, this.fed);
       this.apps.set(appId, t);
     } else if (t.second !== this.now) t.roll(this.now);
     return t;
-  }
-
-  /** A request of the app ended with this status, `seconds` after it reached arr. */
-  request(appId: string, status: number, seconds: number): void {
-    const t = this.of(appId);
-    t.requests++;
-    if (status >= 500) t.errors++;
-    t.hist[bucketOf(seconds)]!++;
-  }
-
-  websocketOpened(appId: string): void {
-    this.of(appId).websockets++;
-  }
-
-  websocketClosed(appId: string): void {
-    const t = this.of(appId);
-    if (t.websockets > 0) t.websockets--;
   }
 
   /** Adds workers' reports of their seconds (with workers, in the primary). */
