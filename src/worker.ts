@@ -15,6 +15,9 @@ import { WORKER_NUMBER_ENV } from './workers/pool.js';
 import { WorkerInstances } from './workers/worker-instances.js';
 import { WorkerRegistry } from './workers/worker-registry.js';
 
+/** How long a retired worker leaves its clients' idle keep-alive connections open for a last request. */
+const RETIRE_IDLE_MS = 5_000;
+
 /** How long a worker waits for the primary's hello before it gives up (the primary is gone). */
 const HELLO_MS = 30_000;
 
@@ -87,17 +90,33 @@ export async function startWorker(config: ArrConfig, parentLog: Logger): Promise
     channel.close();
     setImmediate(() => process.exit(0));
   };
-  // Stop accepting; answered once no request is in flight. A retired worker (a reload) then
-  // keeps its WebSockets until they close or the drain ends, and exits.
+  // arr stops: no new connections; answered once no request is in flight (then `end`).
+  // A reload retires the worker instead: answered at once, it finishes on its own and exits.
   channel.on<SettleBody>(ASK.settle, async ({ graceMs, retireMs }) => {
+    if (retireMs !== undefined) {
+      if (closed) return;
+      closed = listeners.retire();
+      void retire(closed, graceMs, retireMs);
+      return;
+    }
     closed ??= listeners.stopAccepting();
     await webSockets.httpSettled(Date.now() + graceMs);
     source.summarise();
-    if (retireMs !== undefined) void retire(closed, retireMs);
   });
-  const retire = async (closing: Promise<void>, retireMs: number) => {
+  /**
+   * A retired worker's clients end their keep-alive connections after their next answer
+   * (Connection: close); those idle for RETIRE_IDLE_MS are closed then. Its WebSockets are kept
+   * until they close or the drain (`retireMs`) ends; then it exits.
+   */
+  const retire = async (closing: Promise<void>, graceMs: number, retireMs: number) => {
+    const start = Date.now();
+    await webSockets.httpSettled(start + Math.min(RETIRE_IDLE_MS, retireMs), false);
+    await webSockets.httpSettled(Date.now() + graceMs);
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([closing, new Promise((r) => (timer = setTimeout(r, retireMs)))]);
+    await Promise.race([
+      closing,
+      new Promise((r) => (timer = setTimeout(r, Math.max(0, start + retireMs - Date.now())))),
+    ]);
     clearTimeout(timer);
     webSockets.endAll();
     await listeners.drain(1_000);

@@ -1,6 +1,11 @@
-import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import { type AddressInfo, Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import { listenOrExplain } from '../../util/listen.js';
@@ -27,6 +32,13 @@ export interface Listeners {
   stopAccepting(): Promise<void>;
   /** Closes idle keep-alive connections now, then every connection after `graceMs`. */
   drain(graceMs: number): Promise<void>;
+  /**
+   * Another process takes over (a worker replaced on reload): stops taking connections and
+   * closes none. Each HTTP/1.1 connection ends after its next answer (`Connection: close`), so a
+   * client never sends on a connection being closed; HTTP/2 ones get GOAWAY. Resolves once every
+   * connection is closed.
+   */
+  retire(): Promise<void>;
 }
 
 /** Limits on clients' connections (`--header-timeout`, `--keepalive-timeout`), and the proxy's. */
@@ -196,6 +208,17 @@ export async function openListeners(
       for (const s of fresh) s.destroy();
       h2?.stopAccepting();
       return closed.then(() => {});
+    },
+    retire() {
+      const lastAnswer = (_req: IncomingMessage, res: ServerResponse) => {
+        res.shouldKeepAlive = false;
+      };
+      for (const s of [http, https]) s.prependListener('request', lastAnswer);
+      h2?.stopAccepting();
+      // net's own close: http's would close the idle keep-alive connections at once.
+      return Promise.all(
+        [http, https].map((s) => new Promise<void>((r) => NetServer.prototype.close.call(s, () => r()))),
+      ).then(() => {});
     },
     async drain(graceMs) {
       http.closeIdleConnections();
