@@ -23,6 +23,22 @@ async function adminJson<T>(port: number, path: string): Promise<T> {
   return JSON.parse(reply.body.toString()) as T;
 }
 
+/** The sum of a metric's series for the app. */
+function total(text: string, name: string): number {
+  return parseExposition(text)
+    .filter((s) => s.name === name && s.labels.app === 'view')
+    .reduce((a, s) => a + s.value, 0);
+}
+
+/** The workers' start times, by process label. */
+function workerStarts(text: string): Map<string | undefined, number> {
+  return new Map(
+    parseExposition(text)
+      .filter((s) => s.name === 'process_start_time_seconds' && s.labels.process !== 'primary')
+      .map((s) => [s.labels.process, s.value]),
+  );
+}
+
 describe('arr --workers 2: one view of all workers', () => {
   let arr: ArrUnderTest;
   let admin: number;
@@ -55,6 +71,13 @@ describe('arr --workers 2: one view of all workers', () => {
     }
   });
 
+  /** /metrics once it counts every request sent. */
+  const scrapeUntilAll = () =>
+    until('every request counted', async () => {
+      const t = (await adminGet(admin, '/metrics')).body.toString();
+      return total(t, 'arr_requests_total') === REQUESTS && t;
+    });
+
   after(async () => {
     await arr?.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -67,14 +90,7 @@ describe('arr --workers 2: one view of all workers', () => {
   });
 
   it("/metrics sums every worker's requests and latencies", async () => {
-    const total = (text: string, name: string) =>
-      parseExposition(text)
-        .filter((s) => s.name === name && s.labels.app === 'view')
-        .reduce((a, s) => a + s.value, 0);
-    const text = await until('every request counted', async () => {
-      const t = (await adminGet(admin, '/metrics')).body.toString();
-      return total(t, 'arr_requests_total') === REQUESTS && t;
-    });
+    const text = await scrapeUntilAll();
     assert.equal(total(text, 'arr_request_duration_seconds_count'), REQUESTS);
     assert.equal(total(text, 'arr_activations_total'), 1, "the primary's own");
     const processes = new Set(
@@ -104,5 +120,20 @@ describe('arr --workers 2: one view of all workers', () => {
     const byWorker = new Map<unknown, number>();
     for (const l of access) byWorker.set(l.worker, (byWorker.get(l.worker) ?? 0) + 1);
     assert.deepEqual([...byWorker.keys()].sort(), [1, 2], 'both workers served');
+  });
+
+  it('keeps the counts of the workers a SIGHUP replaced', async () => {
+    const before = workerStarts(await scrapeUntilAll());
+    process.kill(arr.proc.pid, 'SIGHUP');
+    await until('the workers replaced', () => readFileSync(stdout, 'utf8').includes('2 workers replaced'), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
+    const text = await scrapeUntilAll();
+    const after = workerStarts(text);
+    assert.deepEqual([...after.keys()].sort(), ['worker 1', 'worker 2']);
+    for (const [name, started] of after)
+      assert.notEqual(started, before.get(name), `${name} is a new process`);
+    assert.equal(total(text, 'arr_request_duration_seconds_count'), REQUESTS);
   });
 });
