@@ -46,7 +46,7 @@ export interface OpsOptions {
   admin?: AdminAddress;
   /** `--admin-token`: every admin path but /healthz and the page's files requires it. */
   adminToken?: string;
-  /** `--access-log`: one info line per request and WebSocket. */
+  /** `--access-log`: one info line per request and WebSocket (with workers, each writes its own). */
   accessLog?: boolean;
   /** This node's address in the farm (the dashboard names nodes by it). */
   advertise: string;
@@ -57,11 +57,11 @@ export interface OpsOptions {
 }
 
 /**
- * Health, metrics, the dashboard's rings and the access log, wired into arr by `startArr`: what
+ * Health, metrics, the dashboard's rings and the access log, wired into arr by `openCore` (src/core.ts): what
  * the router and the activator are handed (each undefined when off, so that they do nothing for
  * it), and the admin endpoint's listener.
  *
- * With workers (`workers` given), this is the primary's part: the router runs in the workers,
+ * With workers (`fleet` given), this is the primary's part: the router runs in the workers,
  * each with its WorkerOps (src/ops/worker-ops.ts), and the primary's metrics and dashboard show
  * them all (WorkersView): here only what the primary itself does is counted.
  */
