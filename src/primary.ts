@@ -1,11 +1,11 @@
 import { ActivationError, type Target } from './activation/target.js';
 import type { ArrConfig } from './config.js';
 import { type Core, openCore } from './core.js';
-import { checkApps, reloader, warnOfSampleCertificate } from './lifecycle.js';
+import { reloader } from './lifecycle.js';
 import type { ServiceNotifier } from './ops/systemd.js';
 import type { InstanceAddress, Problem } from './registry/types.js';
 import { SessionTickets } from './router/accepting/session-tickets.js';
-import { listeningLine, type RunningArr } from './server.js';
+import { type RunningArr, runningArr } from './server.js';
 import { SHUTDOWN_GRACE_MS, stopInOrder } from './stop-order.js';
 import type { Logger } from './util/log.js';
 import { ActivityBoard } from './workers/activity-board.js';
@@ -190,25 +190,12 @@ export async function startPrimary(
     state,
     registry,
   });
-  const serving = () => {
+  return runningArr({ config, log, registry, notifier, onStartProblems }, stop, reload, () => {
     const first = pool.handles()[0]?.ports;
-    listeningLine(
-      config,
-      log,
-      first?.port ?? config.port,
-      first?.sslport ?? config.sslport,
-      `, ${config.workers} worker${config.workers === 1 ? '' : 's'}`,
-    );
-    warnOfSampleCertificate({ config, registry, log });
-    checkApps({ registry, log, onStartProblems });
-    void notifier?.ready('serving');
-  };
-  return {
-    stop: stop.run,
-    reload,
-    get stopping() {
-      return stop.begun();
-    },
-    serving,
-  };
+    return {
+      port: first?.port ?? config.port,
+      sslport: first?.sslport ?? config.sslport,
+      more: `, ${config.workers} worker${config.workers === 1 ? '' : 's'}`,
+    };
+  });
 }

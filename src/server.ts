@@ -4,11 +4,11 @@ import { openCore } from './core.js';
 import { checkApps, reloader, warnOfSampleCertificate } from './lifecycle.js';
 import type { ServiceNotifier } from './ops/systemd.js';
 import type { Problem } from './registry/types.js';
-import { boundPort, openListeners } from './router/accepting/listeners.js';
+import { boundPort, type Listeners, openListeners } from './router/accepting/listeners.js';
 import { OpenWebSockets } from './router/accepting/open-websockets.js';
 import { H2cEngine } from './router/carrying/h2c-engine.js';
 import { HttpEngine } from './router/carrying/http-engine.js';
-import { Router } from './router/deciding/router.js';
+import { Router, type RouterOptions } from './router/deciding/router.js';
 import { stopInOrder } from './stop-order.js';
 import type { Logger } from './util/log.js';
 
@@ -63,18 +63,15 @@ export async function startArr(
       : undefined,
   });
   if (!config.http2) log.info('--no-http2: the TLS port speaks HTTP/1.1 only');
-  const router = new Router({
+  const router = openRouter(config, listeners, {
     registry,
     instances,
     log,
-    httpsPort: listeners.httpsPort,
     http,
     h2c,
-    proxyTimeoutMs: config.proxyTimeoutMs,
     observer: ops.observer,
     challenges: config.acme?.challenges.includes('http-01') ? acme : undefined,
   });
-  listeners.route(router);
   acme?.start();
   tickets?.start((keys) => listeners.https.setTicketKeys(keys), config.pollMs);
   const webSockets = new OpenWebSockets([listeners.http, listeners.https], listeners.h2);
@@ -109,20 +106,51 @@ export async function startArr(
     state,
     registry,
   });
-  const serving = () => {
-    listeningLine(config, log, boundPort(listeners.http), listeners.httpsPort);
-    warnOfSampleCertificate({ config, registry, log });
-    checkApps({ registry, log, onStartProblems });
-    void notifier?.ready('serving');
-  };
+  return runningArr({ config, log, registry, notifier, onStartProblems }, stop, reload, () => ({
+    port: boundPort(listeners.http),
+    sslport: listeners.httpsPort,
+  }));
+}
+
+/**
+ * The RunningArr of a stop and a reload; `serving` says where arr listens (`where`: the ports
+ * as bound, and what to add to the line), runs the start checks and tells the service manager.
+ */
+export function runningArr(
+  parts: Parameters<typeof checkApps>[0] & { config: ArrConfig; notifier?: ServiceNotifier },
+  stop: { run(): Promise<void>; begun(): boolean },
+  reload: () => Promise<void>,
+  where: () => { port: number; sslport: number; more?: string },
+): RunningArr {
   return {
     stop: stop.run,
     reload,
     get stopping() {
       return stop.begun();
     },
-    serving,
+    serving() {
+      const { port, sslport, more } = where();
+      listeningLine(parts.config, parts.log, port, sslport, more);
+      warnOfSampleCertificate(parts);
+      checkApps(parts);
+      void parts.notifier?.ready('serving');
+    },
   };
+}
+
+/** The router over these listeners and instances, with the limits of the command line. */
+export function openRouter(
+  config: ArrConfig,
+  listeners: Listeners,
+  parts: Pick<RouterOptions, 'registry' | 'instances' | 'log' | 'http' | 'h2c' | 'observer' | 'challenges'>,
+): Router {
+  const router = new Router({
+    ...parts,
+    httpsPort: listeners.httpsPort,
+    proxyTimeoutMs: config.proxyTimeoutMs,
+  });
+  listeners.route(router);
+  return router;
 }
 
 /** The line that says arr serves (tests and operators wait for it). */

@@ -6,8 +6,7 @@ import type { InstanceAddress } from './registry/types.js';
 import { boundPort, openListeners } from './router/accepting/listeners.js';
 import { OpenWebSockets } from './router/accepting/open-websockets.js';
 import { CertificateStore } from './router/accepting/tls.js';
-import { Router } from './router/deciding/router.js';
-import { openEngines } from './server.js';
+import { openEngines, openRouter } from './server.js';
 import type { Logger } from './util/log.js';
 import { Channel, type Pipe } from './workers/channel.js';
 import { ASK, type Hello, type SettleBody, TO_PRIMARY, TO_WORKER } from './workers/messages.js';
@@ -70,17 +69,14 @@ export async function startWorker(config: ArrConfig, parentLog: Logger): Promise
   const setTickets = (keys: string) => listeners.https.setTicketKeys(Buffer.from(keys, 'base64'));
   if (hello.tickets) setTickets(hello.tickets);
   channel.on<string>(TO_WORKER.tickets, setTickets);
-  const router = new Router({
+  const router = openRouter(config, listeners, {
     registry,
     instances,
     log,
-    httpsPort: listeners.httpsPort,
     http,
     h2c,
-    proxyTimeoutMs: config.proxyTimeoutMs,
     observer: ops.observer,
   });
-  listeners.route(router);
   const webSockets = new OpenWebSockets([listeners.http, listeners.https], listeners.h2);
 
   let closed: Promise<void> | undefined;

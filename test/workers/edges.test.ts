@@ -41,7 +41,10 @@ describe('arr --workers: listeners', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('a TLS session from one worker resumes on another (the primary shares the ticket keys)', async () => {
+  // node:cluster itself hands the first worker's default ticket keys to the others listening on
+  // the same address (cluster's _getServerData); the primary's keys, sent to every worker, are
+  // what keeps them shared across the 12-hour rotations and with ACME's store.
+  it('a TLS session from one worker resumes on another', async () => {
     const first = await tlsTo(arr.sslport);
     const ticket = await first.ticket;
     const issuer = serverOf(arr.sslport, first.socket.localPort!);
