@@ -1,7 +1,7 @@
 import type { DnsProvider } from './acme/dns/provider.js';
 import { FileAcmeStore } from './acme/file-store.js';
 import { KeySeal } from './acme/key-seal.js';
-import type { AcmeManager } from './acme/manager.js';
+import type { AcmeManager, CertificatePem } from './acme/manager.js';
 import type { AcmeStore } from './acme/store.js';
 import { Activator } from './activation/activator.js';
 import { InstanceChooser } from './activation/chooser.js';
@@ -41,6 +41,8 @@ export interface CoreHooks {
   onRemote?(all: Map<string, InstanceAddress[]>): void;
   /** With workers: whom the admin endpoint asks for their counters and traffic. */
   workers?: WorkerFleet;
+  /** Each ACME certificate served from now on (new or renewed). */
+  onCertificate?(host: string, pem: CertificatePem): void;
 }
 
 /**
@@ -85,7 +87,7 @@ export async function openCore(config: ArrConfig, log: Logger, hooks: CoreHooks)
 
   // --admin (health, metrics, dashboard), --access-log (with workers: theirs, asked for)
   const ops = new Operations(config, registry, log, hooks.workers);
-  const acme = config.acme ? await startAcme(config, registry, log, ops) : undefined;
+  const acme = config.acme ? await startAcme(config, registry, log, ops, hooks.onCertificate) : undefined;
   const certs = new CertificateStore(registry, log, acme);
   // TLS session tickets: with ACME on, the keys of its store, the same on every node sharing it
   // (and across restarts); otherwise each listener's own (or, with workers, the primary's).
@@ -179,6 +181,7 @@ async function startAcme(
   registry: Registry,
   log: Logger,
   ops: Operations,
+  onServed?: (host: string, pem: CertificatePem) => void,
 ): Promise<AcmeManager> {
   const acme = config.acme!;
   let store: AcmeStore;
@@ -197,6 +200,7 @@ async function startAcme(
     pollMs: config.pollMs,
     seal: new KeySeal(acme.secret),
     observer: ops.acmeObserver,
+    onServed,
     ...(dns ? { dns: { provider: dns, waitMs: acme.dns!.waitMs } } : {}),
   });
   await manager.load();

@@ -87,6 +87,7 @@ export async function startPrimary(
           .filter((h) => h.welcomed)
           .map((h) => h.channel),
     },
+    onCertificate: (host, pem) => pool.broadcast(TO_WORKER.certificate, { host, ...pem }),
   });
   const { registry, ops, acme, activator, mode, state } = core;
 
@@ -95,8 +96,24 @@ export async function startPrimary(
     h.channel
       .on(ASK.hello, (): Hello => {
         h.welcomed = true;
-        return { kind: registry.kind, docs, tickets, remote, sockets: config.sockets };
+        const challenges = config.acme?.challenges;
+        const acmeOn = challenges && {
+          http01: challenges.includes('http-01'),
+          alpn: challenges.includes('tls-alpn-01'),
+        };
+        return { kind: registry.kind, docs, tickets, remote, sockets: config.sockets, acme: acmeOn };
       })
+      .on<{ host: string }>(ASK.acmeCertificate, async ({ host }) => {
+        const rule = registry.route(host)?.rule;
+        if (!acme || !rule) return null;
+        await acme.contextFor(host, rule); // orders one now when it qualifies, as a handshake does
+        return acme.certificateOf(host) ?? null;
+      })
+      .on<{ host: string; token: string }>(
+        ASK.acmeHttp,
+        async ({ host, token }) => (await acme?.httpChallenge(host, token)) ?? null,
+      )
+      .on<{ host: string }>(ASK.acmeAlpn, async ({ host }) => (await acme?.alpnChallengePem(host)) ?? null)
       .on<InstanceKey>(ASK.activate, ({ appId }) => activate(appId))
       .on<InstanceKey & { why: string }>(TO_PRIMARY.evict, ({ appId, why, port }) =>
         activator.evict(appId, why, port),
@@ -153,6 +170,7 @@ export async function startPrimary(
     state.close();
     throw err;
   }
+  acme?.start();
   mode.startBackground();
   const stopIdleWatch = activator.watchIdle();
   const stopInstanceWatch = activator.watchInstances();

@@ -1,3 +1,5 @@
+import type { CertificatePem } from './acme/manager.js';
+import { type AcmeAsker, RemoteCertificates } from './acme/remote-certificates.js';
 import { InstanceChooser } from './activation/chooser.js';
 import type { Target } from './activation/target.js';
 import type { ArrConfig } from './config.js';
@@ -57,7 +59,11 @@ export async function startWorker(config: ArrConfig, parentLog: Logger): Promise
   });
   const instances = new InstanceChooser(source, registry, log, config.advertise, closeConnections);
   instances.updateRemote(new Map(hello.remote));
-  const certs = new CertificateStore(registry, log);
+  const acme = hello.acme && new RemoteCertificates(acmeAsker(channel, config.startTimeoutMs));
+  const certs = new CertificateStore(registry, log, acme);
+  channel.on<CertificatePem & { host: string }>(TO_WORKER.certificate, ({ host, ...pem }) =>
+    acme?.take(host, pem),
+  );
   channel
     .on<string>(TO_WORKER.apps, (docs) => {
       registry.take(docs);
@@ -65,7 +71,11 @@ export async function startWorker(config: ArrConfig, parentLog: Logger): Promise
     })
     .on<[string, InstanceAddress[]][]>(TO_WORKER.remote, (all) => instances.updateRemote(new Map(all)));
 
-  const listeners = await openListeners(certs, { ...config, sockets: hello.sockets });
+  const listeners = await openListeners(certs, {
+    ...config,
+    sockets: hello.sockets,
+    alpnChallenge: acme && hello.acme?.alpn ? (host) => acme.alpnChallenge(host) : undefined,
+  });
   const setTickets = (keys: string) => listeners.https.setTicketKeys(Buffer.from(keys, 'base64'));
   if (hello.tickets) setTickets(hello.tickets);
   channel.on<string>(TO_WORKER.tickets, setTickets);
@@ -76,6 +86,7 @@ export async function startWorker(config: ArrConfig, parentLog: Logger): Promise
     http,
     h2c,
     observer: ops.observer,
+    challenges: acme && hello.acme?.http01 ? acme : undefined,
   });
   const webSockets = new OpenWebSockets([listeners.http, listeners.https], listeners.h2);
 
@@ -125,4 +136,15 @@ export async function startWorker(config: ArrConfig, parentLog: Logger): Promise
     exit();
   });
   channel.note(TO_PRIMARY.serving, { port: boundPort(listeners.http), sslport: listeners.httpsPort });
+}
+
+/** ACME's side of the primary, asked over the channel (rare: a host's first handshake, a CA's challenge). */
+function acmeAsker(channel: Channel, startTimeoutMs: number): AcmeAsker {
+  // An order may take a while; a handshake waits for it up to the manager's on-demand bound.
+  const orderMs = Math.max(startTimeoutMs, 30_000);
+  return {
+    certificate: (host) => channel.ask(ASK.acmeCertificate, { host }, orderMs),
+    httpChallenge: (host, token) => channel.ask(ASK.acmeHttp, { host, token }, 10_000),
+    alpnChallenge: (host) => channel.ask(ASK.acmeAlpn, { host }, 10_000),
+  };
 }

@@ -25,12 +25,6 @@ export async function serve(config: ArrConfig, level: LevelWithSilent, fail: (me
   }
   const log = createLogger('arr', level);
   const notifier = ServiceNotifier.fromEnv(log);
-  if (config.workers > 0 && config.acme) {
-    log.info(
-      '--acme-email: arr runs in one process (--workers 0); workers do not serve ACME certificates yet',
-    );
-    config.workers = 0;
-  }
   let arr: RunningArr;
   try {
     arr =

@@ -19,6 +19,8 @@ export const TO_WORKER = {
   gone: 'gone',
   /** The farm's instances on other nodes, as polled by the primary. */
   remote: 'remote',
+  /** An ACME certificate the primary serves from now on (new or renewed): {host, cert, key}. */
+  certificate: 'certificate',
 } as const;
 
 /** Worker -> primary notes. */
@@ -45,6 +47,12 @@ export const ASK = {
   settle: 'settle',
   /** Primary -> worker: end every WebSocket and exit (after `settle`). */
   end: 'end',
+  /** Worker -> primary, at a handshake for a host it has no ACME certificate for: {cert, key} or null. */
+  acmeCertificate: 'acme-certificate',
+  /** Worker -> primary: the key authorization of an HTTP-01 token, or null. */
+  acmeHttp: 'acme-http',
+  /** Worker -> primary: a TLS-ALPN-01 challenge certificate, or null. */
+  acmeAlpn: 'acme-alpn',
 } as const;
 
 /** What the worker needs of a local instance to send to it. */
@@ -96,6 +104,8 @@ export interface Hello {
   tickets?: string;
   remote: [string, InstanceAddress[]][];
   sockets?: { http?: number; https?: number };
+  /** With ACME on: the challenges the worker answers (asking the primary). */
+  acme?: { http01: boolean; alpn: boolean };
 }
 
 export interface InstanceKey {
