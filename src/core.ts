@@ -108,6 +108,7 @@ export async function openCore(config: ArrConfig, log: Logger, hooks: CoreHooks)
     onStart: ops.onStart,
     onOutput: ops.onOutput,
     stderrLevel: config.appStderrLevel,
+    outputLog: ops.outputLog,
     onInstanceGone: hooks.onInstanceGone,
     onUnserved: hooks.onUnserved,
     confirmIdle: hooks.confirmIdle,
