@@ -100,6 +100,8 @@ export async function openCore(config: ArrConfig, log: Logger, hooks: CoreHooks)
   // What instances go through before their program runs (cgroup, user, capabilities).
   const confined = await Confinement.open(log);
   if (typeof confined === 'string') throw new StartError(confined);
+  // Should arr die, its watchdog kills what is left in these groups (a daemon that left its process group) and removes them.
+  if (confined.cgroups) state.watchGroups(confined.cgroups.base, confined.cgroups.limits.v1Folders());
   ops.limitsFrom((app) => confined.unenforced(app.limits));
   const activator = new Activator(store, new PortAllocator(config.range), log, {
     advertise: config.advertise,

@@ -62,7 +62,6 @@ export async function startArr(
       ? (host) => acme!.alpnChallenge(host)
       : undefined,
   });
-  if (!config.http2) log.info('--no-http2: the TLS port speaks HTTP/1.1 only');
   const router = openRouter(config, listeners, {
     registry,
     instances,
@@ -71,6 +70,7 @@ export async function startArr(
     h2c,
     observer: ops.observer,
     challenges: config.acme?.challenges.includes('http-01') ? acme : undefined,
+    certificates: certs,
   });
   acme?.start();
   tickets?.start((keys) => listeners.https.setTicketKeys(keys), config.pollMs);
@@ -142,7 +142,10 @@ export function runningArr(
 export function openRouter(
   config: ArrConfig,
   listeners: Listeners,
-  parts: Pick<RouterOptions, 'registry' | 'instances' | 'log' | 'http' | 'h2c' | 'observer' | 'challenges'>,
+  parts: Pick<
+    RouterOptions,
+    'registry' | 'instances' | 'log' | 'http' | 'h2c' | 'observer' | 'challenges' | 'certificates'
+  >,
 ): Router {
   const router = new Router({
     ...parts,
@@ -166,6 +169,7 @@ export function listeningLine(
   log.info(
     `arr listening on http://${where}:${port} and https://${where}:${sslport}, advertising ${config.advertise}${passed ? ' (sockets passed by the service manager)' : ''}${more}`,
   );
+  if (!config.http2) log.info('--no-http2: the TLS port speaks HTTP/1.1 only');
   if (config.trustProxyProtocol)
     log.info('--trust-proxy-protocol: every connection must begin with a PROXY header; others are closed');
 }

@@ -87,6 +87,7 @@ export async function startWorker(config: ArrConfig, parentLog: Logger): Promise
     h2c,
     observer: ops.observer,
     challenges: acme && hello.acme?.http01 ? acme : undefined,
+    certificates: certs,
   });
   const webSockets = new OpenWebSockets([listeners.http, listeners.https], listeners.h2);
 

@@ -52,6 +52,8 @@ interface Served {
   ctx: SecureContext;
   /** Its certificate and key (for worker processes, which build contexts of their own). */
   pem: CertificatePem;
+  /** Its SHA-256 fingerprint, for HTTP/2 coalescing (which connection's certificate it is). */
+  fingerprint: string;
   notBefore: number;
   notAfter: number;
   updatedAt: number;
@@ -187,6 +189,17 @@ export class AcmeManager {
   /** The certificate served for `host` now, as PEM (a worker process asks for it). */
   certificateOf(host: string): CertificatePem | undefined {
     return this.served.get(host)?.pem;
+  }
+
+  /** Why the last order for `host` failed, and when it is tried again, while it is in back-off. */
+  orderFailure(host: string): string | undefined {
+    const f = this.failing.get(host);
+    return f && `${f.lastError}; next try at ${new Date(f.retryAt).toISOString()}`;
+  }
+
+  /** The fingerprint of the certificate served for `host` (a rule's host), if one is. */
+  fingerprintFor(host: string): string | undefined {
+    return this.served.get(host)?.fingerprint;
   }
 
   /** The key authorization for an HTTP-01 token of `host`, if an order of the farm waits for it. */
@@ -431,6 +444,7 @@ export class AcmeManager {
       const served: Served = {
         ctx,
         pem,
+        fingerprint: x509.fingerprint256,
         notBefore,
         notAfter,
         updatedAt: r.updatedAt,

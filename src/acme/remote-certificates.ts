@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { HostRule } from '../registry/types.js';
 import type { AcmeCertificates } from '../router/accepting/tls.js';
@@ -24,6 +25,8 @@ export interface AcmeAsker {
  */
 export class RemoteCertificates implements AcmeCertificates, HttpChallenges {
   private readonly served = new Map<string, SecureContext>();
+  /** Their fingerprints (HTTP/2 coalescing compares them). */
+  private readonly fingerprints = new Map<string, string>();
   private readonly asking = new Map<string, Promise<SecureContext | undefined>>();
   /** Hosts the primary had no certificate for, until when. */
   private readonly none = new Map<string, number>();
@@ -33,6 +36,7 @@ export class RemoteCertificates implements AcmeCertificates, HttpChallenges {
   /** A certificate the primary serves now (sent to every worker). */
   take(host: string, pem: CertificatePem): void {
     this.served.set(host, createSecureContext(pem));
+    this.fingerprints.set(host, new X509Certificate(pem.cert).fingerprint256);
     this.none.delete(host);
   }
 
@@ -56,6 +60,15 @@ export class RemoteCertificates implements AcmeCertificates, HttpChallenges {
       this.asking.set(host, pending);
     }
     return pending;
+  }
+
+  fingerprintFor(host: string): string | undefined {
+    return this.fingerprints.get(host);
+  }
+
+  /** The primary's dashboard tells a failing order; a worker does not. */
+  orderFailure(): string | undefined {
+    return undefined;
   }
 
   /** The table changed (the primary orders for new hosts): those without a certificate may have one now. */

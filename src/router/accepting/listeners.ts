@@ -166,6 +166,10 @@ export async function openListeners(
     server.prependListener('upgrade', used);
   }
 
+  // Until route(): a connection that waited for arr (socket activation) is handed over as soon
+  // as one port listens, before the router is there; its request waits for it.
+  const early = holdEarly([http, https]);
+
   const { port, sslport, bind: host, sockets: passed } = options;
   await Promise.all([
     listenOrExplain(http, { port, host, fd: passed?.http }, '-p'),
@@ -184,6 +188,7 @@ export async function openListeners(
     h2,
     route(router) {
       h2?.route(router);
+      const waiting = early();
       http.on('request', (req, res) => router.handleRequest(req, res, false));
       http.on('upgrade', (req, socket, head) =>
         isWebSocketUpgrade(req)
@@ -196,6 +201,7 @@ export async function openListeners(
           ? router.handleUpgrade(req, socket, head, true)
           : reinject(https, 'secureConnection', req, socket, head),
       );
+      for (const replay of waiting) replay();
     },
     setDefaultCertificate(cert, key) {
       // The session ticket keys are kept: tickets issued before still resume (and stay shared
@@ -231,6 +237,25 @@ export async function openListeners(
       }
       for (const s of sockets) s.destroy();
     },
+  };
+}
+
+/**
+ * Holds the requests and upgrades the servers get before they are routed; the function returned
+ * stops holding and gives back a replay of each (emitted again once the router listens).
+ */
+function holdEarly(servers: Server[]): () => (() => void)[] {
+  const held: (() => void)[] = [];
+  const holders = servers.flatMap((server) =>
+    (['request', 'upgrade'] as const).map((event) => {
+      const hold = (...args: unknown[]) => held.push(() => server.emit(event, ...args));
+      server.on(event, hold);
+      return () => server.off(event, hold);
+    }),
+  );
+  return () => {
+    for (const release of holders) release();
+    return held;
   };
 }
 
