@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { connect as h2ConnectWith } from 'node:http2';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -270,6 +271,18 @@ const server = http2.createServer();
 server.on('stream', (stream, headers) => {
   const path = headers[':path'];
   if (path === '/ready') return stream.respond({ ':status': 200 }, { endStream: true });
+  if (path === '/trailers') {
+    // The body's length and the request's trailers, once the request has ended.
+    let length = 0;
+    let trailers = null;
+    stream.on('data', (c) => { length += c.length; });
+    stream.on('trailers', (t) => { trailers = t; });
+    stream.on('end', () => setImmediate(() => {
+      stream.respond({ ':status': 200, 'content-type': 'application/json' });
+      stream.end(JSON.stringify({ length, trailers }));
+    }));
+    return;
+  }
   if (path === '/reset') {
     stream.respond({ ':status': 200 });
     // destroy() resets with INTERNAL_ERROR (close() would end the stream first).
@@ -318,6 +331,48 @@ describe('an h2c app at the HTTP/2 level (node:http2)', () => {
     const h1 = await fetchVia(arr.port, H2C, false);
     assert.equal(h1.status, 200);
     assert.equal(h1.text, `h2c ${H2C} http`);
+  });
+
+  it("a client's request trailers reach the instance, from HTTP/2 and chunked HTTP/1.1", async () => {
+    const session = await h2Connect(arr.sslport, H2C);
+    try {
+      const stream = session.request(
+        { ':method': 'POST', ':path': '/trailers', ':authority': H2C },
+        { waitForTrailers: true },
+      );
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'abc', 'grpc-status': '0' }));
+      stream.end(Buffer.alloc(100_000));
+      const chunks: Buffer[] = [];
+      for await (const c of stream) chunks.push(c as Buffer);
+      const got = JSON.parse(Buffer.concat(chunks).toString());
+      assert.equal(got.length, 100_000);
+      assert.equal(got.trailers?.['x-checksum'], 'abc');
+      assert.equal(got.trailers?.['grpc-status'], '0');
+    } finally {
+      await closeSession(session);
+    }
+    const h1 = await new Promise<string>((resolve, reject) => {
+      const req = httpRequest({
+        port: arr.port,
+        method: 'POST',
+        path: '/trailers',
+        headers: { host: H2C, trailer: 'x-checksum' },
+      });
+      req.on('error', reject);
+      req.on('response', (res) => {
+        let text = '';
+        res.on('data', (c) => {
+          text += c;
+        });
+        res.on('end', () => resolve(text));
+      });
+      req.write('chunked body');
+      req.addTrailers({ 'x-checksum': 'def' });
+      req.end();
+    });
+    const got = JSON.parse(h1);
+    assert.equal(got.length, 12);
+    assert.equal(got.trailers?.['x-checksum'], 'def');
   });
 
   it("an instance's reset resets the client's stream (not a clean end)", async () => {

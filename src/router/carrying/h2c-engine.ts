@@ -6,11 +6,12 @@ import {
   constants,
   type IncomingHttpHeaders,
   type OutgoingHttpHeaders,
+  type ServerHttp2Stream,
 } from 'node:http2';
 import type { Target } from '../../activation/target.js';
 import { editRequestHeaders } from '../deciding/policy/edge-answer.js';
-import { type DownstreamRequest, isH2Response } from './downstream.js';
-import { h2RequestHeaders, requestHeaders } from './headers.js';
+import { type DownstreamRequest, isH2, isH2Response } from './downstream.js';
+import { HOP_BY_HOP, h2RequestHeaders, requestHeaders } from './headers.js';
 import { type Exchange, type HttpEngineOptions, hasBody, originOf } from './http-engine.js';
 import { ProxyError } from './proxy-errors.js';
 
@@ -40,6 +41,9 @@ const { NGHTTP2_CANCEL } = constants;
 /** The END_STREAM flag of a HEADERS frame. */
 const FLAG_END_STREAM = 0x1;
 
+const WITH_BODY = { endStream: false, waitForTrailers: true } as const;
+const WITHOUT_BODY = { endStream: true } as const;
+
 const SESSIONS = Symbol('arr.h2c.sessions');
 const ACTIVE = Symbol('arr.h2c.active');
 type Session = ClientHttp2Session & { [ACTIVE]: number; [SESSIONS]?: Session[] };
@@ -64,7 +68,8 @@ export class H2cEngine {
     const body = hasBody(req);
     let stream: ClientHttp2Stream;
     try {
-      stream = session.request(upstreamHeaders(x), { endStream: !body });
+      // A body may end with trailers (a client's, HTTP/2 or chunked): the stream waits for them.
+      stream = session.request(upstreamHeaders(x), body ? WITH_BODY : WITHOUT_BODY);
     } catch (err) {
       x.onError(err as Error);
       return;
@@ -72,6 +77,9 @@ export class H2cEngine {
     session[ACTIVE]++;
     const upstream = new Upstream(x, stream, session);
     if (body) {
+      (stream as UpstreamStream)[REQUEST] = req;
+      stream.once('wantTrailers', sendRequestTrailers);
+      if (isH2(req)) req.stream.once('trailers', keepTrailers);
       const source = x.bodyStream(this.bodyTimeoutMs);
       source.on('error', upstream.bodyFailed);
       source.pipe(stream);
@@ -190,6 +198,41 @@ function flatten(headers: IncomingHttpHeaders): string[] {
   return out;
 }
 
+const REQUEST = Symbol('arr.h2c.request');
+const TRAILERS = Symbol('arr.h2c.trailers');
+type UpstreamStream = ClientHttp2Stream & { [REQUEST]?: DownstreamRequest };
+type TrailedStream = ServerHttp2Stream & { [TRAILERS]?: IncomingHttpHeaders };
+
+/** An HTTP/2 client's request trailers, kept on its stream until the instance's stream asks for them. */
+function keepTrailers(this: TrailedStream, trailers: IncomingHttpHeaders): void {
+  this[TRAILERS] = trailers;
+}
+
+/**
+ * The request's body is sent: its trailers follow (an HTTP/2 client's, or an HTTP/1.1 client's
+ * chunked ones), less pseudo-header and hop-by-hop fields; none, or ones Node will not send,
+ * end the stream with an empty DATA frame.
+ */
+function sendRequestTrailers(this: UpstreamStream): void {
+  const req = this[REQUEST];
+  this[REQUEST] = undefined;
+  if (req === undefined || this.destroyed) return;
+  const given = isH2(req) ? (req.stream as TrailedStream)[TRAILERS] : req.trailers;
+  const trailers: OutgoingHttpHeaders = Object.create(null);
+  if (given !== undefined)
+    for (const name of Object.keys(given))
+      if (name.charCodeAt(0) !== 58 /* : */ && !HOP_BY_HOP.has(name)) trailers[name] = given[name];
+  try {
+    this.sendTrailers(trailers);
+  } catch {
+    try {
+      this.sendTrailers({});
+    } catch {
+      this.close(NGHTTP2_CANCEL);
+    }
+  }
+}
+
 /** The undici error code a stream's failure stands for, so that the router's decisions hold. */
 function asFailure(err: NodeJS.ErrnoException): NodeJS.ErrnoException {
   // A stream requested before its session connected fails with the connection's error as cause.
@@ -249,6 +292,7 @@ class Upstream {
 
   private closed(): void {
     this.session[ACTIVE]--;
+    (this.stream as UpstreamStream)[REQUEST] = undefined;
     // Reset by the instance (CANCEL emits no 'error'), or closed before its end.
     if (!this.done)
       this.fail(Object.assign(new Error('the instance reset the stream'), { code: 'ARR_H2C_RESET' }));
