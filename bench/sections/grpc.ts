@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ObjectId } from 'mongodb';
-import { startArrWith, writeAppsFile } from '../../harness/arr.js';
+import { type AppDoc, startArrWith, writeAppsFile } from '../../harness/arr.js';
 import { repoRoot } from '../../harness/proc.js';
 import { addSection, alternate, type Ctx, med, NODE, ratioOf } from '../lib/context.js';
 import { H2LOAD, type H2loadResult, h2load } from '../lib/h2load.js';
@@ -11,10 +11,32 @@ import { startGrpcNginx } from '../lib/peers.js';
 import { ratioTarget } from '../lib/report.js';
 import { fmt } from '../lib/stats.js';
 
-const HOST = 'grpc.localhost';
+export const GRPC_HOST = 'grpc.localhost';
+const HOST = GRPC_HOST;
 /** The echo service of test/support/grpcapp.ts (@grpc/grpc-js), built beside the tests. */
 const GRPC_APP = join(repoRoot, 'dist/test/support/grpcapp.js');
-const GRPC_HEADERS = ['content-type: application/grpc', 'te: trailers'];
+export const GRPC_HEADERS = ['content-type: application/grpc', 'te: trailers'];
+export const GRPC_PATH = '/test.Echo/Unary';
+
+/** The benchmarked gRPC app: the echo service as an app of `"protocol": "h2c"`. */
+export function grpcAppDoc(): AppDoc {
+  return {
+    _id: new ObjectId('0000000000000000000000aa'),
+    name: 'grpc',
+    process: { executable: NODE, args: [GRPC_APP] },
+    hosts: [{ host: HOST, ssl: 'allowed' }],
+    instances: 1,
+    protocol: 'h2c',
+    machines: [],
+  };
+}
+
+/** Writes the body of a unary call (a 100-byte message) into `dir`; returns its path. */
+export function writeGrpcCall(dir: string): string {
+  const body = join(dir, 'grpc-call.bin');
+  writeFileSync(body, grpcFrame(100));
+  return body;
+}
 
 const POINTS = [
   { label: '1 connection x 100 streams', clients: 1, streams: 100 },
@@ -67,19 +89,8 @@ export async function grpcSection(ctx: Ctx): Promise<void> {
       '(grpc-status 0). CPU per call: the proxy process (nginx: its worker), and the instance.',
     header: ['point', 'direct', 'arr', 'nginx', 'arr vs nginx', 'arr vs direct'],
   });
-  const body = join(ctx.tmp, 'grpc-call.bin');
-  writeFileSync(body, grpcFrame(100));
-  const apps = writeAppsFile(join(ctx.tmp, 'grpc-apps.json'), [
-    {
-      _id: new ObjectId('0000000000000000000000aa'),
-      name: 'grpc',
-      process: { executable: NODE, args: [GRPC_APP] },
-      hosts: [{ host: HOST, ssl: 'allowed' }],
-      instances: 1,
-      protocol: 'h2c',
-      machines: [],
-    },
-  ]);
+  const body = writeGrpcCall(ctx.tmp);
+  const apps = writeAppsFile(join(ctx.tmp, 'grpc-apps.json'), [grpcAppDoc()]);
   // A range of one port: the instance's port is known.
   const arr = await startArrWith([], {
     file: apps,
@@ -116,7 +127,7 @@ export async function grpcSection(ctx: Ctx): Promise<void> {
         if (proxies[n] !== undefined) watched.proxy = proxies[n];
         const r = await h2load(
           {
-            url: `http://127.0.0.1:${ports[n]}/test.Echo/Unary`,
+            url: `http://127.0.0.1:${ports[n]}${GRPC_PATH}`,
             authority: HOST,
             clients: p.clients,
             streams: p.streams,

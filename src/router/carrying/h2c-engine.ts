@@ -8,6 +8,7 @@ import {
   type OutgoingHttpHeaders,
   type ServerHttp2Stream,
 } from 'node:http2';
+import type { Readable } from 'node:stream';
 import type { Target } from '../../activation/target.js';
 import { editRequestHeaders } from '../deciding/policy/edge-answer.js';
 import { type DownstreamRequest, isH2, isH2Response } from './downstream.js';
@@ -66,7 +67,7 @@ export class H2cEngine {
     const req = x.req;
     const session = this.sessionFor(x.target as H2cTarget);
     const body = hasBody(req);
-    let stream: ClientHttp2Stream;
+    let stream: UpstreamStream;
     try {
       // A body may end with trailers (a client's, HTTP/2 or chunked): the stream waits for them.
       stream = session.request(upstreamHeaders(x), body ? WITH_BODY : WITHOUT_BODY);
@@ -80,11 +81,12 @@ export class H2cEngine {
       (stream as UpstreamStream)[REQUEST] = req;
       stream.once('wantTrailers', sendRequestTrailers);
       if (isH2(req)) req.stream.once('trailers', keepTrailers);
-      const source = x.bodyStream(this.bodyTimeoutMs);
-      source.on('error', upstream.bodyFailed);
+      const source: BodyStream = x.bodyStream(this.bodyTimeoutMs);
+      source[UPSTREAM] = upstream;
+      source.on('error', onBodyError);
       source.pipe(stream);
     }
-    if (this.timeoutMs > 0) stream.setTimeout(this.timeoutMs, upstream.timedOut);
+    if (this.timeoutMs > 0) stream.setTimeout(this.timeoutMs, onTimeout);
     x.onConnect(upstream.abort);
   }
 
@@ -200,7 +202,9 @@ function flatten(headers: IncomingHttpHeaders): string[] {
 
 const REQUEST = Symbol('arr.h2c.request');
 const TRAILERS = Symbol('arr.h2c.trailers');
-type UpstreamStream = ClientHttp2Stream & { [REQUEST]?: DownstreamRequest };
+const UPSTREAM = Symbol('arr.h2c.upstream');
+type UpstreamStream = ClientHttp2Stream & { [REQUEST]?: DownstreamRequest; [UPSTREAM]?: Upstream };
+type BodyStream = Readable & { [UPSTREAM]?: Upstream };
 type TrailedStream = ServerHttp2Stream & { [TRAILERS]?: IncomingHttpHeaders };
 
 /** An HTTP/2 client's request trailers, kept on its stream until the instance's stream asks for them. */
@@ -243,30 +247,30 @@ function asFailure(err: NodeJS.ErrnoException): NodeJS.ErrnoException {
 /**
  * One stream to an instance, driving its exchange as undici's dispatcher would. The stream's
  * body is read as the client takes it (paused while the client's response is full), and its
- * end, trailers, reset or error reach the exchange once.
+ * end, trailers, reset or error reach the exchange once. The stream's listeners are functions
+ * shared by every stream (no closures per stream), which find this on the stream; its 'close'
+ * lets go of it, since a closed stream's object outlives its close (h2-messages.ts,
+ * responseClosed): whatever it still held would be promoted to the old generation with it.
  */
 class Upstream {
-  private trailers: string[] | null = null;
+  trailers: string[] | null = null;
   private done = false;
 
   constructor(
-    private readonly x: Exchange,
-    private readonly stream: ClientHttp2Stream,
+    readonly x: Exchange,
+    private readonly stream: UpstreamStream,
     private readonly session: Session,
   ) {
-    stream.on('response', (headers, flags) => this.response(headers, flags));
-    stream.on('trailers', (trailers) => {
-      this.trailers = flatten(trailers);
-    });
-    stream.on('data', (chunk: Buffer) => {
-      if (!this.x.onData(chunk)) stream.pause();
-    });
-    stream.on('end', () => this.complete());
-    stream.on('error', (err: NodeJS.ErrnoException) => this.fail(asFailure(err)));
-    stream.on('close', () => this.closed());
+    stream[UPSTREAM] = this;
+    stream.on('response', onResponse);
+    stream.on('trailers', onTrailers);
+    stream.on('data', onData);
+    stream.on('end', onEnd);
+    stream.on('error', onError);
+    stream.on('close', onClose);
   }
 
-  private response(headers: IncomingHttpHeaders, flags: number): void {
+  response(headers: IncomingHttpHeaders, flags: number): void {
     // --proxy-timeout is the wait for the head; a stream that flows has none.
     this.stream.setTimeout(0);
     // A head that ends the stream (gRPC's trailers-only answer) ends the client's stream too.
@@ -278,21 +282,20 @@ class Upstream {
     if (!this.x.onHeaders(status, flatten(headers), this.resume, text)) this.stream.pause();
   }
 
-  private complete(): void {
+  complete(): void {
     if (this.done) return;
     this.done = true;
     this.x.onComplete(this.trailers);
   }
 
-  private fail(err: Error): void {
+  fail(err: Error): void {
     if (this.done) return;
     this.done = true;
     this.x.onError(err);
   }
 
-  private closed(): void {
+  closed(): void {
     this.session[ACTIVE]--;
-    (this.stream as UpstreamStream)[REQUEST] = undefined;
     // Reset by the instance (CANCEL emits no 'error'), or closed before its end.
     if (!this.done)
       this.fail(Object.assign(new Error('the instance reset the stream'), { code: 'ARR_H2C_RESET' }));
@@ -308,15 +311,55 @@ class Upstream {
     if (!this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
   };
 
-  readonly timedOut = (): void => {
+  timedOut(): void {
     if (this.x.answered || this.done) return;
     this.fail(new ProxyError('timeout', 'the instance did not answer in time'));
     if (!this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
-  };
+  }
 
   /** The client's body failed (it stopped short, or stalled): the stream is cancelled, the exchange fails. */
-  readonly bodyFailed = (err: Error): void => {
+  bodyFailed(err: Error): void {
     this.fail(err);
     if (!this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
-  };
+  }
+}
+
+function onResponse(this: UpstreamStream, headers: IncomingHttpHeaders, flags: number): void {
+  this[UPSTREAM]?.response(headers, flags);
+}
+
+function onTrailers(this: UpstreamStream, trailers: IncomingHttpHeaders): void {
+  const u = this[UPSTREAM];
+  if (u) u.trailers = flatten(trailers);
+}
+
+function onData(this: UpstreamStream, chunk: Buffer): void {
+  const u = this[UPSTREAM];
+  if (u && !u.x.onData(chunk)) this.pause();
+}
+
+function onEnd(this: UpstreamStream): void {
+  this[UPSTREAM]?.complete();
+}
+
+function onError(this: UpstreamStream, err: NodeJS.ErrnoException): void {
+  this[UPSTREAM]?.fail(asFailure(err));
+}
+
+function onClose(this: UpstreamStream): void {
+  const u = this[UPSTREAM];
+  this[UPSTREAM] = undefined;
+  this[REQUEST] = undefined;
+  u?.closed();
+}
+
+function onTimeout(this: UpstreamStream): void {
+  this[UPSTREAM]?.timedOut();
+}
+
+/** The request's body (the exchange's PassThrough) failed: the stream it feeds is cancelled. */
+function onBodyError(this: BodyStream, err: Error): void {
+  const u = this[UPSTREAM];
+  this[UPSTREAM] = undefined;
+  u?.bodyFailed(err);
 }
