@@ -42,8 +42,14 @@ const { NGHTTP2_CANCEL } = constants;
 /** The END_STREAM flag of a HEADERS frame. */
 const FLAG_END_STREAM = 0x1;
 
-const WITH_BODY = { endStream: false, waitForTrailers: true } as const;
-const WITHOUT_BODY = { endStream: true } as const;
+/**
+ * The options of a stream, with the priority fields nghttp2 defaults to (weight 16, no parent):
+ * `request()` copies its options and fills in those it lacks, and adding four properties to
+ * each copy measured as much as the rest of its validation (Node 20).
+ */
+const PRIORITY = { weight: 16, parent: 0, exclusive: false, silent: false } as const;
+const WITH_BODY = { endStream: false, waitForTrailers: true, ...PRIORITY } as const;
+const WITHOUT_BODY = { endStream: true, ...PRIORITY } as const;
 
 const SESSIONS = Symbol('arr.h2c.sessions');
 const ACTIVE = Symbol('arr.h2c.active');
