@@ -8,7 +8,6 @@ import {
   type OutgoingHttpHeaders,
   type ServerHttp2Stream,
 } from 'node:http2';
-import type { Readable } from 'node:stream';
 import type { Target } from '../../activation/target.js';
 import { editRequestHeaders } from '../deciding/policy/edge-answer.js';
 import { type DownstreamRequest, isH2, isH2Response } from './downstream.js';
@@ -87,10 +86,9 @@ export class H2cEngine {
       (stream as UpstreamStream)[REQUEST] = req;
       stream.once('wantTrailers', sendRequestTrailers);
       if (isH2(req)) req.stream.once('trailers', keepTrailers);
-      const source: BodyStream = x.bodyStream(this.bodyTimeoutMs);
-      source[UPSTREAM] = upstream;
-      source.on('error', onBodyError);
-      source.pipe(stream);
+      // The stream is the body's destination: a failing body destroys it with its error
+      // (RST_STREAM to the instance), which reaches the exchange as the stream's 'error'.
+      x.bodyInto(stream, this.bodyTimeoutMs);
     }
     if (this.timeoutMs > 0) stream.setTimeout(this.timeoutMs, onTimeout);
     x.onConnect(upstream.abort);
@@ -210,7 +208,6 @@ const REQUEST = Symbol('arr.h2c.request');
 const TRAILERS = Symbol('arr.h2c.trailers');
 const UPSTREAM = Symbol('arr.h2c.upstream');
 type UpstreamStream = ClientHttp2Stream & { [REQUEST]?: DownstreamRequest; [UPSTREAM]?: Upstream };
-type BodyStream = Readable & { [UPSTREAM]?: Upstream };
 type TrailedStream = ServerHttp2Stream & { [TRAILERS]?: IncomingHttpHeaders };
 
 /** An HTTP/2 client's request trailers, kept on its stream until the instance's stream asks for them. */
@@ -322,12 +319,6 @@ class Upstream {
     this.fail(new ProxyError('timeout', 'the instance did not answer in time'));
     if (!this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
   }
-
-  /** The client's body failed (it stopped short, or stalled): the stream is cancelled, the exchange fails. */
-  bodyFailed(err: Error): void {
-    this.fail(err);
-    if (!this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
-  }
 }
 
 function onResponse(this: UpstreamStream, headers: IncomingHttpHeaders, flags: number): void {
@@ -361,11 +352,4 @@ function onClose(this: UpstreamStream): void {
 
 function onTimeout(this: UpstreamStream): void {
   this[UPSTREAM]?.timedOut();
-}
-
-/** The request's body (the exchange's PassThrough) failed: the stream it feeds is cancelled. */
-function onBodyError(this: BodyStream, err: Error): void {
-  const u = this[UPSTREAM];
-  this[UPSTREAM] = undefined;
-  u?.bodyFailed(err);
 }

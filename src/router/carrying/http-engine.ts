@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Writable } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
 import { exchangeBegan, exchangeEnded, type Target } from '../../activation/target.js';
 import type { App } from '../../registry/types.js';
@@ -170,7 +170,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /** The body's last chunk, held for res.end(). */
   private last: Buffer | undefined = undefined;
   /** The request's body on its way to the instance, while it is being sent. */
-  private body: PassThrough | undefined = undefined;
+  private body: Writable | undefined = undefined;
   /** Whether the answer said `Connection: close` (it began before a large body was all sent). */
   private closeAfter = false;
   /** The answer's body on its way through a compressor (an app with `compress`). */
@@ -208,11 +208,21 @@ export class Exchange implements Dispatcher.DispatchHandler {
    * `timeoutMs` fails the exchange (a ProxyError `body-timeout`).
    */
   bodyStream(timeoutMs: number): PassThrough {
-    const source = this.bodySource();
     const body = new PassThrough();
     // undici listens for the body's errors only while the request is under way: one failing
     // while the request waits for a connection must not be an unhandled 'error'.
     body.on('error', ignore);
+    this.bodyInto(body, timeoutMs);
+    return body;
+  }
+
+  /**
+   * The request's body piped into `body` (the h2c engine's stream to the instance, which is
+   * only ever closed or reset, never the client's): what bodyStream does, without a stream
+   * between. `body` is destroyed with the error when the body fails.
+   */
+  bodyInto(body: Writable, timeoutMs: number): void {
+    const source = this.bodySource();
     this.body = body;
     source[EXCHANGE] = this;
     source.pipe(body);
@@ -221,7 +231,6 @@ export class Exchange implements Dispatcher.DispatchHandler {
     source.on('timeout', onBodyTimeout);
     source.setTimeout(timeoutMs);
     if (this.edge !== undefined && this.edge.policy.maxBodySize >= 0) source.on('data', countBody);
-    return body;
   }
 
   private bodySource(): BodySource {
