@@ -53,7 +53,7 @@ describe('gRPC to an h2c app (grpc-js)', () => {
           protocol: 'h2c',
         },
       ],
-      { extraArgs: ['--proxy-timeout', '1', '--access-log'] },
+      { extraArgs: ['--proxy-timeout', '1', '--body-timeout', '1', '--access-log'] },
     );
     client = tlsClient(arr.sslport, HOST);
   });
@@ -155,6 +155,31 @@ describe('gRPC to an h2c app (grpc-js)', () => {
       nowhere.close();
       broken.close();
     }
+  });
+
+  it('a request body that stalls: DEADLINE_EXCEEDED (--body-timeout), the instance keeps serving', async () => {
+    const session = await h2Connect(arr.sslport, HOST);
+    try {
+      const stream = session.request({
+        ':method': 'POST',
+        ':path': '/test.Echo/Unary',
+        ':authority': HOST,
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
+      stream.on('error', () => {});
+      // Half of a 10-byte message, then nothing.
+      stream.write(grpcFrame('0123456789').subarray(0, 10));
+      const head = await new Promise<Record<string, unknown>>((resolve) => stream.once('response', resolve));
+      assert.equal(head[':status'], 200);
+      assert.equal(head['grpc-status'], String(grpc.status.DEADLINE_EXCEEDED));
+      assert.equal(head['grpc-message'], 'the request body did not arrive in time');
+    } finally {
+      await closeSession(session);
+    }
+    const { reply, error } = await unary(client, Buffer.from('after'));
+    assert.equal(error, undefined);
+    assert.equal(reply?.toString(), 'after');
   });
 
   it('the plain port by prior knowledge (h2c): unary and bidirectional', async () => {
