@@ -292,10 +292,23 @@ describe('gRPC to an h2c app (grpc-js)', () => {
 /** A plain node:http2 h2c app: HTTP/1.1 gets nothing from it (no allowHTTP1). */
 const H2C_APP = `
 import http2 from 'node:http2';
-const server = http2.createServer();
+// Two streams at a time per connection: arr opens another connection beyond that.
+const server = http2.createServer({ settings: { maxConcurrentStreams: 2 } });
+let active = 0;
+const connections = new Set();
 server.on('stream', (stream, headers) => {
   const path = headers[':path'];
   if (path === '/ready') return stream.respond({ ':status': 200 }, { endStream: true });
+  if (path === '/hold') {
+    // Answered after 200 ms; each arrival says how many streams and connections are open.
+    active++;
+    connections.add(stream.session);
+    stream.session.once('close', () => connections.delete(stream.session));
+    console.log('hold active=' + active + ' connections=' + connections.size);
+    stream.on('close', () => active--);
+    setTimeout(() => { stream.respond({ ':status': 200 }); stream.end('held'); }, 200);
+    return;
+  }
   if (path === '/trailers') {
     // The body's length and the request's trailers, once the request has ended.
     let length = 0;
@@ -327,13 +340,42 @@ describe('an h2c app at the HTTP/2 level (node:http2)', () => {
   before(async () => {
     // Its `ready` path is asked over HTTP/2: over HTTP/1.1 it would never answer, and the
     // activation would fail.
-    arr = await startArrWith([
-      { ...inlineApp(H2C_APP, [{ host: H2C, ssl: 'allowed' }]), protocol: 'h2c', ready: '/ready' },
-    ]);
+    arr = await startArrWith(
+      [{ ...inlineApp(H2C_APP, [{ host: H2C, ssl: 'allowed' }]), protocol: 'h2c', ready: '/ready' }],
+      { extraArgs: ['--instance-connections', '2'] },
+    );
   });
   after(async () => {
     await arr?.stop();
     await stopAll();
+  });
+
+  // First in this suite: arr has no connection to the instance yet (its ready path is asked apart).
+  it("streams beyond an instance's limit go to another connection, up to --instance-connections, then wait", async () => {
+    const holds = () =>
+      [...arr.proc.output().matchAll(/hold active=(\d+) connections=(\d+)/g)].map((m) => ({
+        active: Number(m[1]),
+        connections: Number(m[2]),
+      }));
+    const session = await h2Connect(arr.sslport, H2C);
+    try {
+      const burst = async () => {
+        const replies = await Promise.all(Array.from({ length: 8 }, () => h2Request(session, H2C, '/hold')));
+        for (const r of replies) assert.equal(r.body.toString(), 'held');
+      };
+      // Before the instance's SETTINGS came, nothing is sent past its limit (no stream refused).
+      await burst();
+      assert.equal(holds().length, 8);
+      assert.ok(Math.max(...holds().map((h) => h.active)) <= 4);
+      // Its limit known: two streams on each of two connections, the rest waited.
+      await burst();
+      const warm = holds().slice(8);
+      assert.equal(warm.length, 8);
+      assert.equal(Math.max(...warm.map((h) => h.connections)), 2, 'a second connection, no third');
+      assert.equal(Math.max(...warm.map((h) => h.active)), 4);
+    } finally {
+      await closeSession(session);
+    }
   });
 
   it('serves HTTP/2 and HTTP/1.1 clients, with the ready path asked over HTTP/2', async () => {

@@ -7,6 +7,7 @@ import {
   type IncomingHttpHeaders,
   type OutgoingHttpHeaders,
   type ServerHttp2Stream,
+  type Settings,
 } from 'node:http2';
 import type { Target } from '../../activation/target.js';
 import { editRequestHeaders } from '../deciding/policy/edge-answer.js';
@@ -27,7 +28,8 @@ import { ProxyError } from './proxy-errors.js';
  * `maxConnections` of them; a session takes streams up to the instance's
  * SETTINGS_MAX_CONCURRENT_STREAMS (at most STREAMS_PER_SESSION) before another is opened, and
  * when every session is full and no more may be opened, nghttp2 queues the stream in the least
- * busy one until a stream there ends.
+ * busy one until a stream there ends. A session opened before the instance's limit is known
+ * sends one stream until its SETTINGS come (nghttp2 queues the others).
  *
  * undici 7's H2CClient (`allowH2` with `useH2c`) was not used: it is itself built on node:http2,
  * sends no request trailers (a TODO in its client-h2.js), and is one connection per Client with
@@ -52,8 +54,11 @@ const WITHOUT_BODY = { endStream: true, ...PRIORITY } as const;
 
 const SESSIONS = Symbol('arr.h2c.sessions');
 const ACTIVE = Symbol('arr.h2c.active');
-type Session = ClientHttp2Session & { [ACTIVE]: number; [SESSIONS]?: Session[] };
-type H2cTarget = Target & { [SESSIONS]?: Session[] };
+const LIMIT = Symbol('arr.h2c.limit');
+/** An instance's sessions, and its limit of streams per session once one of them had its SETTINGS. */
+type Sessions = Session[] & { [LIMIT]?: number };
+type Session = ClientHttp2Session & { [ACTIVE]: number; [SESSIONS]?: Sessions };
+type H2cTarget = Target & { [SESSIONS]?: Sessions };
 
 export class H2cEngine {
   private readonly targets = new Set<H2cTarget>();
@@ -119,17 +124,23 @@ export class H2cEngine {
       target[SESSIONS] = sessions;
       this.targets.add(target);
     }
+    const limit = sessions[LIMIT];
+    const room = limit ?? STREAMS_PER_SESSION;
     let least: Session | undefined;
     for (const s of sessions) {
-      if (s[ACTIVE] < roomOf(s)) return s;
+      if (s[ACTIVE] < room) return s;
       if (!least || s[ACTIVE] < least[ACTIVE]) least = s;
     }
     if (least && sessions.length >= this.maxConnections) return least;
-    const session = connect(originOf(target), { peerMaxConcurrentStreams: STREAMS_PER_SESSION }) as Session;
+    // Streams beyond the instance's limit wait in nghttp2 until a stream ends; before the
+    // instance's SETTINGS say what the limit is, beyond one (a stream sent past the limit would
+    // be refused, REFUSED_STREAM, and its body could not be sent again).
+    const session = connect(originOf(target), { peerMaxConcurrentStreams: limit ?? 1 }) as Session;
     session[ACTIVE] = 0;
     session[SESSIONS] = sessions;
     // A session's error ends it ('close' follows); its streams fail with their own errors.
     session.on('error', ignore);
+    session.on('remoteSettings', learnLimit);
     // An instance that says GOAWAY takes no new stream there; 'close' when its streams are done.
     session.once('goaway', leave);
     session.once('close', leave);
@@ -151,10 +162,13 @@ function leave(this: Session): void {
   if (i !== -1) sessions.splice(i, 1);
 }
 
-/** How many streams a session takes: the instance's limit once its SETTINGS came, at most ours. */
-function roomOf(s: Session): number {
-  const max = s.remoteSettings?.maxConcurrentStreams;
-  return typeof max === 'number' && max < STREAMS_PER_SESSION ? max : STREAMS_PER_SESSION;
+/** The instance's SETTINGS: its limit of streams per session (at most ours) is every session's. */
+function learnLimit(this: Session, settings: Settings): void {
+  const sessions = this[SESSIONS];
+  if (!sessions) return;
+  const max = settings.maxConcurrentStreams;
+  sessions[LIMIT] =
+    typeof max === 'number' && max < STREAMS_PER_SESSION ? Math.max(1, max) : STREAMS_PER_SESSION;
 }
 
 /**
