@@ -59,7 +59,7 @@ export class AuditSchedule {
     if (!this.due()) return;
     if (this.moved) await new Promise((r) => setTimeout(r, SETTLE_MS));
     const t0 = performance.now();
-    const report = await this.o.registry.audit();
+    const report = await this.o.registry.audit(this.writesCounted ? this.signal : undefined);
     this.lastMs = performance.now() - t0;
     this.lastEnd = Date.now();
     const after = await this.read();

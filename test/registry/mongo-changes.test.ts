@@ -147,12 +147,27 @@ describe('MongoRegistry: reading what changed', { skip: mongoUnavailable() }, ()
     await one.bumpRevision('a');
     await one.upsertApps([app('b')]);
     await one.releaseMachine(m(2).host);
-    await one.audit();
+    await one.audit(1);
+    await one.auditedThrough();
     await one.releaseChores('n1');
     await one.forgetNode('n1');
     assert.equal(await one.foreignWrites(), before, 'arr writes with findAndModify only');
     await apps.updateOne({ _id: 'a' } as Document, { $set: { instances: 3 } });
     assert.notEqual(await one.foreignWrites(), before);
+  });
+
+  it('an audit records the write count it covered, which only goes up', async () => {
+    const { nodes } = await farm([app('a')]);
+    const [one, two] = nodes as [MongoRegistry, MongoRegistry];
+    assert.equal(await two.auditedThrough(), 0, 'no audit yet');
+    await one.audit();
+    assert.equal(await two.auditedThrough(), 0, 'an audit without a count records none');
+    await one.audit(42);
+    assert.equal(await two.auditedThrough(), 42);
+    await two.audit(40); // an audit that began before the last one ended after it
+    assert.equal(await one.auditedThrough(), 42);
+    await two.audit(43);
+    assert.equal(await one.auditedThrough(), 43);
   });
 
   it('the chores: taken by one node, held from its next beat on, renewed, handed over', async () => {
