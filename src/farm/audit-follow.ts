@@ -3,7 +3,7 @@ import type { FarmChores } from '../registry/registry.js';
 
 /** While following an audit, how far the audits got is read after this long at first ... */
 const FIRST_STEP_MS = 100;
-/** ... then half as long again each time, up to a quarter of a poll: a long audit costs a few lookups. */
+/** ... then half as long again each time, up to an eighth of a poll: a long audit costs a lookup per eighth of a poll. */
 const STEP_GROWTH = 1.5;
 /** A follow ends after this many polls without an audit covering the writes (no holder, say): polls read it later. */
 const FOLLOW_POLLS = 5;
@@ -46,7 +46,7 @@ export class AuditFollow {
     while ((await registry.auditedThrough()) < now) {
       if (this.clock.now() + step > deadline) return;
       await sleep(this.clock, step);
-      step = Math.min(step * STEP_GROWTH, Math.max(FIRST_STEP_MS, pollMs / 4));
+      step = Math.min(step * STEP_GROWTH, Math.max(FIRST_STEP_MS, pollMs / 8));
     }
     covered();
   };

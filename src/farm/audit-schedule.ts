@@ -42,7 +42,7 @@ export class AuditSchedule {
 
   /** How often `tick` should run: the signal is cheap (one small command). */
   get tickMs(): number {
-    return Math.max(100, this.o.pollMs / 4);
+    return Math.max(100, this.o.pollMs / 8);
   }
 
   /** Called every `tickMs`, with whether this node holds the chores. */
