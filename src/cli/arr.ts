@@ -20,6 +20,7 @@ import {
   defaultAdvertise,
   mongoUrl,
   parseAdminAddress,
+  parseWorkers,
   readKeyPair,
 } from './options.js';
 import { serve } from './serve-command.js';
@@ -139,6 +140,12 @@ const OPTIONS = {
     default: 30,
     describe:
       'seconds an instance replaced by a deploy keeps its WebSockets (and requests in flight) before it is stopped',
+  },
+  workers: {
+    type: 'string',
+    default: 'auto',
+    describe:
+      'worker processes that carry the traffic beside a primary that owns the instances: a number, auto (one per core), or 0 (one process does both)',
   },
   'state-dir': {
     type: 'string',
@@ -430,6 +437,7 @@ async function main(): Promise<void> {
       http2: argv.http2,
       h2c: argv.h2c,
       appStderrLevel: argv['app-stderr-level'] as (typeof LOG_LEVELS)[number],
+      workers: parseWorkers(argv.workers),
     };
     checkAdminAccess(config.admin, config.adminToken);
     const adminPort = config.admin?.port;

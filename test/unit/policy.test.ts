@@ -3,7 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { compare as bcryptVerify } from 'bcryptjs';
 import { validateApp } from '../../src/registry/validate.js';
-import { BasicAuth, parseBasic } from '../../src/router/deciding/policy/basic-auth.js';
+import { BasicAuth, CHECKS_PER_APP, parseBasic } from '../../src/router/deciding/policy/basic-auth.js';
+import { BcryptPool } from '../../src/router/deciding/policy/bcrypt-pool.js';
 import {
   chooseEncoding,
   compressesAnswer,
@@ -17,9 +18,11 @@ import { IpRules } from '../../src/router/deciding/policy/ip-rules.js';
 import type { PolicyRefusal } from '../../src/router/deciding/policy/refusal.js';
 import { TokenBuckets } from '../../src/router/deciding/policy/token-buckets.js';
 
-/** A bcrypt hash made by Debian's htpasswd (cost 5, its default). */
-function htpasswd(user: string, password: string): string {
-  const line = execFileSync('htpasswd', ['-nbB', user, password], { encoding: 'utf8' }).trim();
+/** A bcrypt hash made by Debian's htpasswd (cost 5, its default, unless told). */
+function htpasswd(user: string, password: string, cost = 5): string {
+  const line = execFileSync('htpasswd', ['-nbB', '-C', String(cost), user, password], {
+    encoding: 'utf8',
+  }).trim();
   return line.slice(line.indexOf(':') + 1);
 }
 
@@ -223,6 +226,52 @@ describe('basic auth', () => {
     assert.deepEqual(auth.check(header('alice', 'secret'), '10.0.0.1'), { user: 'alice' });
     const other = await settle(auth.check(header('alice', 'bad'), '10.0.0.2'));
     assert.equal((other as PolicyRefusal).status, 401, 'another address is not limited');
+  });
+
+  it('the same credentials at once cost one bcrypt; past CHECKS_PER_APP at once, 429 without a check', async () => {
+    const calls = { n: 0 };
+    const held: Array<() => void> = [];
+    const verify = (pw: string, h: string) => {
+      calls.n++;
+      return new Promise<boolean>((resolve) => held.push(() => resolve(bcryptVerify(pw, h))));
+    };
+    const auth = new BasicAuth('x', { alice: hash }, verify);
+    const twice = [
+      auth.check(header('alice', 'secret'), '10.0.1.1'),
+      auth.check(header('alice', 'secret'), '10.0.1.2'),
+    ];
+    assert.equal(calls.n, 1, 'one check for both');
+    const wrong = Array.from({ length: CHECKS_PER_APP - 1 }, (_, i) =>
+      auth.check(header('alice', `bad${i}`), `10.0.2.${i}`),
+    );
+    assert.equal(calls.n, CHECKS_PER_APP);
+    const over = auth.check(header('alice', 'bad-more'), '10.0.3.1') as PolicyRefusal;
+    assert.equal(over.status, 429);
+    assert.equal(over.headers?.['retry-after'], '1');
+    assert.equal(calls.n, CHECKS_PER_APP, 'no check past the bound');
+    for (const go of held) go();
+    assert.deepEqual(await Promise.all(twice), [{ user: 'alice' }, { user: 'alice' }]);
+    for (const w of wrong) assert.equal(((await w) as PolicyRefusal).status, 401);
+    const after = auth.check(header('alice', 'bad-later'), '10.0.3.1');
+    assert.ok(after instanceof Promise, 'checked again once the others are done');
+    held.at(-1)?.();
+    assert.deepEqual(auth.check(header('alice', 'secret'), '10.0.3.1'), { user: 'alice' });
+  });
+
+  it('verifies on the pool threads, not on the event loop', async () => {
+    const pool = new BcryptPool(1);
+    try {
+      const slow = htpasswd('alice', 'secret', 12);
+      assert.equal(await pool.verify('x', 'not a hash'), false, 'the thread is up, and reads no bad hash');
+      const before = performance.eventLoopUtilization();
+      assert.equal(await pool.verify('secret', slow), true);
+      assert.equal(await pool.verify('nope', slow), false);
+      // The event loop was idle while bcrypt ran (bcryptjs's own compare keeps it near 1).
+      const busy = performance.eventLoopUtilization(before).utilization;
+      assert.ok(busy < 0.3, `the event loop was busy ${(busy * 100).toFixed(0)}% of the time`);
+    } finally {
+      await pool.close();
+    }
   });
 
   it('parses Basic credentials (the password may hold ":")', () => {
