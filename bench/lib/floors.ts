@@ -93,6 +93,15 @@ export async function startProxyFloor(backendPort: number): Promise<Floor> {
   return { proc, port: port!, sslport: sslport!, h2port: h2port!, command };
 }
 
+/**
+ * Starts bench/floors/grpc.ts in front of an h2c instance: node:http2 by prior knowledge in
+ * front, one node:http2 session behind, each stream relayed with its trailers. The floor of a
+ * Node.js gRPC proxy, beside arr in the gRPC point.
+ */
+export function startGrpcFloor(backendPort: number): Promise<Floor> {
+  return startTcpFloor('grpc.js', backendPort);
+}
+
 /** Starts bench/floors/relay.ts in front of the backend: the floor of a Node.js TCP relay. */
 export function startRelayFloor(backendPort: number): Promise<Floor> {
   return startTcpFloor('relay.js', backendPort);

@@ -5,11 +5,13 @@ import { ObjectId } from 'mongodb';
 import { type AppDoc, startArrWith, writeAppsFile } from '../../harness/arr.js';
 import { repoRoot } from '../../harness/proc.js';
 import { addSection, alternate, type Ctx, med, NODE, ratioOf } from '../lib/context.js';
+import { type Floor, startGrpcFloor } from '../lib/floors.js';
 import { H2LOAD, type H2loadResult, h2load } from '../lib/h2load.js';
 import { freePort, waitForListen } from '../lib/net.js';
 import { startGrpcNginx } from '../lib/peers.js';
 import { ratioTarget } from '../lib/report.js';
 import { fmt } from '../lib/stats.js';
+import { NODE_PROXY } from './http.js';
 
 export const GRPC_HOST = 'grpc.localhost';
 const HOST = GRPC_HOST;
@@ -86,8 +88,20 @@ export async function grpcSection(ctx: Ctx): Promise<void> {
       '`"protocol": "h2c"`, direct and nginx go to the same process). nginx: `grpc_pass grpc://`, ' +
       `1 worker, kept-alive upstream. h2load (${H2LOAD}), 1 thread, 1 s warm-up, ${ctx.seconds} s per run, ` +
       `median of ${ctx.reps} runs, alternating; each contender is checked first with one call by curl ` +
-      '(grpc-status 0). CPU per call: the proxy process (nginx: its worker), and the instance.',
-    header: ['point', 'direct', 'arr', 'nginx', 'arr vs nginx', 'arr vs direct'],
+      '(grpc-status 0). CPU per call: the proxy process (nginx: its worker), and the instance. ' +
+      `"${NODE_PROXY}" is the floor of a Node.js gRPC proxy (bench/floors/grpc.ts: node:http2 by prior ` +
+      'knowledge in front, one node:http2 session to the instance behind, each stream piped with its ' +
+      'head and trailers, nothing else).',
+    header: [
+      'point',
+      'direct',
+      'arr',
+      NODE_PROXY,
+      'nginx',
+      'arr vs nginx',
+      `arr vs ${NODE_PROXY}`,
+      'arr vs direct',
+    ],
   });
   const body = writeGrpcCall(ctx.tmp);
   const apps = writeAppsFile(join(ctx.tmp, 'grpc-apps.json'), [grpcAppDoc()]);
@@ -101,6 +115,7 @@ export async function grpcSection(ctx: Ctx): Promise<void> {
   const nginxPort = await freePort();
   const backend = arr.range[0];
   let nginx: Awaited<ReturnType<typeof startGrpcNginx>> | undefined;
+  let floor: Floor | undefined;
   try {
     const pid = checkedCall(arr.port, body);
     nginx = await startGrpcNginx(ctx.tmp, { port: nginxPort, backend });
@@ -109,17 +124,26 @@ export async function grpcSection(ctx: Ctx): Promise<void> {
       .split('\n')
       .filter(Boolean);
     if (workers.length !== 1) throw new Error(`nginx has ${workers.length} workers, not 1`);
-    const ports: Record<string, number> = { direct: backend, arr: arr.port, nginx: nginxPort };
+    floor = await startGrpcFloor(backend);
+    const ports: Record<string, number> = {
+      direct: backend,
+      arr: arr.port,
+      [NODE_PROXY]: floor.port,
+      nginx: nginxPort,
+    };
     const proxies: Record<string, number | undefined> = {
       direct: undefined,
       arr: arr.proc.pid,
+      [NODE_PROXY]: floor.proc.pid,
       nginx: Number(workers[0]),
     };
     for (const [name, port] of Object.entries(ports))
       if (checkedCall(port, body) !== pid) throw new Error(`${name} reached another process than ${pid}`);
     s.commands.add(arr.proc.command);
+    s.commands.add(floor.command);
     s.commands.add(nginx.proc.command);
-    const names = ['direct', 'arr', 'nginx'];
+    const names = ['direct', 'arr', NODE_PROXY, 'nginx'];
+    const proxied = ['arr', NODE_PROXY, 'nginx'];
     for (const p of POINTS) {
       ctx.log(`grpc: ${p.label}`);
       const runs = await alternate(ctx, names, async (n) => {
@@ -148,18 +172,21 @@ export async function grpcSection(ctx: Ctx): Promise<void> {
           `${p.label}: calls/s`,
           ...names.map((n) => fmt.rps(med(runs.get(n), rps))),
           fmt.ratio(ratioOf(runs.get('arr'), runs.get('nginx'), rps)),
+          fmt.ratio(ratioOf(runs.get('arr'), runs.get(NODE_PROXY), rps)),
           fmt.ratio(ratioOf(runs.get('arr'), runs.get('direct'), rps)),
         ],
         [
           `${p.label}: proxy CPU per call`,
           '-',
-          ...['arr', 'nginx'].map((n) => `${fmt.num(med(runs.get(n), proxyCpu))} µs`),
+          ...proxied.map((n) => `${fmt.num(med(runs.get(n), proxyCpu))} µs`),
           fmt.ratio(ratioOf(runs.get('arr'), runs.get('nginx'), proxyCpu)),
+          fmt.ratio(ratioOf(runs.get('arr'), runs.get(NODE_PROXY), proxyCpu)),
           '',
         ],
         [
           `${p.label}: instance CPU per call`,
           ...names.map((n) => `${fmt.num(med(runs.get(n), appCpu))} µs`),
+          '',
           '',
           '',
         ],
@@ -173,10 +200,12 @@ export async function grpcSection(ctx: Ctx): Promise<void> {
           `arr gRPC throughput / nginx grpc_pass, ${p.label}`,
           ratioOf(runs.get('arr'), runs.get('nginx'), rps),
           TARGET_RATIO,
+          ratioOf(runs.get(NODE_PROXY), runs.get('nginx'), rps),
         ),
       );
     }
   } finally {
+    await floor?.proc.stop();
     await nginx?.proc.stop();
     await arr.stop();
   }
