@@ -90,8 +90,8 @@ export async function grpcSection(ctx: Ctx): Promise<void> {
       `median of ${ctx.reps} runs, alternating; each contender is checked first with one call by curl ` +
       '(grpc-status 0). CPU per call: the proxy process (nginx: its worker), and the instance. ' +
       `"${NODE_PROXY}" is the floor of a Node.js gRPC proxy (bench/floors/grpc.ts: node:http2 by prior ` +
-      'knowledge in front, one node:http2 session to the instance behind, each stream piped with its ' +
-      'head and trailers, nothing else).',
+      'knowledge in front, one node:http2 session to the instance behind, each stream relayed with its ' +
+      'head, body and trailers, nothing else).',
     header: [
       'point',
       'direct',
