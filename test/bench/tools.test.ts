@@ -6,10 +6,11 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { afterEach, test } from 'node:test';
 import { runClient } from '../../bench/lib/clients.js';
-import { startAcceptCloseFloor, startHelloFloor } from '../../bench/lib/floors.js';
+import { startAcceptCloseFloor, startGrpcFloor, startHelloFloor } from '../../bench/lib/floors.js';
 import { waitForListen } from '../../bench/lib/net.js';
 import { ARR, categoryOf, IDLE, summarize } from '../../bench/lib/profile.js';
 import { HELLO } from '../support/arr.js';
+import { GRPC_APP, grpc, plainClient, unary } from '../support/grpc.js';
 import { until } from '../support/poll.js';
 import { freePort } from '../support/ports.js';
 import { start, stopAll } from '../support/proc.js';
@@ -120,4 +121,24 @@ test('accept-close floor: each connection reaches the backend, then both are clo
   }
   // The backend's side is closed too: nothing of the floor's stays open there.
   await until('the backend connections closed', () => backend.sockets.size === 0);
+});
+
+test('gRPC floor: a call reaches the instance by prior knowledge, with its status and trailing metadata', async () => {
+  const port = await freePort();
+  await waitForListen(start(process.execPath, [GRPC_APP], { env: { PORT: String(port) } }), port);
+  const floor = await startGrpcFloor(port);
+  const client = plainClient(floor.port, 'grpc.localhost');
+  try {
+    const ok = await unary(client, Buffer.from('hello'));
+    assert.equal(ok.error, undefined);
+    assert.equal(ok.reply?.toString(), 'hello');
+    assert.match(String(ok.trailers?.get('x-pid')[0]), /^\d+$/, 'the trailers of the instance came through');
+    // A trailers-only answer (one HEADERS frame ending the stream) keeps its status and metadata.
+    const failed = await unary(client, Buffer.from('status:5:missing'));
+    assert.equal(failed.error?.code, grpc.status.NOT_FOUND);
+    assert.equal(failed.error?.details, 'missing');
+    assert.deepEqual(failed.trailers?.get('x-detail'), ['why']);
+  } finally {
+    client.close();
+  }
 });
