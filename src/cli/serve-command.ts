@@ -1,9 +1,37 @@
 import type { LevelWithSilent } from 'pino';
+import type { CommandModule } from 'yargs';
+import { hideBin } from 'yargs/helpers';
 import { type ArrConfig, UsageError } from '../config.js';
 import { PassedSocketsError, ServiceNotifier, takePassedSockets } from '../ops/systemd.js';
 import { type RunningArr, StartError, startArr } from '../server.js';
 import { ListenError } from '../util/listen.js';
 import { createLogger, type Logger } from '../util/log.js';
+import type { ArrArgs } from './arr-options.js';
+import { commandContext } from './command-context.js';
+import { arrConfig } from './serve-config.js';
+import { checked, fail } from './usage.js';
+
+/** `arr [options]`: the default command, not listed among the others (the usage line shows it). */
+export const serveCommand: CommandModule<ArrArgs, ArrArgs> = {
+  command: '$0',
+  describe: false,
+  handler: async (argv) => {
+    const words = argv._.map(String);
+    if (words.length > 0) fail(unknownCommand(words));
+    const { mongo, stateDir } = await commandContext(argv);
+    const config = await checked(() => arrConfig(argv, mongo, stateDir));
+    await serve(config, argv['log-level'], fail);
+  },
+};
+
+/**
+ * Words on the command line that name no command. yargs' strictCommands does not see them when
+ * there is a default command: they are refused here in its words (after `--`, in arr's own).
+ */
+function unknownCommand(words: string[]): string {
+  if (hideBin(process.argv).includes('--')) return `unknown command "${words[0]}" (see arr --help)`;
+  return words.length === 1 ? `Unknown command: ${words[0]}` : `Unknown commands: ${words.join(', ')}`;
+}
 
 /**
  * `arr` itself: serves until SIGINT/SIGTERM, reloads on SIGHUP. Sockets passed by the service
