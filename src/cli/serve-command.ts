@@ -20,7 +20,7 @@ export const serveCommand: CommandModule<ArrArgs, ArrArgs> = {
     if (words.length > 0) fail(unknownCommand(words));
     const { mongo, stateDir } = await commandContext(argv);
     const config = await checked(() => arrConfig(argv, mongo, stateDir));
-    await serve(config, argv['log-level'], fail);
+    await serve(config, argv['log-level']);
   },
 };
 
@@ -38,7 +38,7 @@ function unknownCommand(words: string[]): string {
  * manager (LISTEN_FDS) are taken for -p and -s; it is told when arr is ready and when it stops
  * (NOTIFY_SOCKET). A start that fails exits 1 with one line saying why; a usage error 2.
  */
-export async function serve(config: ArrConfig, level: LevelWithSilent, fail: (message: string) => never) {
+async function serve(config: ArrConfig, level: LevelWithSilent): Promise<void> {
   let sockets: ArrConfig['sockets'];
   try {
     sockets = takePassedSockets();
