@@ -50,7 +50,8 @@ export function reloader(parts: ReloadParts): () => Promise<void> {
       done.push(`default certificate read from ${parts.config.certFile}`);
     }
     await mode.reload();
-    done.push(`registry read (${count(parts.registry.apps())} apps)`);
+    const apps = count(parts.registry.apps());
+    done.push(`registry read (${apps} app${apps === 1 ? '' : 's'})`);
     const hosts = await certs.reload();
     done.push(
       `${hosts.reloaded} host certificate${hosts.reloaded === 1 ? '' : 's'} read again${hosts.failed > 0 ? `, ${hosts.failed} kept (see the errors above)` : ''}`,

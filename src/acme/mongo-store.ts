@@ -21,7 +21,7 @@ function isDuplicate(err: unknown): boolean {
 /**
  * The farm's ACME store. Exclusive things (the account, a host's lease, a period's ticket keys)
  * are inserts whose `_id` names them: a unique `_id` is enforced by every MongoDB-wire server,
- * whereas a conditional update is not atomic on FerretDB (see the README's farm section, "How the
+ * whereas a conditional update is not atomic on FerretDB (see docs/farm.md, "How the
  * farm keeps its promises").
  */
 export class MongoAcmeStore implements AcmeStore {

@@ -15,7 +15,7 @@ export interface StaleGroups {
  * with cgroup.kill): an instance joins its group before its program runs (confine.ts), so
  * whatever it starts stays in it, even a daemon that left its process group with setsid at
  * once, and stopping the instance kills the whole group. Elsewhere instances have their process
- * group only (README, "Tenant isolation").
+ * group only (docs/isolation.md, "Tenant isolation").
  */
 export class InstanceCgroups {
   private constructor(

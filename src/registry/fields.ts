@@ -1,7 +1,7 @@
 /**
  * The fields an app document may have, as data: what validate.ts checks against, so that a typo
  * (`enviroment`, `readyy`, `instance`) is reported instead of silently ignored. A new field is
- * added here, with its rule in validate.ts and its line in the README's field table.
+ * added here, with its rule in validate.ts and its line in the field table of docs/apps.md.
  */
 export const APP_FIELDS: readonly string[] = [
   '_id',

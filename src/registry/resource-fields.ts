@@ -12,7 +12,7 @@ const MAX_FILES = 1024 * 1024;
 const MAX_SECONDS = 365 * 86400;
 
 /**
- * `limits`, `health` and `recycle` (README, "Limits, health checks and recycling"): each
+ * `limits`, `health` and `recycle` (docs/instances.md, "Limits, health checks and recycling"): each
  * optional, each bad value named by its field (`limits.memory: "lots" is not a size`).
  */
 export function validateResourceFields(

@@ -4,7 +4,7 @@ import type { AccessSpec, EdgeSpec, HeaderEdits, RedirectSpec } from './types.js
 
 type Fail = (field: string, message: string) => void;
 
-/** The document fields of the edge policies (README, "Edge policies"). */
+/** The document fields of the edge policies (docs/policies.md). */
 export const EDGE_FIELDS = ['access', 'headers', 'compress', 'maxBodySize', 'redirect'] as const;
 
 /**

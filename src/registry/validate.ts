@@ -42,8 +42,8 @@ export function idOf(raw: unknown): string | undefined {
 }
 
 /**
- * Checks one application document against the rules of README's field table. Every problem is reported with the
- * field it concerns; a document with any problem is not used.
+ * Checks one application document against the rules of the field table in docs/apps.md. Every
+ * problem is reported with the field it concerns; a document with any problem is not used.
  */
 export function validateApp(doc: unknown): Validated {
   if (!isRecord(doc)) return { ok: false, problems: [{ message: 'not a document (an object is expected)' }] };

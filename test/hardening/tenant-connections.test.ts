@@ -87,7 +87,7 @@ describe("a tenant's daemon cannot keep arr's connections to receive another app
     }
     assert.doesNotMatch(arr.proc.output(), /STOLEN/);
     if (/instances run without a cgroup of their own/.test(arr.proc.output())) {
-      console.log('# no cgroup here: the daemon outlives its instance (README, Tenant isolation)');
+      console.log('# no cgroup here: the daemon outlives its instance (docs/isolation.md, Tenant isolation)');
       process.kill(daemon, 'SIGKILL');
     } else {
       await until('the daemon to be killed with its instance', () => !alive(daemon), { timeoutMs: 5_000 });

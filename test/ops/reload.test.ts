@@ -81,7 +81,7 @@ describe('reload on SIGHUP', () => {
     replace(files.key, sample('secure-app1', 'key'));
     const before = answered;
     arr.proc.child.kill('SIGHUP');
-    await arr.proc.waitFor(/reload: default certificate read from/, 10_000);
+    await arr.proc.waitFor(/reload: default certificate read from [^;]*; registry read \(1 app\); /, 10_000);
     await until('the new default certificate', async () =>
       (await certificateFor(arr.sslport, 'plain.localhost')) === 'secure-app1.localhost' ? true : undefined,
     );

@@ -13,7 +13,7 @@ export interface LogLine {
   /** In words: info, warn, ... */
   level: string;
   msg: string;
-  /** On lifecycle lines: instance-starting, instance-ready, deploy-done, ... (README, "Logs"). */
+  /** On lifecycle lines: instance-starting, instance-ready, deploy-done, ... (docs/metrics.md, "Logs"). */
   event?: string;
   /** When it was logged (ISO 8601). */
   time?: string;

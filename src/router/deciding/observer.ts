@@ -16,6 +16,6 @@ export interface ExchangeObserver {
   upgradeAnswered(socket: Duplex, status: number): void;
   /** An exchange with an instance of this app failed: unreachable (refused) or broken off. */
   proxyError(app: App, unreachable: boolean): void;
-  /** An edge policy of this app refused a request or upgrade (README, "Edge policies"). */
+  /** An edge policy of this app refused a request or upgrade (docs/policies.md). */
   policyRefused(app: App, reason: RefusalReason): void;
 }
