@@ -112,6 +112,7 @@ export async function startArr(
     onStart: ops.onStart,
     onOutput: ops.onOutput,
     stderrLevel: config.appStderrLevel,
+    outputLog: ops.outputLog,
     onInstanceGone: closeConnections,
     confinement: confined,
     drainMs: config.drainMs,

@@ -1,5 +1,6 @@
 import type { Registry } from '../registry/registry.js';
 import type { App } from '../registry/types.js';
+import type { BoundedLog } from '../util/bounded-log.js';
 import { every } from '../util/every.js';
 import type { Logger, OutputLevel } from '../util/log.js';
 import { formatSize } from '../util/size.js';
@@ -72,6 +73,8 @@ export interface ActivatorOptions {
   onOutput?: OutputListener;
   /** The level of instances' stderr lines in the log (`--app-stderr-level`; default info). */
   stderrLevel?: OutputLevel;
+  /** Where instances' output lines are logged, dropping what stdout cannot take; default: the log. */
+  outputLog?: BoundedLog;
   /** Time and timers (tests move a clock of their own). */
   clock?: Clock;
   /** How processes are started (tests start none). */

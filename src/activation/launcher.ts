@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type App, deployKey } from '../registry/types.js';
-import type { Logger, OutputLevel } from '../util/log.js';
+import type { Logger } from '../util/log.js';
 import type { Clock } from './clock.js';
 import { type Confinement, plainLaunch, releaseGroups } from './confine.js';
 import { type ExitReason, exitReason, type InstanceExit } from './exit-reason.js';
@@ -10,7 +10,13 @@ import { openConnections } from './instance-connections.js';
 import type { AppTable, Instance } from './instances.js';
 import { oomKills } from './limit-groups.js';
 import { type Readiness, waitReady } from './readiness.js';
-import { type OutputListener, type SpawnedProcess, signalGroup, spawnInstance } from './spawn.js';
+import {
+  type OutputListener,
+  type OutputOptions,
+  type SpawnedProcess,
+  signalGroup,
+  spawnInstance,
+} from './spawn.js';
 import { ActivationError, type Target } from './target.js';
 
 /**
@@ -53,7 +59,8 @@ export function processSpawner(
     onOutput,
     confinement,
     stderrLevel,
-  }: { onOutput?: OutputListener; confinement?: Confinement; stderrLevel?: OutputLevel },
+    outputLog,
+  }: { onOutput?: OutputListener; confinement?: Confinement } & Omit<OutputOptions, 'onLine'>,
 ): Spawner {
   return {
     spawn(app, port, identity) {
@@ -68,7 +75,7 @@ export function processSpawner(
           app.recycle?.memory !== undefined,
         ) ?? plainLaunch(executable, args, identity);
       try {
-        return spawnInstance(app, port, log, launch, onOutput, stderrLevel);
+        return spawnInstance(app, port, log, launch, { onLine: onOutput, stderrLevel, outputLog });
       } catch (err) {
         void releaseGroups(launch);
         throw err;

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { App } from '../registry/types.js';
+import type { BoundedLog } from '../util/bounded-log.js';
 import type { Logger, OutputLevel } from '../util/log.js';
 import { checkExecutable, type Launch } from './confine.js';
 import type { Identity } from './identity.js';
@@ -65,6 +66,19 @@ function withIdentity(env: NodeJS.ProcessEnv, identity: Identity): NodeJS.Proces
   return env;
 }
 
+/** Where an instance's output lines go, and at which levels. */
+export interface OutputOptions {
+  /** Told of each line (the dashboard keeps the last ones per app). */
+  onLine?: OutputListener;
+  /** The level of its stderr lines in arr's log (`--app-stderr-level`); stdout's is info. */
+  stderrLevel?: OutputLevel;
+  /**
+   * The log its lines are written to, which drops what stdout cannot take rather than block
+   * arr (bounded-log.ts); without it, arr's own log.
+   */
+  outputLog?: BoundedLog;
+}
+
 /**
  * Starts one instance of an app in its own process group (so that stopping it also stops
  * whatever it started), with its output logged line by line under the app's id and pid, as
@@ -77,9 +91,7 @@ export function spawnInstance(
   port: number,
   log: Logger,
   launch: Launch,
-  onLine?: OutputListener,
-  /** The level of its stderr lines in arr's log (`--app-stderr-level`); stdout's is info. */
-  stderrLevel: OutputLevel = 'info',
+  { onLine, stderrLevel = 'info', outputLog }: OutputOptions = {},
 ): SpawnedProcess {
   const token = randomBytes(16).toString('hex');
   const env: NodeJS.ProcessEnv = { ...instanceEnv(port, process.env, app.env), [INSTANCE_TOKEN]: token };
@@ -105,21 +117,27 @@ export function spawnInstance(
     },
   );
   const pid = child.pid ?? -1;
-  const out = log.child({ app: app.name, id: app.id, pid });
+  const out = (outputLog?.log ?? log).child({ app: app.name, id: app.id, pid });
+  const admit = outputLog ? outputLog.admit.bind(outputLog) : () => true;
   const recent: string[] = [];
   for (const [stream, level, name] of [
     [child.stdout, 'info', 'stdout'],
     [child.stderr, stderrLevel, 'stderr'],
   ] as const) {
     if (!stream) continue;
+    const logged = level !== 'silent' && out.isLevelEnabled(level);
     // A line longer than MAX_PIECE is logged in pieces, each but the last marked `partial`.
     const lines = new OutputLines((bytes, continued) => {
-      const line = bytes.toString('utf8');
-      if (continued) out[level]({ partial: true }, `${app.name}[${pid}]: ${line}`);
-      else out[level](`${app.name}[${pid}]: ${line}`);
       // A copy of its beginning, not a slice: a slice would keep the whole piece alive.
       const kept =
-        bytes.length > MAX_LINE ? `${bytes.toString('utf8', 0, utf8Boundary(bytes, MAX_LINE))}...` : line;
+        bytes.length > MAX_LINE
+          ? `${bytes.toString('utf8', 0, utf8Boundary(bytes, MAX_LINE))}...`
+          : bytes.toString('utf8');
+      if (logged && admit()) {
+        const line = bytes.length > MAX_LINE ? bytes.toString('utf8') : kept;
+        if (continued) out[level]({ partial: true }, `${app.name}[${pid}]: ${line}`);
+        else out[level](`${app.name}[${pid}]: ${line}`);
+      }
       if (recent.push(kept) > RECENT_LINES) recent.shift();
       onLine?.(app, pid, name, kept);
     });

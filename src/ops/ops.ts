@@ -8,6 +8,7 @@ import type { AdminAddress } from '../config.js';
 import type { FarmRegistry, Registry } from '../registry/registry.js';
 import type { App, Problem } from '../registry/types.js';
 import type { ExchangeObserver } from '../router/deciding/observer.js';
+import { type BoundedLog, createBoundedLog } from '../util/bounded-log.js';
 import { createAccessLog, type Logger } from '../util/log.js';
 import { AdminToken } from './admin/admin-auth.js';
 import {
@@ -64,6 +65,8 @@ export class Operations {
   readonly onStart: ((app: App, start: Promise<Activation>) => void) | undefined;
   /** For the Activator's `onOutput`: the dashboard's last lines per app (--admin only). */
   readonly onOutput: OutputListener | undefined;
+  /** For the Activator: instances' output lines, logged without ever blocking arr (drops counted). */
+  readonly outputLog: BoundedLog;
   private readonly traffic: Traffic | undefined;
   private readonly output: OutputLog | undefined;
   private readonly exits = new ExitLog();
@@ -91,6 +94,7 @@ export class Operations {
     this.output = options.admin ? new OutputLog() : undefined;
     this.onStart = this.metrics?.activationStarted;
     this.onOutput = this.output?.add;
+    this.outputLog = createBoundedLog(log);
     this.observer = createObserver(
       this.metrics,
       options.accessLog ? createAccessLog(log) : undefined,
@@ -137,6 +141,7 @@ export class Operations {
     const { metrics, traffic, output } = this;
     if (!admin || !metrics || !traffic || !output) return;
     metrics.countInstances(() => activator.runningCount);
+    metrics.countDroppedOutput(() => this.outputLog.dropped);
     const token = adminToken === undefined ? undefined : new AdminToken(adminToken);
     if (token) metrics.adminTokenRequired();
     this.admin = await startAdminServer(

@@ -8,7 +8,7 @@ export const LOG_LEVELS: LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 
 export type OutputLevel = LevelWithSilent;
 
 /** How pino writes JSON lines: `"level":"info"` in words (as Caddy's logs and most pipelines have it), ISO 8601 times. */
-function jsonOptions(name: string, level: LevelWithSilent): LoggerOptions {
+export function jsonOptions(name: string, level: LevelWithSilent): LoggerOptions {
   return {
     name,
     level,

@@ -6,7 +6,8 @@ import { dirname, join, normalize } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect } from 'node:tls';
 import { type ArrUnderTest, fetchVia, pidOf, startArrWith } from '../support/arr.js';
-import { freePort } from '../support/ports.js';
+import { type Route, removeTempDirs, runningNlb } from '../support/nlb.js';
+import { freePort, freePorts } from '../support/ports.js';
 import { ARR_CLI, repoRoot, run, runArr, stopAll } from '../support/proc.js';
 
 const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
@@ -131,6 +132,7 @@ describe('the README', () => {
   });
   after(async () => {
     await stopAll();
+    removeTempDirs();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -172,6 +174,57 @@ describe('the README', () => {
     const valid = await runArr(['validate', join(repoRoot, 'apps.json')]);
     assert.equal(valid.code, 0, valid.output);
     assert.match(valid.output, /^3 apps valid, 0 problems$/m);
+  });
+
+  it('"nlb": its nlb.json is the sample, and its curl line reaches app1 through nlb in front of arr', async () => {
+    const lines = section('nlb');
+    const json = lines.slice(lines.indexOf('```json') + 1);
+    const shown = JSON.parse(json.slice(0, json.indexOf('```')).join('\n')) as Route[];
+    const sample = JSON.parse(readFileSync(join(repoRoot, 'nlb.json'), 'utf8')) as Route[];
+    assert.deepEqual(shown, sample);
+    // The sample with free ports for its routes, and arr's ports for its backends' 31415 and 31416.
+    const free = await freePorts(sample.length);
+    const routePort = new Map(sample.map((r, i) => [r.port, free[i]!]));
+    const arrPort = new Map([
+      [31415, arr.port],
+      [31416, arr.sslport],
+    ]);
+    const nlb = await runningNlb(
+      sample.map((r) => ({
+        ...r,
+        port: routePort.get(r.port)!,
+        backends: r.backends.map((b) => ({ ...b, port: arrPort.get(b.port)! })),
+      })),
+    );
+    const curlLines = lines.filter((l) => l.startsWith('curl '));
+    assert.deepEqual(curlLines, ['curl http://app1.localhost:8080/']);
+    const url = new URL(curlLines[0]!.slice(5));
+    const r = await fetchVia(routePort.get(Number(url.port))!, url.hostname, false);
+    assert.equal(r.status, 200, r.text);
+    assert.match(r.text, /^hello from app1 /);
+    const tls = await fetchVia(routePort.get(8443)!, 'app1.localhost', true);
+    assert.equal(tls.status, 200, tls.text);
+    await nlb.stop();
+  });
+
+  it("docs/metrics.md lists every metric of arr's /metrics", async () => {
+    const text = await new Promise<string>((resolve, reject) => {
+      get({ host: '127.0.0.1', port: admin, path: '/metrics' }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          body += d;
+        });
+        res.on('end', () => resolve(body));
+      }).once('error', reject);
+    });
+    const names = [...text.matchAll(/^# HELP (arr_\w+)/gm)].map((m) => m[1]!);
+    assert.ok(names.length > 10, text);
+    const doc = readFileSync(join(repoRoot, 'docs/metrics.md'), 'utf8');
+    assert.deepEqual(
+      names.filter((n) => !doc.includes(`| \`${n}\` |`)),
+      [],
+    );
   });
 
   it('docs/options.md lists every option of `arr --help`, and no other', async () => {

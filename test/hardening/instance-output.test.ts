@@ -46,8 +46,8 @@ describe("an instance's output", () => {
         scriptApp('flooder', 'flooder.localhost', FLOODER),
         helloApp('bystander', [{ host: 'bystander.localhost', ssl: 'allowed' }]),
       ],
-      // Instance stdout is logged at info: not here. arr's logger blocks arr while its stdout
-      // is full (sonic-boom sleeps 100 ms on EAGAIN), which would make 1 GB take minutes.
+      // Instance stdout is logged at info: not here, where 1 GB of it would only be formatted to
+      // be dropped (what arr's stdout cannot take is: output-flood.test.ts).
       {
         extraArgs: ['--log-level', 'warn', '--app-stderr-level', 'warn'],
         ready: (a) =>

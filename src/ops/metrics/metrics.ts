@@ -138,6 +138,7 @@ export class Metrics {
     registers: [this.registry],
   });
   private runningCount: () => number = () => 0;
+  private droppedOutput: () => number = () => 0;
   private lastLoadFailed = false;
 
   constructor() {
@@ -151,6 +152,16 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         this.set(running());
+      },
+    });
+    const dropped = () => this.droppedOutput();
+    new Counter({
+      name: 'arr_instance_output_dropped_lines_total',
+      help: "Lines of instances' output not logged: stdout did not take them as fast as the instances wrote them",
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(dropped());
       },
     });
   }
@@ -222,6 +233,11 @@ export class Metrics {
   /** Where `arr_instances_running` is read from at each scrape. */
   countInstances(count: () => number): void {
     this.runningCount = count;
+  }
+
+  /** Where the count of instance output lines dropped is read (src/util/bounded-log.ts). */
+  countDroppedOutput(count: () => number): void {
+    this.droppedOutput = count;
   }
 
   /** Whether the last read of the registry's apps succeeded (the farm's registry is reachable). */
