@@ -91,7 +91,7 @@ export async function listApps(
   try {
     const report = await registry.load();
     const machines =
-      registry.kind === 'mongo' ? await registry.allMachines() : servedInstances(opts.stateDir, source);
+      registry.kind === 'mongo' ? await registry.allAddresses() : servedInstances(opts.stateDir, source);
     view = {
       registry: { kind: registry.kind, source },
       apps: [...registry.apps()].sort(byName).map((app) => appView(registry, app, machines)),
