@@ -4,7 +4,7 @@
 // temporary file instead, so that it never replaces the real numbers).
 //
 // Environment: BENCH_QUICK=1, BENCH_REPS (3), BENCH_SECONDS (5), BENCH_ONLY=http,tls,h2,ws,nlb,
-// engines,accesslog,activation,registry,farm,policies,profile (a subset; not written to docs/), BENCH_OUT=FILE,
+// engines,accesslog,activation,registry,farm,policies,workers,profile (a subset; not written to docs/), BENCH_OUT=FILE,
 // BENCH_KEEP=1
 // (keep the scratch directory), BENCH_PROFILE=0|1|ID,... (CPU profiles of arr,
 // bench/sections/profile.ts: by default in a full run, not with BENCH_QUICK or a BENCH_ONLY that
@@ -32,6 +32,7 @@ import { profileSection } from './sections/profile.js';
 import { registrySection } from './sections/registry.js';
 import { type Stage, setUpStage, tearDownStage } from './sections/stage.js';
 import { tlsSection } from './sections/tls.js';
+import { workersSection } from './sections/workers.js';
 import { wsSection } from './sections/ws.js';
 
 const env = process.env;
@@ -136,6 +137,7 @@ async function main(): Promise<number> {
   await attempt('registry', () => registrySection(ctx));
   await attempt('farm', () => farmSection(ctx));
   await attempt('policies', () => policiesSection(ctx));
+  await attempt('workers', () => workersSection(ctx));
   if (profiling) await attempt('profile', () => profileSection(ctx, profiled));
   facts.push([
     'load average at end (1, 5, 15 min)',

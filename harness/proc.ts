@@ -11,6 +11,14 @@ export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 export const ARR_CLI = join(repoRoot, 'dist/src/cli/arr.js');
 export const NLB_CLI = join(repoRoot, 'dist/src/cli/nlb.js');
 
+/**
+ * arr runs as one process (`--workers 0`) in tests and benchmarks unless one asks for workers
+ * (`--workers N`, which beats the environment): the suites written before workers test the
+ * single process, test/workers/ the primary and its workers. Set here, for every child started
+ * from this process (the CLI directly, or through systemd-socket-activate, setpriv, ...).
+ */
+process.env.ARR_WORKERS ??= '0';
+
 /** Every process started here that still runs, so that `stopAll` and `killAllNow` end them by pid. */
 const started = new Set<Running>();
 

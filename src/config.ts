@@ -86,6 +86,11 @@ export interface ArrConfig {
   acme?: AcmeConfig;
   /** `--app-stderr-level`: the level of instances' stderr lines in the log (default info). */
   appStderrLevel?: LevelWithSilent;
+  /**
+   * `--workers`: how many worker processes carry the traffic beside the primary, which owns the
+   * registry and the instances (src/workers); 0: one process does both (as before workers).
+   */
+  workers: number;
 }
 
 /** Automatic HTTPS (src/acme). */

@@ -19,13 +19,16 @@ import { readFailure, readRegularFile } from './util/read-limited.js';
 export interface ReloadParts {
   config: ArrConfig;
   log: Logger;
-  listeners: Listeners;
+  /** Where the default certificate is served from (worker processes read it again as they are replaced). */
+  listeners: Pick<Listeners, 'setDefaultCertificate'>;
   certs: CertificateStore;
   mode: ServingMode;
   registry: Registry;
   notifier?: ServiceNotifier;
   /** Told of what the start checks found (the dashboard shows it). */
   onStartProblems?: (problems: Problem[]) => void;
+  /** With workers: replaces them one at a time (the new code serves); says what it did. */
+  replaceWorkers?: () => Promise<string>;
 }
 
 /**
@@ -56,6 +59,7 @@ export function reloader(parts: ReloadParts): () => Promise<void> {
     done.push(
       `${hosts.reloaded} host certificate${hosts.reloaded === 1 ? '' : 's'} read again${hosts.failed > 0 ? `, ${hosts.failed} kept (see the errors above)` : ''}`,
     );
+    if (parts.replaceWorkers) done.push(await parts.replaceWorkers());
     log.info(`reload: ${done.join('; ')}`);
     warnOfSampleCertificate(parts);
     checkApps(parts);

@@ -5,17 +5,14 @@ import type { ServingMode } from './farm/mode.js';
 import type { Operations } from './ops/ops.js';
 import type { ServiceNotifier } from './ops/systemd.js';
 import type { Registry } from './registry/registry.js';
-import type { Listeners } from './router/accepting/listeners.js';
-import type { OpenWebSockets } from './router/accepting/open-websockets.js';
 import type { SessionTickets } from './router/accepting/session-tickets.js';
-import type { Router } from './router/deciding/router.js';
 import type { Logger } from './util/log.js';
 
 /** How long in-flight requests get to finish on SIGINT/SIGTERM. */
-const SHUTDOWN_GRACE_MS = 10_000;
+export const SHUTDOWN_GRACE_MS = 10_000;
 
 /** How long a WebSocket ended on SIGINT/SIGTERM has to close before its connection is cut. */
-const WEBSOCKET_LINGER_MS = 1_000;
+export const WEBSOCKET_LINGER_MS = 1_000;
 
 /** The parts of a running arr a stop goes through (composed by src/server.ts). */
 export interface StopParts {
@@ -27,12 +24,23 @@ export interface StopParts {
   tickets: SessionTickets | undefined;
   /** Stops the idle timeout's and the health and recycle checks' timers. */
   stopWatches: () => void;
-  listeners: Listeners;
-  webSockets: OpenWebSockets;
+  /** The traffic: this process's listeners and router, or the worker processes'. */
+  traffic: TrafficStop;
   activator: Activator;
   state: StateFile;
-  router: Router;
   registry: Registry;
+}
+
+/** The steps of a stop on the traffic's side. */
+export interface TrafficStop {
+  /** No new connections; resolves once the listeners are closed. */
+  stopAccepting(): Promise<void>;
+  /** Resolves once no request is in flight (WebSockets aside), or at `deadline`. */
+  settled(deadline: number): Promise<void>;
+  /** Ends the WebSockets still open; connections left after `lingerMs` are cut. */
+  end(lingerMs: number): Promise<void>;
+  /** Lets go of the connections to instances. */
+  close(): void;
 }
 
 /**
@@ -51,17 +59,16 @@ export function stopInOrder(p: StopParts): { run(): Promise<void>; begun(): bool
     p.acme?.stop();
     p.tickets?.stop();
     p.stopWatches();
-    const closed = p.listeners.stopAccepting();
+    const closed = p.traffic.stopAccepting();
     // Requests in flight are answered first; WebSockets keep working meanwhile.
-    await p.webSockets.httpSettled(Date.now() + SHUTDOWN_GRACE_MS);
+    await p.traffic.settled(Date.now() + SHUTDOWN_GRACE_MS);
     // Then the instances stop: an app that closes its WebSockets on SIGTERM (the samples send
     // 1001) says goodbye through arr. WebSockets still open after that are ended.
     await p.activator.stopAll();
     p.state.close();
-    p.webSockets.endAll();
-    await p.listeners.drain(WEBSOCKET_LINGER_MS);
+    await p.traffic.end(WEBSOCKET_LINGER_MS);
     await closed;
-    p.router.close();
+    p.traffic.close();
     await p.mode.afterStopping();
     await p.registry.close().catch(() => {});
     await p.acme?.close();

@@ -6,6 +6,7 @@
 //   node dist/bench/clients/rate.js --port 8000 --host hello.localhost --connections 50 --rate 2000 --seconds 5
 
 import { connect, type Socket } from 'node:net';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { percentile } from '../lib/stats.js';
 import { needNumber, parseArgs } from './args.js';
 
@@ -79,7 +80,26 @@ function runConnection(index: number, t0: number, end: number): Promise<void> {
   });
 }
 
+// The generator's own stalls, reported beside the latencies: a late timer or a GC pause here
+// shows as latency of whatever is measured.
+const loop = monitorEventLoopDelay({ resolution: 5 });
+let gcMs = 0;
+let gcMaxMs = 0;
+const gc = new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    gcMs += e.duration;
+    gcMaxMs = Math.max(gcMaxMs, e.duration);
+  }
+});
+
 const t0 = performance.now() + 200; // every connection is open before the first request is due
+setTimeout(
+  () => {
+    loop.enable();
+    gc.observe({ entryTypes: ['gc'] });
+  },
+  200 + warmup * 1000,
+);
 const end = t0 + (warmup + seconds) * 1000;
 await Promise.all(Array.from({ length: connections }, (_, i) => runConnection(i, t0, end)));
 latencies.sort((a, b) => a - b);
@@ -94,5 +114,11 @@ console.log(
     p90ms: percentile(latencies, 90),
     p99ms: percentile(latencies, 99),
     maxms: latencies.at(-1) ?? Number.NaN,
+    generator: {
+      loopDelayP99ms: loop.percentile(99) / 1e6,
+      loopDelayMaxms: loop.max / 1e6,
+      gcMs,
+      gcMaxMs,
+    },
   }),
 );

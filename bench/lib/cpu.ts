@@ -44,3 +44,44 @@ export function rssOf(pid: number): number {
   if (!m) throw new Error(`no VmRSS for pid ${pid}`);
   return Number(m[1]) * 1024;
 }
+
+/** The command line of a process as `ps -o args` shows it (its title, once it set one). */
+export function cmdlineOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * A server and its worker processes, by label: `main` and `w1`, `w2`... (children whose
+ * command line matches `workers`: "nginx: worker process", "arr worker N", "nlb worker N"; an
+ * app instance under arr does not match).
+ */
+export function familyOf(pid: number, workers: RegExp): Record<string, number> {
+  const out: Record<string, number> = { main: pid };
+  childrenOf(pid)
+    .filter((c) => workers.test(cmdlineOf(c)))
+    .sort((a, b) => a - b)
+    .forEach((c, i) => {
+      out[`w${i + 1}`] = c;
+    });
+  return out;
+}
+
+/** The sum of a run's CPU per request over every watched process (a whole family's). */
+export function totalCpuOf(r: WrkResult): number {
+  const all = (r as Partial<CpuResult>).cpuUs;
+  return all ? Object.values(all).reduce((a, b) => a + b, 0) : Number.NaN;
+}
+
+/** The busier worker's share of the workers' CPU in a run (0.5: even between two); NaN with one. */
+export function busierShareOf(r: WrkResult): number {
+  const all = (r as Partial<CpuResult>).cpuUs ?? {};
+  const w = Object.entries(all)
+    .filter(([k]) => /^w\d+$/.test(k))
+    .map(([, v]) => v);
+  if (w.length < 2) return Number.NaN;
+  return Math.max(...w) / w.reduce((a, b) => a + b, 0);
+}

@@ -13,6 +13,11 @@ export const CONNECTIONS = 50;
 /** The request rate of the open-loop latency point: far below every contender's capacity. */
 export const FIXED_RATE = 2000;
 
+/** bench/clients/rate.ts's arguments for the open-loop point against `port`. */
+export function openLoopFlags(port: number, seconds: number): string[] {
+  return flags({ port, host: HOST, connections: CONNECTIONS, rate: FIXED_RATE, seconds, warmup: 1 });
+}
+
 /** The floor of a Node.js reverse proxy (bench/floors/proxy.ts), as a contender's name. */
 export const NODE_PROXY = 'node proxy';
 
@@ -101,14 +106,7 @@ async function measure(ctx: Ctx, st: Stage, floor: Floor): Promise<void> {
   const nc = await wrkPoint(ctx, s, target, true);
   ctx.log(`http: open loop at ${FIXED_RATE} req/s`);
   const rate = await alternateClient<RateResult>(ctx, ['direct', 'arr', 'nginx'], s, (n) =>
-    flags({
-      port: ports[n]!,
-      host: HOST,
-      connections: CONNECTIONS,
-      rate: FIXED_RATE,
-      seconds: ctx.seconds,
-      warmup: 1,
-    }),
+    openLoopFlags(ports[n]!, ctx.seconds),
   );
 
   const rps = (r: WrkResult) => r.rps;

@@ -4,6 +4,7 @@ import { certificateId, lifetimeRenewal, type Renewal, renewalInWindow, retryAft
 import type { ChallengeSolver, ChallengeType } from './challenges.js';
 import type { KeySeal } from './key-seal.js';
 import type { AcmeStore } from './store.js';
+import { CaUnreachable, reportUnreachableCa } from './unreachable.js';
 
 /**
  * The protocol is acme-client's (npm `acme-client`: ACME v2 / RFC 8555, maintained, typed, used
@@ -48,6 +49,7 @@ export class CertificateAuthority {
       settings.retryMaxAttempts = 1;
       settings.retryDefaultDelay = 1;
     }
+    reportUnreachableCa();
   }
 
   /** Whether the CA's directory offers ARI (RFC 9773). */
@@ -85,8 +87,21 @@ export class CertificateAuthority {
     }
   }
 
-  /** One order, placed and seen through: the certificate chain (PEM) and its new key (PEM). */
+  /**
+   * One order, placed and seen through: the certificate chain (PEM) and its new key (PEM). A CA
+   * that does not answer is named by its directory URL, with the network error.
+   */
   async order(request: OrderRequest): Promise<{ cert: string; key: string }> {
+    try {
+      return await this.placeOrder(request);
+    } catch (err) {
+      if (err instanceof CaUnreachable)
+        throw new Error(`the CA at ${this.directoryUrl} cannot be reached (${err.detail})`);
+      throw err;
+    }
+  }
+
+  private async placeOrder(request: OrderRequest): Promise<{ cert: string; key: string }> {
     const client = await this.account();
     const key = await acme.crypto.createPrivateEcdsaKey();
     const [, csr] = await acme.crypto.createCsr({ commonName: request.name, altNames: [request.name] }, key);

@@ -43,11 +43,17 @@ export interface AcmeOptions {
   /** How long a lease holds when its node dies mid-order (default 10 min). */
   leaseMs?: number;
   observer?: AcmeObserver;
+  /** Told of each certificate served from now on (a new one or a renewal): worker processes get it. */
+  onServed?: (host: string, pem: CertificatePem) => void;
 }
 
 /** A certificate being served: its context and what renewal and the metrics need. */
 interface Served {
   ctx: SecureContext;
+  /** Its certificate and key (for worker processes, which build contexts of their own). */
+  pem: CertificatePem;
+  /** Its SHA-256 fingerprint, for HTTP/2 coalescing (which connection's certificate it is). */
+  fingerprint: string;
   notBefore: number;
   notAfter: number;
   updatedAt: number;
@@ -57,6 +63,12 @@ interface Served {
   renewalSource: RenewalSource;
   /** ARI: when the CA's window is asked for again. */
   checkAt: number | undefined;
+}
+
+/** A certificate and its private key, PEM. */
+export interface CertificatePem {
+  cert: string;
+  key: string;
 }
 
 /** Why a host has no certificate (yet): the last failure, and when to try again. */
@@ -174,6 +186,22 @@ export class AcmeManager {
     return Promise.race([done, bound]).then(() => this.served.get(host)?.ctx);
   }
 
+  /** The certificate served for `host` now, as PEM (a worker process asks for it). */
+  certificateOf(host: string): CertificatePem | undefined {
+    return this.served.get(host)?.pem;
+  }
+
+  /** Why the last order for `host` failed, and when it is tried again, while it is in back-off. */
+  orderFailure(host: string): string | undefined {
+    const f = this.failing.get(host);
+    return f && `${f.lastError}; next try at ${new Date(f.retryAt).toISOString()}`;
+  }
+
+  /** The fingerprint of the certificate served for `host` (a rule's host), if one is. */
+  fingerprintFor(host: string): string | undefined {
+    return this.served.get(host)?.fingerprint;
+  }
+
   /** The key authorization for an HTTP-01 token of `host`, if an order of the farm waits for it. */
   async httpChallenge(host: string, token: string): Promise<string | undefined> {
     if (!this.options.challenges.includes('http-01')) return undefined;
@@ -183,10 +211,15 @@ export class AcmeManager {
 
   /** The TLS-ALPN-01 challenge certificate for `host`, if an order of the farm waits for it. */
   async alpnChallenge(host: string): Promise<SecureContext | undefined> {
+    const pem = await this.alpnChallengePem(host);
+    return pem && createSecureContext(pem);
+  }
+
+  /** The same, as PEM (for worker processes). */
+  async alpnChallengePem(host: string): Promise<CertificatePem | undefined> {
     if (!this.options.challenges.includes('tls-alpn-01') || !this.registry.route(host)) return undefined;
     const r = await this.store.challenge('tls-alpn-01', host);
-    if (!r?.key) return undefined;
-    return createSecureContext({ cert: r.value, key: r.key });
+    return r?.key ? { cert: r.value, key: r.key } : undefined;
   }
 
   /** Whether `host` is (still) one arr should hold a certificate for. */
@@ -403,12 +436,15 @@ export class AcmeManager {
     }
     if (this.unusable.get(host) === r.updatedAt) return;
     try {
-      const { ctx, x509 } = usableCertificate(host, r.cert, this.options.seal.open(r.key));
+      const pem = { cert: r.cert, key: this.options.seal.open(r.key) };
+      const { ctx, x509 } = usableCertificate(host, pem.cert, pem.key);
       const notBefore = Date.parse(x509.validFrom);
       const notAfter = Date.parse(x509.validTo);
       const lifetime = lifetimeRenewal(notBefore, notAfter);
       const served: Served = {
         ctx,
+        pem,
+        fingerprint: x509.fingerprint256,
         notBefore,
         notAfter,
         updatedAt: r.updatedAt,
@@ -418,6 +454,7 @@ export class AcmeManager {
         checkAt: undefined,
       };
       this.served.set(host, served);
+      this.options.onServed?.(host, pem);
       this.unusable.delete(host);
       this.reorder.delete(host);
       if (!r.lastError) this.failing.delete(host);

@@ -67,6 +67,13 @@ export interface ActivatorOptions {
    * `graceful` when it was replaced and drains: the idle ones go now, the others when done.
    */
   onInstanceGone?: (target: Target, graceful?: boolean) => void;
+  /** Told when an instance stops taking new exchanges, before it is stopped (worker processes drop it). */
+  onUnserved?: (target: Target) => void;
+  /**
+   * Asked before an instance that looks idle is stopped, when others count part of its
+   * exchanges (worker processes): whether it is idle there too. Without it: it is.
+   */
+  confirmIdle?: (target: Target) => Promise<boolean>;
   /** What instances go through before their program runs (cgroup, user, capabilities); none: a plain spawn. */
   confinement?: Confinement;
   /** Told of each line of an instance's output (the dashboard's output ring; --admin only). */
@@ -87,7 +94,9 @@ export interface ActivatorOptions {
  * failing is started again only after a delay that doubles with each failure.
  */
 export class Activator implements InstanceSource {
-  private readonly table = new AppTable();
+  private readonly table: AppTable;
+  /** Instances whose idleness is being confirmed (confirmIdle). */
+  private readonly confirming = new Set<Instance>();
   private readonly clock: Clock;
   private readonly launcher: Launcher;
   private readonly slots: Slots;
@@ -104,6 +113,8 @@ export class Activator implements InstanceSource {
     private readonly options: ActivatorOptions,
   ) {
     this.clock = options.clock ?? systemClock;
+    const unserved = options.onUnserved;
+    this.table = new AppTable(unserved && ((instance) => unserved(instance.target)));
     this.stableAfterMs = options.stableAfterMs ?? 2_000;
     this.backoff = { baseMs: options.backoffBaseMs ?? 500, maxMs: options.backoffMaxMs ?? 30_000 };
     const currentApp = (id: string) => registry.app(id);
@@ -227,15 +238,37 @@ export class Activator implements InstanceSource {
       const instance = record.serving;
       const a = instance?.target.activity;
       if (!instance || !a || a.active > 0 || now - a.lastActive < idleMs) continue;
-      const { app, proc } = instance;
-      this.log.info(
-        { event: 'instance-stopping', app: app.name, id: record.id, pid: proc.pid },
-        `stopping ${app.name}[${proc.pid}]: idle for ${Math.round((now - a.lastActive) / 1000)} s`,
-      );
-      this.table.unserve(record, instance);
-      this.slots.release(instance);
-      void this.launcher.stop(instance, 'idle');
+      if (this.options.confirmIdle) this.confirmThenStop(record, instance, idleMs);
+      else this.stopIdleInstance(record, instance, now);
     }
+  }
+
+  /** Asks whether the instance is idle everywhere (confirmIdle); stops it when it still is. */
+  private confirmThenStop(record: AppRecord, instance: Instance, idleMs: number): void {
+    if (this.confirming.has(instance)) return;
+    this.confirming.add(instance);
+    void this.options.confirmIdle!(instance.target)
+      .then((idle) => {
+        const a = instance.target.activity!;
+        const now = this.clock.now();
+        if (idle && !this.table.stopping && a.active === 0 && now - a.lastActive >= idleMs)
+          this.stopIdleInstance(record, instance, now);
+      })
+      .catch(() => {}) // not confirmed: kept
+      .finally(() => this.confirming.delete(instance));
+  }
+
+  private stopIdleInstance(record: AppRecord, instance: Instance, now: number): void {
+    if (record.serving !== instance) return;
+    const a = instance.target.activity!;
+    const { app, proc } = instance;
+    this.log.info(
+      { event: 'instance-stopping', app: app.name, id: record.id, pid: proc.pid },
+      `stopping ${app.name}[${proc.pid}]: idle for ${Math.round((now - a.lastActive) / 1000)} s`,
+    );
+    this.table.unserve(record, instance);
+    this.slots.release(instance);
+    void this.launcher.stop(instance, 'idle');
   }
 
   /**

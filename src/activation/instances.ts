@@ -69,6 +69,9 @@ export class AppTable {
   /** arr is stopping: nothing is started or replaced any more. */
   stopping = false;
 
+  /** Told when an instance stops taking new exchanges (worker processes keep targets of their own). */
+  constructor(private readonly unserved?: (instance: Instance) => void) {}
+
   /** The app's record, made when there is none. */
   of(appId: string): AppRecord {
     let record = this.records.get(appId);
@@ -108,7 +111,9 @@ export class AppTable {
 
   /** From now on, new exchanges for the app go to `instance`. */
   serve(record: AppRecord, instance: Instance): void {
+    const before = record.serving;
     record.serving = instance;
+    if (before && before !== instance) this.unserved?.(before);
     this.setState(instance, 'ready');
   }
 
@@ -116,6 +121,7 @@ export class AppTable {
   unserve(record: AppRecord, instance: Instance): boolean {
     if (record.serving !== instance) return false;
     record.serving = undefined;
+    this.unserved?.(instance);
     this.tidy(record);
     return true;
   }

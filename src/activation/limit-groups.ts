@@ -153,6 +153,11 @@ export class LimitGroups {
     return out;
   }
 
+  /** arr's folders of v1 groups, one per hierarchy used. */
+  v1Folders(): string[] {
+    return [...this.placement.values()].flatMap((p) => (p.version === 1 ? [p.base] : []));
+  }
+
   /** Removes arr's v1 folders (at exit, once every instance is gone). */
   async close(): Promise<void> {
     for (const p of this.placement.values()) if (p.version === 1) await removeWhenEmpty(p.base);

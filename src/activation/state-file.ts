@@ -16,8 +16,8 @@ import type { SpawnedProcess } from './spawn.js';
  * - a watchdog, a small `sh` started at arr's start in a process group of its own, is told of
  *   each instance that starts and ends through a pipe from arr; when arr dies, however
  *   (SIGKILL, the OOM killer, a crash), the pipe ends and the watchdog stops every process group
- *   it was told of (SIGTERM, SIGKILL 2 s later). It reads no file: nothing another user wrote
- *   can name a group for it to stop;
+ *   it was told of (SIGTERM, SIGKILL 2 s later), then kills what is left in arr's cgroups and
+ *   removes them. It reads no file: nothing another user wrote can name a group for it to stop;
  * - an arr that starts stops whatever instance of a previous run the file still lists (one
  *   whose watchdog was killed too) before it serves, once it has verified each (leftovers.ts).
  *
@@ -80,18 +80,27 @@ export interface ArrStatus {
 
 /**
  * Keeps the list arr sends on stdin ("+ PID START" when an instance starts, "- PID" when it is
- * gone) until EOF (arr's end, however it came), then stops the process groups left on it, each
- * only while its leader is the process listed or gone; and removes the state files ($1) if they
- * still belong to this watchdog's arr ($PPID). Ignores the signals a terminal or a service
- * manager sends to arr's group.
+ * gone; "c DIR" names arr's folder of cgroup v2 groups, "r DIR" a folder of its v1 groups) until
+ * EOF (arr's end, however it came), then stops the process groups left on it, each only while
+ * its leader is the process listed or gone, kills what is still in arr's cgroups (a daemon that
+ * left its process group lives on there) and removes them, and removes the state files ($1) if
+ * they still belong to this watchdog's arr ($PPID). Ignores the signals a terminal or a service
+ * manager sends to arr's group. The watchdog runs in arr's own group, above the folders.
  */
 const WATCHDOG = `
 trap '' HUP INT TERM QUIT
+set -f
+nl='
+'
 list=
-while read -r op pid start; do
+kill_dirs=
+dirs=
+while read -r op rest; do
   case $op in
-    +) list="$list $pid:$start" ;;
-    -) kept=; for e in $list; do [ "\${e%%:*}" = "$pid" ] || kept="$kept $e"; done; list=$kept ;;
+    +) list="$list \${rest%% *}:\${rest#* }" ;;
+    -) kept=; for e in $list; do [ "\${e%%:*}" = "$rest" ] || kept="$kept $e"; done; list=$kept ;;
+    c) kill_dirs="$kill_dirs$rest$nl"; dirs="$dirs$rest$nl" ;;
+    r) dirs="$dirs$rest$nl" ;;
   esac
 done
 stop() {
@@ -107,6 +116,17 @@ if [ -n "$list" ]; then
   sleep 2
   stop KILL
 fi
+IFS=$nl
+for d in $kill_dirs; do echo 1 > "$d/cgroup.kill"; done 2>/dev/null
+for d in $dirs; do
+  i=0
+  while [ -d "$d" ] && [ $i -lt 50 ]; do
+    find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+    [ -d "$d" ] && sleep 0.1
+    i=$((i+1))
+  done
+done
+unset IFS
 f=$1
 set -- $(head -n 1 "$f" 2>/dev/null)
 [ "$1" = arr ] && [ "$2" = "$PPID" ] && rm -f "$f" "\${f%.pids}.json"
@@ -236,6 +256,15 @@ export class StateFile {
     if (!this.entries.delete(proc)) return;
     this.tell(`- ${proc.pid}`);
     this.write();
+  }
+
+  /**
+   * arr's folders of cgroups, for the watchdog to empty and remove when arr dies: `v2` (killed
+   * with cgroup.kill, its subtree and all) and its `v1` folders (removed once empty).
+   */
+  watchGroups(v2: string, v1: string[]): void {
+    this.tell(`c ${v2}`);
+    for (const dir of v1) this.tell(`r ${dir}`);
   }
 
   /** A line to the watchdog (written at once: libuv writes to an idle pipe without waiting). */

@@ -113,6 +113,12 @@ export const ARR_OPTIONS = {
     describe:
       'seconds an instance replaced by a deploy keeps its WebSockets (and requests in flight) before it is stopped',
   },
+  workers: {
+    type: 'string',
+    default: 'auto',
+    describe:
+      'worker processes that carry the traffic beside a primary that owns the instances: a number, auto (one per core), or 0 (one process does both)',
+  },
   'state-dir': {
     type: 'string',
     defaultDescription: '$XDG_STATE_HOME/arr or ~/.local/state/arr',

@@ -1,14 +1,17 @@
 #!/usr/bin/env node
+import cluster from 'node:cluster';
 import yargs, { type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UsageError } from '../config.js';
-import { DEFAULT_HEALTH } from '../nlb/backend-health.js';
+import { DEFAULT_HEALTH, type HealthOptions } from '../nlb/backend-health.js';
 import { Balancer, ListenError } from '../nlb/balancer.js';
 import { ConfigError, loadConfig, type RouteConfig } from '../nlb/config.js';
-import { createLogger, LOG_LEVELS } from '../util/log.js';
+import { NlbPrimary, WorkerStartError } from '../nlb/primary.js';
+import { serveAsWorker } from '../nlb/worker.js';
+import { createLogger, LOG_LEVELS, type Logger } from '../util/log.js';
 import { packageVersion } from '../util/paths.js';
 import { unknownFlags } from './flags.js';
-import { checkAddress } from './options.js';
+import { checkAddress, parseWorkers } from './options.js';
 
 function fail(message: string, code = 2): never {
   process.stderr.write(
@@ -57,6 +60,14 @@ const OPTIONS = {
     default: 10,
     describe: 'on SIGTERM/SIGINT, seconds open connections have to finish before they are closed',
   },
+  workers: {
+    alias: 'w',
+    type: 'string',
+    default: '0',
+    describe:
+      "worker processes that carry the connections beside a primary that keeps the backends' health and " +
+      'replaces a worker that dies: a number, auto (one per core), or 0 (one process does everything)',
+  },
   verbose: {
     alias: 'v',
     type: 'boolean',
@@ -103,7 +114,9 @@ async function main(): Promise<void> {
   let idleTimeoutMs: number;
   let graceMs: number;
   let bind: string | undefined;
+  let workers: number;
   try {
+    workers = parseWorkers(argv.workers);
     connectTimeoutMs = seconds(argv['connect-timeout'], '--connect-timeout', false);
     idleTimeoutMs = seconds(argv['idle-timeout'], '--idle-timeout', true);
     graceMs = seconds(argv.grace, '--grace', true);
@@ -116,30 +129,75 @@ async function main(): Promise<void> {
 
   const level = argv.verbose ? 'debug' : (argv['log-level'] as (typeof LOG_LEVELS)[number]);
   const log = createLogger('nlb', level);
-  const balancer = new Balancer(routes, { ...DEFAULT_HEALTH, connectTimeoutMs, idleTimeoutMs, bind }, log);
+  const options = { ...DEFAULT_HEALTH, connectTimeoutMs, idleTimeoutMs, bind };
+  if (cluster.isWorker) return serveAsWorker(routes, options, log, graceMs, argv.config);
+  if (workers > 0) return servePrimary(workers, routes, options, log);
+  const balancer = new Balancer(routes, options, log);
   // Before listening: a signal that comes as soon as the ports are open must stop nlb cleanly.
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      log.info({ signal }, `${signal} again: closing open connections now`);
-      balancer.hurry();
-      return;
-    }
-    stopping = true;
-    log.info({ signal }, `${signal}: stopping`);
-    void balancer.shutdown(graceMs).then(() => {
-      log.info('stopped');
-      process.exit(0);
-    });
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  stopOnSignals(
+    log,
+    'stopping',
+    () => balancer.shutdown(graceMs),
+    () => balancer.hurry(),
+  );
   try {
     await balancer.listen();
   } catch (err) {
     if (err instanceof ListenError) fail(`${argv.config}: ${err.message}`, 1);
     throw err;
   }
+}
+
+/**
+ * SIGTERM or SIGINT: `stop` (a graceful stop), then exit 0; a second signal: `hurry` (open
+ * connections are closed now).
+ */
+function stopOnSignals(
+  log: Logger,
+  what: string | (() => string),
+  stop: () => Promise<unknown>,
+  hurry: () => void,
+): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.info({ signal }, `${signal} again: closing open connections now`);
+      hurry();
+      return;
+    }
+    stopping = true;
+    log.info({ signal }, `${signal}: ${typeof what === 'string' ? what : what()}`);
+    void stop().then(() => {
+      log.info('stopped');
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+/** `--workers N` with N >= 1: the primary forks the workers, keeps health, replaces the dead. */
+async function servePrimary(
+  workers: number,
+  routes: RouteConfig[],
+  health: HealthOptions,
+  log: Logger,
+): Promise<void> {
+  const primary = new NlbPrimary(workers, routes, health, log);
+  stopOnSignals(
+    log,
+    () => `stopping ${primary.serving} worker(s)`,
+    () => primary.stop(),
+    () => primary.hurry(),
+  );
+  try {
+    await primary.start();
+  } catch (err) {
+    // The workers exit when the primary does (their pipe to it closes).
+    if (err instanceof WorkerStartError) fail(err.message, 1);
+    throw err;
+  }
+  log.info({ workers }, `${workers} worker${workers === 1 ? '' : 's'} serving`);
 }
 
 main().catch((err: unknown) => {

@@ -1,6 +1,6 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { networkInterfaces } from 'node:os';
+import { availableParallelism, networkInterfaces } from 'node:os';
 import { resolve } from 'node:path';
 import { parseDnsProvider } from '../acme/dns/provider.js';
 import { parseTsigKey } from '../acme/dns/tsig.js';
@@ -23,6 +23,18 @@ export function checkWhole(value: unknown, option: string): number {
   const n = typeof value === 'number' ? value : Number(value);
   if (!Number.isInteger(n) || n < 1)
     throw new UsageError(`${option} must be a whole number of at least 1 (got "${String(value)}")`);
+  return n;
+}
+
+/** `--workers`: a whole number from 0 (one process) to 256, or `auto`: one per core. */
+export function parseWorkers(value: unknown): number {
+  const text = String(value).trim();
+  if (text === 'auto') return availableParallelism();
+  const n = Number(text);
+  if (text === '' || !Number.isInteger(n) || n < 0 || n > 256)
+    throw new UsageError(
+      `--workers must be auto or a whole number from 0 (one process) to 256 (got "${String(value)}")`,
+    );
   return n;
 }
 

@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import type { LevelWithSilent } from 'pino';
 import type { CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -39,6 +40,10 @@ function unknownCommand(words: string[]): string {
  * (NOTIFY_SOCKET). A start that fails exits 1 with one line saying why; a usage error 2.
  */
 async function serve(config: ArrConfig, level: LevelWithSilent): Promise<void> {
+  if (cluster.isWorker) {
+    await serveAsWorker(config, level);
+    return;
+  }
   let sockets: ArrConfig['sockets'];
   try {
     sockets = takePassedSockets();
@@ -50,7 +55,10 @@ async function serve(config: ArrConfig, level: LevelWithSilent): Promise<void> {
   const notifier = ServiceNotifier.fromEnv(log);
   let arr: RunningArr;
   try {
-    arr = await startArr({ ...config, sockets }, log, notifier);
+    arr =
+      config.workers > 0
+        ? await (await import('../primary.js')).startPrimary({ ...config, sockets }, log, notifier)
+        : await startArr({ ...config, sockets }, log, notifier);
   } catch (err) {
     if (err instanceof UsageError) fail(err.message);
     const message = err instanceof StartError || err instanceof ListenError ? err.message : String(err);
@@ -81,5 +89,17 @@ function handleSignals(arr: RunningArr, log: Logger): void {
         },
       );
     });
+  }
+}
+
+/** A worker process of `--workers N`: its signals are the primary's; it exits when told, or when the primary is gone. */
+async function serveAsWorker(config: ArrConfig, level: LevelWithSilent): Promise<void> {
+  const log = createLogger('arr', level);
+  try {
+    await (await import('../worker.js')).startWorker(config, log);
+  } catch (err) {
+    const message = err instanceof ListenError ? err.message : String(err);
+    log.fatal({ err: message }, `arr worker could not start: ${message}`);
+    process.exit(1);
   }
 }

@@ -12,6 +12,7 @@ import {
   checkWhole,
   defaultAdvertise,
   parseAdminAddress,
+  parseWorkers,
   readKeyPair,
 } from './options.js';
 
@@ -54,6 +55,7 @@ export function arrConfig(argv: ArrArgs, mongo: string | undefined, stateDir: st
     http2: argv.http2,
     h2c: argv.h2c,
     appStderrLevel: argv['app-stderr-level'],
+    workers: parseWorkers(argv.workers),
   };
   checkAdminAccess(config.admin, config.adminToken);
   const adminPort = config.admin?.port;

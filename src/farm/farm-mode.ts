@@ -19,7 +19,7 @@ export interface FarmModeOptions {
   /** The MongoDB URL, for log lines (credentials are not shown). */
   url: string;
   activator: Activator;
-  instances: InstanceChooser;
+  instances: Pick<InstanceChooser, 'updateRemote'>;
   certs: CertificateStore;
   log: Logger;
   /** This node's address in the registry. */

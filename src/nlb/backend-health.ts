@@ -14,13 +14,37 @@ export interface HealthOptions {
 export const DEFAULT_HEALTH: HealthOptions = { connectTimeoutMs: 2000, probeMinMs: 1000, probeMaxMs: 30_000 };
 
 /**
+ * What the balancer needs of a backend: where to connect, whether it is down, and a way to say
+ * how a connect went. `Backend` keeps the health itself; with --workers, a worker's
+ * `SharedBackend` (shared-health.ts) leaves it to the primary's.
+ */
+export interface BackendState {
+  readonly label: string;
+  readonly connectOptions: TcpNetConnectOpts;
+  readonly down: boolean;
+  failed(reason: string): void;
+  succeeded(): void;
+  stop(): void;
+}
+
+/** `host:port`, with IPv6 addresses in brackets. */
+export function backendLabel(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** What a client's connection to a backend is opened with (one object per backend, reused). */
+export function connectOptionsOf(cfg: BackendConfig): TcpNetConnectOpts {
+  return { host: cfg.host, port: cfg.port, allowHalfOpen: true, noDelay: true };
+}
+
+/**
  * One backend and what nlb knows of its health. A backend is up until a connect to it fails
  * (refused, unreachable, or not done within the connect timeout). It is then down: clients
  * skip it, and a TCP connect probe runs in the background after 1 s, then 2, 4, ... up to 30 s
  * between probes. The first connect that succeeds (a probe's, or a client's when every backend
  * of the route was down) brings it back.
  */
-export class Backend {
+export class Backend implements BackendState {
   readonly label: string;
   /** What a client's connection to this backend is opened with (one object, reused). */
   readonly connectOptions: TcpNetConnectOpts;
@@ -38,13 +62,21 @@ export class Backend {
     private readonly health: HealthOptions,
     private readonly log: Logger,
     readonly route: number,
+    /** Told of every change, after it is logged (the primary of --workers passes it on). */
+    private readonly onChange?: (down: boolean) => void,
   ) {
-    this.label = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-    this.connectOptions = { host, port, allowHalfOpen: true, noDelay: true };
+    this.label = backendLabel(host, port);
+    this.connectOptions = connectOptionsOf({ host, port });
   }
 
-  static from(cfg: BackendConfig, health: HealthOptions, log: Logger, route: number): Backend {
-    return new Backend(cfg.host, cfg.port, health, log, route);
+  static from(
+    cfg: BackendConfig,
+    health: HealthOptions,
+    log: Logger,
+    route: number,
+    onChange?: (down: boolean) => void,
+  ): Backend {
+    return new Backend(cfg.host, cfg.port, health, log, route, onChange);
   }
 
   /** A connect to this backend failed: take it out of rotation (once) and start probing. */
@@ -58,6 +90,7 @@ export class Backend {
       `backend ${this.label} down (${reason}); probing in ${this.probeDelayMs} ms`,
     );
     this.schedule();
+    this.onChange?.(true);
   }
 
   /** A connect to this backend succeeded: put it back in rotation if it was down. */
@@ -66,6 +99,7 @@ export class Backend {
     this.down = false;
     this.clearProbe();
     this.log.info({ route: this.route, backend: this.label }, `backend ${this.label} back`);
+    this.onChange?.(false);
   }
 
   /** Stops probing (at shutdown). */

@@ -1,7 +1,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../util/log.js';
-import { Backend, type HealthOptions } from './backend-health.js';
-import type { RouteConfig } from './config.js';
+import { Backend, type BackendState, type HealthOptions } from './backend-health.js';
+import type { BackendConfig, RouteConfig } from './config.js';
 import { proxyHeaderFor } from './proxy-protocol.js';
 
 export interface BalancerOptions extends HealthOptions {
@@ -9,6 +9,18 @@ export interface BalancerOptions extends HealthOptions {
   bind?: string;
   /** Close a connection after this long without a byte in either direction; 0: never. */
   idleTimeoutMs: number;
+  /**
+   * Where each backend's health is kept (route counted from 1, backend from 0); default: in
+   * this process (`Backend`). A worker of --workers passes the primary's (`SharedBackend`).
+   */
+  backendFor?: (cfg: BackendConfig, route: number, index: number) => BackendState;
+  /**
+   * Where each route's turn starts: worker k of N starts at backend k - 1, so that the first
+   * connections of the workers do not all go to the first backend. Default 0.
+   */
+  firstTurn?: number;
+  /** Log the "listening on" lines (default true; with --workers, only worker 1 does). */
+  announce?: boolean;
 }
 
 /** A route that could not listen; the message names the route, the address and why. */
@@ -31,7 +43,7 @@ function clientLabel(client: Socket): string {
 }
 
 class Route {
-  readonly backends: Backend[];
+  readonly backends: BackendState[];
   /** Index of the backend the next connection goes to (round robin). */
   cursor = 0;
   server: Server | undefined;
@@ -41,10 +53,14 @@ class Route {
     readonly config: RouteConfig,
     readonly index: number,
     readonly host: string | undefined,
-    health: HealthOptions,
+    options: BalancerOptions,
     log: Logger,
   ) {
-    this.backends = config.backends.map((b) => Backend.from(b, health, log, index));
+    const { backendFor } = options;
+    this.backends = config.backends.map((b, i) =>
+      backendFor ? backendFor(b, index, i) : Backend.from(b, options, log, index),
+    );
+    this.cursor = (options.firstTurn ?? 0) % this.backends.length;
     this.where = `route ${index} (port ${config.port})`;
   }
 
@@ -344,6 +360,7 @@ export class Balancer {
       await Promise.all(this.routes.map((r) => closeServer(r.server)));
       throw err;
     }
+    if (this.options.announce === false) return;
     for (const r of this.routes) {
       const addr = r.server?.address();
       const on = addr && typeof addr === 'object' ? hostPort(addr.address, addr.port) : String(r.config.port);

@@ -32,9 +32,10 @@ import { createObserver } from './metrics/observer.js';
 import { Traffic, UNKNOWN_HOST } from './metrics/traffic.js';
 import { OutputLog } from './output-log.js';
 
-/** Why a host's own certificate is not served (src/router/accepting/tls.ts knows). */
+/** Why a host's own certificate is not served, or its last ACME order failed (src/router/accepting/tls.ts knows). */
 export interface CertificateFailures {
   failure(host: string): string | undefined;
+  orderFailure(host: string): string | undefined;
 }
 
 export interface OpsOptions {
@@ -246,6 +247,10 @@ export class Operations {
         const c = view.certificate;
         const rule = rules?.[i];
         if (c.source === 'default') c.expires = iso(fallback);
+        if (c.source === 'acme') {
+          const failed = certs?.orderFailure(view.host);
+          if (failed) c.problem = `the order failed: ${failed}`;
+        }
         if (c.source !== 'own' || !rule?.cert) continue;
         const failed = certs?.failure(view.host);
         const file = await this.expiries.ofFile(rule.cert);

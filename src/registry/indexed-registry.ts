@@ -11,11 +11,20 @@ export abstract class IndexedRegistry {
   protected table = new RouteTable([]);
   private fingerprint = '';
   private lastProblems: Problem[] = [];
+  /** Told of the documents of each load (worker processes are sent them: src/workers). */
+  private applied: ((docs: readonly { doc: unknown }[]) => void) | undefined;
+
+  /** `listener` is told of the documents behind every table put in place from now on. */
+  onApply(listener: (docs: readonly { doc: unknown }[]) => void): void {
+    this.applied = listener;
+  }
 
   /** Validates documents into a new table and puts it in place. */
   protected apply(docs: Iterable<{ doc: unknown; line?: number }>, earlier: Problem[] = []): LoadReport {
-    const { table, problems, fingerprint } = buildRouteTable(docs);
+    const list = Array.isArray(docs) ? docs : [...docs];
+    const { table, problems, fingerprint } = buildRouteTable(list);
     this.table = table;
+    this.applied?.(list);
     const changed = fingerprint !== this.fingerprint;
     this.fingerprint = fingerprint;
     this.lastProblems = [...earlier, ...problems];

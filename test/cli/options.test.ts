@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { checkAddress, checkPort, checkPositive, readPem } from '../../src/cli/options.js';
+import { checkAddress, checkPort, checkPositive, parseWorkers, readPem } from '../../src/cli/options.js';
 import { parseRange, UsageError } from '../../src/config.js';
 import { MAX_PEM_BYTES } from '../../src/util/read-limited.js';
 
@@ -116,5 +116,21 @@ describe('readPem', () => {
     const fits = join(dir, 'fits.pem');
     writeFileSync(fits, Buffer.alloc(MAX_PEM_BYTES, 'b'));
     assert.equal(readPem(fits, '--cert').length, MAX_PEM_BYTES);
+  });
+});
+
+describe('parseWorkers (--workers)', () => {
+  it('takes auto (one per core), 0 (one process) and whole numbers', () => {
+    assert.equal(parseWorkers('auto'), availableParallelism());
+    assert.equal(parseWorkers('0'), 0);
+    assert.equal(parseWorkers(' 3 '), 3);
+  });
+
+  it('refuses anything else, naming the option', () => {
+    for (const bad of ['', '-1', '1.5', 'two', '257'])
+      assert.throws(
+        () => parseWorkers(bad),
+        (e) => e instanceof UsageError && /^--workers must be auto or a whole number/.test(e.message),
+      );
   });
 });

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { compare as bcryptVerify } from 'bcryptjs';
 import { validateApp } from '../../src/registry/validate.js';
-import { BasicAuth, parseBasic } from '../../src/router/deciding/policy/basic-auth.js';
+import { BasicAuth, CHECKS_PER_APP, parseBasic } from '../../src/router/deciding/policy/basic-auth.js';
+import { BcryptPool } from '../../src/router/deciding/policy/bcrypt-pool.js';
 import {
   chooseEncoding,
   compressesAnswer,
@@ -17,19 +18,21 @@ import type { PolicyRefusal } from '../../src/router/deciding/policy/refusal.js'
 import { TokenBuckets } from '../../src/router/deciding/policy/token-buckets.js';
 
 /**
- * bcrypt hashes made by Debian's htpasswd (apache2-utils 2.4.71, cost 5, its default) with
- * `htpasswd -nbB USER PASSWORD`, written here so that the unit tests start no process
+ * bcrypt hashes made by Debian's htpasswd (apache2-utils 2.4.71) with `htpasswd -nbB -C COST
+ * USER PASSWORD`, written here so that the unit tests start no process
  * (test/proxy/policies.test.ts runs htpasswd itself).
  */
 const HTPASSWD: Record<string, string> = {
-  'bob:pw': '$2y$05$bi5Nc7dHvU5r8N6trqBIx.b0eXaLejM.ZeTjZCsnSwHo1/EZe/Vwm',
-  'alice:secret': '$2y$05$z1LSCmxPMKYoV2JMhONy/OqVsU9NnTkpZESmPfzEQV3irz9L2YTGq',
-  'alice:other': '$2y$05$JNX9dt8rBS3Ob2IFvk6/kObXnbdwqrSS5f.pSLYxVJ69STiYo7zWK',
+  'bob:pw:5': '$2y$05$bi5Nc7dHvU5r8N6trqBIx.b0eXaLejM.ZeTjZCsnSwHo1/EZe/Vwm',
+  'alice:secret:5': '$2y$05$z1LSCmxPMKYoV2JMhONy/OqVsU9NnTkpZESmPfzEQV3irz9L2YTGq',
+  'alice:other:5': '$2y$05$JNX9dt8rBS3Ob2IFvk6/kObXnbdwqrSS5f.pSLYxVJ69STiYo7zWK',
+  'alice:secret:12': '$2y$12$X2qzVwTQx0.mh5i1Ejs7ae/tYAoUkrFvgppbx1L5trQkFtk9B4BeO',
 };
 
-function htpasswd(user: string, password: string): string {
-  const hash = HTPASSWD[`${user}:${password}`];
-  assert.ok(hash, `no htpasswd -B hash for ${user}:${password} in the test`);
+/** The hash of htpasswd -B for the user and password (cost 5, its default, unless told). */
+function htpasswd(user: string, password: string, cost = 5): string {
+  const hash = HTPASSWD[`${user}:${password}:${cost}`];
+  assert.ok(hash, `no htpasswd -B hash for ${user}:${password} at cost ${cost} in the test`);
   return hash;
 }
 
@@ -233,6 +236,52 @@ describe('basic auth', () => {
     assert.deepEqual(auth.check(header('alice', 'secret'), '10.0.0.1'), { user: 'alice' });
     const other = await settle(auth.check(header('alice', 'bad'), '10.0.0.2'));
     assert.equal((other as PolicyRefusal).status, 401, 'another address is not limited');
+  });
+
+  it('the same credentials at once cost one bcrypt; past CHECKS_PER_APP at once, 429 without a check', async () => {
+    const calls = { n: 0 };
+    const held: Array<() => void> = [];
+    const verify = (pw: string, h: string) => {
+      calls.n++;
+      return new Promise<boolean>((resolve) => held.push(() => resolve(bcryptVerify(pw, h))));
+    };
+    const auth = new BasicAuth('x', { alice: hash }, verify);
+    const twice = [
+      auth.check(header('alice', 'secret'), '10.0.1.1'),
+      auth.check(header('alice', 'secret'), '10.0.1.2'),
+    ];
+    assert.equal(calls.n, 1, 'one check for both');
+    const wrong = Array.from({ length: CHECKS_PER_APP - 1 }, (_, i) =>
+      auth.check(header('alice', `bad${i}`), `10.0.2.${i}`),
+    );
+    assert.equal(calls.n, CHECKS_PER_APP);
+    const over = auth.check(header('alice', 'bad-more'), '10.0.3.1') as PolicyRefusal;
+    assert.equal(over.status, 429);
+    assert.equal(over.headers?.['retry-after'], '1');
+    assert.equal(calls.n, CHECKS_PER_APP, 'no check past the bound');
+    for (const go of held) go();
+    assert.deepEqual(await Promise.all(twice), [{ user: 'alice' }, { user: 'alice' }]);
+    for (const w of wrong) assert.equal(((await w) as PolicyRefusal).status, 401);
+    const after = auth.check(header('alice', 'bad-later'), '10.0.3.1');
+    assert.ok(after instanceof Promise, 'checked again once the others are done');
+    held.at(-1)?.();
+    assert.deepEqual(auth.check(header('alice', 'secret'), '10.0.3.1'), { user: 'alice' });
+  });
+
+  it('verifies on the pool threads, not on the event loop', async () => {
+    const pool = new BcryptPool(1);
+    try {
+      const slow = htpasswd('alice', 'secret', 12);
+      assert.equal(await pool.verify('x', 'not a hash'), false, 'the thread is up, and reads no bad hash');
+      const before = performance.eventLoopUtilization();
+      assert.equal(await pool.verify('secret', slow), true);
+      assert.equal(await pool.verify('nope', slow), false);
+      // The event loop was idle while bcrypt ran (bcryptjs's own compare keeps it near 1).
+      const busy = performance.eventLoopUtilization(before).utilization;
+      assert.ok(busy < 0.3, `the event loop was busy ${(busy * 100).toFixed(0)}% of the time`);
+    } finally {
+      await pool.close();
+    }
   });
 
   it('parses Basic credentials (the password may hold ":")', () => {

@@ -1,6 +1,11 @@
-import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import { type AddressInfo, Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import { listenOrExplain } from '../../util/listen.js';
@@ -27,6 +32,13 @@ export interface Listeners {
   stopAccepting(): Promise<void>;
   /** Closes idle keep-alive connections now, then every connection after `graceMs`. */
   drain(graceMs: number): Promise<void>;
+  /**
+   * Another process takes over (a worker replaced on reload): stops taking connections and
+   * closes none. Each HTTP/1.1 connection ends after its next answer (`Connection: close`), so a
+   * client never sends on a connection being closed; HTTP/2 ones get GOAWAY. Resolves once every
+   * connection is closed.
+   */
+  retire(): Promise<void>;
 }
 
 /** Limits on clients' connections (`--header-timeout`, `--keepalive-timeout`), and the proxy's. */
@@ -154,6 +166,10 @@ export async function openListeners(
     server.prependListener('upgrade', used);
   }
 
+  // Until route(): a connection that waited for arr (socket activation) is handed over as soon
+  // as one port listens, before the router is there; its request waits for it.
+  const early = holdEarly([http, https]);
+
   const { port, sslport, bind: host, sockets: passed } = options;
   await Promise.all([
     listenOrExplain(http, { port, host, fd: passed?.http }, '-p'),
@@ -172,6 +188,7 @@ export async function openListeners(
     h2,
     route(router) {
       h2?.route(router);
+      const waiting = early();
       http.on('request', (req, res) => router.handleRequest(req, res, false));
       http.on('upgrade', (req, socket, head) =>
         isWebSocketUpgrade(req)
@@ -184,6 +201,7 @@ export async function openListeners(
           ? router.handleUpgrade(req, socket, head, true)
           : reinject(https, 'secureConnection', req, socket, head),
       );
+      for (const replay of waiting) replay();
     },
     setDefaultCertificate(cert, key) {
       // The session ticket keys are kept: tickets issued before still resume (and stay shared
@@ -197,6 +215,17 @@ export async function openListeners(
       h2?.stopAccepting();
       return closed.then(() => {});
     },
+    retire() {
+      const lastAnswer = (_req: IncomingMessage, res: ServerResponse) => {
+        res.shouldKeepAlive = false;
+      };
+      for (const s of [http, https]) s.prependListener('request', lastAnswer);
+      h2?.stopAccepting();
+      // net's own close: http's would close the idle keep-alive connections at once.
+      return Promise.all(
+        [http, https].map((s) => new Promise<void>((r) => NetServer.prototype.close.call(s, () => r()))),
+      ).then(() => {});
+    },
     async drain(graceMs) {
       http.closeIdleConnections();
       https.closeIdleConnections();
@@ -208,6 +237,25 @@ export async function openListeners(
       }
       for (const s of sockets) s.destroy();
     },
+  };
+}
+
+/**
+ * Holds the requests and upgrades the servers get before they are routed; the function returned
+ * stops holding and gives back a replay of each (emitted again once the router listens).
+ */
+function holdEarly(servers: Server[]): () => (() => void)[] {
+  const held: (() => void)[] = [];
+  const holders = servers.flatMap((server) =>
+    (['request', 'upgrade'] as const).map((event) => {
+      const hold = (...args: unknown[]) => held.push(() => server.emit(event, ...args));
+      server.on(event, hold);
+      return () => server.off(event, hold);
+    }),
+  );
+  return () => {
+    for (const release of holders) release();
+    return held;
   };
 }
 

@@ -27,17 +27,22 @@ export class OpenWebSockets {
 
   /**
    * Waits until every connection of the servers is a WebSocket (the requests in flight are
-   * answered), closing idle keep-alive connections meanwhile, or until the deadline.
+   * answered), closing idle keep-alive connections meanwhile (unless `closeIdle` is false: a
+   * retired worker waits for its clients to end them), or until the deadline.
    */
-  async httpSettled(deadline: number): Promise<void> {
+  async httpSettled(deadline: number, closeIdle = true): Promise<void> {
     for (;;) {
-      for (const s of this.servers) s.closeIdleConnections();
-      const open = (await Promise.all(this.servers.map(connections))).reduce((a, b) => a + b, 0);
-      const http1 = open - (this.h2?.connections ?? 0);
-      const settled = http1 <= this.sockets.size && (this.h2?.busyStreams() ?? 0) === 0;
-      if (settled || Date.now() >= deadline) return;
+      if (closeIdle) for (const s of this.servers) s.closeIdleConnections();
+      if ((await this.onlyWebSockets()) || Date.now() >= deadline) return;
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  /** Whether every connection left is a WebSocket (no request in flight, no keep-alive connection). */
+  async onlyWebSockets(): Promise<boolean> {
+    const open = (await Promise.all(this.servers.map(connections))).reduce((a, b) => a + b, 0);
+    const http1 = open - (this.h2?.connections ?? 0);
+    return http1 <= this.sockets.size && (this.h2?.busyStreams() ?? 0) === 0;
   }
 
   /**

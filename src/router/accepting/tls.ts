@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { SecureContext } from 'node:tls';
@@ -7,6 +8,7 @@ import { CertificateError, secureContextOf } from '../../util/certificates.js';
 import { normaliseHostName } from '../../util/host-name.js';
 import type { Logger } from '../../util/log.js';
 import { readFailure, readRegularFile } from '../../util/read-limited.js';
+import { DEFAULT_CERTIFICATE, type ServedCertificates } from '../deciding/coalescing.js';
 
 type SniCallback = (err: Error | null, ctx?: SecureContext) => void;
 
@@ -17,6 +19,10 @@ export interface AcmeCertificates {
    * it): at once when one is served; a promise while it is being ordered; undefined: the default.
    */
   contextFor(host: string, rule: HostRule): SecureContext | Promise<SecureContext | undefined> | undefined;
+  /** The fingerprint of the certificate served for `host` now, if one is (else: the default). */
+  fingerprintFor(host: string): string | undefined;
+  /** Why the last order for `host` failed, while it is in back-off. */
+  orderFailure(host: string): string | undefined;
   /** The registry changed: hosts that appeared are ordered, those that left forgotten. */
   registryChanged(): void;
 }
@@ -39,8 +45,10 @@ interface Failure {
  * certificate gets the default one; so does a host whose files cannot be used, until they
  * change (a look at their size and time per handshake, no read) or a reload.
  */
-export class CertificateStore {
+export class CertificateStore implements ServedCertificates {
   private readonly contexts = new Map<string, Promise<SecureContext | undefined>>();
+  /** The fingerprint of each context read from files, by rule host (for HTTP/2 coalescing). */
+  private readonly fingerprints = new Map<string, string>();
   /** The route each loaded (or failed) name came from, for a reload. */
   private readonly routes = new Map<string, Route>();
   private readonly failures = new Map<string, Failure>();
@@ -83,9 +91,28 @@ export class CertificateStore {
     );
   };
 
+  /**
+   * Which certificate a handshake for a host of `route` gets now (DEFAULT_CERTIFICATE: arr's
+   * default one): the fingerprint of its own files' once they are read (undefined before: the
+   * read starts, as a handshake would start it), else of ACME's when one is served, else the
+   * default.
+   */
+  certificateOf(route: Route): string | undefined {
+    const { rule } = route;
+    if (rule.cert && rule.key) {
+      const read = this.fingerprints.get(rule.host);
+      if (read !== undefined) return read;
+      if (this.failures.has(rule.host)) return DEFAULT_CERTIFICATE;
+      if (!this.contexts.has(rule.host)) this.contexts.set(rule.host, this.load(route));
+      return undefined;
+    }
+    return this.acme?.fingerprintFor(rule.host) ?? DEFAULT_CERTIFICATE;
+  }
+
   /** Forgets every loaded certificate and failure (the registry changed). */
   clear(): void {
     this.contexts.clear();
+    this.fingerprints.clear();
     this.routes.clear();
     this.failures.clear();
     this.acme?.registryChanged();
@@ -94,6 +121,11 @@ export class CertificateStore {
   /** Why the host's own certificate is not served (the default one is), when it is not. */
   failure(host: string): string | undefined {
     return this.failures.get(host)?.why;
+  }
+
+  /** Why ACME's last order for the host failed, while it waits to try again. */
+  orderFailure(host: string): string | undefined {
+    return this.acme?.orderFailure(host);
   }
 
   /**
@@ -141,6 +173,7 @@ export class CertificateStore {
     try {
       const [cert, key] = await Promise.all(files.map((f) => readRegularFile(f)));
       const ctx = secureContextOf(cert!, key!, rule.cert!, rule.key!);
+      this.fingerprints.set(rule.host, new X509Certificate(cert!).fingerprint256);
       this.failures.delete(rule.host);
       return ctx;
     } catch (err) {

@@ -1,5 +1,6 @@
 import { BlockList, isIP } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
+import type { Route } from '../../registry/types.js';
 import { CONNECTION, type H2Request } from '../carrying/h2-messages.js';
 
 /**
@@ -8,6 +9,23 @@ import { CONNECTION, type H2Request } from '../carrying/h2-messages.js';
  * The HTTP/2 front marks each connection as it is accepted (markIdentity); the router asks
  * `misdirected` once it knows the route's host.
  */
+
+/** What `ServedCertificates` answers for a host that gets arr's default certificate. */
+export const DEFAULT_CERTIFICATE = 'default';
+
+/** Which certificate a handshake for a host gets now (tls.ts's CertificateStore answers). */
+export interface ServedCertificates {
+  /**
+   * The SHA-256 fingerprint of the certificate a host of `route` is served with, DEFAULT_CERTIFICATE
+   * for arr's default one, or undefined when that is not known yet (its files not read).
+   */
+  certificateOf(route: Route): string | undefined;
+}
+
+/** Without a certificate store: a host's own files are a certificate not known, others get the default. */
+export const FILES_OR_DEFAULT: ServedCertificates = {
+  certificateOf: (route) => (route.rule.cert && route.rule.key ? undefined : DEFAULT_CERTIFICATE),
+};
 
 /** What a connection's certificate is, for coalescing (RFC 9113 §9.1.1). */
 interface Identity {
@@ -48,27 +66,37 @@ function identityOf(socket: TLSSocket, defaultFingerprint: string): Identity {
  * Why a stream for `host` on this HTTP/2 connection is misdirected (421), or undefined when it
  * is not. Browsers send a stream for every host the connection's certificate covers (RFC 9113
  * §9.1.1), whichever name opened it; arr serves it when that certificate is the one the host
- * would get by SNI itself: any host on a connection opened for it (SNI), a host with files of its
- * own only there; on a connection opened without SNI (it has the default certificate), any host
- * without a certificate of its own, as on HTTP/1.1; and any other host when the connection has
- * arr's default certificate and that covers the name. No host is answered under a certificate
- * that is not its own.
+ * would get by SNI itself: any host on a connection opened for it (SNI); on a connection opened
+ * without SNI (it has the default certificate), any host without files of its own, as on
+ * HTTP/1.1; and any other host when the connection's certificate names it and is the one the
+ * host is served with (as `certificates` say: the same fingerprint, or both arr's default): a second name
+ * under a wildcard or a certificate with several names, from files or ACME. No host is answered
+ * under a certificate that is not its own.
  */
 export function misdirected(
   req: Pick<H2Request, typeof CONNECTION>,
+  route: Route,
   host: string,
-  ownCertificate: boolean,
+  certificates: ServedCertificates,
 ): string | undefined {
   const id = (req[CONNECTION] as MarkedSocket | undefined)?.[IDENTITY];
   if (!id) return 'this connection cannot be told apart from another';
   // Opened for this very name: its certificate is the one SNI chose for the host (own files,
   // ACME or the default), as on HTTP/1.1.
   if (id.sni === host) return undefined;
-  if (id.sni === undefined) return ownCertificate ? noSni(host) : undefined;
-  if (ownCertificate) return `${host} has a certificate of its own; open a connection for it`;
+  if (id.sni === undefined) return route.rule.cert && route.rule.key ? noSni(host) : undefined;
+  const served = certificates.certificateOf(route);
+  const same =
+    served === DEFAULT_CERTIFICATE
+      ? id.isDefault
+      : served !== undefined && served === id.cert?.fingerprint256;
+  if (!same)
+    return served === DEFAULT_CERTIFICATE
+      ? `this connection's certificate does not cover ${host}; open a connection for it`
+      : `${host} has a certificate of its own; open a connection for it`;
   let covered = id.covered.get(host);
   if (covered === undefined) {
-    covered = id.isDefault && id.cert !== undefined && covers(id.cert, host);
+    covered = id.cert !== undefined && covers(id.cert, host);
     if (id.covered.size < MAX_COVERED) id.covered.set(host, covered);
   }
   return covered

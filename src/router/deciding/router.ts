@@ -22,7 +22,7 @@ import {
 } from '../carrying/proxy-errors.js';
 import { rejectUpgrade, sendError } from '../carrying/respond.js';
 import { type UpgradeOwner, UpgradeProxy } from '../carrying/upgrade-proxy.js';
-import { misdirected, noSni } from './coalescing.js';
+import { FILES_OR_DEFAULT, misdirected, noSni, type ServedCertificates } from './coalescing.js';
 import { absoluteTarget, hostName, manyHosts } from './host.js';
 import type { ExchangeObserver } from './observer.js';
 import { EdgePolicies } from './policy/edge-policy.js';
@@ -58,6 +58,8 @@ export interface RouterOptions {
   observer?: ExchangeObserver;
   /** With ACME's HTTP-01 on: the answers to the CA's challenges (see answerChallenge). */
   challenges?: HttpChallenges;
+  /** Which certificate each host is served with, for HTTP/2 coalescing (else: files or the default). */
+  certificates?: ServedCertificates;
 }
 
 /** The answers to ACME HTTP-01 challenges, wherever the order that needs them runs. */
@@ -85,6 +87,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
   private readonly h2c: H2cEngine;
   private readonly upgrades: UpgradeProxy;
   private readonly challenges: HttpChallenges | undefined;
+  private readonly certificates: ServedCertificates;
   private readonly h2WebSockets: H2WebSocketJoiner;
   private readonly policies = new EdgePolicies();
   /** The edge policies of apps that have some (one property check for the others). */
@@ -92,6 +95,7 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
 
   constructor(options: RouterOptions) {
     this.challenges = options.challenges;
+    this.certificates = options.certificates ?? FILES_OR_DEFAULT;
     this.registry = options.registry;
     this.instances = options.instances;
     this.log = options.log;
@@ -343,10 +347,9 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
     if (secure) {
       if (route.rule.ssl === 'none')
         return { status: 403, message: `${host} is not served over HTTPS; use http://`, app };
-      const own = !!(route.rule.cert && route.rule.key);
       if (isH2(req)) {
         // HTTP/2 connections are shared by the hosts their certificate covers (coalescing).
-        const why = misdirected(req, host, own);
+        const why = misdirected(req, route, host, this.certificates);
         if (why) return { status: 421, message: why, app };
       } else {
         // The certificate was chosen by SNI: a request for another host on this connection would
@@ -356,7 +359,8 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
         if (typeof sni === 'string' && sni.toLowerCase() !== host) {
           return { status: 421, message: `this connection was opened for ${sni}, not ${host}`, app };
         }
-        if (typeof sni !== 'string' && own) return { status: 421, message: noSni(host), app };
+        if (typeof sni !== 'string' && route.rule.cert && route.rule.key)
+          return { status: 421, message: noSni(host), app };
       }
     } else if (route.rule.ssl === 'required') {
       if (redirectable && (req.method === 'GET' || req.method === 'HEAD')) {

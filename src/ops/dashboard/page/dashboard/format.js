@@ -13,8 +13,12 @@ export function num(n) {
   return n >= 100 ? String(Math.round(n)) : String(Math.round(n * 10) / 10);
 }
 
-/** "own cert, expires 2027-03-01", "own cert unusable", "acme cert pending", "acme cert, expires ..., renews ... (ARI)". */
+/** "own cert, expires 2027-03-01", "own cert unusable", "acme cert pending", "acme order failing", "acme cert, expires ..., renews ... (ARI)". */
 export function certificateLabel(c) {
+  if (c.problem && c.source === 'acme')
+    return c.expires
+      ? `acme cert, expires ${String(c.expires).slice(0, 10)}, renewal failing`
+      : 'acme order failing';
   if (c.problem) return `${c.source} cert unusable`;
   if (c.source === 'acme' && !c.expires) return 'acme cert pending';
   if (!c.expires) return `${c.source} cert`;

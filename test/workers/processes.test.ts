@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { Agent } from 'node:http';
+import { after, describe, it } from 'node:test';
+import { allGone, gone, logLines, startLines } from '../support/activation.js';
+import { fetchVia, helloApp, pidOf } from '../support/arr.js';
+import { moreAnswers, startLoad, versionedApp } from '../support/deploy.js';
+import { until } from '../support/poll.js';
+import { stopAll } from '../support/proc.js';
+import { connectionOwners, startWithWorkers, titleOf, waitForWorkers } from '../support/workers.js';
+
+/** `--workers 2`: the primary and its worker processes, as processes. */
+describe('arr --workers: processes', () => {
+  after(stopAll);
+
+  it('titles say what each process is; concurrent first requests on both workers start one instance', async () => {
+    const name = `wone${process.pid}`;
+    const host = `${name}.localhost`;
+    const arr = await startWithWorkers([{ ...helloApp(name, [{ host, ssl: 'allowed' }]), name }]);
+    try {
+      assert.equal(titleOf(arr.proc.pid), 'arr primary');
+      const workers = await waitForWorkers(arr.proc.pid, 2);
+      assert.deepEqual([...workers.keys()].sort(), [1, 2]);
+      for (const [n, pid] of workers) assert.equal(titleOf(pid), `arr worker ${n}`);
+      // Each on a connection of its own: the connections are spread over both workers.
+      const replies = await Promise.all(
+        Array.from({ length: 16 }, () => fetchVia(arr.port, host, false, { path: '/slow?ms=300' })),
+      );
+      for (const r of replies) assert.equal(r.status, 200, r.text);
+      const pids = new Set(replies.map(pidOf));
+      assert.equal(pids.size, 1, `one instance: ${[...pids]}`);
+      assert.equal(startLines(arr.proc.output(), name).length, 1, arr.proc.output());
+      // Both workers carried requests to it: each keeps connections to the instance.
+      const [instance] = pids;
+      const port = Number(/port (\d+)/.exec(replies[0]!.text)![1]);
+      const owners = new Set(connectionOwners(`dport = :${port}`));
+      for (const pid of workers.values())
+        assert.ok(owners.has(pid), `worker ${pid} connected to instance ${instance}`);
+    } finally {
+      await arr.stop();
+    }
+  });
+
+  it('a worker killed with SIGKILL is replaced; only its requests fail; the instance is untouched', async () => {
+    const name = `wkill${process.pid}`;
+    const host = `${name}.localhost`;
+    const arr = await startWithWorkers([{ ...helloApp(name, [{ host, ssl: 'allowed' }]), name }]);
+    try {
+      const instance = pidOf(await fetchVia(arr.port, host, false));
+      const workers = await waitForWorkers(arr.proc.pid, 2);
+      const victim = workers.get(1)!;
+      const slow = Array.from({ length: 8 }, () =>
+        fetchVia(arr.port, host, false, { path: '/slow?ms=1500' }).then(
+          (r) => r.status,
+          () => 'failed' as const,
+        ),
+      );
+      await until('slow requests in flight on worker 1', () =>
+        connectionOwners(`sport = :${arr.port}`).includes(victim),
+      );
+      process.kill(victim, 'SIGKILL');
+      const outcomes = await Promise.all(slow);
+      assert.ok(outcomes.includes(200), `the other worker's requests were answered: ${outcomes}`);
+      assert.ok(outcomes.includes('failed'), `the killed worker's failed: ${outcomes}`);
+      const line = await until('the error line', () =>
+        logLines(arr.proc.output()).find((l) => l.level === 'error' && l.event === 'worker-exited'),
+      );
+      assert.match(line.msg, /worker 1 .*SIGKILL/);
+      const again = await waitForWorkers(arr.proc.pid, 2);
+      assert.notEqual(again.get(1), victim, 'a new worker 1');
+      assert.equal(again.get(2), workers.get(2), 'worker 2 untouched');
+      for (let i = 0; i < 4; i++) assert.equal(pidOf(await fetchVia(arr.port, host, false)), instance);
+      assert.equal(startLines(arr.proc.output(), name).length, 1, 'no instance started again');
+    } finally {
+      await arr.stop();
+    }
+  });
+
+  it('SIGHUP under load replaces every worker with no failed request', async () => {
+    const app = versionedApp(`whup${process.pid}`, { VERSION: 'one' });
+    const host = app.hosts[0]!.host;
+    const arr = await startWithWorkers([app]);
+    try {
+      const before = await waitForWorkers(arr.proc.pid, 2);
+      const load = startLoad(arr.port, host, 4);
+      await moreAnswers(load);
+      // New connections too: each one is handed to a worker while they are replaced.
+      const agentless = (async () => {
+        const statuses: (number | string)[] = [];
+        while (!arr.proc.output().includes('workers replaced'))
+          statuses.push(
+            await fetchVia(arr.port, host, false).then(
+              (r) => r.status,
+              (e: Error) => e.message,
+            ),
+          );
+        return statuses;
+      })();
+      process.kill(arr.proc.pid, 'SIGHUP');
+      await arr.proc.waitFor('2 workers replaced');
+      await moreAnswers(load);
+      await load.stop();
+      const fresh = (await agentless).filter((s) => s !== 200);
+      assert.deepEqual(load.failures, [], 'keep-alive clients');
+      assert.deepEqual(fresh, [], 'new connections');
+      const now = await waitForWorkers(arr.proc.pid, 2);
+      for (const [n, pid] of now) assert.notEqual(pid, before.get(n), `worker ${n} is a new process`);
+      await allGone([...before.values()], 15_000);
+    } finally {
+      await arr.stop();
+    }
+  });
+
+  it('SIGTERM: requests in flight on every worker are answered, then workers and instances stop', async () => {
+    const name = `wterm${process.pid}`;
+    const host = `${name}.localhost`;
+    const arr = await startWithWorkers([{ ...helloApp(name, [{ host, ssl: 'allowed' }]), name }]);
+    const instance = pidOf(await fetchVia(arr.port, host, false));
+    const workers = await waitForWorkers(arr.proc.pid, 2);
+    const agent = new Agent({ keepAlive: false });
+    const slow = Array.from({ length: 6 }, () => fetchVia(arr.port, host, false, { path: '/slow?ms=1000' }));
+    await until('requests on both workers', () => {
+      const owners = connectionOwners(`sport = :${arr.port}`);
+      return [...workers.values()].every((w) => owners.includes(w));
+    });
+    const stopped = arr.stop();
+    for (const r of await Promise.all(slow)) assert.equal(r.status, 200, r.text);
+    assert.equal(await stopped, 0);
+    assert.ok([instance, ...workers.values()].every(gone), 'no process left');
+    agent.destroy();
+  });
+});
