@@ -3,14 +3,14 @@ import { type AcmeAsker, RemoteCertificates } from './acme/remote-certificates.j
 import { InstanceChooser } from './activation/chooser.js';
 import type { Target } from './activation/target.js';
 import type { ArrConfig } from './config.js';
-import { WorkerOps } from './ops/worker-ops.js';
+import { Operations } from './ops/ops.js';
 import type { InstanceAddress } from './registry/types.js';
 import { boundPort, openListeners } from './router/accepting/listeners.js';
 import { OpenWebSockets } from './router/accepting/open-websockets.js';
 import { CertificateStore } from './router/accepting/tls.js';
 import { openEngines, openRouter } from './server.js';
 import type { Logger } from './util/log.js';
-import { Channel, type Pipe } from './workers/channel.js';
+import { Channel, parentPipe } from './workers/channel.js';
 import { ASK, type Hello, type SettleBody, TO_PRIMARY, TO_WORKER } from './workers/messages.js';
 import { WORKER_NUMBER_ENV } from './workers/pool.js';
 import { WorkerInstances } from './workers/worker-instances.js';
@@ -35,16 +35,13 @@ export async function startWorker(config: ArrConfig, parentLog: Logger): Promise
   const log = parentLog.child({ worker: number });
   // The primary handles SIGINT, SIGTERM and SIGHUP (a terminal or a unit sends them to the group).
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});
-  const channel = new Channel(process as unknown as Pipe);
-  // The observer (this worker's counters and traffic, its access-log lines), ready for the
-  // primary's asks for them as soon as it knows of this worker.
-  const ops = new WorkerOps(config, log, `worker ${number}`);
-  ops.answer(channel);
+  const channel = new Channel(parentPipe());
   const hello = await channel.ask<Hello>(ASK.hello, {}, HELLO_MS);
   const registry = new WorkerRegistry(hello.kind, (appId, machine) =>
     channel.note(TO_PRIMARY.release, { appId, machine }),
   );
   registry.take(hello.docs);
+  const ops = new Operations(config, registry, log); // the observer: metrics, traffic, access log
   const { http, h2c } = openEngines(config);
   const closeConnections = (target: Target, graceful = false) => {
     http.closeConnections(target, graceful);
