@@ -9,13 +9,15 @@
 // request, wrk: no SNI), ka (HTTP keep-alive, wrk), sni (full handshakes with SNI,
 // clients/tls-resume.ts), resumed (resumed handshakes, likewise), ws (echo round trips,
 // clients/ws.ts), wsopen (WebSockets opened and closed, clients/ws-open.ts), h2 (HTTP/2, h2load,
-// 1 connection x 100 streams). Extra arr options:
+// 1 connection x 100 streams), grpc (unary gRPC calls by h2c to an h2c app, h2load, 1 connection x
+// 100 streams; bench/sections/grpc.ts). Extra arr options:
 // A_ARGS / B_ARGS (e.g. B_ARGS=--no-http2 with A_ROOT = B_ROOT).
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { appendFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { BSON } from 'mongodb';
 import { freePorts, freeRange } from '../harness/ports.js';
 import { clientPath, flags } from './lib/clients.js';
 import { HOST, med, NODE, TLS_HOST, writeApps } from './lib/context.js';
@@ -23,6 +25,7 @@ import { cpuSeconds } from './lib/cpu.js';
 import { h2load } from './lib/h2load.js';
 import { activate, waitForPort } from './lib/net.js';
 import { parseWrk, WRK, wrkArgs } from './lib/wrk.js';
+import { GRPC_HEADERS, GRPC_HOST, GRPC_PATH, grpcAppDoc, writeGrpcCall } from './sections/grpc.js';
 
 const [aRoot, bRoot, pointsArg = 'http,https,ws', repsArg = '3', secondsArg = '3'] = process.argv.slice(2);
 if (!aRoot || !bRoot) throw new Error('usage: node dist/bench/ab.js A_ROOT B_ROOT [points] [reps] [seconds]');
@@ -97,6 +100,20 @@ async function measure(arr: Arr, point: string): Promise<Measure> {
       const r = await h2load({ url, authority: TLS_HOST, clients: 1, streams: 100, seconds }, { arr: pid });
       return { us: r.cpuUs.arr!, rate: r.rps };
     }
+    case 'grpc': {
+      const url = `http://127.0.0.1:${arr.port}${GRPC_PATH}`;
+      const o = {
+        url,
+        authority: GRPC_HOST,
+        clients: 1,
+        streams: 100,
+        seconds,
+        data: grpcCall,
+        headers: GRPC_HEADERS,
+      };
+      const r = await h2load(o, { arr: pid });
+      return { us: r.cpuUs.arr!, rate: r.rps };
+    }
     case 'sni':
     case 'resumed': {
       const resume = point === 'resumed' ? 1 : 0;
@@ -115,9 +132,13 @@ async function measure(arr: Arr, point: string): Promise<Measure> {
   }
 }
 
-const apps = writeApps(join(mkdtempSync(join(tmpdir(), 'arr-ab-')), 'apps.json'), [
+const scratch = mkdtempSync(join(tmpdir(), 'arr-ab-'));
+const apps = writeApps(join(scratch, 'apps.json'), [
   { name: 'hello', hosts: [{ host: HOST }, { host: TLS_HOST }] },
 ]);
+if (points.includes('grpc'))
+  appendFileSync(apps, `${BSON.EJSON.stringify(grpcAppDoc(), { relaxed: true })}\n`);
+const grpcCall = writeGrpcCall(scratch);
 const arrs = [await startArr(aRoot, 'A', apps), await startArr(bRoot, 'B', apps)];
 const results = new Map<string, Measure[]>();
 try {

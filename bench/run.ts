@@ -3,7 +3,7 @@
 // details and the exact commands. BENCH_QUICK=1: a 1-2 minute smoke run (written to a
 // temporary file instead, so that it never replaces the real numbers).
 //
-// Environment: BENCH_QUICK=1, BENCH_REPS (3), BENCH_SECONDS (5), BENCH_ONLY=http,tls,h2,ws,nlb,
+// Environment: BENCH_QUICK=1, BENCH_REPS (3), BENCH_SECONDS (5), BENCH_ONLY=http,tls,h2,grpc,ws,nlb,
 // engines,accesslog,activation,registry,farm,policies,workers,profile (a subset; not written to docs/), BENCH_OUT=FILE,
 // BENCH_KEEP=1
 // (keep the scratch directory), BENCH_PROFILE=0|1|ID,... (CPU profiles of arr,
@@ -24,6 +24,7 @@ import { accessLogSection } from './sections/access-log.js';
 import { activationSection } from './sections/activation.js';
 import { enginesSection } from './sections/engines.js';
 import { farmSection } from './sections/farm.js';
+import { grpcSection } from './sections/grpc.js';
 import { h2Section } from './sections/h2.js';
 import { httpSection } from './sections/http.js';
 import { nlbSection } from './sections/nlb.js';
@@ -132,6 +133,7 @@ async function main(): Promise<number> {
     await attempt('engines', () => enginesSection(ctx, st));
     await tearDownStage(st);
   }
+  await attempt('grpc', () => grpcSection(ctx));
   await attempt('accesslog', () => accessLogSection(ctx));
   await attempt('activation', () => activationSection(ctx));
   await attempt('registry', () => registrySection(ctx));

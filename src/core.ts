@@ -13,6 +13,7 @@ import { type ArrConfig, UsageError } from './config.js';
 import { FileMode } from './farm/file-mode.js';
 import type { ServingMode } from './farm/mode.js';
 import { Operations } from './ops/ops.js';
+import type { WorkerFleet } from './ops/worker-asks.js';
 import { envExposure } from './registry/apps-file.js';
 import { FileRegistry } from './registry/file-registry.js';
 import type { MongoRegistry } from './registry/mongo-registry.js';
@@ -38,6 +39,8 @@ export interface CoreHooks {
   onApply?(docs: readonly { doc: unknown }[]): void;
   /** The farm's instances on other nodes, as polled (after the chooser took them in). */
   onRemote?(all: Map<string, InstanceAddress[]>): void;
+  /** With workers: whom the admin endpoint asks for their counters and traffic. */
+  workers?: WorkerFleet;
   /** Each ACME certificate served from now on (new or renewed). */
   onCertificate?(host: string, pem: CertificatePem): void;
 }
@@ -82,7 +85,8 @@ export async function openCore(config: ArrConfig, log: Logger, hooks: CoreHooks)
   const source = mongo ? `MongoDB ${mongo.redactUrl(config.mongo!)}` : config.apps;
   log.info(`registry: ${report.apps} apps from ${source}`);
 
-  const ops = new Operations(config, registry, log); // --admin (health, metrics, dashboard), --access-log
+  // --admin (health, metrics, dashboard), --access-log (with workers: theirs, asked for)
+  const ops = new Operations(config, registry, log, hooks.workers);
   const acme = config.acme ? await startAcme(config, registry, log, ops, hooks.onCertificate) : undefined;
   const certs = new CertificateStore(registry, log, acme);
   // TLS session tickets: with ACME on, the keys of its store, the same on every node sharing it

@@ -79,6 +79,14 @@ export async function startPrimary(
       remote = [...all];
       pool.broadcast(TO_WORKER.remote, remote);
     },
+    workers: {
+      serving: () => pool.serving(),
+      counting: () =>
+        pool
+          .everyWorker()
+          .filter((h) => h.welcomed)
+          .map((h) => h.channel),
+    },
     onCertificate: (host, pem) => pool.broadcast(TO_WORKER.certificate, { host, ...pem }),
   });
   const { registry, ops, acme, activator, mode, state } = core;

@@ -3,7 +3,7 @@ import { type AcmeAsker, RemoteCertificates } from './acme/remote-certificates.j
 import { InstanceChooser } from './activation/chooser.js';
 import type { Target } from './activation/target.js';
 import type { ArrConfig } from './config.js';
-import { Operations } from './ops/ops.js';
+import { WorkerOps } from './ops/worker-ops.js';
 import type { InstanceAddress } from './registry/types.js';
 import { boundPort, openListeners } from './router/accepting/listeners.js';
 import { OpenWebSockets } from './router/accepting/open-websockets.js';
@@ -36,12 +36,15 @@ export async function startWorker(config: ArrConfig, parentLog: Logger): Promise
   // The primary handles SIGINT, SIGTERM and SIGHUP (a terminal or a unit sends them to the group).
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});
   const channel = new Channel(parentPipe());
+  // The observer (this worker's counters and traffic, its access-log lines), ready for the
+  // primary's asks for them as soon as it knows of this worker.
+  const ops = new WorkerOps(config, log, `worker ${number}`);
+  ops.answer(channel);
   const hello = await channel.ask<Hello>(ASK.hello, {}, HELLO_MS);
   const registry = new WorkerRegistry(hello.kind, (appId, machine) =>
     channel.note(TO_PRIMARY.release, { appId, machine }),
   );
   registry.take(hello.docs);
-  const ops = new Operations(config, registry, log); // the observer: metrics, traffic, access log
   const { http, h2c } = openEngines(config);
   const closeConnections = (target: Target, graceful = false) => {
     http.closeConnections(target, graceful);

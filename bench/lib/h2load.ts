@@ -12,6 +12,9 @@ export interface H2loadOptions {
   clients: number;
   streams: number;
   seconds: number;
+  /** A request body (`-d`: every request is a POST of this file) and more header fields (`-H`). */
+  data?: string;
+  headers?: string[];
 }
 
 export interface H2loadResult {
@@ -36,6 +39,8 @@ export function h2loadArgs(o: H2loadOptions): string[] {
     '--warm-up-time=1',
     '-H',
     `:authority: ${o.authority}`,
+    ...(o.headers ?? []).flatMap((h) => ['-H', h]),
+    ...(o.data ? ['-d', o.data] : []),
     o.url,
   ];
 }

@@ -1,3 +1,4 @@
+import { Registry as PromRegistry } from 'prom-client';
 import type { AcmeObserver } from '../acme/manager.js';
 import type { Activator } from '../activation/activator.js';
 import type { InstanceExit } from '../activation/exit-reason.js';
@@ -12,6 +13,7 @@ import { type BoundedLog, createBoundedLog } from '../util/bounded-log.js';
 import { createAccessLog, type Logger } from '../util/log.js';
 import { AdminToken } from './admin/admin-auth.js';
 import {
+  type AdminMetrics,
   type AdminServer,
   type DashboardSource,
   isLoopback,
@@ -26,11 +28,14 @@ import {
 } from './dashboard/dashboard-data.js';
 import { ExitLog } from './dashboard/exit-log.js';
 import { FarmView } from './dashboard/farm-view.js';
+import { ExchangeMetrics } from './metrics/exchange-metrics.js';
 import { InstrumentedFarmRegistry, InstrumentedRegistry } from './metrics/instrumented-registry.js';
 import { Metrics } from './metrics/metrics.js';
 import { createObserver } from './metrics/observer.js';
 import { Traffic, UNKNOWN_HOST } from './metrics/traffic.js';
 import { OutputLog } from './output-log.js';
+import type { WorkerFleet } from './worker-asks.js';
+import { WorkersView } from './workers-view.js';
 
 /** Why a host's own certificate is not served, or its last ACME order failed (src/router/accepting/tls.ts knows). */
 export interface CertificateFailures {
@@ -43,7 +48,7 @@ export interface OpsOptions {
   admin?: AdminAddress;
   /** `--admin-token`: every admin path but /healthz and the page's files requires it. */
   adminToken?: string;
-  /** `--access-log`: one info line per request and WebSocket. */
+  /** `--access-log`: one info line per request and WebSocket (with workers, each writes its own). */
   accessLog?: boolean;
   /** This node's address in the farm (the dashboard names nodes by it). */
   advertise: string;
@@ -54,13 +59,17 @@ export interface OpsOptions {
 }
 
 /**
- * Health, metrics, the dashboard's rings and the access log, wired into arr by `startArr`: what
+ * Health, metrics, the dashboard's rings and the access log, wired into arr by `openCore` (src/core.ts): what
  * the router and the activator are handed (each undefined when off, so that they do nothing for
  * it), and the admin endpoint's listener.
+ *
+ * With workers (`fleet` given), this is the primary's part: the router runs in the workers,
+ * each with its WorkerOps (src/ops/worker-ops.ts), and the primary's metrics and dashboard show
+ * them all (WorkersView): here only what the primary itself does is counted.
  */
 export class Operations {
   readonly metrics: Metrics | undefined;
-  /** For the Router: undefined when neither metrics nor the access log are on. */
+  /** For the Router: undefined when neither metrics nor the access log are on, or with workers. */
   readonly observer: ExchangeObserver | undefined;
   /** For the Activator's `onStart`. */
   readonly onStart: ((app: App, start: Promise<Activation>) => void) | undefined;
@@ -69,6 +78,8 @@ export class Operations {
   /** For the Activator: instances' output lines, logged without ever blocking arr (drops counted). */
   readonly outputLog: BoundedLog;
   private readonly traffic: Traffic | undefined;
+  /** With workers and --admin: their counters and traffic, asked for. */
+  private readonly workers: WorkersView | undefined;
   private readonly output: OutputLog | undefined;
   private readonly exits = new ExitLog();
   /** The limits this host cannot enforce, per app (the dashboard shows them). */
@@ -89,18 +100,27 @@ export class Operations {
     private readonly options: OpsOptions,
     private readonly registry: Registry,
     private readonly log: Logger,
+    fleet?: WorkerFleet,
   ) {
-    this.metrics = options.admin ? new Metrics() : undefined;
-    this.traffic = options.admin ? new Traffic() : undefined;
+    // Alone, the exchanges' metrics come first in the registry, as they always have.
+    const prom = options.admin ? new PromRegistry() : undefined;
+    const exchanges = prom && !fleet ? new ExchangeMetrics(prom) : undefined;
+    this.metrics = prom ? new Metrics(prom) : undefined;
+    this.traffic = options.admin ? new Traffic(Date.now, { fed: fleet !== undefined }) : undefined;
     this.output = options.admin ? new OutputLog() : undefined;
     this.onStart = this.metrics?.activationStarted;
     this.onOutput = this.output?.add;
     this.outputLog = createBoundedLog(log);
-    this.observer = createObserver(
-      this.metrics,
-      options.accessLog ? createAccessLog(log) : undefined,
-      this.traffic,
-    );
+    if (fleet) {
+      if (this.metrics && this.traffic)
+        this.workers = new WorkersView(fleet, this.metrics, this.traffic, log);
+    } else {
+      this.observer = createObserver(
+        exchanges,
+        options.accessLog ? createAccessLog(log) : undefined,
+        this.traffic,
+      );
+    }
     this.acmeObserver =
       this.metrics && acmeObserver(this.metrics, this.certificateExpiries, this.certificateRenewals);
   }
@@ -145,14 +165,22 @@ export class Operations {
     metrics.countDroppedOutput(() => this.outputLog.dropped);
     const token = adminToken === undefined ? undefined : new AdminToken(adminToken);
     if (token) metrics.adminTokenRequired();
+    const workers = this.workers;
+    const scrape: AdminMetrics = {
+      contentType: metrics.registry.contentType,
+      text: workers ? () => workers.scrape() : () => metrics.registry.metrics(),
+      adminUnauthorized: (reason) => metrics.adminUnauthorized(reason),
+    };
+    workers?.start();
     this.admin = await startAdminServer(
       admin,
-      metrics,
+      scrape,
       {
         serving: () => this.serving,
         apps: () => this.appCount(),
         instances: () => activator.runningCount,
         registryReachable: () => metrics.registryReachable,
+        ...(workers ? { workers: () => workers.serving } : {}),
       },
       this.dashboard(activator, metrics, traffic, output, certs),
       token,
@@ -268,6 +296,7 @@ export class Operations {
 
   async close(): Promise<void> {
     await this.admin?.close();
+    this.workers?.close();
     this.traffic?.close();
   }
 }

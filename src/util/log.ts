@@ -71,5 +71,8 @@ export function createAccessLog(log: Logger, name = 'arr'): Logger {
         dropped = 0;
       });
   });
-  return pino(jsonOptions(name, log.level as LevelWithSilent), destination);
+  const access = pino(jsonOptions(name, log.level as LevelWithSilent), destination);
+  // A worker's lines carry its log's fields (`"worker": 1`): which process answered.
+  const bindings = log.bindings();
+  return Object.keys(bindings).length > 0 ? access.child(bindings) : access;
 }

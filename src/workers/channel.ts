@@ -12,8 +12,8 @@
 /** The side of the pipe a Channel talks through: a cluster Worker, or `process` in a worker. */
 export interface Pipe {
   send(message: unknown): unknown;
-  on(event: 'message', listener: (message: unknown) => void): unknown;
-  off?(event: 'message', listener: (message: unknown) => void): unknown;
+  on(event: 'message' | 'error', listener: (message: unknown) => void): unknown;
+  off?(event: 'message' | 'error', listener: (message: unknown) => void): unknown;
   /** Whether messages can still be sent (a worker's pipe closes when it exits). */
   readonly connected?: boolean;
 }
@@ -53,9 +53,13 @@ export class Channel {
   private nextId = 1;
   private closed = false;
   private readonly listener = (message: unknown) => this.receive(message);
+  // A send to a process that has just exited fails later, as an 'error' event of the pipe
+  // (EPIPE), which would throw if nobody listened: the other side is gone, so is the channel.
+  private readonly onError = () => this.close();
 
   constructor(private readonly pipe: Pipe) {
     pipe.on('message', this.listener);
+    pipe.on('error', this.onError);
   }
 
   /**
@@ -92,6 +96,7 @@ export class Channel {
     if (this.closed) return;
     this.closed = true;
     this.pipe.off?.('message', this.listener);
+    // The error listener stays: a send made just before the close may still fail after it.
     for (const id of [...this.pending.keys()]) this.fail(id, 'the channel closed');
   }
 

@@ -4,17 +4,16 @@ import { Channel } from './channel.js';
 import { ASK, type SettleBody, TO_PRIMARY } from './messages.js';
 
 /**
- * How connections reach the workers: node:cluster's round robin (the primary accepts and hands
- * each connection to the next worker), or `cluster.SCHED_NONE` (the workers accept on the
- * shared socket themselves, as the kernel wakes them). Set here, once, before the first fork.
- * Round robin for now, though a new connection costs about twice the CPU with it (the primary's
- * accept and the descriptor's trip over the IPC pipe) for the same spread over many connections:
- * test/workers/ expects a burst of a few connections to reach every worker, which only round
- * robin promises (bench/decisions.md, "Spreading connections over workers").
+ * How connections reach the workers: `cluster.SCHED_NONE`, the workers accept on the shared
+ * socket themselves as the kernel wakes them, not node:cluster's round robin (the primary accepts
+ * and hands each connection to the next worker), which cost about twice the CPU per new
+ * connection (the primary's accept and the descriptor's trip over the IPC pipe) for no better
+ * spread over many connections (bench/decisions.md, "Spreading connections over workers").
+ * Set here, once, before the first fork.
  */
 export const SCHEDULING_POLICY: number = process.env.NODE_CLUSTER_SCHED_POLICY
   ? cluster.schedulingPolicy // NODE_CLUSTER_SCHED_POLICY=rr|none, as node:cluster read it (the benchmark compares both)
-  : cluster.SCHED_RR;
+  : cluster.SCHED_NONE;
 
 /** The environment variable that tells a worker its number (1..N, kept by its replacements). */
 export const WORKER_NUMBER_ENV = 'ARR_WORKER_NUMBER';

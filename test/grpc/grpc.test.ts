@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { connect as h2ConnectWith } from 'node:http2';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,7 +53,7 @@ describe('gRPC to an h2c app (grpc-js)', () => {
           protocol: 'h2c',
         },
       ],
-      { extraArgs: ['--proxy-timeout', '1', '--access-log'] },
+      { extraArgs: ['--proxy-timeout', '1', '--body-timeout', '1', '--access-log'] },
     );
     client = tlsClient(arr.sslport, HOST);
   });
@@ -154,6 +155,31 @@ describe('gRPC to an h2c app (grpc-js)', () => {
       nowhere.close();
       broken.close();
     }
+  });
+
+  it('a request body that stalls: DEADLINE_EXCEEDED (--body-timeout), the instance keeps serving', async () => {
+    const session = await h2Connect(arr.sslport, HOST);
+    try {
+      const stream = session.request({
+        ':method': 'POST',
+        ':path': '/test.Echo/Unary',
+        ':authority': HOST,
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
+      stream.on('error', () => {});
+      // Half of a 10-byte message, then nothing.
+      stream.write(grpcFrame('0123456789').subarray(0, 10));
+      const head = await new Promise<Record<string, unknown>>((resolve) => stream.once('response', resolve));
+      assert.equal(head[':status'], 200);
+      assert.equal(head['grpc-status'], String(grpc.status.DEADLINE_EXCEEDED));
+      assert.equal(head['grpc-message'], 'the request body did not arrive in time');
+    } finally {
+      await closeSession(session);
+    }
+    const { reply, error } = await unary(client, Buffer.from('after'));
+    assert.equal(error, undefined);
+    assert.equal(reply?.toString(), 'after');
   });
 
   it('the plain port by prior knowledge (h2c): unary and bidirectional', async () => {
@@ -266,10 +292,35 @@ describe('gRPC to an h2c app (grpc-js)', () => {
 /** A plain node:http2 h2c app: HTTP/1.1 gets nothing from it (no allowHTTP1). */
 const H2C_APP = `
 import http2 from 'node:http2';
-const server = http2.createServer();
+// Two streams at a time per connection: arr opens another connection beyond that.
+const server = http2.createServer({ settings: { maxConcurrentStreams: 2 } });
+let active = 0;
+const connections = new Set();
 server.on('stream', (stream, headers) => {
   const path = headers[':path'];
   if (path === '/ready') return stream.respond({ ':status': 200 }, { endStream: true });
+  if (path === '/hold') {
+    // Answered after 200 ms; each arrival says how many streams and connections are open.
+    active++;
+    connections.add(stream.session);
+    stream.session.once('close', () => connections.delete(stream.session));
+    console.log('hold active=' + active + ' connections=' + connections.size);
+    stream.on('close', () => active--);
+    setTimeout(() => { stream.respond({ ':status': 200 }); stream.end('held'); }, 200);
+    return;
+  }
+  if (path === '/trailers') {
+    // The body's length and the request's trailers, once the request has ended.
+    let length = 0;
+    let trailers = null;
+    stream.on('data', (c) => { length += c.length; });
+    stream.on('trailers', (t) => { trailers = t; });
+    stream.on('end', () => setImmediate(() => {
+      stream.respond({ ':status': 200, 'content-type': 'application/json' });
+      stream.end(JSON.stringify({ length, trailers }));
+    }));
+    return;
+  }
   if (path === '/reset') {
     stream.respond({ ':status': 200 });
     // destroy() resets with INTERNAL_ERROR (close() would end the stream first).
@@ -289,13 +340,42 @@ describe('an h2c app at the HTTP/2 level (node:http2)', () => {
   before(async () => {
     // Its `ready` path is asked over HTTP/2: over HTTP/1.1 it would never answer, and the
     // activation would fail.
-    arr = await startArrWith([
-      { ...inlineApp(H2C_APP, [{ host: H2C, ssl: 'allowed' }]), protocol: 'h2c', ready: '/ready' },
-    ]);
+    arr = await startArrWith(
+      [{ ...inlineApp(H2C_APP, [{ host: H2C, ssl: 'allowed' }]), protocol: 'h2c', ready: '/ready' }],
+      { extraArgs: ['--instance-connections', '2'] },
+    );
   });
   after(async () => {
     await arr?.stop();
     await stopAll();
+  });
+
+  // First in this suite: arr has no connection to the instance yet (its ready path is asked apart).
+  it("streams beyond an instance's limit go to another connection, up to --instance-connections, then wait", async () => {
+    const holds = () =>
+      [...arr.proc.output().matchAll(/hold active=(\d+) connections=(\d+)/g)].map((m) => ({
+        active: Number(m[1]),
+        connections: Number(m[2]),
+      }));
+    const session = await h2Connect(arr.sslport, H2C);
+    try {
+      const burst = async () => {
+        const replies = await Promise.all(Array.from({ length: 8 }, () => h2Request(session, H2C, '/hold')));
+        for (const r of replies) assert.equal(r.body.toString(), 'held');
+      };
+      // Before the instance's SETTINGS came, nothing is sent past its limit (no stream refused).
+      await burst();
+      assert.equal(holds().length, 8);
+      assert.ok(Math.max(...holds().map((h) => h.active)) <= 4);
+      // Its limit known: two streams on each of two connections, the rest waited.
+      await burst();
+      const warm = holds().slice(8);
+      assert.equal(warm.length, 8);
+      assert.equal(Math.max(...warm.map((h) => h.connections)), 2, 'a second connection, no third');
+      assert.equal(Math.max(...warm.map((h) => h.active)), 4);
+    } finally {
+      await closeSession(session);
+    }
   });
 
   it('serves HTTP/2 and HTTP/1.1 clients, with the ready path asked over HTTP/2', async () => {
@@ -318,6 +398,48 @@ describe('an h2c app at the HTTP/2 level (node:http2)', () => {
     const h1 = await fetchVia(arr.port, H2C, false);
     assert.equal(h1.status, 200);
     assert.equal(h1.text, `h2c ${H2C} http`);
+  });
+
+  it("a client's request trailers reach the instance, from HTTP/2 and chunked HTTP/1.1", async () => {
+    const session = await h2Connect(arr.sslport, H2C);
+    try {
+      const stream = session.request(
+        { ':method': 'POST', ':path': '/trailers', ':authority': H2C },
+        { waitForTrailers: true },
+      );
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'abc', 'grpc-status': '0' }));
+      stream.end(Buffer.alloc(100_000));
+      const chunks: Buffer[] = [];
+      for await (const c of stream) chunks.push(c as Buffer);
+      const got = JSON.parse(Buffer.concat(chunks).toString());
+      assert.equal(got.length, 100_000);
+      assert.equal(got.trailers?.['x-checksum'], 'abc');
+      assert.equal(got.trailers?.['grpc-status'], '0');
+    } finally {
+      await closeSession(session);
+    }
+    const h1 = await new Promise<string>((resolve, reject) => {
+      const req = httpRequest({
+        port: arr.port,
+        method: 'POST',
+        path: '/trailers',
+        headers: { host: H2C, trailer: 'x-checksum' },
+      });
+      req.on('error', reject);
+      req.on('response', (res) => {
+        let text = '';
+        res.on('data', (c) => {
+          text += c;
+        });
+        res.on('end', () => resolve(text));
+      });
+      req.write('chunked body');
+      req.addTrailers({ 'x-checksum': 'def' });
+      req.end();
+    });
+    const got = JSON.parse(h1);
+    assert.equal(got.length, 12);
+    assert.equal(got.trailers?.['x-checksum'], 'def');
   });
 
   it("an instance's reset resets the client's stream (not a clean end)", async () => {

@@ -17,6 +17,7 @@ import {
   readReply,
   startArrWith,
 } from '../support/arr.js';
+import { parseExposition, type Sample, seriesValue } from '../support/exposition.js';
 import { until } from '../support/poll.js';
 import { freePort } from '../support/ports.js';
 import { runArr, stopAll } from '../support/proc.js';
@@ -53,40 +54,6 @@ const apps = (): AppDoc[] => [
     hosts: [{ host: 'broken.localhost', ssl: 'allowed' }],
   }),
 ];
-
-/** One series of a Prometheus text exposition: its name, labels and value. */
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-function parseExposition(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) continue;
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
-    samples.push({ name: m[1]!, labels, value: Number(m[3]) });
-  }
-  return samples;
-}
-
-/** The value of the series with exactly these labels, or undefined when there is none. */
-function seriesValue(
-  samples: Sample[],
-  name: string,
-  labels: Record<string, string> = {},
-): number | undefined {
-  const want = Object.entries(labels);
-  return samples.find(
-    (s) =>
-      s.name === name &&
-      Object.keys(s.labels).length === want.length &&
-      want.every(([k, v]) => s.labels[k] === v),
-  )?.value;
-}
 
 /** A plain GET to the admin endpoint. */
 function adminGet(port: number, path: string, method = 'GET'): Promise<Reply> {

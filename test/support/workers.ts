@@ -2,7 +2,17 @@
 // process holds which TCP connection (ss), to tell on which worker an exchange ran.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { type AppDoc, type ArrOptions, type ArrUnderTest, startArrWith } from './arr.js';
+import { request as httpRequest } from 'node:http';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import {
+  type AppDoc,
+  type ArrOptions,
+  type ArrUnderTest,
+  type Reply,
+  readReply,
+  startArrWith,
+} from './arr.js';
 import { until } from './poll.js';
 
 /** Starts arr with `--workers N` and waits until it serves. */
@@ -53,4 +63,65 @@ export function connectionOwners(filter: string): number[] {
 /** The pid of arr's process that holds the server side of the client connection from `clientPort`. */
 export function serverOf(arrPort: number, clientPort: number): number | undefined {
   return connectionOwners(`( sport = :${arrPort} and dport = :${clientPort} )`)[0];
+}
+
+/**
+ * One connection to arr's `port` held by each of `workers` (pids), plain or TLS: connections are
+ * opened one after another until every worker has accepted one (the kernel decides which worker
+ * accepts, so a few may be needed); the extra ones are closed. Requests are then sent on them
+ * with `requestOn`, to put exchanges on chosen workers.
+ */
+export async function connectionPerWorker(
+  port: number,
+  workers: number[],
+  secure: boolean,
+  host: string,
+  max = 200,
+): Promise<Map<number, Socket>> {
+  const held = new Map<number, Socket>();
+  for (let i = 0; i < max && held.size < workers.length; i++) {
+    const socket = await openConnection(port, secure, host);
+    const local = socket.localPort!;
+    const owner = await until(`the worker holding the connection from :${local}`, () =>
+      serverOf(port, local),
+    );
+    if (workers.includes(owner) && !held.has(owner)) held.set(owner, socket);
+    else socket.destroy();
+  }
+  if (held.size < workers.length) {
+    for (const s of held.values()) s.destroy();
+    throw new Error(`${max} connections to :${port} reached only workers ${[...held.keys()]} of ${workers}`);
+  }
+  return held;
+}
+
+function openConnection(port: number, secure: boolean, host: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = secure
+      ? tlsConnect({
+          port,
+          host: '127.0.0.1',
+          servername: host,
+          rejectUnauthorized: false,
+          ALPNProtocols: ['http/1.1'],
+        })
+      : netConnect({ port, host: '127.0.0.1' });
+    socket.once(secure ? 'secureConnect' : 'connect', () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+/** One request on a connection opened by `connectionPerWorker`; the connection ends with it. */
+export function requestOn(socket: Socket, host: string, path = '/'): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({
+      path,
+      headers: { host, connection: 'close' },
+      createConnection: () => socket, // with no agent: the request goes on this connection
+    });
+    req.setTimeout(30_000, () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.on('response', (res) => readReply(res).then(resolve, reject));
+    req.end();
+  });
 }

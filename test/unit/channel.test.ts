@@ -73,4 +73,14 @@ describe('primary-worker channel', () => {
     await ownArrived;
     assert.equal(calls, 1);
   });
+
+  it("takes the pipe's error (a send to a process that just exited) as the end of the channel", async () => {
+    const [p, w] = pipePair();
+    new Channel(p).on('slow', () => new Promise(() => {}));
+    const worker = new Channel(w);
+    const waiting = worker.ask('slow', {}, 60_000);
+    (w as unknown as EventEmitter).emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+    await assert.rejects(waiting, /closed/);
+    assert.equal(worker.note('x'), false);
+  });
 });

@@ -1,12 +1,19 @@
 import assert from 'node:assert/strict';
-import { Agent } from 'node:http';
+import type { Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { allGone, gone, logLines, startLines } from '../support/activation.js';
 import { fetchVia, helloApp, pidOf } from '../support/arr.js';
 import { moreAnswers, startLoad, versionedApp } from '../support/deploy.js';
 import { until } from '../support/poll.js';
 import { stopAll } from '../support/proc.js';
-import { connectionOwners, startWithWorkers, titleOf, waitForWorkers } from '../support/workers.js';
+import {
+  connectionOwners,
+  connectionPerWorker,
+  requestOn,
+  startWithWorkers,
+  titleOf,
+  waitForWorkers,
+} from '../support/workers.js';
 
 /** `--workers 2`: the primary and its worker processes, as processes. */
 describe('arr --workers: processes', () => {
@@ -21,10 +28,12 @@ describe('arr --workers: processes', () => {
       const workers = await waitForWorkers(arr.proc.pid, 2);
       assert.deepEqual([...workers.keys()].sort(), [1, 2]);
       for (const [n, pid] of workers) assert.equal(titleOf(pid), `arr worker ${n}`);
-      // Each on a connection of its own: the connections are spread over both workers.
-      const replies = await Promise.all(
-        Array.from({ length: 16 }, () => fetchVia(arr.port, host, false, { path: '/slow?ms=300' })),
-      );
+      // First requests on both workers at once (a connection held by each), and more beside them.
+      const held = await connectionPerWorker(arr.port, [...workers.values()], false, host);
+      const replies = await Promise.all([
+        ...[...held.values()].map((socket) => requestOn(socket, host, '/slow?ms=300')),
+        ...Array.from({ length: 14 }, () => fetchVia(arr.port, host, false, { path: '/slow?ms=300' })),
+      ]);
       for (const r of replies) assert.equal(r.status, 200, r.text);
       const pids = new Set(replies.map(pidOf));
       assert.equal(pids.size, 1, `one instance: ${[...pids]}`);
@@ -45,22 +54,25 @@ describe('arr --workers: processes', () => {
     const host = `${name}.localhost`;
     const arr = await startWithWorkers([{ ...helloApp(name, [{ host, ssl: 'allowed' }]), name }]);
     try {
-      const instance = pidOf(await fetchVia(arr.port, host, false));
+      const first = await fetchVia(arr.port, host, false);
+      const instance = pidOf(first);
+      const instancePort = Number(/port (\d+)/.exec(first.text)![1]);
       const workers = await waitForWorkers(arr.proc.pid, 2);
       const victim = workers.get(1)!;
-      const slow = Array.from({ length: 8 }, () =>
-        fetchVia(arr.port, host, false, { path: '/slow?ms=1500' }).then(
+      const held = await connectionPerWorker(arr.port, [...workers.values()], false, host);
+      const outcome = (socket: Socket) =>
+        requestOn(socket, host, '/slow?ms=1500').then(
           (r) => r.status,
           () => 'failed' as const,
-        ),
-      );
-      await until('slow requests in flight on worker 1', () =>
-        connectionOwners(`sport = :${arr.port}`).includes(victim),
+        );
+      const onVictim = outcome(held.get(victim)!);
+      const onOther = outcome(held.get(workers.get(2)!)!);
+      await until('the slow request in flight on worker 1', () =>
+        connectionOwners(`dport = :${instancePort}`).includes(victim),
       );
       process.kill(victim, 'SIGKILL');
-      const outcomes = await Promise.all(slow);
-      assert.ok(outcomes.includes(200), `the other worker's requests were answered: ${outcomes}`);
-      assert.ok(outcomes.includes('failed'), `the killed worker's failed: ${outcomes}`);
+      assert.equal(await onVictim, 'failed', "the killed worker's request failed");
+      assert.equal(await onOther, 200, "the other worker's request was answered");
       const line = await until('the error line', () =>
         logLines(arr.proc.output()).find((l) => l.level === 'error' && l.event === 'worker-exited'),
       );
@@ -116,16 +128,11 @@ describe('arr --workers: processes', () => {
     const arr = await startWithWorkers([{ ...helloApp(name, [{ host, ssl: 'allowed' }]), name }]);
     const instance = pidOf(await fetchVia(arr.port, host, false));
     const workers = await waitForWorkers(arr.proc.pid, 2);
-    const agent = new Agent({ keepAlive: false });
-    const slow = Array.from({ length: 6 }, () => fetchVia(arr.port, host, false, { path: '/slow?ms=1000' }));
-    await until('requests on both workers', () => {
-      const owners = connectionOwners(`sport = :${arr.port}`);
-      return [...workers.values()].every((w) => owners.includes(w));
-    });
+    const held = await connectionPerWorker(arr.port, [...workers.values()], false, host);
+    const slow = [...held.values()].map((socket) => requestOn(socket, host, '/slow?ms=1000'));
     const stopped = arr.stop();
     for (const r of await Promise.all(slow)) assert.equal(r.status, 200, r.text);
     assert.equal(await stopped, 0);
     assert.ok([instance, ...workers.values()].every(gone), 'no process left');
-    agent.destroy();
   });
 });

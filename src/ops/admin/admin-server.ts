@@ -5,7 +5,6 @@ import type { App } from '../../registry/types.js';
 import { listenOrExplain } from '../../util/listen.js';
 import type { Overview, OverviewQuery, Tick } from '../dashboard/dashboard-data.js';
 import { isDashboardPath, loadDashboardFiles } from '../dashboard/dashboard-files.js';
-import type { Metrics } from '../metrics/metrics.js';
 import type { Series } from '../metrics/traffic.js';
 import type { OutputLine } from '../output-log.js';
 import type { AdminToken } from './admin-auth.js';
@@ -44,6 +43,16 @@ export interface HealthSource {
   /** Instances running on this node. */
   instances(): number;
   registryReachable(): boolean;
+  /** With workers: how many serve now (`"workers"` in the verbose report; absent when arr runs alone). */
+  workers?(): number;
+}
+
+/** What /metrics serves, and where refused admin requests are counted. */
+export interface AdminMetrics {
+  /** The Prometheus text. */
+  text(): Promise<string>;
+  readonly contentType: string;
+  adminUnauthorized(reason: 'missing' | 'wrong'): void;
 }
 
 /** What the dashboard's API serves (built by Operations from the activator, registry and rings). */
@@ -89,7 +98,8 @@ const MAX_STREAM_BACKLOG = 1024 * 1024;
  * The operator's endpoint, on its own listener (never on the public ports):
  * - `GET /healthz`: 200 `ok` while arr serves, 503 `stopping` once it has begun to stop;
  *   `GET /healthz?verbose`: the same status with one line of JSON
- *   `{"status", "apps", "instances", "registry": "ok" | "unreachable"}`. Never needs the token.
+ *   `{"status", "apps", "instances", "registry": "ok" | "unreachable"}`, and `"workers": N` (serving
+ *   now) with workers. Never needs the token.
  * - `GET /metrics`: Prometheus text format.
  * - `GET /`, `/dashboard.js` (and its modules, `/dashboard/*.js`), `/dashboard.css`: the dashboard
  *   (no data in them: served without the token; the page asks for it when the API refuses).
@@ -98,7 +108,7 @@ const MAX_STREAM_BACKLOG = 1024 * 1024;
  */
 export async function startAdminServer(
   address: AdminAddress,
-  metrics: Metrics,
+  metrics: AdminMetrics,
   health: HealthSource,
   dashboard: DashboardSource,
   token?: AdminToken,
@@ -148,8 +158,8 @@ export async function startAdminServer(
 
   const route = (req: IncomingMessage, res: ServerResponse, path: string, query: string, head: boolean) => {
     if (path === '/metrics') {
-      metrics.registry.metrics().then(
-        (text) => send(res, 200, metrics.registry.contentType, text, {}, head),
+      metrics.text().then(
+        (text) => send(res, 200, metrics.contentType, text, {}, head),
         () => send(res, 500, TEXT, 'metrics are unavailable\n', {}, head),
       );
       return;
@@ -228,6 +238,7 @@ function healthz(res: ServerResponse, health: HealthSource, query: string, head:
     apps: health.apps(),
     instances: health.instances(),
     registry: health.registryReachable() ? 'ok' : 'unreachable',
+    ...(health.workers ? { workers: health.workers() } : {}),
   };
   send(res, status, 'application/json', `${JSON.stringify(report)}\n`, {}, head);
 }

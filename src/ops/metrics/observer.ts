@@ -6,8 +6,8 @@ import type { H2Response } from '../../router/carrying/h2-messages.js';
 import { connectionOf } from '../../router/carrying/headers.js';
 import type { ExchangeObserver } from '../../router/deciding/observer.js';
 import type { Logger } from '../../util/log.js';
-import { type Metrics, NO_APP, type Protocol } from './metrics.js';
-import { type Traffic, UNKNOWN_HOST } from './traffic.js';
+import { type ExchangeMetrics, NO_APP, type Protocol } from './exchange-metrics.js';
+import { type TrafficSink, UNKNOWN_HOST } from './traffic.js';
 
 /** What is known of an upgrade until its connection closes. */
 interface UpgradeState {
@@ -54,9 +54,9 @@ function protocolOf(req: DownstreamRequest): Protocol {
  * above info it is off.
  */
 export function createObserver(
-  metrics: Metrics | undefined,
+  metrics: ExchangeMetrics | undefined,
   accessLog: Logger | undefined,
-  traffic?: Traffic,
+  traffic?: TrafficSink,
 ): ExchangeObserver | undefined {
   const log = accessLog?.isLevelEnabled('info') ? accessLog : undefined;
   if (!metrics && !log) return undefined;

@@ -11,7 +11,7 @@ export const WINDOW_SECONDS = 180;
  * Latency buckets of one second's histogram: bucket i holds durations up to 0.1 ms * 2^(i/4)
  * (a 19% step, so that a percentile read from it is within 19%), from 0.1 ms to about 2 min.
  */
-const BUCKETS = 84;
+export const BUCKETS = 84;
 const BASE_SECONDS = 0.0001;
 
 function bucketOf(seconds: number): number {
@@ -64,9 +64,65 @@ export interface Series {
   websockets: number[];
 }
 
+/** Where the observer counts each exchange for the dashboard: the ring (arr alone), or a worker's tally. */
+export interface TrafficSink {
+  /** A request of the app ended with this status, `seconds` after it reached arr. */
+  request(appId: string, status: number, seconds: number): void;
+  websocketOpened(appId: string): void;
+  websocketClosed(appId: string): void;
+}
+
+/** An app's second under way: what a request or a WebSocket adds to. */
+interface SecondUnderWay {
+  requests: number;
+  errors: number;
+  readonly hist: Uint32Array;
+  /** WebSockets open now. */
+  websockets: number;
+}
+
+/**
+ * The request path of a count of traffic (the ring, or a worker's tally): the app's second
+ * under way, then a few increments.
+ */
+export abstract class TrafficCounter implements TrafficSink {
+  /** The app's second under way (the current one: an earlier one is closed first). */
+  protected abstract of(appId: string): SecondUnderWay;
+
+  request(appId: string, status: number, seconds: number): void {
+    const t = this.of(appId);
+    t.requests++;
+    if (status >= 500) t.errors++;
+    t.hist[bucketOf(seconds)]!++;
+  }
+
+  websocketOpened(appId: string): void {
+    this.of(appId).websockets++;
+  }
+
+  websocketClosed(appId: string): void {
+    const t = this.of(appId);
+    if (t.websockets > 0) t.websockets--;
+  }
+}
+
+/** One app's one second as a worker counted it (traffic-tally.ts): what the primary adds into its ring. */
+export interface SecondReport {
+  second: number;
+  app: string;
+  requests: number;
+  errors: number;
+  /** WebSockets open at the end of the second. */
+  websockets: number;
+  /** The latency histogram's buckets that are not empty: index, count, index, count... */
+  hist: number[];
+}
+
 /**
  * One app's ring: the second under way is counted in plain numbers and a histogram; when a
  * later second is seen, it is summed up into the ring (its slot: second modulo the window).
+ * Fed by workers' reports (`fed`), open WebSockets are what the reports of each second say, not
+ * a level carried over.
  */
 class AppTraffic {
   /** The second being counted. */
@@ -86,7 +142,10 @@ class AppTraffic {
     websockets: new Uint32Array(WINDOW_SECONDS),
   };
 
-  constructor(now: number) {
+  constructor(
+    now: number,
+    private readonly fed = false,
+  ) {
     this.second = now;
     this.lastActive = now;
   }
@@ -102,8 +161,10 @@ class AppTraffic {
     r.p99[slot] = percentile(this.hist, this.requests, 0.99);
     r.websockets[slot] = this.websockets;
     if (this.requests > 0 || this.websockets > 0) this.lastActive = this.second;
+    // Reported WebSockets are a second's; counted ones stay open into the seconds that follow.
+    const open = this.fed ? 0 : this.websockets;
     // Seconds without requests still count as active while a WebSocket is open.
-    if (this.websockets > 0) this.lastActive = now - 1;
+    if (open > 0) this.lastActive = now - 1;
     const quiet = Math.min(now - this.second - 1, WINDOW_SECONDS);
     for (let i = 1; i <= quiet; i++) {
       const s = (this.second + i) % WINDOW_SECONDS;
@@ -111,12 +172,38 @@ class AppTraffic {
       r.errors[s] = 0;
       r.p50[s] = 0;
       r.p99[s] = 0;
-      r.websockets[s] = this.websockets;
+      r.websockets[s] = open;
     }
     this.second = now;
     this.requests = 0;
     this.errors = 0;
+    this.websockets = open;
     if (this.hist.some((n) => n > 0)) this.hist.fill(0);
+  }
+
+  /**
+   * Adds a worker's report of one second. A report for a second already closed (a worker that
+   * answered late) adds its counts to the ring; the percentiles stay those of the reports that
+   * came in time.
+   */
+  absorb(r: SecondReport): void {
+    if (r.second > this.second) this.roll(r.second);
+    if (r.second === this.second) {
+      this.requests += r.requests;
+      this.errors += r.errors;
+      this.websockets += r.websockets;
+      const h = r.hist;
+      for (let i = 0; i + 1 < h.length; i += 2) {
+        const bucket = h[i]!;
+        if (bucket >= 0 && bucket < BUCKETS) this.hist[bucket]! += h[i + 1]!;
+      }
+      return;
+    }
+    if (this.second - r.second > WINDOW_SECONDS) return;
+    const slot = r.second % WINDOW_SECONDS;
+    this.ring.requests[slot]! += r.requests;
+    this.ring.errors[slot]! += r.errors;
+    this.ring.websockets[slot]! += r.websockets;
   }
 
   /** The last complete second (the one before `now`), rolled to `now` first. */
@@ -139,16 +226,26 @@ class AppTraffic {
  * The request path does a map lookup, two increments and one histogram slot per request; the
  * clock it uses is a whole second kept by a timer, not read per request. An app silent for the
  * whole window (no request, no open WebSocket) is dropped, so memory follows the busy apps.
+ *
+ * With workers, the primary's Traffic is `fed` by their reports of each second (`absorb`)
+ * instead, and reads lag a second behind the clock: a second is closed only once every worker
+ * has had a second to report it.
  */
-export class Traffic {
+export class Traffic extends TrafficCounter {
   private readonly apps = new Map<string, AppTraffic>();
   private now: number;
   private swept: number;
   private readonly timer: NodeJS.Timeout;
+  private readonly fed: boolean;
 
   /** `clock`: ms since the epoch (tests give their own). */
-  constructor(private readonly clockMs: () => number = Date.now) {
-    this.now = Math.floor(clockMs() / 1000);
+  constructor(
+    private readonly clockMs: () => number = Date.now,
+    options: { fed?: boolean } = {},
+  ) {
+    super();
+    this.fed = options.fed ?? false;
+    this.now = this.second();
     this.swept = this.now;
     this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref();
@@ -156,7 +253,7 @@ export class Traffic {
 
   /** Reads the clock for the requests to come; once a window, forgets the apps silent for all of it. Run by the timer. */
   tick(): void {
-    this.now = Math.floor(this.clockMs() / 1000);
+    this.now = this.second();
     if (this.now - this.swept < WINDOW_SECONDS) return;
     this.swept = this.now;
     for (const [id, t] of this.apps) {
@@ -165,30 +262,25 @@ export class Traffic {
     }
   }
 
-  private of(appId: string): AppTraffic {
+  protected of(appId: string): AppTraffic {
     let t = this.apps.get(appId);
     if (!t) {
-      t = new AppTraffic(this.now);
+      t = new AppTraffic(this.now, this.fed);
       this.apps.set(appId, t);
     } else if (t.second !== this.now) t.roll(this.now);
     return t;
   }
 
-  /** A request of the app ended with this status, `seconds` after it reached arr. */
-  request(appId: string, status: number, seconds: number): void {
-    const t = this.of(appId);
-    t.requests++;
-    if (status >= 500) t.errors++;
-    t.hist[bucketOf(seconds)]!++;
-  }
-
-  websocketOpened(appId: string): void {
-    this.of(appId).websockets++;
-  }
-
-  websocketClosed(appId: string): void {
-    const t = this.of(appId);
-    if (t.websockets > 0) t.websockets--;
+  /** Adds workers' reports of their seconds (with workers, in the primary). */
+  absorb(reports: readonly SecondReport[]): void {
+    for (const r of reports) {
+      let t = this.apps.get(r.app);
+      if (!t) {
+        t = new AppTraffic(r.second, this.fed);
+        this.apps.set(r.app, t);
+      }
+      t.absorb(r);
+    }
   }
 
   /** How many apps have a ring now. */
@@ -234,8 +326,13 @@ export class Traffic {
 
   /** The current second, read now (the timer's may be up to a second old: readers want it exact). */
   private clock(): number {
-    this.now = Math.floor(this.clockMs() / 1000);
+    this.now = this.second();
     return this.now;
+  }
+
+  /** The second under way: the clock's, or the one before when fed (reports of it may still come). */
+  private second(): number {
+    return Math.floor(this.clockMs() / 1000) - (this.fed ? 1 : 0);
   }
 
   close(): void {

@@ -23,7 +23,9 @@ const GRPC = {
 
 /**
  * The code of each of arr's statuses: the mapping of gRPC's http-grpc-status-mapping.md, except
- * arr's own timeouts (504, 408), which are the deadline it enforces.
+ * arr's own timeouts (504, 408), which are the deadline it enforces, and 429, which arr sends
+ * only for its rate limits (a quota: RESOURCE_EXHAUSTED, which clients do not retry at once as
+ * they may UNAVAILABLE; Envoy's `rate_limited_as_resource_exhausted`).
  */
 const CODES: Record<number, number> = {
   400: GRPC.INTERNAL,
@@ -33,7 +35,8 @@ const CODES: Record<number, number> = {
   408: GRPC.DEADLINE_EXCEEDED,
   413: GRPC.RESOURCE_EXHAUSTED,
   421: GRPC.UNAVAILABLE,
-  429: GRPC.UNAVAILABLE,
+  429: GRPC.RESOURCE_EXHAUSTED,
+  500: GRPC.INTERNAL,
   502: GRPC.UNAVAILABLE,
   503: GRPC.UNAVAILABLE,
   504: GRPC.DEADLINE_EXCEEDED,
@@ -60,21 +63,50 @@ export function refuseRequest(
     sendError(res, status, message, headers);
     return;
   }
+  const h2 = isH2Response(res);
+  const head = grpcHead(req, status, message);
+  // The fields of the refusal (WWW-Authenticate, Retry-After, an auth service's) are metadata.
+  if (headers !== undefined)
+    for (const name of Object.keys(headers))
+      if (!(name in head) && !(h2 && name === 'connection')) head[name] = headers[name];
+  if (h2) res.endWithHead = true;
+  else head['content-length'] = '0';
+  try {
+    res.writeHead(200, head);
+  } catch {
+    // A field an auth service gave that Node will not send: the answer without them.
+    const bare = grpcHead(req, status, message);
+    if (!h2) bare['content-length'] = '0';
+    res.writeHead(200, bare);
+  }
+  if (!h2) res.end();
+}
+
+/** The status fields, after the Content-Type of a head (`req`) or alone (trailers). */
+function grpcHead(req: DownstreamRequest | undefined, status: number, message: string): OutgoingHttpHeaders {
   const head: OutgoingHttpHeaders = Object.create(null);
-  head['content-type'] = req.headers['content-type'];
+  if (req !== undefined) head['content-type'] = req.headers['content-type'];
   head['grpc-status'] = String(CODES[status] ?? GRPC.UNKNOWN);
   head['grpc-message'] = percentEncoded(message);
-  const retryAfter = headers?.['retry-after'];
-  if (retryAfter !== undefined) head['retry-after'] = retryAfter;
-  if (isH2Response(res)) {
-    res.endWithHead = true;
-    res.writeHead(200, head);
-    return;
-  }
-  head['content-length'] = '0';
-  if (headers?.connection) head.connection = headers.connection;
-  res.writeHead(200, head);
+  return head;
+}
+
+/**
+ * A gRPC call over HTTP/2 whose answer has begun and that arr must end (the client's stream
+ * passed `maxBodySize`): trailers with the status, as the instance would end it, rather than a
+ * reset a client reports as INTERNAL. False when the request is not gRPC or the stream can no
+ * longer take trailers: the caller resets it.
+ */
+export function endGrpcCall(
+  req: DownstreamRequest,
+  res: DownstreamResponse,
+  status: number,
+  message: string,
+): boolean {
+  if (!isGrpc(req) || !isH2Response(res) || res.destroyed || res.stream.writableEnded) return false;
+  res.addTrailers(grpcHead(undefined, status, message));
   res.end();
+  return true;
 }
 
 /** grpc-message's encoding: bytes outside printable ASCII, and `%`, as %XX (UTF-8). */

@@ -6,11 +6,13 @@ import {
   constants,
   type IncomingHttpHeaders,
   type OutgoingHttpHeaders,
+  type ServerHttp2Stream,
+  type Settings,
 } from 'node:http2';
 import type { Target } from '../../activation/target.js';
 import { editRequestHeaders } from '../deciding/policy/edge-answer.js';
-import { type DownstreamRequest, isH2Response } from './downstream.js';
-import { h2RequestHeaders, requestHeaders } from './headers.js';
+import { type DownstreamRequest, isH2, isH2Response } from './downstream.js';
+import { HOP_BY_HOP, h2RequestHeaders, requestHeaders } from './headers.js';
 import { type Exchange, type HttpEngineOptions, hasBody, originOf } from './http-engine.js';
 import { ProxyError } from './proxy-errors.js';
 
@@ -26,7 +28,8 @@ import { ProxyError } from './proxy-errors.js';
  * `maxConnections` of them; a session takes streams up to the instance's
  * SETTINGS_MAX_CONCURRENT_STREAMS (at most STREAMS_PER_SESSION) before another is opened, and
  * when every session is full and no more may be opened, nghttp2 queues the stream in the least
- * busy one until a stream there ends.
+ * busy one until a stream there ends. A session opened before the instance's limit is known
+ * sends one stream until its SETTINGS come (nghttp2 queues the others).
  *
  * undici 7's H2CClient (`allowH2` with `useH2c`) was not used: it is itself built on node:http2,
  * sends no request trailers (a TODO in its client-h2.js), and is one connection per Client with
@@ -40,10 +43,22 @@ const { NGHTTP2_CANCEL } = constants;
 /** The END_STREAM flag of a HEADERS frame. */
 const FLAG_END_STREAM = 0x1;
 
+/**
+ * The options of a stream, with the priority fields nghttp2 defaults to (weight 16, no parent):
+ * `request()` copies its options and fills in those it lacks, and adding four properties to
+ * each copy measured as much as the rest of its validation (Node 20).
+ */
+const PRIORITY = { weight: 16, parent: 0, exclusive: false, silent: false } as const;
+const WITH_BODY = { endStream: false, waitForTrailers: true, ...PRIORITY } as const;
+const WITHOUT_BODY = { endStream: true, ...PRIORITY } as const;
+
 const SESSIONS = Symbol('arr.h2c.sessions');
 const ACTIVE = Symbol('arr.h2c.active');
-type Session = ClientHttp2Session & { [ACTIVE]: number; [SESSIONS]?: Session[] };
-type H2cTarget = Target & { [SESSIONS]?: Session[] };
+const LIMIT = Symbol('arr.h2c.limit');
+/** An instance's sessions, and its limit of streams per session once one of them had its SETTINGS. */
+type Sessions = Session[] & { [LIMIT]?: number };
+type Session = ClientHttp2Session & { [ACTIVE]: number; [SESSIONS]?: Sessions };
+type H2cTarget = Target & { [SESSIONS]?: Sessions };
 
 export class H2cEngine {
   private readonly targets = new Set<H2cTarget>();
@@ -62,9 +77,10 @@ export class H2cEngine {
     const req = x.req;
     const session = this.sessionFor(x.target as H2cTarget);
     const body = hasBody(req);
-    let stream: ClientHttp2Stream;
+    let stream: UpstreamStream;
     try {
-      stream = session.request(upstreamHeaders(x), { endStream: !body });
+      // A body may end with trailers (a client's, HTTP/2 or chunked): the stream waits for them.
+      stream = session.request(upstreamHeaders(x), body ? WITH_BODY : WITHOUT_BODY);
     } catch (err) {
       x.onError(err as Error);
       return;
@@ -72,11 +88,14 @@ export class H2cEngine {
     session[ACTIVE]++;
     const upstream = new Upstream(x, stream, session);
     if (body) {
-      const source = x.bodyStream(this.bodyTimeoutMs);
-      source.on('error', upstream.bodyFailed);
-      source.pipe(stream);
+      (stream as UpstreamStream)[REQUEST] = req;
+      stream.once('wantTrailers', sendRequestTrailers);
+      if (isH2(req)) req.stream.once('trailers', keepTrailers);
+      // The stream is the body's destination: a failing body destroys it with its error
+      // (RST_STREAM to the instance), which reaches the exchange as the stream's 'error'.
+      x.bodyInto(stream, this.bodyTimeoutMs);
     }
-    if (this.timeoutMs > 0) stream.setTimeout(this.timeoutMs, upstream.timedOut);
+    if (this.timeoutMs > 0) stream.setTimeout(this.timeoutMs, onTimeout);
     x.onConnect(upstream.abort);
   }
 
@@ -105,17 +124,23 @@ export class H2cEngine {
       target[SESSIONS] = sessions;
       this.targets.add(target);
     }
+    const limit = sessions[LIMIT];
+    const room = limit ?? STREAMS_PER_SESSION;
     let least: Session | undefined;
     for (const s of sessions) {
-      if (s[ACTIVE] < roomOf(s)) return s;
+      if (s[ACTIVE] < room) return s;
       if (!least || s[ACTIVE] < least[ACTIVE]) least = s;
     }
     if (least && sessions.length >= this.maxConnections) return least;
-    const session = connect(originOf(target), { peerMaxConcurrentStreams: STREAMS_PER_SESSION }) as Session;
+    // Streams beyond the instance's limit wait in nghttp2 until a stream ends; before the
+    // instance's SETTINGS say what the limit is, beyond one (a stream sent past the limit would
+    // be refused, REFUSED_STREAM, and its body could not be sent again).
+    const session = connect(originOf(target), { peerMaxConcurrentStreams: limit ?? 1 }) as Session;
     session[ACTIVE] = 0;
     session[SESSIONS] = sessions;
     // A session's error ends it ('close' follows); its streams fail with their own errors.
     session.on('error', ignore);
+    session.on('remoteSettings', learnLimit);
     // An instance that says GOAWAY takes no new stream there; 'close' when its streams are done.
     session.once('goaway', leave);
     session.once('close', leave);
@@ -137,10 +162,13 @@ function leave(this: Session): void {
   if (i !== -1) sessions.splice(i, 1);
 }
 
-/** How many streams a session takes: the instance's limit once its SETTINGS came, at most ours. */
-function roomOf(s: Session): number {
-  const max = s.remoteSettings?.maxConcurrentStreams;
-  return typeof max === 'number' && max < STREAMS_PER_SESSION ? max : STREAMS_PER_SESSION;
+/** The instance's SETTINGS: its limit of streams per session (at most ours) is every session's. */
+function learnLimit(this: Session, settings: Settings): void {
+  const sessions = this[SESSIONS];
+  if (!sessions) return;
+  const max = settings.maxConcurrentStreams;
+  sessions[LIMIT] =
+    typeof max === 'number' && max < STREAMS_PER_SESSION ? Math.max(1, max) : STREAMS_PER_SESSION;
 }
 
 /**
@@ -190,6 +218,42 @@ function flatten(headers: IncomingHttpHeaders): string[] {
   return out;
 }
 
+const REQUEST = Symbol('arr.h2c.request');
+const TRAILERS = Symbol('arr.h2c.trailers');
+const UPSTREAM = Symbol('arr.h2c.upstream');
+type UpstreamStream = ClientHttp2Stream & { [REQUEST]?: DownstreamRequest; [UPSTREAM]?: Upstream };
+type TrailedStream = ServerHttp2Stream & { [TRAILERS]?: IncomingHttpHeaders };
+
+/** An HTTP/2 client's request trailers, kept on its stream until the instance's stream asks for them. */
+function keepTrailers(this: TrailedStream, trailers: IncomingHttpHeaders): void {
+  this[TRAILERS] = trailers;
+}
+
+/**
+ * The request's body is sent: its trailers follow (an HTTP/2 client's, or an HTTP/1.1 client's
+ * chunked ones), less pseudo-header and hop-by-hop fields; none, or ones Node will not send,
+ * end the stream with an empty DATA frame.
+ */
+function sendRequestTrailers(this: UpstreamStream): void {
+  const req = this[REQUEST];
+  this[REQUEST] = undefined;
+  if (req === undefined || this.destroyed) return;
+  const given = isH2(req) ? (req.stream as TrailedStream)[TRAILERS] : req.trailers;
+  const trailers: OutgoingHttpHeaders = Object.create(null);
+  if (given !== undefined)
+    for (const name of Object.keys(given))
+      if (name.charCodeAt(0) !== 58 /* : */ && !HOP_BY_HOP.has(name)) trailers[name] = given[name];
+  try {
+    this.sendTrailers(trailers);
+  } catch {
+    try {
+      this.sendTrailers({});
+    } catch {
+      this.close(NGHTTP2_CANCEL);
+    }
+  }
+}
+
 /** The undici error code a stream's failure stands for, so that the router's decisions hold. */
 function asFailure(err: NodeJS.ErrnoException): NodeJS.ErrnoException {
   // A stream requested before its session connected fails with the connection's error as cause.
@@ -200,30 +264,30 @@ function asFailure(err: NodeJS.ErrnoException): NodeJS.ErrnoException {
 /**
  * One stream to an instance, driving its exchange as undici's dispatcher would. The stream's
  * body is read as the client takes it (paused while the client's response is full), and its
- * end, trailers, reset or error reach the exchange once.
+ * end, trailers, reset or error reach the exchange once. The stream's listeners are functions
+ * shared by every stream (no closures per stream), which find this on the stream; its 'close'
+ * lets go of it, since a closed stream's object outlives its close (h2-messages.ts,
+ * responseClosed): whatever it still held would be promoted to the old generation with it.
  */
 class Upstream {
-  private trailers: string[] | null = null;
+  trailers: string[] | null = null;
   private done = false;
 
   constructor(
-    private readonly x: Exchange,
-    private readonly stream: ClientHttp2Stream,
+    readonly x: Exchange,
+    private readonly stream: UpstreamStream,
     private readonly session: Session,
   ) {
-    stream.on('response', (headers, flags) => this.response(headers, flags));
-    stream.on('trailers', (trailers) => {
-      this.trailers = flatten(trailers);
-    });
-    stream.on('data', (chunk: Buffer) => {
-      if (!this.x.onData(chunk)) stream.pause();
-    });
-    stream.on('end', () => this.complete());
-    stream.on('error', (err: NodeJS.ErrnoException) => this.fail(asFailure(err)));
-    stream.on('close', () => this.closed());
+    stream[UPSTREAM] = this;
+    stream.on('response', onResponse);
+    stream.on('trailers', onTrailers);
+    stream.on('data', onData);
+    stream.on('end', onEnd);
+    stream.on('error', onError);
+    stream.on('close', onClose);
   }
 
-  private response(headers: IncomingHttpHeaders, flags: number): void {
+  response(headers: IncomingHttpHeaders, flags: number): void {
     // --proxy-timeout is the wait for the head; a stream that flows has none.
     this.stream.setTimeout(0);
     // A head that ends the stream (gRPC's trailers-only answer) ends the client's stream too.
@@ -235,19 +299,19 @@ class Upstream {
     if (!this.x.onHeaders(status, flatten(headers), this.resume, text)) this.stream.pause();
   }
 
-  private complete(): void {
+  complete(): void {
     if (this.done) return;
     this.done = true;
     this.x.onComplete(this.trailers);
   }
 
-  private fail(err: Error): void {
+  fail(err: Error): void {
     if (this.done) return;
     this.done = true;
     this.x.onError(err);
   }
 
-  private closed(): void {
+  closed(): void {
     this.session[ACTIVE]--;
     // Reset by the instance (CANCEL emits no 'error'), or closed before its end.
     if (!this.done)
@@ -264,15 +328,42 @@ class Upstream {
     if (!this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
   };
 
-  readonly timedOut = (): void => {
+  timedOut(): void {
     if (this.x.answered || this.done) return;
     this.fail(new ProxyError('timeout', 'the instance did not answer in time'));
     if (!this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
-  };
+  }
+}
 
-  /** The client's body failed (it stopped short, or stalled): the stream is cancelled, the exchange fails. */
-  readonly bodyFailed = (err: Error): void => {
-    this.fail(err);
-    if (!this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
-  };
+function onResponse(this: UpstreamStream, headers: IncomingHttpHeaders, flags: number): void {
+  this[UPSTREAM]?.response(headers, flags);
+}
+
+function onTrailers(this: UpstreamStream, trailers: IncomingHttpHeaders): void {
+  const u = this[UPSTREAM];
+  if (u) u.trailers = flatten(trailers);
+}
+
+function onData(this: UpstreamStream, chunk: Buffer): void {
+  const u = this[UPSTREAM];
+  if (u && !u.x.onData(chunk)) this.pause();
+}
+
+function onEnd(this: UpstreamStream): void {
+  this[UPSTREAM]?.complete();
+}
+
+function onError(this: UpstreamStream, err: NodeJS.ErrnoException): void {
+  this[UPSTREAM]?.fail(asFailure(err));
+}
+
+function onClose(this: UpstreamStream): void {
+  const u = this[UPSTREAM];
+  this[UPSTREAM] = undefined;
+  this[REQUEST] = undefined;
+  u?.closed();
+}
+
+function onTimeout(this: UpstreamStream): void {
+  this[UPSTREAM]?.timedOut();
 }

@@ -1,6 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Writable } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
 import { exchangeBegan, exchangeEnded, type Target } from '../../activation/target.js';
 import type { App } from '../../registry/types.js';
@@ -15,6 +14,7 @@ import { type DownstreamRequest, type DownstreamResponse, isH2, isH2Response } f
 import type { H2Request, H2Response } from './h2-messages.js';
 import { h2RequestHeaders, h2ResponseHeaders, requestHeaders, responseHeaders } from './headers.js';
 import { instanceConnector } from './instance-connection.js';
+import { lingerOnClose } from './linger.js';
 import { ProxyError } from './proxy-errors.js';
 
 /** Where an exchange reports that an attempt failed: the router, which decides what follows. */
@@ -29,13 +29,6 @@ export interface ExchangeOwner {
  * chunked one, of unknown size) gets the answer with `Connection: close`.
  */
 const DISCARD_MAX_BYTES = 64 * 1024;
-
-/**
- * How long a connection closed that way keeps being read (and what arrives discarded) after
- * the answer: closing with unread data would send a reset, and a client can lose the answer
- * to it. Lingering, as nginx and Go do, lets it read the answer and stop sending.
- */
-const LINGER_MS = 2_000;
 
 export interface HttpEngineOptions {
   /** How long an instance has, after the last byte it was sent, to begin its answer. */
@@ -170,7 +163,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /** The body's last chunk, held for res.end(). */
   private last: Buffer | undefined = undefined;
   /** The request's body on its way to the instance, while it is being sent. */
-  private body: PassThrough | undefined = undefined;
+  private body: Writable | undefined = undefined;
   /** Whether the answer said `Connection: close` (it began before a large body was all sent). */
   private closeAfter = false;
   /** The answer's body on its way through a compressor (an app with `compress`). */
@@ -208,11 +201,21 @@ export class Exchange implements Dispatcher.DispatchHandler {
    * `timeoutMs` fails the exchange (a ProxyError `body-timeout`).
    */
   bodyStream(timeoutMs: number): PassThrough {
-    const source = this.bodySource();
     const body = new PassThrough();
     // undici listens for the body's errors only while the request is under way: one failing
     // while the request waits for a connection must not be an unhandled 'error'.
     body.on('error', ignore);
+    this.bodyInto(body, timeoutMs);
+    return body;
+  }
+
+  /**
+   * The request's body piped into `body` (the h2c engine's stream to the instance, which is
+   * only ever closed or reset, never the client's): what bodyStream does, without a stream
+   * between. `body` is destroyed with the error when the body fails.
+   */
+  bodyInto(body: Writable, timeoutMs: number): void {
+    const source = this.bodySource();
     this.body = body;
     source[EXCHANGE] = this;
     source.pipe(body);
@@ -221,7 +224,6 @@ export class Exchange implements Dispatcher.DispatchHandler {
     source.on('timeout', onBodyTimeout);
     source.setTimeout(timeoutMs);
     if (this.edge !== undefined && this.edge.policy.maxBodySize >= 0) source.on('data', countBody);
-    return body;
   }
 
   private bodySource(): BodySource {
@@ -461,23 +463,6 @@ function discardable(req: DownstreamRequest): boolean {
     req.headers['transfer-encoding'] === undefined &&
     Number(length) <= DISCARD_MAX_BYTES
   );
-}
-
-/**
- * Node's server ends a connection that is not kept with destroySoon: a close with unread data,
- * which the kernel turns into a reset. For this one connection the close lingers instead: the
- * answer is followed by a FIN, what the client still sends is read (and discarded by the
- * request it belongs to), and the socket goes when the client closes its side or after LINGER_MS.
- */
-function lingerOnClose(socket: Socket): void {
-  socket.destroySoon = function lingeringClose(this: Socket) {
-    if (this.writable) this.end();
-    this.resume();
-    const timer = setTimeout(() => this.destroy(), LINGER_MS);
-    timer.unref();
-    this.once('end', () => this.destroy());
-    this.once('close', () => clearTimeout(timer));
-  };
 }
 
 function addTrailers(res: DownstreamResponse, raw: Buffer[]): void {

@@ -8,7 +8,7 @@ import type { Logger } from '../../util/log.js';
 import type { RequestHandler } from '../accepting/request-handler.js';
 import { type DownstreamRequest, type DownstreamResponse, isH2 } from '../carrying/downstream.js';
 import { setForwardedHeaders } from '../carrying/forwarded.js';
-import { refuseRequest } from '../carrying/grpc-errors.js';
+import { endGrpcCall, refuseRequest } from '../carrying/grpc-errors.js';
 import { H2WebSocketJoiner } from '../carrying/h2-websocket.js';
 import type { H2cEngine } from '../carrying/h2c-engine.js';
 import { Exchange, type ExchangeOwner, type HttpEngine, hasBody } from '../carrying/http-engine.js';
@@ -170,7 +170,9 @@ export class Router implements RequestHandler, ExchangeOwner, UpgradeOwner, Gate
 
     const { req, res } = x;
     if (x.answered) {
-      res.destroy();
+      // A gRPC call past `maxBodySize` ends with its status; any other broken answer is reset.
+      if (error.code !== 'body-too-large' || !endGrpcCall(req, res, 413, answerFor(error).message))
+        res.destroy();
       return;
     }
     if (res.destroyed || req.socket.destroyed) return; // the client went away: nothing to answer

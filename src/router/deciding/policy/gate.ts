@@ -8,6 +8,7 @@ import {
   isH2,
   isH2Response,
 } from '../../carrying/downstream.js';
+import { isGrpc, refuseRequest } from '../../carrying/grpc-errors.js';
 import { connectionOf } from '../../carrying/headers.js';
 import { sendError } from '../../carrying/respond.js';
 import type { ExchangeObserver } from '../observer.js';
@@ -66,7 +67,7 @@ export class EdgeGate {
     if (verdict instanceof Promise)
       verdict.then(
         (v) => this.requestDecided(req, res, app, secure, policy, v),
-        () => sendError(res, 500, 'the request could not be checked'),
+        () => refuseRequest(req, res, 500, 'the request could not be checked'),
       );
     else this.requestDecided(req, res, app, secure, policy, verdict);
   }
@@ -96,12 +97,12 @@ export class EdgeGate {
       this.observer?.policyRefused(app, v.reason);
       // On HTTP/2, a body still coming is refused with its stream (RST_STREAM NO_ERROR after the answer).
       if (isH2Response(res)) res.stopClient();
-      sendRefusal(res, v, !isH2(req) && v.status === 413);
+      sendRefusal(req, res, v, !isH2(req) && v.status === 413);
       return;
     }
     if (policy.redirect) {
       const r = policy.redirect;
-      sendError(res, r.status, `moved to ${r.to}`, { location: redirectLocation(r, req.url) });
+      refuseRequest(req, res, r.status, `moved to ${r.to}`, { location: redirectLocation(r, req.url) });
       return;
     }
     const encoding =
@@ -147,10 +148,19 @@ function addressOf(req: DownstreamRequest): string {
   return clientAddress(connectionOf(req)) ?? '';
 }
 
-/** A refusal: arr's sentence, or the auth service's own answer (its status, fields and body). */
-function sendRefusal(res: DownstreamResponse, v: PolicyRefusal, close: boolean): void {
-  if (v.body === undefined) {
-    sendError(res, v.status, v.message, close ? { ...v.headers, connection: 'close' } : v.headers);
+/**
+ * A refusal: arr's sentence, or the auth service's own answer (its status, fields and body). A
+ * gRPC call gets it in gRPC's terms (grpc-errors.ts): the status as a code, the fields as
+ * metadata; an auth service's body, meant for a browser, is not a gRPC answer and is dropped.
+ */
+function sendRefusal(
+  req: DownstreamRequest,
+  res: DownstreamResponse,
+  v: PolicyRefusal,
+  close: boolean,
+): void {
+  if (v.body === undefined || isGrpc(req)) {
+    refuseRequest(req, res, v.status, v.message, close ? { ...v.headers, connection: 'close' } : v.headers);
     return;
   }
   if (res.headersSent) {
