@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Collection, type Document, MongoClient, ObjectId } from 'mongodb';
@@ -43,6 +44,17 @@ interface Window {
 }
 
 type ChangeKind = 'insert' | 'update' | 'delete' | 'import';
+
+/**
+ * The same figures before #33, when every node read all of `apps` and `instances` every poll:
+ * this section on the code before the change journal (commit 2104050), on this machine at rest.
+ */
+const BEFORE =
+  'Before #33 (every node read every app and instance document every poll; this section on the ' +
+  'code before commit 2104050): registry server CPU 24% of a core with 1 idle node, 83% with 4, 76% with 8 (all it could ' +
+  'get); each node 2.5 to 5.3% and 430 KB/s; a change reached all 4 nodes in 4.0 to 4.3 s in the median ' +
+  'through the driver (5.2 s at worst), 3.5 s through `arr import` (4.7 s at worst). The issue measured ' +
+  '71% of a core for 4 idle nodes, each node up to 4.4%, and 3.0 to 3.6 s for a direct change.';
 
 const pct = (cores: number) => (Number.isFinite(cores) ? `${(cores * 100).toFixed(1)}%` : 'n/a');
 
@@ -174,6 +186,8 @@ export async function farmSection(ctx: Ctx): Promise<void> {
   const idle = new Map<number, Window>();
   const spread: Record<ChangeKind, number[]> = { insert: [], update: [], delete: [], import: [] };
   let perChange: Window | undefined;
+  const load1 = () => loadavg()[0]!.toFixed(2);
+  const loads = [`at start ${load1()}`];
   try {
     const apps = client.db().collection('apps');
     const docs = Array.from({ length: FARM_APPS }, (_, i) => ({
@@ -204,6 +218,7 @@ export async function farmSection(ctx: Ctx): Promise<void> {
       await sleep(2 * POLL_S * 1000 + 1000);
       ctx.log(`farm: ${n} idle nodes for ${windowS} s`);
       idle.set(n, await measure(mongo, client, nodes, windowS));
+      loads.push(`after ${n} idle node${n > 1 ? 's' : ''} ${load1()}`);
       if (n !== MEASURED_NODES) continue;
 
       ctx.log(`farm: propagation with ${n} nodes (${rounds} rounds)`);
@@ -211,6 +226,7 @@ export async function farmSection(ctx: Ctx): Promise<void> {
         const times = await propagation(ctx, apps, mongo.url, nodes, r);
         for (const k of Object.keys(spread) as ChangeKind[]) spread[k].push(times[k]);
       }
+      loads.push(`after propagation ${load1()}`);
       ctx.log(`farm: ${changes} changes with ${n} nodes`);
       const target = probeApp('cost0.localhost');
       await apps.insertOne(target as Document);
@@ -250,6 +266,13 @@ export async function farmSection(ctx: Ctx): Promise<void> {
     ),
   );
   const idle4 = idle.get(MEASURED_NODES);
+  const direct = [...spread.insert, ...spread.update, ...spread.delete].sort((a, b) => a - b);
+  if (direct.length > 0)
+    s.notes.push(
+      `Propagation with ${MEASURED_NODES} nodes, all ${direct.length} changes through the driver: ` +
+        `median ${fmt.ms(med(direct, (x) => x))}, 90th percentile ${fmt.ms(direct[Math.ceil(direct.length * 0.9) - 1]!)}, ` +
+        `max ${fmt.ms(max(direct))}.`,
+    );
   for (const k of Object.keys(spread) as ChangeKind[]) {
     const xs = spread[k];
     if (xs.length === 0) continue;
@@ -270,6 +293,7 @@ export async function farmSection(ctx: Ctx): Promise<void> {
         `${fmt.bytes(max(bytes))} for the busiest node, ${fmt.bytes(med(bytes, (x) => x))} for the median one.`,
     );
   }
+  s.notes.push(`Load average (1 min) of the machine during this section: ${loads.join(', ')}.`, BEFORE);
   if (idle4) {
     ctx.targets.push(
       {

@@ -42,7 +42,7 @@ export class AuditSchedule {
 
   /** How often `tick` should run: the signal is cheap (one small command). */
   get tickMs(): number {
-    return Math.max(100, this.o.pollMs / 4);
+    return Math.max(100, this.o.pollMs / 8);
   }
 
   /** Called every `tickMs`, with whether this node holds the chores. */
@@ -59,7 +59,7 @@ export class AuditSchedule {
     if (!this.due()) return;
     if (this.moved) await new Promise((r) => setTimeout(r, SETTLE_MS));
     const t0 = performance.now();
-    const report = await this.o.registry.audit();
+    const report = await this.o.registry.audit(this.writesCounted ? this.signal : undefined);
     this.lastMs = performance.now() - t0;
     this.lastEnd = Date.now();
     const after = await this.read();

@@ -7,6 +7,7 @@ import type { CertificateStore } from '../router/accepting/tls.js';
 import { every } from '../util/every.js';
 import type { Logger } from '../util/log.js';
 import { oneAtATime } from '../util/one-at-a-time.js';
+import { AuditFollow } from './audit-follow.js';
 import { AuditSchedule } from './audit-schedule.js';
 import { Heartbeat } from './heartbeat.js';
 import { applyReload, type ServingMode } from './mode.js';
@@ -32,12 +33,14 @@ export interface FarmModeOptions {
  * Serving the farm's registry: this node beats, reads what changed in the registry every
  * `pollMs` (apps, and where every app's instances run) off the request path, and follows change
  * streams where the server has them; the node that holds the farm's chores also audits the
- * registry for edits made outside arr. While the registry is unreachable the last picture keeps
+ * registry for edits made outside arr, and every node reads what an audit found as soon as it
+ * is recorded. While the registry is unreachable the last picture keeps
  * serving; one line says so, one that it is back.
  */
 export class FarmMode implements ServingMode {
   private readonly heartbeat: Heartbeat;
   private readonly audits: AuditSchedule;
+  private readonly follow: AuditFollow;
   private readonly ttlMs: number;
   private failing = false;
   /** The next read is of every document (a reload), not of what changed. */
@@ -61,6 +64,11 @@ export class FarmMode implements ServingMode {
       log: o.log,
       found: () => void this.sync(),
     });
+    this.follow = new AuditFollow({
+      registry: o.registry,
+      pollMs: o.pollMs,
+      covered: () => void this.sync(),
+    });
   }
 
   /**
@@ -79,6 +87,7 @@ export class FarmMode implements ServingMode {
       every(pollMs, this.sync),
       every(heartbeatMs, this.heartbeat.tick),
       every(this.audits.tickMs, this.audit),
+      every(pollMs, this.followAudits),
     );
     // Change streams, where the server has them, make changes take effect at once; polling
     // stays as the backstop (and is all there is on a single server or FerretDB).
@@ -115,6 +124,16 @@ export class FarmMode implements ServingMode {
     } catch (err) {
       // The poll reports an unreachable registry; nothing to add.
       this.o.log.debug({ err: (err as Error).message }, 'registry audit failed');
+    }
+  };
+
+  /** Every node follows the audit of writes made outside arr (see AuditFollow). */
+  private readonly followAudits = async (): Promise<void> => {
+    try {
+      await this.follow.tick();
+    } catch (err) {
+      // The poll reports an unreachable registry; nothing to add.
+      this.o.log.debug({ err: (err as Error).message }, 'following the registry audit failed');
     }
   };
 

@@ -7,6 +7,8 @@ import type { AuditReport } from './registry.js';
 /** The farm's own records beside the registry: the chores' lease and the audit's digest. */
 export const FARM_COLLECTION = 'farm';
 const DIGEST_ID = 'digest';
+/** `{_id, writes}`: the server's write count (see `writeCommands`) the last audit covered. */
+const AUDITED_ID = 'audited';
 
 interface DigestDoc {
   _id: string;
@@ -23,12 +25,15 @@ interface DigestDoc {
  * documents that differ to the change journal (so that every node reads them again) and leaves
  * the new digest. Whichever node audits, and however many do at once, an edit is named in the
  * journal before a digest records it, so no edit is missed; a race only names one twice.
+ * Then it records `through` (the write count read before it began) as audited: a node that saw
+ * the count reach it knows that the journal names what those writes changed.
  */
 export async function auditRegistry(
   apps: Collection,
   slots: Collection<SlotDoc>,
   farm: Collection,
   journal: ChangeJournal,
+  through?: number,
 ): Promise<AuditReport> {
   const digest = (await farm.findOne({ _id: DIGEST_ID } as Document)) as DigestDoc | null;
   const [appHashes, slotHashes] = await Promise.all([
@@ -54,8 +59,21 @@ export async function auditRegistry(
     };
     await farm.findOneAndReplace({ _id: DIGEST_ID } as Document, next, { upsert: true });
   }
+  if (through !== undefined)
+    // $max: an audit that ends after a later one (two holders for a moment) lowers nothing.
+    await farm.findOneAndUpdate(
+      { _id: AUDITED_ID } as Document,
+      { $max: { writes: through }, $set: { at: new Date() } },
+      { upsert: true },
+    );
   await journal.trim();
   return { apps: appHashes.size, instances: slotHashes.size, changed, first };
+}
+
+/** The write count the audits covered so far (see `auditRegistry`); 0 before the first. */
+export async function auditedThrough(farm: Collection): Promise<number> {
+  const doc = await farm.findOne({ _id: AUDITED_ID } as Document, { projection: { writes: 1 } });
+  return Number(doc?.writes ?? 0);
 }
 
 /** Each document's hash (8 bytes of SHA-1 of its BSON), by key of its `_id`. */

@@ -7,7 +7,7 @@ import {
   type MongoClientOptions,
 } from 'mongodb';
 import { IndexedRegistry } from './indexed-registry.js';
-import { auditRegistry, FARM_COLLECTION, writeCommands } from './mongo-audit.js';
+import { auditedThrough, auditRegistry, FARM_COLLECTION, writeCommands } from './mongo-audit.js';
 import { type SlotDoc, StoreCopy } from './mongo-copy.js';
 import { CHANGES_COLLECTION, type Change, ChangeJournal, takeOnce } from './mongo-journal.js';
 import { NODES_COLLECTION, NodeRecords } from './mongo-nodes.js';
@@ -195,8 +195,12 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
   }
 
   /** Looks for edits made outside arr (see `auditRegistry`). */
-  audit(): Promise<AuditReport> {
-    return auditRegistry(this.collection, this.instances, this.farm, this.journal);
+  audit(through?: number): Promise<AuditReport> {
+    return auditRegistry(this.collection, this.instances, this.farm, this.journal, through);
+  }
+
+  auditedThrough(): Promise<number> {
+    return auditedThrough(this.farm);
   }
 
   async addressesOf(appId: string): Promise<InstanceAddress[]> {

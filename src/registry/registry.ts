@@ -176,9 +176,15 @@ export interface FarmChores {
   countApps(): Promise<number>;
   /**
    * Reads every document and tells every node to read again those that changed since the last
-   * audit, by whatever wrote them: edits made outside arr reach the farm this way.
+   * audit, by whatever wrote them: edits made outside arr reach the farm this way. `through`:
+   * the `foreignWrites` count read before the audit began, which it then records as audited.
    */
-  audit(): Promise<AuditReport>;
+  audit(through?: number): Promise<AuditReport>;
+  /**
+   * The highest `foreignWrites` count an audit recorded (0: none yet): once it reaches the count
+   * a node read, the writes that count includes are in the change journal.
+   */
+  auditedThrough(): Promise<number>;
 }
 
 /** The farm's shared registry: instances, node liveness, and news of changes. */

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { type Collection, type Document, MongoClient } from 'mongodb';
 import {
@@ -16,6 +17,8 @@ const app = (id: string, host = `${id}.test`, instances = 1): Document => ({
   hosts: [{ host, ssl: 'none' }],
   instances,
 });
+/** What this process read so far, from every descriptor: the replies to the registry's commands, for one. */
+const bytesRead = () => Number(/^rchar: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))?.[1]);
 const m = (n: number): InstanceAddress => ({ host: `10.0.0.${n}`, port: 8000 + n });
 
 describe('MongoRegistry: reading what changed', { skip: mongoUnavailable() }, () => {
@@ -49,6 +52,59 @@ describe('MongoRegistry: reading what changed', { skip: mongoUnavailable() }, ()
     const status = await admin.db('admin').command({ serverStatus: 1 });
     return Number(status.metrics?.commands?.[name]?.total ?? 0);
   }
+
+  /**
+   * The reads and writes the server answered while `task` ran (not serverStatus, nor the
+   * handshakes of the connections the driver opens as it needs them, which FerretDB counts as
+   * `unknown`).
+   */
+  async function commandsDuring(task: () => Promise<unknown>): Promise<{ commands: number; bytes: number }> {
+    const total = async () => {
+      const status = await admin.db('admin').command({ serverStatus: 1 });
+      const all = status.metrics?.commands as Record<string, { total?: number }>;
+      return Object.entries(all)
+        .filter(([name]) =>
+          ['find', 'findAndModify', 'aggregate', 'count', 'insert', 'update', 'delete'].includes(name),
+        )
+        .reduce((n, [, c]) => n + Number(c.total ?? 0), 0);
+    };
+    const before = await total();
+    const read0 = bytesRead();
+    await task();
+    const bytes = bytesRead() - read0;
+    return { commands: (await total()) - before, bytes };
+  }
+
+  it('a beat, the chores of a node that does not hold them and a claim cost the same however large the farm', async () => {
+    const cost = async (nodeCount: number, appCount: number) => {
+      const docs = Array.from({ length: appCount }, (_, i) => app(`a${i}`, `a${i}.test`, 2));
+      const { nodes } = await farm(docs, 2);
+      const [one, two] = nodes as [MongoRegistry, MongoRegistry];
+      for (let n = 0; n < nodeCount; n++) await one.beat(`10.1.0.${n}`, 60_000);
+      for (let i = 1; i < appCount; i++) await one.claim(`a${i}`, m(i % 250));
+      await one.holdChores('10.1.0.0', 60_000);
+      await two.refresh();
+      return {
+        beat: await commandsDuring(async () => {
+          await two.beat('10.1.0.1', 60_000);
+          await two.holdChores('10.1.0.1', 60_000);
+        }),
+        claim: await commandsDuring(() => two.claim('a0', m(1))),
+        poll: await commandsDuring(() => two.refresh()),
+      };
+    };
+    const small = await cost(2, 2);
+    const large = await cost(30, 60);
+    for (const k of ['beat', 'claim', 'poll'] as const) {
+      assert.equal(large[k].commands, small[k].commands, `${k}: commands`);
+      // A read of the 30 nodes' records or of the 60 apps would be kilobytes.
+      assert.ok(
+        large[k].bytes < small[k].bytes + 500,
+        `${k}: ${large[k].bytes} bytes, against ${small[k].bytes}`,
+      );
+    }
+    assert.equal(small.beat.commands, 2, 'one write and one lookup');
+  });
 
   it('an idle refresh is two lookups, and reads nothing else', async () => {
     const { nodes } = await farm([app('a'), app('b'), app('c')]);
@@ -147,12 +203,27 @@ describe('MongoRegistry: reading what changed', { skip: mongoUnavailable() }, ()
     await one.bumpRevision('a');
     await one.upsertApps([app('b')]);
     await one.releaseMachine(m(2).host);
-    await one.audit();
+    await one.audit(1);
+    await one.auditedThrough();
     await one.releaseChores('n1');
     await one.forgetNode('n1');
     assert.equal(await one.foreignWrites(), before, 'arr writes with findAndModify only');
     await apps.updateOne({ _id: 'a' } as Document, { $set: { instances: 3 } });
     assert.notEqual(await one.foreignWrites(), before);
+  });
+
+  it('an audit records the write count it covered, which only goes up', async () => {
+    const { nodes } = await farm([app('a')]);
+    const [one, two] = nodes as [MongoRegistry, MongoRegistry];
+    assert.equal(await two.auditedThrough(), 0, 'no audit yet');
+    await one.audit();
+    assert.equal(await two.auditedThrough(), 0, 'an audit without a count records none');
+    await one.audit(42);
+    assert.equal(await two.auditedThrough(), 42);
+    await two.audit(40); // an audit that began before the last one ended after it
+    assert.equal(await one.auditedThrough(), 42);
+    await two.audit(43);
+    assert.equal(await one.auditedThrough(), 43);
   });
 
   it('the chores: taken by one node, held from its next beat on, renewed, handed over', async () => {

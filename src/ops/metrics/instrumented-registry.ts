@@ -139,8 +139,11 @@ export class InstrumentedFarmRegistry extends InstrumentedRegistry<FarmRegistry>
   countApps(): Promise<number> {
     return this.count('load', this.inner.countApps());
   }
-  audit(): Promise<AuditReport> {
-    return this.count('load', this.inner.audit());
+  audit(through?: number): Promise<AuditReport> {
+    return this.count('load', this.inner.audit(through));
+  }
+  auditedThrough(): Promise<number> {
+    return this.count('load', this.inner.auditedThrough());
   }
   bumpRevision(appId: string): Promise<number> {
     return this.inner.bumpRevision(appId);
