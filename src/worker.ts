@@ -10,7 +10,7 @@ import { OpenWebSockets } from './router/accepting/open-websockets.js';
 import { CertificateStore } from './router/accepting/tls.js';
 import { openEngines, openRouter } from './server.js';
 import type { Logger } from './util/log.js';
-import { Channel, type Pipe } from './workers/channel.js';
+import { Channel, parentPipe } from './workers/channel.js';
 import { ASK, type Hello, type SettleBody, TO_PRIMARY, TO_WORKER } from './workers/messages.js';
 import { WORKER_NUMBER_ENV } from './workers/pool.js';
 import { WorkerInstances } from './workers/worker-instances.js';
@@ -35,7 +35,7 @@ export async function startWorker(config: ArrConfig, parentLog: Logger): Promise
   const log = parentLog.child({ worker: number });
   // The primary handles SIGINT, SIGTERM and SIGHUP (a terminal or a unit sends them to the group).
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});
-  const channel = new Channel(process as unknown as Pipe);
+  const channel = new Channel(parentPipe());
   // The observer (this worker's counters and traffic, its access-log lines), ready for the
   // primary's asks for them as soon as it knows of this worker.
   const ops = new WorkerOps(config, log, `worker ${number}`);

@@ -1,5 +1,5 @@
 import type { Registry } from '../registry/registry.js';
-import { type App, type InstanceAddress, sameMachine } from '../registry/types.js';
+import { type App, type InstanceAddress, sameInstanceAddress } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
 import type { InstanceSource, Target } from './target.js';
 
@@ -94,7 +94,7 @@ export class InstanceChooser {
     const known = this.remote.get(appId);
     const targets = machines.map(
       (machine) =>
-        known?.targets.find((t) => sameMachine(t.machine, machine)) ?? {
+        known?.targets.find((t) => sameInstanceAddress(t.machine, machine)) ?? {
           appId,
           machine,
           host: machine.host,

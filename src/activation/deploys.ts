@@ -1,4 +1,4 @@
-import { type App, deployKey, sameMachine } from '../registry/types.js';
+import { type App, deployKey, sameInstanceAddress } from '../registry/types.js';
 import type { Logger } from '../util/log.js';
 import { backoffWait } from './backoff.js';
 import { type Clock, sleep } from './clock.js';
@@ -237,7 +237,7 @@ export class Deploys {
     );
     // Its registry entry, should it still be listed (its slot moved already).
     const now = record.serving;
-    if (!now || !sameMachine(now.target.machine, old.target.machine)) this.slots.release(old);
+    if (!now || !sameInstanceAddress(now.target.machine, old.target.machine)) this.slots.release(old);
     await this.launcher.stop(old, 'deploy');
     for (const socket of old.target.webSockets ?? []) socket.end();
   }

@@ -22,7 +22,7 @@ export class Slots {
   /** The app's instances on other nodes, as the registry has them now. */
   async elsewhere(app: App): Promise<InstanceAddress[]> {
     try {
-      return (await this.registry.machines(app.id)).filter((m) => m.host !== this.advertise);
+      return (await this.registry.addressesOf(app.id)).filter((m) => m.host !== this.advertise);
     } catch (err) {
       throw new ActivationError(
         'unavailable',
@@ -102,7 +102,7 @@ export class Slots {
   async reassert(stop: (instance: Instance) => void): Promise<void> {
     if (this.table.stopping || this.table.servingCount() === 0) return;
     const generation = this.table.generation;
-    const all = await this.registry.allMachines();
+    const all = await this.registry.allAddresses();
     // An instance was swapped for another meanwhile: this picture of the registry is stale.
     if (generation !== this.table.generation) return;
     for (const record of [...this.table.all()]) {

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { App } from '../registry/types.js';
@@ -234,7 +235,8 @@ export class StateFile {
       child.on('error', (err) => this.log.warn(`no-orphan watchdog could not start: ${err.message}`));
       child.stdin?.on('error', () => {});
       // Neither the watchdog nor its pipe keeps arr's event loop alive; the pipe ends with arr.
-      (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+      // (A piped stdin is a net.Socket, which node:child_process's types do not say.)
+      if (child.stdin instanceof Socket) child.stdin.unref();
       child.unref();
       this.watchdog = child;
     } catch (err) {

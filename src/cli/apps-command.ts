@@ -1,12 +1,30 @@
-import { resolve } from 'node:path';
+import type { CommandModule } from 'yargs';
 import { qualifies } from '../acme/qualify.js';
 import { readStatuses } from '../activation/state-file.js';
-import { redactUrl } from '../registry/mongo-registry.js';
 import type { Registry } from '../registry/registry.js';
-import { revisionsOf } from '../registry/revisions.js';
 import { type App, formatProblem, type InstanceAddress, type Problem } from '../registry/types.js';
 import { policyNames } from '../registry/validate-edge.js';
-import { describeError, type ExitCode, openRegistry, type Print, plural } from './registry-access.js';
+import { ALL_OPTIONS, APPS_OPTIONS, type AppsArgs, type ArrArgs } from './arr-options.js';
+import { commandContext } from './command-context.js';
+import {
+  describeError,
+  type ExitCode,
+  openRegistry,
+  type Print,
+  plural,
+  revisionsOf,
+} from './registry-access.js';
+
+export const appsCommand: CommandModule<ArrArgs, AppsArgs> = {
+  command: 'apps',
+  describe: 'list the apps of the registry (--apps or --mongo): hosts, cap, where they run',
+  builder: (y) => y.options(APPS_OPTIONS),
+  handler: async (argv) => {
+    const { mongo, stateDir, print, printErr } = await commandContext(argv, ALL_OPTIONS);
+    const opts = { apps: argv.apps, mongo, json: !!argv.json, stateDir, acmeOn: !!argv['acme-email'] };
+    process.exit(await listApps(opts, print, printErr));
+  },
+};
 
 /** One host of an app, as `arr apps --json` shows it. */
 export interface HostView {
@@ -68,13 +86,12 @@ export async function listApps(
   out: Print,
   err: Print,
 ): Promise<ExitCode> {
-  const registry = openRegistry(opts);
-  const source = opts.mongo ? redactUrl(opts.mongo) : resolve(opts.apps);
+  const { registry, source } = await openRegistry(opts);
   let view: AppsView;
   try {
     const report = await registry.load();
     const machines =
-      registry.kind === 'mongo' ? await registry.allMachines() : servedInstances(opts.stateDir, source);
+      registry.kind === 'mongo' ? await registry.allAddresses() : servedInstances(opts.stateDir, source);
     view = {
       registry: { kind: registry.kind, source },
       apps: [...registry.apps()].sort(byName).map((app) => appView(registry, app, machines)),
@@ -153,7 +170,7 @@ async function addDeployFailures(view: AppsView, registry: Registry, stateDir: s
     app.deployFailures ??= [];
     app.deployFailures.push(f);
   };
-  const revisions = revisionsOf(registry);
+  const revisions = await revisionsOf(registry);
   if (revisions.where === 'slots') {
     for (const app of view.apps)
       for (const slot of await revisions.slotNotes(app.id))

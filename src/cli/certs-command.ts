@@ -1,15 +1,28 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import type { CommandModule } from 'yargs';
 import { lifetimeRenewal, type RenewalSource } from '../acme/ari.js';
 import { FileAcmeStore } from '../acme/file-store.js';
-import { MongoAcmeStore } from '../acme/mongo-store.js';
 import { type CertificateSource, certificateSource } from '../acme/qualify.js';
 import type { AcmeStore, CertRecord } from '../acme/store.js';
-import { databaseName, redactUrl } from '../registry/mongo-registry.js';
-import { type ExitCode, openRegistry } from './registry-access.js';
+import { ALL_OPTIONS, APPS_OPTIONS, type AppsArgs, type ArrArgs } from './arr-options.js';
+import { commandContext } from './command-context.js';
+import { acmeDirDefault } from './environment.js';
+import { type ExitCode, openRegistry, type Print } from './registry-access.js';
 
-type Print = (line: string) => void;
+export const certsCommand: CommandModule<ArrArgs, AppsArgs> = {
+  command: 'certs',
+  describe:
+    'list every host of the registry (--apps or --mongo) with its certificate: own, acme or default; issuer, expiry, last error',
+  builder: (y) => y.options(APPS_OPTIONS),
+  handler: async (argv) => {
+    const { mongo, print, printErr } = await commandContext(argv, ALL_OPTIONS);
+    const acmeDir = resolve(argv['acme-dir'] ?? acmeDirDefault());
+    const opts = { apps: argv.apps, mongo, json: !!argv.json, acmeDir, defaultCert: argv.cert };
+    process.exit(await listCerts(opts, print, printErr));
+  },
+};
 
 /** One host, as `arr certs --json` shows it. Never a private key. */
 export interface CertView {
@@ -50,6 +63,15 @@ function renewalOf(r: CertRecord): Pick<CertView, 'renewAt' | 'renewalSource'> {
   return { renewAt: new Date(renewal.renewAt).toISOString(), renewalSource: renewal.source };
 }
 
+/** The farm's certificate store, with the MongoDB driver loaded only for it. */
+async function mongoStore(url: string): Promise<AcmeStore> {
+  const [{ MongoAcmeStore }, { databaseName }] = await Promise.all([
+    import('../acme/mongo-store.js'),
+    import('../registry/mongo-registry.js'),
+  ]);
+  return new MongoAcmeStore(url, databaseName(url));
+}
+
 /**
  * `arr certs`: every host of the registry, where its certificate comes from, its issuer and
  * expiry, and the last error of its orders. ACME on is assumed (the command is for farms that
@@ -60,11 +82,8 @@ export async function listCerts(
   out: Print,
   err: Print,
 ): Promise<ExitCode> {
-  const registry = openRegistry(opts);
-  const store: AcmeStore = opts.mongo
-    ? new MongoAcmeStore(opts.mongo, databaseName(opts.mongo))
-    : new FileAcmeStore(opts.acmeDir);
-  const source = opts.mongo ? redactUrl(opts.mongo) : resolve(opts.apps);
+  const { registry, source } = await openRegistry(opts);
+  const store = opts.mongo ? await mongoStore(opts.mongo) : new FileAcmeStore(opts.acmeDir);
   const views: CertView[] = [];
   try {
     await registry.load();

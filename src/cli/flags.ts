@@ -1,21 +1,3 @@
-import type { Options } from 'yargs';
-
-/** Options of the admin commands only (checked for unknown flags together with arr's own). */
-export const APPS_OPTIONS = {
-  json: { type: 'boolean', describe: 'with `arr apps`: print JSON instead of a table' },
-  wait: {
-    type: 'boolean',
-    describe: 'with `arr restart`: wait until the new instances serve (or fail), and report it',
-  },
-} as const satisfies Record<string, Options>;
-
-/** The commands that take an argument, as a usage error shows them. */
-export const COMMAND_USAGE: Record<string, string> = {
-  import: 'arr import <file>',
-  restart: 'arr restart <app>',
-  validate: 'arr validate <file>',
-};
-
 /**
  * Command-line flags that name none of `options` (or their aliases). yargs' own strict mode is
  * not used because, with `.env(PREFIX)`, it also rejects unrelated PREFIX_* variables in the

@@ -1,8 +1,19 @@
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import type { CommandModule } from 'yargs';
 import { packageRoot } from '../util/paths.js';
+import type { ArrArgs } from './arr-options.js';
+import { commandContext } from './command-context.js';
+import type { Print } from './registry-access.js';
 
-type Print = (line: string) => void;
+export const initCommand: CommandModule<ArrArgs, ArrArgs> = {
+  command: 'init',
+  describe: 'write a starter apps file (--apps, default apps.json) with one app; never over a file',
+  handler: async (argv) => {
+    const { print, printErr } = await commandContext(argv);
+    process.exit(await initAppsFile(argv.apps, argv.port, print, printErr));
+  },
+};
 
 /** The starter's one app: the hello sample shipped with arr, at hello.localhost. */
 export function starterApp(): Record<string, unknown> {

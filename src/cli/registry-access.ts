@@ -1,6 +1,8 @@
 import { resolve } from 'node:path';
 import { FileRegistry } from '../registry/file-registry.js';
-import { MongoRegistry } from '../registry/mongo-registry.js';
+import type { MongoRegistry } from '../registry/mongo-registry.js';
+import type { Registry } from '../registry/registry.js';
+import type { Revisions } from '../registry/revisions.js';
 
 /** Where an admin command prints a line (stdout or stderr). */
 export type Print = (line: string) => void;
@@ -9,13 +11,25 @@ export type Print = (line: string) => void;
 export type ExitCode = 0 | 1;
 
 /**
- * The registry a command reads: the MongoDB one with --mongo (a short server selection, so
- * that an unreachable one is told at once), else the apps file.
+ * The registry a command reads, and where it is as a message may say (no password): the MongoDB
+ * one with --mongo (a short server selection, so that an unreachable one is told at once), else
+ * the apps file. The MongoDB driver is loaded only then: arr serving a file never loads it.
  */
-export function openRegistry(opts: { apps: string; mongo?: string }): MongoRegistry | FileRegistry {
-  return opts.mongo
-    ? new MongoRegistry(opts.mongo, { serverSelectionTimeoutMS: 5000 })
-    : new FileRegistry(resolve(opts.apps));
+export async function openRegistry(opts: {
+  apps: string;
+  mongo?: string;
+}): Promise<{ registry: MongoRegistry | FileRegistry; source: string }> {
+  if (!opts.mongo) return { registry: new FileRegistry(resolve(opts.apps)), source: resolve(opts.apps) };
+  const { MongoRegistry, redactUrl } = await import('../registry/mongo-registry.js');
+  return {
+    registry: new MongoRegistry(opts.mongo, { serverSelectionTimeoutMS: 5000 }),
+    source: redactUrl(opts.mongo),
+  };
+}
+
+/** The registry's revisions and deploys, from a module that loads the MongoDB driver: only when asked. */
+export async function revisionsOf(registry: Registry): Promise<Revisions> {
+  return (await import('../registry/revisions.js')).revisionsOf(registry);
 }
 
 export function describeError(e: unknown): string {

@@ -1,8 +1,24 @@
-import { resolve } from 'node:path';
+import type { CommandModule } from 'yargs';
 import { readStatuses } from '../activation/state-file.js';
-import { redactUrl } from '../registry/mongo-registry.js';
-import { revisionsOf, type SlotNotes } from '../registry/revisions.js';
-import { describeError, type ExitCode, openRegistry, type Print } from './registry-access.js';
+import type { SlotNotes } from '../registry/revisions.js';
+import { ALL_OPTIONS, APPS_OPTIONS, type AppsArgs, type ArrArgs } from './arr-options.js';
+import { commandContext } from './command-context.js';
+import { describeError, type ExitCode, openRegistry, type Print, revisionsOf } from './registry-access.js';
+
+export const restartCommand: CommandModule<ArrArgs, AppsArgs & { app: string }> = {
+  command: 'restart <app>',
+  describe:
+    'replace the instances of an app (its name or _id) on every node, without a dropped request (--apps or --mongo)',
+  builder: (y) =>
+    y
+      .positional('app', { type: 'string', demandOption: true, describe: "the app's name or _id" })
+      .options(APPS_OPTIONS),
+  handler: async (argv) => {
+    const { mongo, stateDir, print, printErr } = await commandContext(argv, ALL_OPTIONS);
+    const opts = { apps: argv.apps, mongo, wait: !!argv.wait, stateDir };
+    process.exit(await restartApp(String(argv.app), opts, print, printErr));
+  },
+};
 
 /** How long `arr restart --wait` waits for every instance of the app to be replaced (or fail). */
 const RESTART_WAIT_MS = 120_000;
@@ -20,8 +36,7 @@ export async function restartApp(
   out: Print,
   err: Print,
 ): Promise<ExitCode> {
-  const registry = openRegistry(opts);
-  const source = opts.mongo ? redactUrl(opts.mongo) : resolve(opts.apps);
+  const { registry, source } = await openRegistry(opts);
   try {
     try {
       await registry.load();
@@ -39,7 +54,7 @@ export async function restartApp(
       return 1;
     }
     const app = matches[0]!;
-    const revisions = revisionsOf(registry);
+    const revisions = await revisionsOf(registry);
     const revision = await revisions.bump(app);
     if (typeof revision === 'string') {
       err(`arr: restart: ${revision}`);

@@ -1,17 +1,45 @@
 import cluster from 'node:cluster';
 import type { LevelWithSilent } from 'pino';
+import type { CommandModule } from 'yargs';
+import { hideBin } from 'yargs/helpers';
 import { type ArrConfig, UsageError } from '../config.js';
 import { PassedSocketsError, ServiceNotifier, takePassedSockets } from '../ops/systemd.js';
 import { type RunningArr, StartError, startArr } from '../server.js';
 import { ListenError } from '../util/listen.js';
 import { createLogger, type Logger } from '../util/log.js';
+import type { ArrArgs } from './arr-options.js';
+import { commandContext } from './command-context.js';
+import { arrConfig } from './serve-config.js';
+import { checked, fail } from './usage.js';
+
+/** `arr [options]`: the default command, not listed among the others (the usage line shows it). */
+export const serveCommand: CommandModule<ArrArgs, ArrArgs> = {
+  command: '$0',
+  describe: false,
+  handler: async (argv) => {
+    const words = argv._.map(String);
+    if (words.length > 0) fail(unknownCommand(words));
+    const { mongo, stateDir } = await commandContext(argv);
+    const config = await checked(() => arrConfig(argv, mongo, stateDir));
+    await serve(config, argv['log-level']);
+  },
+};
+
+/**
+ * Words on the command line that name no command. yargs' strictCommands does not see them when
+ * there is a default command: they are refused here in its words (after `--`, in arr's own).
+ */
+function unknownCommand(words: string[]): string {
+  if (hideBin(process.argv).includes('--')) return `unknown command "${words[0]}" (see arr --help)`;
+  return words.length === 1 ? `Unknown command: ${words[0]}` : `Unknown commands: ${words.join(', ')}`;
+}
 
 /**
  * `arr` itself: serves until SIGINT/SIGTERM, reloads on SIGHUP. Sockets passed by the service
  * manager (LISTEN_FDS) are taken for -p and -s; it is told when arr is ready and when it stops
  * (NOTIFY_SOCKET). A start that fails exits 1 with one line saying why; a usage error 2.
  */
-export async function serve(config: ArrConfig, level: LevelWithSilent, fail: (message: string) => never) {
+async function serve(config: ArrConfig, level: LevelWithSilent): Promise<void> {
   if (cluster.isWorker) {
     await serveAsWorker(config, level);
     return;

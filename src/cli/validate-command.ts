@@ -1,10 +1,25 @@
+import type { CommandModule } from 'yargs';
 import { qualifies } from '../acme/qualify.js';
 import { Confinement } from '../activation/confine.js';
 import { Preflight } from '../activation/preflight.js';
 import { envExposure, readAppsFile } from '../registry/apps-file.js';
 import { buildRouteTable } from '../registry/load.js';
 import { formatProblem, type Problem } from '../registry/types.js';
+import type { ArrArgs } from './arr-options.js';
+import { commandContext } from './command-context.js';
 import { describeError, type ExitCode, type Print, plural } from './registry-access.js';
+
+export const validateCommand: CommandModule<ArrArgs, ArrArgs & { file: string }> = {
+  command: 'validate <file>',
+  describe:
+    'check an apps.json (documents, unknown fields, duplicates, certificates, programs) without running it',
+  builder: (y) =>
+    y.positional('file', { type: 'string', demandOption: true, describe: 'the apps.json to check' }),
+  handler: async (argv) => {
+    const { print, printErr } = await commandContext(argv);
+    process.exit(await validateFile(String(argv.file), print, printErr));
+  },
+};
 
 /**
  * `arr validate FILE`: everything arr would report on loading the file (documents that do not

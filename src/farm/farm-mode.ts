@@ -150,7 +150,7 @@ export class FarmMode implements ServingMode {
         for (const p of report.problems) log.warn(`registry: ${formatProblem(p)}`);
         applyReload(this.o, report.apps, `MongoDB ${redactUrl(this.o.url)}`);
       }
-      if (report.instancesChanged) this.o.instances.updateRemote(registry.knownMachines());
+      if (report.instancesChanged) this.o.instances.updateRemote(registry.knownAddresses());
       if (this.failing) {
         this.failing = false;
         log.info('registry reachable again');

@@ -1,5 +1,5 @@
 import type { Logger } from '../util/log.js';
-import { Channel, type Pipe } from '../workers/channel.js';
+import { Channel, parentPipe } from '../workers/channel.js';
 import { Balancer, type BalancerOptions, ListenError } from './balancer.js';
 import type { RouteConfig } from './config.js';
 import { WORKER_NUMBER_ENV } from './primary.js';
@@ -36,7 +36,7 @@ export async function serveAsWorker(
   const wlog = log.child({ worker: number });
   if (!whole) wlog.warn(`the process title "${title}" is cut short in ps (the command line is shorter)`);
 
-  const channel = new Channel(process as unknown as Pipe);
+  const channel = new Channel(parentPipe());
   const shared: SharedBackend[][] = routes.map(() => []);
   const tell = (change: HealthChange) => channel.note('health', change);
   const balancer = new Balancer(

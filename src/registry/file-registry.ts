@@ -1,7 +1,7 @@
 import { type ParsedAppsFile, readAppsFile } from './apps-file.js';
 import { IndexedRegistry } from './indexed-registry.js';
 import { type ClaimResult, type LoadReport, type Registry, UnknownAppError } from './registry.js';
-import { type InstanceAddress, type Problem, sameMachine } from './types.js';
+import { type InstanceAddress, type Problem, sameInstanceAddress } from './types.js';
 
 /**
  * The embedded registry for one machine: apps come from an apps.json file, and `machines` live
@@ -38,11 +38,11 @@ export class FileRegistry extends IndexedRegistry implements Registry {
         ];
   }
 
-  async allMachines(): Promise<Map<string, InstanceAddress[]>> {
+  async allAddresses(): Promise<Map<string, InstanceAddress[]>> {
     return new Map([...this.running].map(([id, list]) => [id, [...list]]));
   }
 
-  async machines(appId: string): Promise<InstanceAddress[]> {
+  async addressesOf(appId: string): Promise<InstanceAddress[]> {
     return [...(this.running.get(appId) ?? [])];
   }
 
@@ -60,7 +60,7 @@ export class FileRegistry extends IndexedRegistry implements Registry {
 
   async move(appId: string, from: InstanceAddress, to: InstanceAddress): Promise<boolean> {
     const list = this.running.get(appId);
-    const i = list ? list.findIndex((m) => sameMachine(m, from)) : -1;
+    const i = list ? list.findIndex((m) => sameInstanceAddress(m, from)) : -1;
     if (!list || i < 0) return false;
     list[i] = to;
     return true;
@@ -71,7 +71,7 @@ export class FileRegistry extends IndexedRegistry implements Registry {
   async release(appId: string, machine: InstanceAddress): Promise<void> {
     const list = this.running.get(appId);
     if (!list) return;
-    const left = list.filter((m) => !sameMachine(m, machine));
+    const left = list.filter((m) => !sameInstanceAddress(m, machine));
     if (left.length > 0) this.running.set(appId, left);
     else this.running.delete(appId);
   }

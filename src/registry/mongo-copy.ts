@@ -105,7 +105,7 @@ export class StoreCopy {
   }
 
   /** Every app's instances as read, by app id, in slot order. */
-  machines(): Map<string, InstanceAddress[]> {
+  addresses(): Map<string, InstanceAddress[]> {
     const all = new Map<string, InstanceAddress[]>();
     for (const [app, ids] of this.slotsByApp) {
       const docs = [...ids].map((id) => this.slots.get(id)!).sort((a, b) => a.slot - b.slot);

@@ -23,7 +23,7 @@ import {
   type SlotNote,
   UnknownAppError,
 } from './registry.js';
-import { type App, type InstanceAddress, sameMachine } from './types.js';
+import { type App, type InstanceAddress, sameInstanceAddress } from './types.js';
 import { idOf } from './validate.js';
 
 export const APPS_COLLECTION = 'apps';
@@ -125,16 +125,16 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
    * Every app's instances as the store has them now: the slots the journal named since the last
    * read are read again (app documents wait for the next `refresh`, which reports them).
    */
-  allMachines(): Promise<Map<string, InstanceAddress[]>> {
+  allAddresses(): Promise<Map<string, InstanceAddress[]>> {
     return this.serially(async () => {
       await this.catchUp();
-      return this.copy.machines();
+      return this.copy.addresses();
     });
   }
 
   /** Every app's instances as this node's copy has them (no I/O). */
-  knownMachines(): Map<string, InstanceAddress[]> {
-    return this.copy.machines();
+  knownAddresses(): Map<string, InstanceAddress[]> {
+    return this.copy.addresses();
   }
 
   beat(node: string, ttlMs: number): Promise<void> {
@@ -165,7 +165,7 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
   }
 
   async instanceRecords(): Promise<InstanceRecord[]> {
-    await this.allMachines();
+    await this.allAddresses();
     return [...this.copy.slots.values()]
       .sort((a, b) => (a.app < b.app ? -1 : a.app > b.app ? 1 : a.slot - b.slot))
       .map((d) => ({
@@ -203,8 +203,8 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
     return auditedThrough(this.farm);
   }
 
-  async machines(appId: string): Promise<InstanceAddress[]> {
-    return (await this.slotsOf(this.known(appId))).map(machineOf);
+  async addressesOf(appId: string): Promise<InstanceAddress[]> {
+    return (await this.slotsOf(this.known(appId))).map(addressOf);
   }
 
   async claim(appId: string, machine: InstanceAddress): Promise<ClaimResult> {
@@ -238,7 +238,7 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
     if (!granted)
       return {
         granted: false,
-        machines: (valid && taken.length < cap ? await this.slotsOf(app) : taken).map(machineOf),
+        machines: (valid && taken.length < cap ? await this.slotsOf(app) : taken).map(addressOf),
       };
     await this.journal.append({ instances: [granted] });
     return { granted: true, machines: await this.mirror(app) };
@@ -291,7 +291,7 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
     const app = this.table.apps.get(appId);
     const docs = app ? await this.slotsOf(app) : await this.instances.find({ app: appId }).toArray();
     return docs.map((d) => ({
-      ...machineOf(d),
+      ...addressOf(d),
       ...(d.revision !== undefined ? { revision: d.revision } : {}),
       ...(d.deployFailed ? { deployFailed: d.deployFailed } : {}),
     }));
@@ -429,7 +429,7 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
 
   /** The app's slots held by the instance at `machine`. */
   private async slotsAt(app: App, machine: InstanceAddress): Promise<SlotDoc[]> {
-    return (await this.slotsOf(app)).filter((s) => sameMachine(machineOf(s), machine));
+    return (await this.slotsOf(app)).filter((s) => sameInstanceAddress(addressOf(s), machine));
   }
 
   private mirror(app: App): Promise<InstanceAddress[]> {
@@ -447,12 +447,13 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
       (app
         ? await this.slotsOf(app)
         : await this.instances.find({ app: appId }).sort({ slot: 1 }).toArray()
-      ).map(machineOf);
+      ).map(addressOf);
     let machines = await read();
     for (let attempt = 0; attempt < 3; attempt++) {
       await this.collection.findOneAndUpdate({ _id: appRef } as Document, { $set: { machines } });
       const now = await read();
-      if (now.length === machines.length && now.every((m, i) => sameMachine(m, machines[i]!))) return now;
+      if (now.length === machines.length && now.every((m, i) => sameInstanceAddress(m, machines[i]!)))
+        return now;
       machines = now;
     }
     return machines;
@@ -466,7 +467,7 @@ export class MongoRegistry extends IndexedRegistry implements FarmRegistry {
 }
 
 const slotId = (appId: string, slot: number) => `${appId}#${slot}`;
-const machineOf = (d: SlotDoc): InstanceAddress => ({ host: d.host, port: d.port });
+const addressOf = (d: SlotDoc): InstanceAddress => ({ host: d.host, port: d.port });
 
 /** The `_id`s a change stream event names, or 'all' for an event on the whole collection. */
 function changedIds(e: ChangeStreamDocument<Document>): unknown[] | 'all' {

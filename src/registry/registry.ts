@@ -39,9 +39,9 @@ export interface Registry {
   /** What the last load skipped or ignored (documents, fields, host names), for the dashboard. */
   problems(): readonly Problem[];
   /** Every app's instances as the store has them now, by app id. */
-  allMachines(): Promise<Map<string, InstanceAddress[]>>;
+  allAddresses(): Promise<Map<string, InstanceAddress[]>>;
   /** The app's instances as the store has them now. */
-  machines(appId: string): Promise<InstanceAddress[]>;
+  addressesOf(appId: string): Promise<InstanceAddress[]>;
   /**
    * Records a new instance if, and only if, the app has fewer than `instances` of them; atomic
    * against every other caller, in this process or another.
@@ -67,7 +67,9 @@ export interface Registry {
 
 /**
  * The operations of a Registry that touch its store, by method name: the one list that metrics
- * count failures of (src/ops/metrics/instrumented-registry.ts) and label them by.
+ * count failures of (src/ops/metrics/instrumented-registry.ts) and label them by. Two labels
+ * keep the names their methods had (`allAddresses` is `allMachines`, `addressesOf` is
+ * `machines`): alerts and dashboards on them go on matching.
  */
 export const STORE_OPERATIONS = [
   'load',
@@ -78,7 +80,7 @@ export const STORE_OPERATIONS = [
   'noteDeploy',
   'release',
   'releaseMachine',
-] as const satisfies readonly (keyof Registry)[];
+] as const satisfies readonly (keyof Registry | 'allMachines' | 'machines')[];
 
 /** The same for a farm's node liveness. */
 export const LIVENESS_OPERATIONS = [
@@ -107,7 +109,7 @@ export interface NodeLiveness {
 
 /** What a `refresh` of the farm's registry found. */
 export interface RefreshReport extends LoadReport {
-  /** Whether instance entries changed since the last refresh (read then, or by `allMachines` since). */
+  /** Whether instance entries changed since the last refresh (read then, or by `allAddresses` since). */
   instancesChanged: boolean;
 }
 
@@ -194,7 +196,7 @@ export interface FarmRegistry extends Registry, NodeLiveness, FarmRecords, FarmC
    */
   refresh(everything?: boolean): Promise<RefreshReport>;
   /** Every app's instances as this node read them last (no I/O). */
-  knownMachines(): Map<string, InstanceAddress[]>;
+  knownAddresses(): Map<string, InstanceAddress[]>;
   /**
    * Calls `onChange` whenever an app or an instance entry changes, where the store can tell
    * (`onUnavailable` when it cannot: polling is all there is). Returns a function that stops it.

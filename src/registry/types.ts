@@ -126,9 +126,6 @@ export interface InstanceAddress {
   port: number;
 }
 
-/** @deprecated The old name of InstanceAddress, kept while the branches in flight land; use InstanceAddress. */
-export type Machine = InstanceAddress;
-
 /** What the router gets for a host name: the rule for that name and the app that owns it. */
 export interface Route {
   rule: HostRule;
@@ -174,6 +171,6 @@ export function deployKey(app: App): string {
   ]);
 }
 
-export function sameMachine(a: InstanceAddress, b: InstanceAddress): boolean {
+export function sameInstanceAddress(a: InstanceAddress, b: InstanceAddress): boolean {
   return a.host === b.host && a.port === b.port;
 }

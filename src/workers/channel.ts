@@ -18,6 +18,19 @@ export interface Pipe {
   readonly connected?: boolean;
 }
 
+/**
+ * The pipe to the primary, in a worker process: `process` itself, which has `send` only when
+ * its parent opened an IPC channel (node:cluster always does for a worker).
+ */
+export function parentPipe(): Pipe {
+  if (!hasPipe(process)) throw new Error('no IPC channel to a primary process');
+  return process;
+}
+
+function hasPipe(p: NodeJS.Process): p is NodeJS.Process & Pipe {
+  return typeof p.send === 'function';
+}
+
 type Envelope =
   | { arr: 1; kind: 'note'; type: string; body: unknown }
   | { arr: 1; kind: 'ask'; type: string; id: number; body: unknown }

@@ -38,11 +38,11 @@ export class WorkerRegistry extends IndexedRegistry implements Registry {
     return { ...this.last, changed: false };
   }
 
-  async allMachines(): Promise<Map<string, InstanceAddress[]>> {
+  async allAddresses(): Promise<Map<string, InstanceAddress[]>> {
     return new Map();
   }
 
-  async machines(): Promise<InstanceAddress[]> {
+  async addressesOf(): Promise<InstanceAddress[]> {
     return [];
   }
 

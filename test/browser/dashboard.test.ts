@@ -180,7 +180,12 @@ describe('the dashboard in a browser', { skip }, () => {
         'the summary to move and the node chart to have a few seconds of it',
         async () =>
           Number(await page.locator('#s-requests').textContent()) > 0 &&
-          Number(await page.evaluate('state.nodeHistory.filter((v) => v > 0).length')) >= 6,
+          // The page's own state module: the same instance as the page's (modules are one per URL).
+          Number(
+            await page.evaluate(
+              "import('/dashboard/state.js').then((m) => m.state.nodeHistory.filter((v) => v > 0).length)",
+            ),
+          ) >= 6,
         { timeoutMs: 30_000 },
       );
       await screenshot(page, 'dashboard.png');

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MongoClient, type ObjectId } from 'mongodb';
 import type { AppView, Overview, Tick } from '../../src/ops/dashboard/dashboard-data.js';
+import { DASHBOARD_DIR } from '../../src/ops/dashboard/dashboard-files.js';
 import type { Series } from '../../src/ops/metrics/traffic.js';
 import type { OutputLine } from '../../src/ops/output-log.js';
 import { claimInRegistry, scriptApp } from '../support/activation.js';
@@ -319,19 +320,22 @@ describe('the dashboard API on --admin', () => {
     assert.match(csp, /frame-ancestors 'none'/);
     assert.doesNotMatch(page.text, /<script>|<style>|style="| on[a-z]+="/i, 'no inline script or style');
     assert.doesNotMatch(page.text, /https?:\/\//, 'nothing from elsewhere');
+    // The script's modules: every file of page/dashboard/, which dashboard.js imports from there.
+    const modules = readdirSync(join(DASHBOARD_DIR, 'dashboard')).map((name) => `/dashboard/${name}`);
+    assert.ok(modules.length > 0);
+    const scripts = ['/dashboard.js', ...modules];
     for (const [path, type] of [
-      ['/dashboard.js', /^text\/javascript/],
-      ['/dashboard.css', /^text\/css/],
-    ] as const) {
+      ...scripts.map((path) => [path, /^text\/javascript/] as const),
+      ['/dashboard.css', /^text\/css/] as const,
+    ]) {
       const r = await adminGet(admin, path);
       assert.equal(r.status, 200, path);
       assert.match(String(r.headers['content-type']), type);
       assert.equal(r.headers['x-content-type-options'], 'nosniff');
+      if (scripts.includes(path))
+        assert.doesNotMatch(r.text, /innerHTML|outerHTML|insertAdjacentHTML|document\.write/, path);
     }
-    assert.doesNotMatch(
-      (await adminGet(admin, '/dashboard.js')).text,
-      /innerHTML|outerHTML|insertAdjacentHTML|document\.write/,
-    );
+    assert.equal((await adminGet(admin, '/dashboard/missing.js')).status, 404);
   });
 });
 
@@ -493,7 +497,7 @@ describe('--admin-token', () => {
       assert.equal(health.status, 200);
       assert.equal(health.text, 'ok\n');
       assert.equal((await adminGet(admin, '/healthz?verbose')).status, 200);
-      for (const path of ['/', '/dashboard.js', '/dashboard.css'])
+      for (const path of ['/', '/dashboard.js', '/dashboard/overview.js', '/dashboard.css'])
         assert.equal((await adminGet(admin, path)).status, 200, path);
       // The token guards the data; the Host check against DNS rebinding is not needed then.
       const named = await fetchVia(admin, `arr-node.example:${admin}`, false, {

@@ -25,7 +25,7 @@ registryContract(
     return {
       registry,
       racers: () => [registry],
-      stored: (id) => registry.machines(id),
+      stored: (id) => registry.addressesOf(id),
       put: async (doc) => {
         const i = current.findIndex((d) => String(d._id) === String(doc._id));
         if (i >= 0) current[i] = doc;
@@ -82,7 +82,7 @@ describe('FileRegistry', () => {
     await reg.load();
     assert.equal((await reg.claim('a', { host: '10.0.0.1', port: 8001 })).granted, true);
     await reg.load();
-    assert.deepEqual(await reg.machines('a'), [{ host: '10.0.0.1', port: 8001 }]);
+    assert.deepEqual(await reg.addressesOf('a'), [{ host: '10.0.0.1', port: 8001 }]);
     assert.equal((await reg.claim('a', { host: '10.0.0.2', port: 8002 })).granted, false);
   });
 });

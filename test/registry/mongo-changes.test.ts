@@ -129,15 +129,15 @@ describe('MongoRegistry: reading what changed', { skip: mongoUnavailable() }, ()
     const report = await two.refresh();
     assert.equal(report.instancesChanged, true);
     assert.equal(report.changed, false, 'no app changed');
-    assert.deepEqual(two.knownMachines().get('a'), [m(1)]);
+    assert.deepEqual(two.knownAddresses().get('a'), [m(1)]);
     // The entry, the slot it names, the end of the journal.
     assert.ok((await commands('find')) - finds <= 3, `${(await commands('find')) - finds} finds`);
     assert.equal(await one.move('a', m(1), m(2)), true);
     await two.refresh();
-    assert.deepEqual(two.knownMachines().get('a'), [m(2)]);
+    assert.deepEqual(two.knownAddresses().get('a'), [m(2)]);
     await one.release('a', m(2));
     await two.refresh();
-    assert.equal(two.knownMachines().get('a'), undefined);
+    assert.equal(two.knownAddresses().get('a'), undefined);
   });
 
   it('arr restart and arr import reach every node through the journal', async () => {

@@ -204,6 +204,6 @@ describe('MongoRegistry', { skip }, () => {
     const fields = report.problems.map((p) => `${p.id}:${p.field}`).sort();
     assert.deepEqual(fields, ['badi:instances', 'badm:machines']);
     // Instances are known by their slots in `instances`; a `machines` written by hand is not one.
-    assert.deepEqual(await reg.machines('ok'), []);
+    assert.deepEqual(await reg.addressesOf('ok'), []);
   });
 });

@@ -107,7 +107,7 @@ async function withRegistry<T>(url: string, use: (r: MongoRegistry) => Promise<T
 
 /** The app's instances as the registry has them (its own storage, whatever that is). */
 export function machinesInRegistry(url: string, id: RawId): Promise<InstanceAddress[]> {
-  return withRegistry(url, (r) => r.machines(idOf(id)!));
+  return withRegistry(url, (r) => r.addressesOf(idOf(id)!));
 }
 
 /** Records an instance of the app as another node would: a claim through the registry. */

@@ -136,7 +136,7 @@ export function registryContract(name: string, make: MakeRegistry, options: Cont
     it('claim grants up to `instances`, then refuses and returns the current machines', () =>
       withFixture(async (f) => {
         await f.registry.load();
-        assert.deepEqual(await f.registry.machines(APP1_ID), []);
+        assert.deepEqual(await f.registry.addressesOf(APP1_ID), []);
         const c1 = await f.registry.claim(APP1_ID, m('10.0.0.1', 8001));
         assert.equal(c1.granted, true);
         assert.deepEqual(keys(c1.machines), ['10.0.0.1:8001']);
@@ -146,7 +146,7 @@ export function registryContract(name: string, make: MakeRegistry, options: Cont
         const c3 = await f.registry.claim(APP1_ID, m('10.0.0.3', 8003));
         assert.equal(c3.granted, false);
         assert.deepEqual(keys(c3.machines), ['10.0.0.1:8001', '10.0.0.2:8002']);
-        assert.deepEqual(keys(await f.registry.machines(APP1_ID)), ['10.0.0.1:8001', '10.0.0.2:8002']);
+        assert.deepEqual(keys(await f.registry.addressesOf(APP1_ID)), ['10.0.0.1:8001', '10.0.0.2:8002']);
         assert.deepEqual(keys(await f.stored(APP1_ID)), ['10.0.0.1:8001', '10.0.0.2:8002']);
       }));
 
@@ -166,7 +166,7 @@ export function registryContract(name: string, make: MakeRegistry, options: Cont
         await f.registry.claim(APP1_ID, m('10.0.0.2', 8002));
         assert.equal((await f.registry.claim(APP1_ID, m('10.0.0.3', 8003))).granted, false);
         await f.registry.release(APP1_ID, m('10.0.0.1', 8001));
-        assert.deepEqual(keys(await f.registry.machines(APP1_ID)), ['10.0.0.2:8002']);
+        assert.deepEqual(keys(await f.registry.addressesOf(APP1_ID)), ['10.0.0.2:8002']);
         // Releasing what is not there is harmless.
         await f.registry.release(APP1_ID, m('10.0.0.1', 8001));
         await f.registry.release(APP1_ID, m('10.0.0.2', 9999));
@@ -189,9 +189,9 @@ export function registryContract(name: string, make: MakeRegistry, options: Cont
         ] as const)
           assert.equal((await f.registry.claim(id, machine)).granted, true, `${id} ${key(machine)}`);
         assert.equal(await f.registry.releaseMachine('10.0.0.1'), 4);
-        assert.deepEqual(keys(await f.registry.machines(APP1_ID)), ['10.0.0.2:8002']);
-        assert.deepEqual(keys(await f.registry.machines('app2')), []);
-        assert.deepEqual(keys(await f.registry.machines('race')), ['10.0.0.2:8006']);
+        assert.deepEqual(keys(await f.registry.addressesOf(APP1_ID)), ['10.0.0.2:8002']);
+        assert.deepEqual(keys(await f.registry.addressesOf('app2')), []);
+        assert.deepEqual(keys(await f.registry.addressesOf('race')), ['10.0.0.2:8006']);
         assert.deepEqual(keys(await f.stored('race')), ['10.0.0.2:8006']);
         assert.equal(await f.registry.releaseMachine('10.0.0.1'), 0);
         assert.equal(await f.registry.releaseMachine('10.0.0.9'), 0);
@@ -261,7 +261,7 @@ export async function claimRace(
     for (const r of results) {
       if (!r.granted) assert.deepEqual(keys(r.machines), keys(granted), 'a refusal shows the winners');
     }
-    for (const r of regs) assert.deepEqual(keys(await r.machines(appId)), keys(granted));
+    for (const r of regs) assert.deepEqual(keys(await r.addressesOf(appId)), keys(granted));
     for (const [i, machine] of now.entries()) await pick(i).release(appId, machine);
     assert.deepEqual(await stored(appId), [], `round ${round}: reset`);
   }

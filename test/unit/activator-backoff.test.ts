@@ -77,7 +77,7 @@ describe('Activator: restart back-off (in process, fake clock)', () => {
     h.spawner.last.exits(0);
     await h.settle();
     assert.deepEqual(h.activator.snapshot().failing, []);
-    assert.deepEqual(await h.registry.machines('a'), [], 'its entry went with it');
+    assert.deepEqual(await h.registry.addressesOf('a'), [], 'its entry went with it');
     // Started again at once.
     assert.equal((await h.activator.activate(h.app('a'))).kind, 'local');
   });

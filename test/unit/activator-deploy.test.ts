@@ -32,7 +32,7 @@ describe('Activator: rolling replacement and drain (in process, fake clock)', ()
     assert.notEqual(next, oldProc);
     assert.equal(h.activator.localTarget('a')?.port, next.port, 'new exchanges go to the new instance');
     assert.deepEqual(
-      await h.registry.machines('a'),
+      await h.registry.addressesOf('a'),
       [{ host: '127.0.0.1', port: next.port }],
       'one slot, moved',
     );

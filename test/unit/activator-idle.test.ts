@@ -22,7 +22,7 @@ describe('Activator: idle stop (in process, fake clock)', () => {
     assert.deepEqual(p.signals, ['SIGTERM']);
     assert.equal(h.activator.localTarget('a'), undefined);
     await h.settle();
-    assert.deepEqual(await h.registry.machines('a'), []);
+    assert.deepEqual(await h.registry.addressesOf('a'), []);
     assert.equal(h.messages(/^stopping a\[\d+\]: idle for 10 s$/).length, 1);
     // The next request starts one again.
     assert.equal((await h.activator.activate(h.app('a'))).kind, 'local');

@@ -15,7 +15,7 @@ describe('Activator: reasserting registry entries (in process)', () => {
     const port = h.spawner.last.port;
     await h.registry.release('a', { host: '127.0.0.1', port });
     await h.activator.reassert();
-    assert.deepEqual(await h.registry.machines('a'), [{ host: '127.0.0.1', port }]);
+    assert.deepEqual(await h.registry.addressesOf('a'), [{ host: '127.0.0.1', port }]);
     assert.equal(h.messages(/its entry was missing; put back/).length, 1);
     assert.deepEqual(h.spawner.last.signals, []);
   });
@@ -29,7 +29,7 @@ describe('Activator: reasserting registry entries (in process)', () => {
     assert.equal(h.activator.localTarget('a'), undefined);
     assert.deepEqual(p.signals.slice(0, 1), ['SIGTERM']);
     assert.deepEqual(
-      await h.registry.machines('a'),
+      await h.registry.addressesOf('a'),
       [{ host: '10.0.0.2', port: 9000 }],
       "the other node's entry stays",
     );
@@ -37,9 +37,9 @@ describe('Activator: reasserting registry entries (in process)', () => {
 
   it('leaves listed entries alone', async () => {
     await h.activator.activate(h.app('a'));
-    const before = await h.registry.machines('a');
+    const before = await h.registry.addressesOf('a');
     await h.activator.reassert();
-    assert.deepEqual(await h.registry.machines('a'), before);
+    assert.deepEqual(await h.registry.addressesOf('a'), before);
     assert.deepEqual(h.messages(/entry was missing/), []);
   });
 });

@@ -25,7 +25,7 @@ describe('Activator: starting an instance (in process)', () => {
     assert.deepEqual(x.kind === 'local' && x.target, y.kind === 'local' && y.target);
     const target = h.activator.localTarget('a');
     assert.equal(target?.port, h.spawner.last.port);
-    assert.deepEqual(await h.registry.machines('a'), [{ host: '127.0.0.1', port: target?.port }]);
+    assert.deepEqual(await h.registry.addressesOf('a'), [{ host: '127.0.0.1', port: target?.port }]);
     // Once it serves, an activation is answered from memory: no second start.
     await h.activator.activate(h.app('a'));
     assert.equal(h.spawner.started.length, 1);
@@ -65,7 +65,7 @@ describe('Activator: starting an instance (in process)', () => {
     });
     await h.settle();
     assert.equal(h.ports.held.size, 0);
-    assert.deepEqual(await h.registry.machines('a'), []);
+    assert.deepEqual(await h.registry.addressesOf('a'), []);
   });
 
   it('fails with 504 when the process is not ready in time, and stops it', async () => {
@@ -102,7 +102,7 @@ describe('Activator: starting an instance (in process)', () => {
     assert.equal(h.activator.localTarget('a'), undefined);
     await h.settle();
     assert.equal(h.spawner.alive.length, 0);
-    assert.deepEqual(await h.registry.machines('a'), []);
+    assert.deepEqual(await h.registry.addressesOf('a'), []);
     assert.equal(h.gone.length, 1, 'its connections are told to go');
   });
 

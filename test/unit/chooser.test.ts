@@ -97,7 +97,7 @@ describe('InstanceChooser (in process)', () => {
   it('removes an unreachable remote instance, from memory and the registry', async () => {
     await registry.claim('a', m('10.0.0.2', 1));
     await registry.claim('a', m('10.0.0.3', 2));
-    chooser.updateRemote(await registry.allMachines());
+    chooser.updateRemote(await registry.allAddresses());
     const bad = chooser.pick(app) as Target;
     chooser.unreachable(bad);
     assert.deepEqual(forgotten, [{ target: bad, graceful: false }]);
@@ -105,7 +105,7 @@ describe('InstanceChooser (in process)', () => {
     source.next = { kind: 'local', target: localTarget(7) };
     await chooser.resolve(app);
     assert.deepEqual(
-      (await registry.machines('a')).map((x) => x.host),
+      (await registry.addressesOf('a')).map((x) => x.host),
       bad.host === '10.0.0.2' ? ['10.0.0.3'] : ['10.0.0.2'],
     );
   });

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { compare as bcryptVerify } from 'bcryptjs';
 import { validateApp } from '../../src/registry/validate.js';
@@ -18,12 +17,23 @@ import { IpRules } from '../../src/router/deciding/policy/ip-rules.js';
 import type { PolicyRefusal } from '../../src/router/deciding/policy/refusal.js';
 import { TokenBuckets } from '../../src/router/deciding/policy/token-buckets.js';
 
-/** A bcrypt hash made by Debian's htpasswd (cost 5, its default, unless told). */
+/**
+ * bcrypt hashes made by Debian's htpasswd (apache2-utils 2.4.71) with `htpasswd -nbB -C COST
+ * USER PASSWORD`, written here so that the unit tests start no process
+ * (test/proxy/policies.test.ts runs htpasswd itself).
+ */
+const HTPASSWD: Record<string, string> = {
+  'bob:pw:5': '$2y$05$bi5Nc7dHvU5r8N6trqBIx.b0eXaLejM.ZeTjZCsnSwHo1/EZe/Vwm',
+  'alice:secret:5': '$2y$05$z1LSCmxPMKYoV2JMhONy/OqVsU9NnTkpZESmPfzEQV3irz9L2YTGq',
+  'alice:other:5': '$2y$05$JNX9dt8rBS3Ob2IFvk6/kObXnbdwqrSS5f.pSLYxVJ69STiYo7zWK',
+  'alice:secret:12': '$2y$12$X2qzVwTQx0.mh5i1Ejs7ae/tYAoUkrFvgppbx1L5trQkFtk9B4BeO',
+};
+
+/** The hash of htpasswd -B for the user and password (cost 5, its default, unless told). */
 function htpasswd(user: string, password: string, cost = 5): string {
-  const line = execFileSync('htpasswd', ['-nbB', '-C', String(cost), user, password], {
-    encoding: 'utf8',
-  }).trim();
-  return line.slice(line.indexOf(':') + 1);
+  const hash = HTPASSWD[`${user}:${password}:${cost}`];
+  assert.ok(hash, `no htpasswd -B hash for ${user}:${password} at cost ${cost} in the test`);
+  return hash;
 }
 
 const base = { _id: 'a', hosts: [{ host: 'a.test', ssl: 'allowed' }], process: { executable: 'x' } };

@@ -4,7 +4,7 @@ import type { AdminAddress } from '../../config.js';
 import type { App } from '../../registry/types.js';
 import { listenOrExplain } from '../../util/listen.js';
 import type { Overview, OverviewQuery, Tick } from '../dashboard/dashboard-data.js';
-import { loadDashboardFiles } from '../dashboard/dashboard-files.js';
+import { isDashboardPath, loadDashboardFiles } from '../dashboard/dashboard-files.js';
 import type { Series } from '../metrics/traffic.js';
 import type { OutputLine } from '../output-log.js';
 import type { AdminToken } from './admin-auth.js';
@@ -101,8 +101,8 @@ const MAX_STREAM_BACKLOG = 1024 * 1024;
  *   `{"status", "apps", "instances", "registry": "ok" | "unreachable"}`, and `"workers": N` (serving
  *   now) with workers. Never needs the token.
  * - `GET /metrics`: Prometheus text format.
- * - `GET /`, `/dashboard.js`, `/dashboard.css`: the dashboard (no data in them: served without
- *   the token; the page asks for it when the API refuses).
+ * - `GET /`, `/dashboard.js` (and its modules, `/dashboard/*.js`), `/dashboard.css`: the dashboard
+ *   (no data in them: served without the token; the page asks for it when the API refuses).
  * - `GET /api/overview`, `/api/apps/:app/series`, `/api/apps/:app/output`, `/api/events` (SSE).
  * With a token, every path but /healthz and the page's files needs `Authorization: Bearer TOKEN`.
  */
@@ -164,8 +164,8 @@ export async function startAdminServer(
       );
       return;
     }
-    if (path === '/' || path === '/dashboard.js' || path === '/dashboard.css') {
-      send(res, 500, TEXT, `${files as string}\n`, {}, head);
+    if (typeof files === 'string' && isDashboardPath(path)) {
+      send(res, 500, TEXT, `${files}\n`, {}, head);
       return;
     }
     if (path === '/api/overview') {

@@ -63,11 +63,11 @@ export class InstrumentedRegistry<R extends Registry> implements Registry {
   tlsRoutes(): Iterable<Route> {
     return this.inner.tlsRoutes();
   }
-  allMachines(): Promise<Map<string, InstanceAddress[]>> {
-    return this.count('allMachines', this.inner.allMachines());
+  allAddresses(): Promise<Map<string, InstanceAddress[]>> {
+    return this.count('allMachines', this.inner.allAddresses());
   }
-  machines(appId: string): Promise<InstanceAddress[]> {
-    return this.count('machines', this.inner.machines(appId));
+  addressesOf(appId: string): Promise<InstanceAddress[]> {
+    return this.count('machines', this.inner.addressesOf(appId));
   }
   claim(appId: string, machine: InstanceAddress): Promise<ClaimResult> {
     return this.count('claim', this.inner.claim(appId, machine));
@@ -124,8 +124,8 @@ export class InstrumentedFarmRegistry extends InstrumentedRegistry<FarmRegistry>
   refresh(everything?: boolean): Promise<RefreshReport> {
     return this.count('load', this.inner.refresh(everything));
   }
-  knownMachines(): Map<string, InstanceAddress[]> {
-    return this.inner.knownMachines();
+  knownAddresses(): Map<string, InstanceAddress[]> {
+    return this.inner.knownAddresses();
   }
   holdChores(node: string, ttlMs: number): Promise<boolean> {
     return this.count('beat', this.inner.holdChores(node, ttlMs));
