@@ -66,6 +66,26 @@ export function serverOf(arrPort: number, clientPort: number): number | undefine
 }
 
 /**
+ * Waits until arr has read everything sent on each of `sockets` (its side of each connection has
+ * nothing left in its receive queue): a request it has read is in flight, where one still in the
+ * kernel's buffer is, to a server that begins to stop, an idle connection it may close.
+ */
+export async function requestsRead(arrPort: number, sockets: Iterable<Socket>): Promise<void> {
+  for (const socket of sockets) {
+    const local = socket.localPort!;
+    await until(`arr read the request sent from :${local}`, () => {
+      if (socket.bytesWritten === 0 || socket.writableLength > 0) return false;
+      const line = execFileSync(
+        'ss',
+        ['-Htn', 'state', 'established', `( sport = :${arrPort} and dport = :${local} )`],
+        { encoding: 'utf8' },
+      ).trim();
+      return line !== '' && line.split(/\s+/)[0] === '0';
+    });
+  }
+}
+
+/**
  * One connection to arr's `port` held by each of `workers` (pids), plain or TLS: connections are
  * opened one after another until every worker has accepted one (the kernel decides which worker
  * accepts, so a few may be needed); the extra ones are closed. Requests are then sent on them
