@@ -19,7 +19,7 @@ import {
   TO_WORKER,
 } from './workers/messages.js';
 import { type WorkerHandle, WorkerPool } from './workers/pool.js';
-import { encodeDocs } from './workers/worker-registry.js';
+import { TableSender } from './workers/worker-registry.js';
 
 /** How long a worker has to say how busy an instance is before an idle stop (else it is kept). */
 const IDLE_ASK_MS = 2_000;
@@ -38,7 +38,7 @@ export async function startPrimary(
 ): Promise<RunningArr> {
   process.title = 'arr primary';
   const board = new ActivityBoard();
-  let docs = '[]';
+  const table = new TableSender();
   let tickets: string | undefined;
   let remote: [string, InstanceAddress[]][] = [];
   // Made before the core, so that what the core tells during its start reaches every worker.
@@ -72,8 +72,7 @@ export async function startPrimary(
       return true;
     },
     onApply(applied) {
-      docs = encodeDocs(applied);
-      pool.broadcast(TO_WORKER.apps, docs);
+      pool.broadcast(TO_WORKER.apps, table.update(applied));
     },
     onRemote(all) {
       remote = [...all];
@@ -86,6 +85,7 @@ export async function startPrimary(
           .everyWorker()
           .filter((h) => h.welcomed)
           .map((h) => h.channel),
+      messages: () => pool.messageCounts(),
     },
     onCertificate: (host, pem) => pool.broadcast(TO_WORKER.certificate, { host, ...pem }),
   });
@@ -101,8 +101,16 @@ export async function startPrimary(
           http01: challenges.includes('http-01'),
           alpn: challenges.includes('tls-alpn-01'),
         };
-        return { kind: registry.kind, docs, tickets, remote, sockets: config.sockets, acme: acmeOn };
+        return {
+          kind: registry.kind,
+          docs: table.full(),
+          tickets,
+          remote,
+          sockets: config.sockets,
+          acme: acmeOn,
+        };
       })
+      .on(ASK.table, () => table.full())
       .on<{ host: string }>(ASK.acmeCertificate, async ({ host }) => {
         const rule = registry.route(host)?.rule;
         if (!acme || !rule) return null;

@@ -65,8 +65,20 @@ export async function startWorker(config: ArrConfig, parentLog: Logger): Promise
     acme?.take(host, pem),
   );
   channel
-    .on<string>(TO_WORKER.apps, (docs) => {
-      registry.take(docs);
+    .on<string>(TO_WORKER.apps, (table) => {
+      try {
+        registry.take(table);
+      } catch (err) {
+        // This worker's copy and the primary's differ: the table in place serves until the whole one comes.
+        log.error(
+          { err: (err as Error).message },
+          'app table change not applied; asking the primary for all of it',
+        );
+        channel
+          .ask<string>(ASK.table, {}, HELLO_MS)
+          .then((whole) => registry.take(whole))
+          .catch((e: Error) => log.error({ err: e.message }, 'the whole app table could not be applied'));
+      }
       certs.clear();
     })
     .on<[string, InstanceAddress[]][]>(TO_WORKER.remote, (all) => instances.updateRemote(new Map(all)));

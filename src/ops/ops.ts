@@ -100,7 +100,7 @@ export class Operations {
     private readonly options: OpsOptions,
     private readonly registry: Registry,
     private readonly log: Logger,
-    fleet?: WorkerFleet,
+    private readonly fleet?: WorkerFleet,
   ) {
     // Alone, the exchanges' metrics come first in the registry, as they always have.
     const prom = options.admin ? new PromRegistry() : undefined;
@@ -163,6 +163,8 @@ export class Operations {
     if (!admin || !metrics || !traffic || !output) return;
     metrics.countInstances(() => activator.runningCount);
     metrics.countDroppedOutput(() => this.outputLog.dropped);
+    const messages = this.fleet?.messages;
+    if (messages) metrics.countWorkerMessages(messages);
     const token = adminToken === undefined ? undefined : new AdminToken(adminToken);
     if (token) metrics.adminTokenRequired();
     const workers = this.workers;

@@ -28,4 +28,6 @@ export interface WorkerFleet {
    * after a reload replaced it (default: `serving()`).
    */
   counting?(): readonly Asker[];
+  /** Messages sent to and received from the workers so far (none crosses per request). */
+  messages?(): { sent: number; received: number };
 }

@@ -52,6 +52,8 @@ export class Channel {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closed = false;
+  /** Envelopes sent and received so far (arr_worker_messages_total: none per request). */
+  readonly counts = { sent: 0, received: 0 };
   private readonly listener = (message: unknown) => this.receive(message);
   // A send to a process that has just exited fails later, as an 'error' event of the pipe
   // (EPIPE), which would throw if nobody listened: the other side is gone, so is the channel.
@@ -104,6 +106,7 @@ export class Channel {
     if (this.closed || this.pipe.connected === false) return false;
     try {
       this.pipe.send(envelope);
+      this.counts.sent++;
       return true;
     } catch {
       return false; // the pipe closed between the check and the send (the worker is exiting)
@@ -120,6 +123,7 @@ export class Channel {
 
   private receive(message: unknown): void {
     if (!isEnvelope(message)) return;
+    this.counts.received++;
     if (message.kind === 'answer') {
       const p = this.pending.get(message.id);
       if (!p) return; // answered after its timeout

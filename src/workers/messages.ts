@@ -39,6 +39,8 @@ export const TO_PRIMARY = {
 export const ASK = {
   /** Worker -> primary, first: what it serves with (Hello). */
   hello: 'hello',
+  /** Worker -> primary: the whole app table (a change it could not apply to its copy; never expected). */
+  table: 'table',
   /** Worker -> primary: an instance for an app (ActivateAnswer). */
   activate: 'activate',
   /** Primary -> worker: how busy is this instance (ActivityRow)? Asked before an idle stop. */

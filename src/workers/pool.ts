@@ -57,6 +57,8 @@ export class WorkerPool {
   private readonly respawnDelay = new Map<number, number>();
   /** Workers replaced by a reload that still finish their exchanges. */
   private readonly retired = new Set<WorkerHandle>();
+  /** Messages exchanged with workers that have exited. */
+  private readonly pastCounts = { sent: 0, received: 0 };
 
   constructor(
     private readonly count: number,
@@ -86,6 +88,16 @@ export class WorkerPool {
   /** Every worker that may still hold connections (serving or retiring): they are told of instances. */
   everyWorker(): WorkerHandle[] {
     return [...this.slots.values()].concat([...this.retired]);
+  }
+
+  /** Messages sent to and received from every worker so far, those that exited included. */
+  messageCounts(): { sent: number; received: number } {
+    const total = { ...this.pastCounts };
+    for (const h of this.everyWorker()) {
+      total.sent += h.channel.counts.sent;
+      total.received += h.channel.counts.received;
+    }
+    return total;
   }
 
   /** Sends a note to every worker that has said hello. */
@@ -174,6 +186,8 @@ export class WorkerPool {
       });
       worker.once('exit', (code, signal) => {
         channel.close();
+        this.pastCounts.sent += channel.counts.sent;
+        this.pastCounts.received += channel.counts.received;
         exit();
         this.retired.delete(h);
         this.hooks.gone(h);

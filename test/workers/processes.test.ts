@@ -4,7 +4,9 @@ import { after, describe, it } from 'node:test';
 import { allGone, gone, logLines, startLines } from '../support/activation.js';
 import { fetchVia, helloApp, pidOf } from '../support/arr.js';
 import { moreAnswers, startLoad, versionedApp } from '../support/deploy.js';
+import { parseExposition } from '../support/exposition.js';
 import { until } from '../support/poll.js';
+import { freePort } from '../support/ports.js';
 import { stopAll } from '../support/proc.js';
 import {
   connectionOwners,
@@ -15,6 +17,9 @@ import {
   titleOf,
   waitForWorkers,
 } from '../support/workers.js';
+
+/** Requests sent to show that none of them crosses the IPC pipe. */
+const REQUESTS = 2_000;
 
 /** `--workers 2`: the primary and its worker processes, as processes. */
 describe('arr --workers: processes', () => {
@@ -118,6 +123,41 @@ describe('arr --workers: processes', () => {
       const now = await waitForWorkers(arr.proc.pid, 2);
       for (const [n, pid] of now) assert.notEqual(pid, before.get(n), `worker ${n} is a new process`);
       await allGone([...before.values()], 15_000);
+    } finally {
+      await arr.stop();
+    }
+  });
+
+  it('no message crosses between primary and workers per request (arr_worker_messages_total)', async () => {
+    const app = versionedApp(`wipc${process.pid}`, { VERSION: 'one' });
+    const host = app.hosts[0]!.host;
+    const admin = await freePort();
+    const arr = await startWithWorkers([app], 2, { extraArgs: ['--admin', String(admin)] });
+    try {
+      const messages = async () => {
+        const text = (
+          await fetchVia(admin, `127.0.0.1:${admin}`, false, { path: '/metrics' })
+        ).body.toString();
+        return parseExposition(text)
+          .filter((s) => s.name === 'arr_worker_messages_total')
+          .reduce((sum, s) => sum + s.value, 0);
+      };
+      assert.equal((await fetchVia(arr.port, host, false)).status, 200); // the instance starts
+      const before = await messages();
+      const started = Date.now();
+      const load = startLoad(arr.port, host, 8);
+      await moreAnswers(load, REQUESTS);
+      await load.stop();
+      const seconds = (Date.now() - started) / 1000;
+      const crossed = (await messages()) - before;
+      assert.deepEqual(load.failures, []);
+      // What does cross: a scrape (an ask and an answer per worker), each worker's summary of
+      // its activity once a second. Per request, even one, would be REQUESTS more.
+      assert.ok(
+        crossed <= 4 + 2 * 2 * (seconds + 2),
+        `${crossed} messages for ${load.total()} requests in ${seconds.toFixed(1)} s`,
+      );
+      assert.ok(before > 0, 'the counter counts (hello, activation, apps)');
     } finally {
       await arr.stop();
     }

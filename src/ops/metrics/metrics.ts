@@ -136,6 +136,22 @@ export class Metrics {
     this.droppedOutput = count;
   }
 
+  /** With workers: `arr_worker_messages_total`, read from `count` at each scrape. */
+  countWorkerMessages(count: () => { sent: number; received: number }): void {
+    new Counter({
+      name: 'arr_worker_messages_total',
+      help: "Messages between the primary and its workers, by direction (sent: the primary's notes, asks and answers; received: the workers'); activations, instance changes, summaries every second and scrapes, never one per request",
+      labelNames: ['direction'] as const,
+      registers: [this.registry],
+      collect() {
+        const { sent, received } = count();
+        this.reset();
+        this.labels('sent').inc(sent);
+        this.labels('received').inc(received);
+      },
+    });
+  }
+
   /** Whether the last read of the registry's apps succeeded (the farm's registry is reachable). */
   get registryReachable(): boolean {
     return !this.lastLoadFailed;
