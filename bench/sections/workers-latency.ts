@@ -2,8 +2,18 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Running } from '../../harness/proc.js';
 import { runClient } from '../lib/clients.js';
-import { addSection, alternate, CERT, type Ctx, diffOf, KEY, med, writeApps } from '../lib/context.js';
-import { familyOf, rssOf } from '../lib/cpu.js';
+import {
+  addSection,
+  alternate,
+  CERT,
+  type Ctx,
+  diffOf,
+  KEY,
+  med,
+  ratioOf,
+  writeApps,
+} from '../lib/context.js';
+import { cpuSeconds, familyOf, rssOf } from '../lib/cpu.js';
 import { startHelloFloor } from '../lib/floors.js';
 import { get } from '../lib/net.js';
 import type { Target } from '../lib/report.js';
@@ -19,6 +29,8 @@ interface RateResult {
   generator: { loopDelayP99ms: number; loopDelayMaxms: number; gcMs: number; gcMaxMs: number };
   /** arr's processes over the run (bench/probes/loop.ts), when it was arr. */
   server?: Probe;
+  /** CPU microseconds per request sent (warm-up included) of every process of the server, when it is arr or nginx. */
+  cpuUs?: number;
 }
 
 interface Probe {
@@ -85,7 +97,12 @@ export async function openLoopAndCosts(ctx: Ctx, st: WorkersStage, targets: Targ
       const arr = st.arrs.get(n);
       const pids = arr ? Object.values(familyOf(arr.proc.pid, WORKER_TITLES)) : [];
       if (arr) await probe(arr.proc, pids);
+      const server = st.servers.get(n);
+      const family = server ? Object.values(familyOf(server.pid, WORKER_TITLES)) : [];
+      const cpu = () => family.reduce((a, pid) => a + cpuSeconds(pid), 0);
+      const cpuBefore = cpu();
       const { result, command } = await runClient<RateResult>('rate', openLoopFlags(ports[n]!, ctx.seconds));
+      if (server) result.cpuUs = ((cpu() - cpuBefore) * 1e6) / (FIXED_RATE * (ctx.seconds + 1));
       s.commands.add(command);
       if (arr) result.server = await probe(arr.proc, pids);
       return result;
@@ -101,6 +118,11 @@ export async function openLoopAndCosts(ctx: Ctx, st: WorkersStage, targets: Targ
       row('open loop: p50 latency', (r) => r.p50ms),
       row('open loop: p99 latency', (r) => r.p99ms),
       ['open loop: p99 added (vs direct)', '', ...cols.slice(1).map(added)],
+      row(
+        'open loop: CPU per request (all processes)',
+        (r) => r.cpuUs ?? Number.NaN,
+        (x) => (Number.isFinite(x) ? `${fmt.num(x)} µs` : ''),
+      ),
       row('generator: event-loop delay p99', (r) => r.generator.loopDelayP99ms),
       row('generator: event-loop delay max', (r) => r.generator.loopDelayMaxms),
       row('generator: longest GC pause', (r) => r.generator.gcMaxMs),
@@ -114,6 +136,18 @@ export async function openLoopAndCosts(ctx: Ctx, st: WorkersStage, targets: Targ
       const errors = rs.reduce((a, r) => a + r.errors, 0);
       if (errors > 0) s.notes.push(`open loop, ${n}: ${errors} connection errors.`);
     }
+    // Below saturation the cores are not contended: the cost of a request itself, 2 workers against 1.
+    const cpuRatio = ratioOf(rate.get('arr 2'), rate.get('arr 1'), (r) => r.cpuUs ?? Number.NaN);
+    const nginxCpuRatio = ratioOf(rate.get('nginx 2'), rate.get('nginx 1'), (r) => r.cpuUs ?? Number.NaN);
+    s.notes.push(
+      `CPU per request at ${FIXED_RATE} req/s, 2 workers / 1: arr ${fmt.ratio(cpuRatio)}, nginx ${fmt.ratio(nginxCpuRatio)}.`,
+    );
+    targets.push({
+      name: `workers: arr's CPU per request at ${FIXED_RATE.toLocaleString('en-US')} req/s (cores not saturated), 2 workers / 1`,
+      measured: fmt.ratio(cpuRatio),
+      limit: '<= 1.1',
+      pass: Number.isFinite(cpuRatio) ? cpuRatio <= 1.1 : undefined,
+    });
     const p99 = (n: string) => diffOf(rate.get(n), rate.get('direct'), (r) => r.p99ms);
     s.notes.push(
       `p99 added at ${FIXED_RATE} req/s (vs direct, median of the per-run differences): ${cols

@@ -109,7 +109,8 @@ async function scaling(ctx: Ctx, st: WorkersStage, targets: Target[]): Promise<v
       'contenders alternating. CPU per request counts every process of a server: the primary (or master) ' +
       'and its workers. The machine has 2 cores that the load generator and the app share: a second ' +
       "worker cannot double anything here, so the scaling is stated against nginx's in the same run " +
-      '("arr 2/1 / nginx 2/1").' +
+      '("arr 2/1 / nginx 2/1", per repetition, for requests/s and CPU per request alike; the CPU per request ' +
+      'of the cores not saturated is the open-loop point below).' +
       (st.hasWorkers
         ? ''
         : ' This build of arr has no --workers: only arr 0, its single process, is measured.'),
@@ -152,12 +153,20 @@ async function scaling(ctx: Ctx, st: WorkersStage, targets: Target[]): Promise<v
     ]);
     const us = (x: number) => `${fmt.num(x)} µs`;
     const cpuRatio = ratioOf(m.get('arr 2'), m.get('arr 1'), totalCpuOf);
+    // Saturated, two workers, the load generator and the app contend for 2 cores, which costs
+    // nginx too: arr's ratio is stated against nginx's, per repetition as for throughput. The
+    // cost of a request itself, uncontended, is the open-loop point (workers-latency.ts).
+    const cpuRelative = ratioOf(
+      m.get('arr 2')?.map((r, i) => ({ v: totalCpuOf(r) / totalCpuOf(m.get('arr 1')![i]!) })),
+      m.get('nginx 2')?.map((r, i) => ({ v: totalCpuOf(r) / totalCpuOf(m.get('nginx 1')![i]!) })),
+      (x) => x.v,
+    );
     s.rows.push([
       `${p.label}: CPU per request (all processes)`,
       ...COLUMNS.map((n) => cell(n, totalCpuOf, us)),
       fmt.ratio(cpuRatio),
       fmt.ratio(ratioOf(m.get('nginx 2'), m.get('nginx 1'), totalCpuOf)),
-      '',
+      fmt.ratio(cpuRelative),
       fmt.ratio(ratioOf(m.get('arr 2'), m.get('arr 0'), totalCpuOf)),
     ]);
     targets.push(
@@ -168,10 +177,10 @@ async function scaling(ctx: Ctx, st: WorkersStage, targets: Target[]): Promise<v
         pass: Number.isFinite(relative) ? relative >= 0.9 : undefined,
       },
       {
-        name: `workers, ${p.label}: arr's CPU per request, 2 workers / 1`,
-        measured: fmt.ratio(cpuRatio),
+        name: `workers, ${p.label}: arr's CPU per request 2/1 over nginx's 2/1 (saturated; arr's own 2/1: ${fmt.ratio(cpuRatio)})`,
+        measured: fmt.ratio(cpuRelative),
         limit: '<= 1.1',
-        pass: Number.isFinite(cpuRatio) ? cpuRatio <= 1.1 : undefined,
+        pass: Number.isFinite(cpuRelative) ? cpuRelative <= 1.1 : undefined,
       },
     );
   }
