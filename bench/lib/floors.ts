@@ -74,9 +74,12 @@ export function startAcceptCloseFloor(backendPort: number): Promise<Floor> {
  * default certificate, undici behind): the floor of a Node.js reverse proxy, beside arr in the
  * HTTP, HTTPS and WebSocket points.
  */
-export async function startProxyFloor(backendPort: number): Promise<Floor> {
+export async function startProxyFloor(backendPort: number, workers?: number): Promise<Floor> {
   const [port, sslport, h2port] = await freePorts(3);
+  // With `workers`, in that many node:cluster workers (bench/floors/cluster.ts).
+  const cluster = workers === undefined ? {} : { WORKERS: String(workers), FLOOR: 'proxy.js' };
   const env = {
+    ...cluster,
     PORT: String(port),
     SSLPORT: String(sslport),
     H2PORT: String(h2port),
@@ -84,11 +87,12 @@ export async function startProxyFloor(backendPort: number): Promise<Floor> {
     CERT,
     KEY,
   };
-  const proc = start(NODE, [join(FLOORS, 'proxy.js')], { env });
+  const proc = start(NODE, [join(FLOORS, workers === undefined ? 'proxy.js' : 'cluster.js')], { env });
   await waitForListen(proc, port!);
   await waitForPort(sslport!);
   await waitForPort(h2port!);
-  const vars = `PORT=${port} SSLPORT=${sslport} H2PORT=${h2port} TARGET=${backendPort} CERT=${CERT} KEY=${KEY} `;
+  const prefix = workers === undefined ? '' : `WORKERS=${workers} FLOOR=proxy.js `;
+  const vars = `${prefix}PORT=${port} SSLPORT=${sslport} H2PORT=${h2port} TARGET=${backendPort} CERT=${CERT} KEY=${KEY} `;
   const command = vars.replaceAll(repoRoot, '') + proc.command;
   return { proc, port: port!, sslport: sslport!, h2port: h2port!, command };
 }

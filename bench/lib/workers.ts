@@ -7,9 +7,13 @@ import { familyOf } from './cpu.js';
 import { waitForListen, waitForPort } from './net.js';
 
 /** What `ps` shows for a worker of each server (children that match are counted, others not). */
-export const WORKER_TITLES = /^(arr worker|nlb worker|nginx: worker)/;
-/** The contenders' columns, in the order of the tables: arr with 0 (one process), 1 and 2 workers, nginx with 1 and 2. */
-export const COLUMNS = ['arr 0', 'arr 1', 'arr 2', 'nginx 1', 'nginx 2'];
+export const WORKER_TITLES = /^(arr worker|nlb worker|nginx: worker|node floor worker)/;
+/**
+ * The contenders' columns, in the order of the tables: arr with 0 (one process), 1 and 2 workers,
+ * nginx with 1 and 2, and the Node.js proxy floor in 1 and 2 node:cluster workers
+ * (bench/floors/cluster.ts): what a second worker gives a Node.js proxy with nothing to share.
+ */
+export const COLUMNS = ['arr 0', 'arr 1', 'arr 2', 'nginx 1', 'nginx 2', 'floor 1', 'floor 2'];
 /** bench/probes/loop.ts, preloaded into arr here: event-loop delay and GC pauses on SIGUSR2. */
 export const LOOP_PROBE = join(repoRoot, 'dist/bench/probes/loop.js');
 
@@ -17,11 +21,13 @@ export const LOOP_PROBE = join(repoRoot, 'dist/bench/probes/loop.js');
 export interface WorkersStage {
   backend: { port: number; pid: number };
   appsFile: string;
-  /** arr and nginx with 1 and 2 workers, by name (`arr 1`, `arr 2`, `nginx 1`, `nginx 2`). */
+  /** arr, nginx and the floor with 1 and 2 workers, by name (`arr 1`, `nginx 2`, `floor 1`...). */
   servers: Map<string, { port: number; sslport: number; pid: number }>;
   arrs: Map<string, ArrUnderTest>;
   hasWorkers: boolean;
   procs: Running[];
+  /** How the floors were started, for the report. */
+  commands: string[];
 }
 
 /** Whether this build of arr takes --workers (the option lands with issue #28's `workers` branch). */

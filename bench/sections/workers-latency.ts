@@ -139,14 +139,16 @@ export async function openLoopAndCosts(ctx: Ctx, st: WorkersStage, targets: Targ
     // Below saturation the cores are not contended: the cost of a request itself, 2 workers against 1.
     const cpuRatio = ratioOf(rate.get('arr 2'), rate.get('arr 1'), (r) => r.cpuUs ?? Number.NaN);
     const nginxCpuRatio = ratioOf(rate.get('nginx 2'), rate.get('nginx 1'), (r) => r.cpuUs ?? Number.NaN);
+    const floorCpuRatio = ratioOf(rate.get('floor 2'), rate.get('floor 1'), (r) => r.cpuUs ?? Number.NaN);
     s.notes.push(
-      `CPU per request at ${FIXED_RATE} req/s, 2 workers / 1: arr ${fmt.ratio(cpuRatio)}, nginx ${fmt.ratio(nginxCpuRatio)}.`,
+      `CPU per request at ${FIXED_RATE} req/s, 2 workers / 1: arr ${fmt.ratio(cpuRatio)}, nginx ${fmt.ratio(nginxCpuRatio)}, the Node.js proxy floor ${fmt.ratio(floorCpuRatio)}.`,
     );
     targets.push({
       name: `workers: arr's CPU per request at ${FIXED_RATE.toLocaleString('en-US')} req/s (cores not saturated), 2 workers / 1`,
       measured: fmt.ratio(cpuRatio),
       limit: '<= 1.1',
       pass: Number.isFinite(cpuRatio) ? cpuRatio <= 1.1 : undefined,
+      floor: fmt.ratio(floorCpuRatio),
     });
     const p99 = (n: string) => diffOf(rate.get(n), rate.get('direct'), (r) => r.p99ms);
     s.notes.push(
@@ -205,8 +207,7 @@ async function activationAndMemory(
     '',
     '',
     ...['arr 0', 'arr 1', 'arr 2'].map((n) => arrCell(n, (x) => fmt.ms(medOf(x)))),
-    '',
-    '',
+    ...COLUMNS.slice(3).map(() => ''),
   ]);
   const overhead = medOf('arr 2') - medOf('arr 0');
   targets.push({
@@ -253,8 +254,7 @@ async function activationAndMemory(
     '',
     '',
     ...['arr 0', 'arr 1', 'arr 2'].map(shown),
-    '',
-    '',
+    ...COLUMNS.slice(3).map(() => ''),
   ]);
   targets.push({
     name: `workers: RSS of arr with 2 workers and ${MANY.toLocaleString('en-US')} apps (reported)`,

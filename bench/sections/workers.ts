@@ -4,6 +4,7 @@ import type { ArrUnderTest } from '../../harness/arr.js';
 import { type Running, repoRoot, startNlb } from '../../harness/proc.js';
 import { addSection, type Ctx, HOST, med, ratioOf, TLS_HOST, writeApps } from '../lib/context.js';
 import { busierShareOf, familyOf, totalCpuOf, wrkCpu } from '../lib/cpu.js';
+import { startProxyFloor } from '../lib/floors.js';
 import { activate, freePorts, LOOPBACK, waitForListen } from '../lib/net.js';
 import { type Nginx, startNginx } from '../lib/peers.js';
 import type { Target } from '../lib/report.js';
@@ -39,6 +40,7 @@ async function setUp(ctx: Ctx): Promise<WorkersStage> {
     arrs: new Map(),
     hasWorkers,
     procs: [],
+    commands: [],
   };
   // arr 0: one process (--workers 0, or a build without the option); its instance serves nginx too.
   const arr0 = await startArrWorkers(appsFile, hasWorkers ? 0 : undefined);
@@ -66,6 +68,13 @@ async function setUp(ctx: Ctx): Promise<WorkersStage> {
     st.procs.push(nginx.proc);
     await untilWorkers(nginx.proc.pid, n);
     st.servers.set(`nginx ${n}`, { port: port!, sslport: sslport!, pid: nginx.proc.pid });
+  }
+  for (const n of [1, 2]) {
+    const floor = await startProxyFloor(st.backend.port, n);
+    st.procs.push(floor.proc);
+    st.commands.push(floor.command);
+    await untilWorkers(floor.proc.pid, n);
+    st.servers.set(`floor ${n}`, { port: floor.port, sslport: floor.sslport!, pid: floor.proc.pid });
   }
   return st;
 }
@@ -101,11 +110,11 @@ const POINTS = [
 async function scaling(ctx: Ctx, st: WorkersStage, targets: Target[]): Promise<void> {
   const s = addSection(ctx, {
     id: 'workers',
-    title: 'Workers: arr and nginx with 1 and 2 workers',
+    title: 'Workers: arr, nginx and the Node.js floor with 1 and 2 workers',
     text:
       'The hello app through arr `--workers 0` (one process), `--workers 1` (a primary and one worker) and ' +
-      '`--workers 2`, and nginx `worker_processes 1` ' +
-      `and \`2\`. wrk, 1 thread, ${CONNECTIONS} connections, ${ctx.seconds} s per run, median of ${ctx.reps} runs, ` +
+      '`--workers 2`, nginx `worker_processes 1` and `2`, and the Node.js proxy floor (bench/floors/proxy.ts) ' +
+      `in 1 and 2 node:cluster workers (bench/floors/cluster.ts). wrk, 1 thread, ${CONNECTIONS} connections, ${ctx.seconds} s per run, median of ${ctx.reps} runs, ` +
       'contenders alternating. CPU per request counts every process of a server: the primary (or master) ' +
       'and its workers. The machine has 2 cores that the load generator and the app share: a second ' +
       "worker cannot double anything here, so the scaling is stated against nginx's in the same run " +
@@ -114,8 +123,17 @@ async function scaling(ctx: Ctx, st: WorkersStage, targets: Target[]): Promise<v
       (st.hasWorkers
         ? ''
         : ' This build of arr has no --workers: only arr 0, its single process, is measured.'),
-    header: ['point', ...COLUMNS, 'arr 2/1', 'nginx 2/1', 'arr 2/1 / nginx 2/1', 'arr 2/0'],
+    header: [
+      'point',
+      ...COLUMNS,
+      'arr 2/1',
+      'nginx 2/1',
+      'arr 2/1 / nginx 2/1',
+      'floor 2/1 / nginx 2/1',
+      'arr 2/0',
+    ],
   });
+  for (const c of st.commands) s.commands.add(c);
   const names = [...st.servers.keys()];
   const rps = (r: WrkResult) => r.rps;
   for (const p of POINTS) {
@@ -135,12 +153,15 @@ async function scaling(ctx: Ctx, st: WorkersStage, targets: Target[]): Promise<v
     noteErrors(s.notes, p.label, m);
     const arrScale = ratioOf(m.get('arr 2'), m.get('arr 1'), rps);
     const nginxScale = ratioOf(m.get('nginx 2'), m.get('nginx 1'), rps);
-    // Per repetition: arr's 2/1 over nginx's 2/1, each pair measured in the same repetition.
-    const relative = ratioOf(
-      m.get('arr 2')?.map((r, i) => ({ v: r.rps / m.get('arr 1')![i]!.rps })),
-      m.get('nginx 2')?.map((r, i) => ({ v: r.rps / m.get('nginx 1')![i]!.rps })),
-      (x) => x.v,
-    );
+    // Per repetition: a server's 2/1 over nginx's 2/1, each pair measured in the same repetition.
+    const overNginx = (name: string, f: (r: WrkResult) => number) =>
+      ratioOf(
+        m.get(`${name} 2`)?.map((r, i) => ({ v: f(r) / f(m.get(`${name} 1`)![i]!) })),
+        m.get('nginx 2')?.map((r, i) => ({ v: f(r) / f(m.get('nginx 1')![i]!) })),
+        (x) => x.v,
+      );
+    const relative = overNginx('arr', rps);
+    const floorRelative = overNginx('floor', rps);
     const cell = (n: string, f: (r: WrkResult) => number, show: (x: number) => string) =>
       m.has(n) ? show(med(m.get(n), f)) : 'n/a';
     s.rows.push([
@@ -149,6 +170,7 @@ async function scaling(ctx: Ctx, st: WorkersStage, targets: Target[]): Promise<v
       fmt.ratio(arrScale),
       fmt.ratio(nginxScale),
       fmt.ratio(relative),
+      fmt.ratio(floorRelative),
       fmt.ratio(ratioOf(m.get('arr 2'), m.get('arr 0'), rps)),
     ]);
     const us = (x: number) => `${fmt.num(x)} µs`;
@@ -156,17 +178,15 @@ async function scaling(ctx: Ctx, st: WorkersStage, targets: Target[]): Promise<v
     // Saturated, two workers, the load generator and the app contend for 2 cores, which costs
     // nginx too: arr's ratio is stated against nginx's, per repetition as for throughput. The
     // cost of a request itself, uncontended, is the open-loop point (workers-latency.ts).
-    const cpuRelative = ratioOf(
-      m.get('arr 2')?.map((r, i) => ({ v: totalCpuOf(r) / totalCpuOf(m.get('arr 1')![i]!) })),
-      m.get('nginx 2')?.map((r, i) => ({ v: totalCpuOf(r) / totalCpuOf(m.get('nginx 1')![i]!) })),
-      (x) => x.v,
-    );
+    const cpuRelative = overNginx('arr', totalCpuOf);
+    const floorCpuRelative = overNginx('floor', totalCpuOf);
     s.rows.push([
       `${p.label}: CPU per request (all processes)`,
       ...COLUMNS.map((n) => cell(n, totalCpuOf, us)),
       fmt.ratio(cpuRatio),
       fmt.ratio(ratioOf(m.get('nginx 2'), m.get('nginx 1'), totalCpuOf)),
       fmt.ratio(cpuRelative),
+      fmt.ratio(floorCpuRelative),
       fmt.ratio(ratioOf(m.get('arr 2'), m.get('arr 0'), totalCpuOf)),
     ]);
     targets.push(
@@ -175,12 +195,14 @@ async function scaling(ctx: Ctx, st: WorkersStage, targets: Target[]): Promise<v
         measured: fmt.ratio(relative),
         limit: '>= 0.9',
         pass: Number.isFinite(relative) ? relative >= 0.9 : undefined,
+        floor: fmt.ratio(floorRelative),
       },
       {
         name: `workers, ${p.label}: arr's CPU per request 2/1 over nginx's 2/1 (saturated; arr's own 2/1: ${fmt.ratio(cpuRatio)})`,
         measured: fmt.ratio(cpuRelative),
         limit: '<= 1.1',
         pass: Number.isFinite(cpuRelative) ? cpuRelative <= 1.1 : undefined,
+        floor: fmt.ratio(floorCpuRelative),
       },
     );
   }
