@@ -14,6 +14,11 @@ export const WORKER_TITLES = /^(arr worker|nlb worker|nginx: worker|node floor w
  * (bench/floors/cluster.ts): what a second worker gives a Node.js proxy with nothing to share.
  */
 export const COLUMNS = ['arr 0', 'arr 1', 'arr 2', 'nginx 1', 'nginx 2', 'floor 1', 'floor 2'];
+/**
+ * Cold starts per arr in the activation point: a start is ~120 ms and varies by several ms, so
+ * the median of 7 moved by 5 ms between two quiet runs; the difference sought is 2 ms.
+ */
+export const ACTIVATION_RUNS = 15;
 /** bench/probes/loop.ts, preloaded into arr here: event-loop delay and GC pauses on SIGUSR2. */
 export const LOOP_PROBE = join(repoRoot, 'dist/bench/probes/loop.js');
 
@@ -46,7 +51,8 @@ export async function startArrWorkers(
     file: appsFile,
     env,
     nodeArgs: ['--import', LOOP_PROBE],
-    extraArgs: ['--log-level', 'warn', ...(n === undefined ? [] : ['--workers', String(n)])],
+    // info: the activation point reads the instances' start times from arr's lines (none per request).
+    extraArgs: ['--log-level', 'info', ...(n === undefined ? [] : ['--workers', String(n)])],
     ready: (a) => waitForListen(a.proc, a.port, 120_000, 5),
   });
   await waitForPort(arr.sslport);

@@ -18,7 +18,7 @@ import { startHelloFloor } from '../lib/floors.js';
 import { get } from '../lib/net.js';
 import type { Target } from '../lib/report.js';
 import { fmt } from '../lib/stats.js';
-import { COLUMNS, startArrWorkers, WORKER_TITLES, type WorkersStage } from '../lib/workers.js';
+import { ACTIVATION_RUNS, COLUMNS, startArrWorkers, WORKER_TITLES, type WorkersStage } from '../lib/workers.js';
 import { CONNECTIONS, FIXED_RATE, openLoopFlags, signed } from './http.js';
 import { MANY } from './registry.js';
 
@@ -187,15 +187,21 @@ async function activationAndMemory(
 ): Promise<void> {
   const arrNames = [...st.arrs.keys()];
   ctx.log('workers: activation');
-  const runs = ctx.quick ? 3 : 7;
+  const runs = ctx.quick ? 3 : ACTIVATION_RUNS;
   const times = new Map<string, number[]>(arrNames.map((n) => [n, []]));
+  // The time outside the instance's own start (arr logs that: "... is ready on port P (X ms)"),
+  // which varies by more than the difference sought from one start of Node.js to the next.
+  const around = new Map<string, number[]>(arrNames.map((n) => [n, []]));
   let k = 0;
   for (let i = 0; i < runs; i++)
     for (const n of i % 2 ? [...arrNames].reverse() : arrNames) {
       k++;
-      const r = await get(st.arrs.get(n)!.port, `wcold${k}.localhost`);
+      const arr = st.arrs.get(n)!;
+      const r = await get(arr.port, `wcold${k}.localhost`);
       if (r.status !== 200) throw new Error(`wcold${k} through ${n}: ${r.status} ${r.body}`);
       times.get(n)!.push(r.ms);
+      const ready = new RegExp(`wcold${k}\\.localhost is ready on port \\d+ \\((\\d+) ms\\)`).exec(arr.proc.output());
+      if (ready) around.get(n)!.push(r.ms - Number(ready[1]));
     }
   s.commands.add(
     `# GET / with Host: wcoldN.localhost through arr 0, 1 and 2 in turn, a new app each (bench/lib/net.ts get)`,
@@ -209,9 +215,20 @@ async function activationAndMemory(
     ...['arr 0', 'arr 1', 'arr 2'].map((n) => arrCell(n, (x) => fmt.ms(medOf(x)))),
     ...COLUMNS.slice(3).map(() => ''),
   ]);
-  const overhead = medOf('arr 2') - medOf('arr 0');
+  const aroundOf = (n: string) => med(around.get(n), (x) => x);
+  s.rows.push([
+    'activation: the same, less the instance start arr logged (median)',
+    '',
+    '',
+    ...['arr 0', 'arr 1', 'arr 2'].map((n) => arrCell(n, (x) => fmt.ms(aroundOf(x)))),
+    ...COLUMNS.slice(3).map(() => ''),
+  ]);
+  s.notes.push(
+    `Activation, the first request less the instance's start: arr 2 ${signed(aroundOf('arr 2') - aroundOf('arr 0'))} against one process; the whole first request ${signed(medOf('arr 2') - medOf('arr 0'))} (the instance's start alone varies by more).`,
+  );
+  const overhead = aroundOf('arr 2') - aroundOf('arr 0');
   targets.push({
-    name: 'workers: activation with 2 workers minus with one process',
+    name: "workers: activation with 2 workers minus with one process (less the instance's start)",
     measured: signed(overhead),
     limit: '<= 2 ms',
     pass: Number.isFinite(overhead) ? overhead <= 2 : undefined,

@@ -11,6 +11,7 @@ import type { Target } from '../lib/report.js';
 import { alternateWrk } from '../lib/runs.js';
 import { fmt } from '../lib/stats.js';
 import {
+  ACTIVATION_RUNS,
   arrHasWorkers,
   COLUMNS,
   startArrWorkers,
@@ -23,7 +24,7 @@ import { CONNECTIONS, noteErrors } from './http.js';
 import { openLoopAndCosts } from './workers-latency.js';
 
 async function setUp(ctx: Ctx): Promise<WorkersStage> {
-  const runs = ctx.quick ? 3 : 7;
+  const runs = ctx.quick ? 3 : ACTIVATION_RUNS;
   const appsFile = writeApps(join(ctx.tmp, 'apps-workers.json'), [
     { name: 'hello', hosts: [{ host: HOST }, { host: TLS_HOST }] },
     // Cold apps for the activation point, one per run and arr.
