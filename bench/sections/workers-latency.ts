@@ -18,7 +18,13 @@ import { startHelloFloor } from '../lib/floors.js';
 import { get } from '../lib/net.js';
 import type { Target } from '../lib/report.js';
 import { fmt } from '../lib/stats.js';
-import { ACTIVATION_RUNS, COLUMNS, startArrWorkers, WORKER_TITLES, type WorkersStage } from '../lib/workers.js';
+import {
+  ACTIVATION_RUNS,
+  COLUMNS,
+  startArrWorkers,
+  WORKER_TITLES,
+  type WorkersStage,
+} from '../lib/workers.js';
 import { CONNECTIONS, FIXED_RATE, openLoopFlags, signed } from './http.js';
 import { MANY } from './registry.js';
 
@@ -200,7 +206,9 @@ async function activationAndMemory(
       const r = await get(arr.port, `wcold${k}.localhost`);
       if (r.status !== 200) throw new Error(`wcold${k} through ${n}: ${r.status} ${r.body}`);
       times.get(n)!.push(r.ms);
-      const ready = new RegExp(`wcold${k}\\.localhost is ready on port \\d+ \\((\\d+) ms\\)`).exec(arr.proc.output());
+      const ready = new RegExp(`wcold${k}\\.localhost is ready on port \\d+ \\((\\d+) ms\\)`).exec(
+        arr.proc.output(),
+      );
       if (ready) around.get(n)!.push(r.ms - Number(ready[1]));
     }
   s.commands.add(
